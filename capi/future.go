@@ -1,0 +1,269 @@
+package main
+
+/*
+#include "trampolines.h"
+*/
+import "C"
+
+import (
+	"github.com/asyncloop/asyncloop/core"
+)
+
+// futureObj is a future with its handle. The handle stays registered while
+// the caller holds it (until aloop_future_free) or done-callbacks of the C
+// side are pending, so that those callbacks receive a live handle.
+type futureObj struct {
+	f        *core.Future
+	h        uintptr
+	refs     int
+	released bool // aloop_future_free was called
+}
+
+// hostResult is a result set by the host (a pointer-sized value).
+type hostResult uintptr
+
+func newFutureObj(f *core.Future) *futureObj {
+	fo := &futureObj{f: f, refs: 1}
+	fo.h = reg.put(kFuture, fo)
+	return fo
+}
+
+func (fo *futureObj) unref() {
+	fo.refs--
+	if fo.refs == 0 {
+		reg.del(fo.h, kFuture)
+	}
+}
+
+func getFuture(h C.uintptr_t) (*futureObj, C.int) {
+	fo, _ := reg.get(uintptr(h), kFuture).(*futureObj)
+	if fo == nil {
+		return nil, fail(C.ALOOP_EBADF, "invalid future handle %#x", uintptr(h))
+	}
+	if err := fo.f.Loop().CheckThread(); err != nil {
+		return nil, failErr(err)
+	}
+	return fo, 0
+}
+
+// futureHandleIfAny is the handle for an exception context: futures in
+// contexts are not handed to hosts yet.
+func futureHandleIfAny(f *core.Future) uintptr { return 0 }
+
+//export aloop_future_new
+func aloop_future_new(loop C.uintptr_t, out *C.uintptr_t) (rc C.int) {
+	defer guard(&rc)
+	lo, rc := getLoopT(loop)
+	if lo == nil {
+		return rc
+	}
+	if out == nil {
+		return fail(C.ALOOP_EINVAL, "out_future is NULL")
+	}
+	inject()
+	if lo.l.IsClosed() {
+		return fail(C.ALOOP_ECLOSED, "the loop is closed")
+	}
+	*out = C.uintptr_t(newFutureObj(lo.l.NewFuture()).h)
+	return 0
+}
+
+//export aloop_future_free
+func aloop_future_free(fut C.uintptr_t) (rc C.int) {
+	defer guard(&rc)
+	fo, rc := getFuture(fut)
+	if fo == nil {
+		return rc
+	}
+	inject()
+	if fo.released {
+		return fail(C.ALOOP_EBADF, "future %#x was already freed", fo.h)
+	}
+	fo.released = true
+	fo.unref()
+	return 0
+}
+
+//export aloop_future_done
+func aloop_future_done(fut C.uintptr_t) (rc C.int) {
+	defer guard(&rc)
+	fo, rc := getFuture(fut)
+	if fo == nil {
+		return rc
+	}
+	inject()
+	return boolRC(fo.f.Done())
+}
+
+//export aloop_future_cancelled
+func aloop_future_cancelled(fut C.uintptr_t) (rc C.int) {
+	defer guard(&rc)
+	fo, rc := getFuture(fut)
+	if fo == nil {
+		return rc
+	}
+	inject()
+	return boolRC(fo.f.Cancelled())
+}
+
+//export aloop_future_cancel
+func aloop_future_cancel(fut C.uintptr_t) (rc C.int) {
+	defer guard(&rc)
+	fo, rc := getFuture(fut)
+	if fo == nil {
+		return rc
+	}
+	inject()
+	return boolRC(fo.f.Cancel(""))
+}
+
+//export aloop_future_set_result
+func aloop_future_set_result(fut C.uintptr_t, result C.uintptr_t) (rc C.int) {
+	defer guard(&rc)
+	fo, rc := getFuture(fut)
+	if fo == nil {
+		return rc
+	}
+	inject()
+	if err := fo.f.SetResult(hostResult(result)); err != nil {
+		return failErr(err)
+	}
+	return 0
+}
+
+//export aloop_future_set_exception
+func aloop_future_set_exception(fut C.uintptr_t, code C.int, message *C.char) (rc C.int) {
+	defer guard(&rc)
+	fo, rc := getFuture(fut)
+	if fo == nil {
+		return rc
+	}
+	if code >= 0 {
+		return fail(C.ALOOP_EINVAL, "error code must be negative, got %d", int(code))
+	}
+	inject()
+	msg := goString(message)
+	if msg == "" {
+		msg = C.GoString(C.aloop_strerror(code))
+	}
+	if err := fo.f.SetException(&core.CodedError{Code: int(code), Msg: msg}); err != nil {
+		return failErr(err)
+	}
+	return 0
+}
+
+// resultHandle converts a future's result to what C sees.
+func resultHandle(v any) (uintptr, kind) {
+	switch r := v.(type) {
+	case hostResult:
+		return uintptr(r), 0
+	case *core.Transport:
+		return transportHandle(r), kTransport
+	case *core.Server:
+		return serverHandle(r), kServer
+	}
+	return 0, 0
+}
+
+func futureResult(fut C.uintptr_t, want kind, out *C.uintptr_t) C.int {
+	fo, rc := getFuture(fut)
+	if fo == nil {
+		return rc
+	}
+	if out == nil {
+		return fail(C.ALOOP_EINVAL, "out parameter is NULL")
+	}
+	inject()
+	v, err := fo.f.Result()
+	if err != nil {
+		return failErr(err)
+	}
+	h, k := resultHandle(v)
+	if want != 0 && k != want {
+		return fail(C.ALOOP_EINVAL, "the future's result is of another kind")
+	}
+	*out = C.uintptr_t(h)
+	return 0
+}
+
+//export aloop_future_result
+func aloop_future_result(fut C.uintptr_t, out *C.uintptr_t) (rc C.int) {
+	defer guard(&rc)
+	return futureResult(fut, 0, out)
+}
+
+//export aloop_future_result_transport
+func aloop_future_result_transport(fut C.uintptr_t, out *C.uintptr_t) (rc C.int) {
+	defer guard(&rc)
+	return futureResult(fut, kTransport, out)
+}
+
+//export aloop_future_result_server
+func aloop_future_result_server(fut C.uintptr_t, out *C.uintptr_t) (rc C.int) {
+	defer guard(&rc)
+	return futureResult(fut, kServer, out)
+}
+
+//export aloop_future_exception
+func aloop_future_exception(fut C.uintptr_t) (rc C.int) {
+	defer guard(&rc)
+	fo, rc := getFuture(fut)
+	if fo == nil {
+		return rc
+	}
+	inject()
+	return errCode(fo.f.Exception())
+}
+
+//export aloop_future_error_message
+func aloop_future_error_message(fut C.uintptr_t, buf *C.char, buflen C.size_t) (rc C.int) {
+	defer guard(&rc)
+	fo, rc := getFuture(fut)
+	if fo == nil {
+		return rc
+	}
+	if buf == nil || buflen == 0 {
+		return fail(C.ALOOP_EINVAL, "buffer is NULL or empty")
+	}
+	inject()
+	msg := ""
+	if err := fo.f.Exception(); err != nil && err != core.ErrInvalidState {
+		msg = err.Error()
+	}
+	return C.int(copyCString(buf, buflen, msg))
+}
+
+type cbKey struct{ cb, ud C.uintptr_t }
+
+//export aloop_future_add_done_callback
+func aloop_future_add_done_callback(fut, cb, ud, free C.uintptr_t) (rc C.int) {
+	defer guard(&rc)
+	fo, rc := getFuture(fut)
+	if fo == nil {
+		callFree(free, ud)
+		return rc
+	}
+	if cb == 0 {
+		callFree(free, ud)
+		return fail(C.ALOOP_EINVAL, "callback is NULL")
+	}
+	inject()
+	fo.refs++
+	fh := C.uintptr_t(fo.h)
+	fo.f.AddDoneCallback(func(*core.Future) { C.al_call_future_cb(cb, fh, ud) }, func() {
+		callFree(free, ud)
+		fo.unref()
+	}, cbKey{cb, ud})
+	return 0
+}
+
+//export aloop_future_remove_done_callback
+func aloop_future_remove_done_callback(fut, cb, ud C.uintptr_t) (rc C.int) {
+	defer guard(&rc)
+	fo, rc := getFuture(fut)
+	if fo == nil {
+		return rc
+	}
+	inject()
+	return C.int(fo.f.RemoveDoneCallback(cbKey{cb, ud}))
+}

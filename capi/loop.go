@@ -1,0 +1,624 @@
+package main
+
+/*
+#include "trampolines.h"
+*/
+import "C"
+
+import (
+	"unsafe"
+
+	"github.com/asyncloop/asyncloop/core"
+)
+
+type loopObj struct {
+	l       *core.Loop
+	h       uintptr
+	excCb   C.uintptr_t
+	excUd   C.uintptr_t
+	excFree C.uintptr_t
+	wakeFree func()
+}
+
+func getLoop(h C.uintptr_t) (*loopObj, C.int) {
+	lo, _ := reg.get(uintptr(h), kLoop).(*loopObj)
+	if lo == nil {
+		return nil, fail(C.ALOOP_EBADF, "invalid loop handle %#x", uintptr(h))
+	}
+	return lo, 0
+}
+
+// getLoopT is getLoop for functions that must run on the loop's thread.
+func getLoopT(h C.uintptr_t) (*loopObj, C.int) {
+	lo, rc := getLoop(h)
+	if lo == nil {
+		return nil, rc
+	}
+	if err := lo.l.CheckThread(); err != nil {
+		return nil, failErr(err)
+	}
+	return lo, 0
+}
+
+//export aloop_loop_new
+func aloop_loop_new(out *C.uintptr_t) (rc C.int) {
+	defer guard(&rc)
+	if out == nil {
+		return fail(C.ALOOP_EINVAL, "out_loop is NULL")
+	}
+	inject()
+	l, err := core.NewLoop()
+	if err != nil {
+		return failErr(err)
+	}
+	lo := &loopObj{l: l}
+	lo.h = reg.put(kLoop, lo)
+	*out = C.uintptr_t(lo.h)
+	return 0
+}
+
+//export aloop_loop_close
+func aloop_loop_close(loop C.uintptr_t) (rc C.int) {
+	defer guard(&rc)
+	lo, rc := getLoopT(loop)
+	if lo == nil {
+		return rc
+	}
+	inject()
+	if err := lo.l.Close(); err != nil {
+		return failErr(err)
+	}
+	return 0
+}
+
+//export aloop_loop_free
+func aloop_loop_free(loop C.uintptr_t) (rc C.int) {
+	defer guard(&rc)
+	lo, rc := getLoopT(loop)
+	if lo == nil {
+		return rc
+	}
+	inject()
+	if err := lo.l.Close(); err != nil {
+		return failErr(err)
+	}
+	reg.del(lo.h, kLoop)
+	lo.setExceptionHandler(0, 0, 0)
+	if lo.wakeFree != nil {
+		lo.wakeFree()
+		lo.wakeFree = nil
+	}
+	return 0
+}
+
+//export aloop_loop_run
+func aloop_loop_run(loop C.uintptr_t, mode C.int) (rc C.int) {
+	defer guard(&rc)
+	lo, rc := getLoop(loop)
+	if lo == nil {
+		return rc
+	}
+	var m core.RunMode
+	switch mode {
+	case C.ALOOP_RUN_DEFAULT:
+		m = core.RunDefault
+	case C.ALOOP_RUN_ONCE:
+		m = core.RunOnce
+	case C.ALOOP_RUN_NOWAIT:
+		m = core.RunNoWait
+	default:
+		return fail(C.ALOOP_EINVAL, "invalid run mode %d", int(mode))
+	}
+	inject()
+	if err := lo.l.Run(m); err != nil {
+		return failErr(err)
+	}
+	return 0
+}
+
+//export aloop_loop_run_once
+func aloop_loop_run_once(loop C.uintptr_t, timeout C.double) (rc C.int) {
+	defer guard(&rc)
+	lo, rc := getLoop(loop)
+	if lo == nil {
+		return rc
+	}
+	if timeout != timeout { // NaN
+		return fail(C.ALOOP_EINVAL, "timeout is NaN")
+	}
+	inject()
+	if err := lo.l.RunOnceTimeout(float64(timeout)); err != nil {
+		return failErr(err)
+	}
+	return 0
+}
+
+//export aloop_loop_run_until_complete
+func aloop_loop_run_until_complete(loop C.uintptr_t, fut C.uintptr_t) (rc C.int) {
+	defer guard(&rc)
+	lo, rc := getLoop(loop)
+	if lo == nil {
+		return rc
+	}
+	fo, rc := getFuture(fut)
+	if fo == nil {
+		return rc
+	}
+	if fo.f.Loop() != lo.l {
+		return fail(C.ALOOP_EINVAL, "the future belongs to another loop")
+	}
+	inject()
+	if err := lo.l.RunUntilComplete(fo.f); err != nil {
+		return failErr(err)
+	}
+	return 0
+}
+
+//export aloop_loop_stop
+func aloop_loop_stop(loop C.uintptr_t) (rc C.int) {
+	defer guard(&rc)
+	lo, rc := getLoop(loop)
+	if lo == nil {
+		return rc
+	}
+	inject()
+	lo.l.Stop()
+	return 0
+}
+
+//export aloop_loop_wakeup
+func aloop_loop_wakeup(loop C.uintptr_t) (rc C.int) {
+	defer guard(&rc)
+	lo, rc := getLoop(loop)
+	if lo == nil {
+		return rc
+	}
+	inject()
+	lo.l.Wakeup()
+	return 0
+}
+
+func boolRC(b bool) C.int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+//export aloop_loop_is_running
+func aloop_loop_is_running(loop C.uintptr_t) (rc C.int) {
+	defer guard(&rc)
+	lo, rc := getLoop(loop)
+	if lo == nil {
+		return rc
+	}
+	inject()
+	return boolRC(lo.l.IsRunning())
+}
+
+//export aloop_loop_is_closed
+func aloop_loop_is_closed(loop C.uintptr_t) (rc C.int) {
+	defer guard(&rc)
+	lo, rc := getLoop(loop)
+	if lo == nil {
+		return rc
+	}
+	inject()
+	return boolRC(lo.l.IsClosed())
+}
+
+//export aloop_loop_alive
+func aloop_loop_alive(loop C.uintptr_t) (rc C.int) {
+	defer guard(&rc)
+	lo, rc := getLoopT(loop)
+	if lo == nil {
+		return rc
+	}
+	inject()
+	return boolRC(!lo.l.IsClosed() && lo.l.Alive())
+}
+
+//export aloop_loop_time
+func aloop_loop_time(loop C.uintptr_t, out *C.double) (rc C.int) {
+	defer guard(&rc)
+	lo, rc := getLoop(loop)
+	if lo == nil {
+		return rc
+	}
+	if out == nil {
+		return fail(C.ALOOP_EINVAL, "out_time is NULL")
+	}
+	inject()
+	*out = C.double(lo.l.Time())
+	return 0
+}
+
+//export aloop_loop_set_debug
+func aloop_loop_set_debug(loop C.uintptr_t, enabled C.int) (rc C.int) {
+	defer guard(&rc)
+	lo, rc := getLoop(loop)
+	if lo == nil {
+		return rc
+	}
+	inject()
+	lo.l.SetDebug(enabled != 0)
+	return 0
+}
+
+//export aloop_loop_get_debug
+func aloop_loop_get_debug(loop C.uintptr_t) (rc C.int) {
+	defer guard(&rc)
+	lo, rc := getLoop(loop)
+	if lo == nil {
+		return rc
+	}
+	inject()
+	return boolRC(lo.l.Debug())
+}
+
+//export aloop_loop_backend_fd
+func aloop_loop_backend_fd(loop C.uintptr_t) (rc C.int) {
+	defer guard(&rc)
+	lo, rc := getLoop(loop)
+	if lo == nil {
+		return rc
+	}
+	if lo.l.IsClosed() {
+		return fail(C.ALOOP_ECLOSED, "the loop is closed")
+	}
+	inject()
+	return C.int(lo.l.BackendFd())
+}
+
+//export aloop_loop_backend_timeout
+func aloop_loop_backend_timeout(loop C.uintptr_t, out *C.int) (rc C.int) {
+	defer guard(&rc)
+	lo, rc := getLoopT(loop)
+	if lo == nil {
+		return rc
+	}
+	if out == nil {
+		return fail(C.ALOOP_EINVAL, "out_ms is NULL")
+	}
+	inject()
+	*out = C.int(lo.l.BackendTimeout())
+	return 0
+}
+
+//export aloop_loop_set_wakeup_cb
+func aloop_loop_set_wakeup_cb(loop, cb, ud, free C.uintptr_t) (rc C.int) {
+	defer guard(&rc)
+	lo, rc := getLoopT(loop)
+	if lo == nil {
+		callFree(free, ud)
+		return rc
+	}
+	inject()
+	old := lo.wakeFree
+	if cb == 0 {
+		lo.l.SetWakeupHook(nil)
+		lo.wakeFree = nil
+		callFree(free, ud)
+	} else {
+		h := C.uintptr_t(lo.h)
+		lo.l.SetWakeupHook(func() { C.al_call_wakeup_cb(cb, h, ud) })
+		lo.wakeFree = releaser(free, ud)
+	}
+	if old != nil {
+		old()
+	}
+	return 0
+}
+
+// ---------------------------------------------------------------------------
+// Scheduling.
+
+func (lo *loopObj) schedule(cb, ud, free C.uintptr_t, out *C.uintptr_t,
+	sched func(fn, release func()) (*core.Handle, error)) C.int {
+	if cb == 0 {
+		callFree(free, ud)
+		return fail(C.ALOOP_EINVAL, "callback is NULL")
+	}
+	lh := C.uintptr_t(lo.h)
+	fn := func() { C.al_call_callback(cb, lh, ud) }
+	var hh uintptr
+	var release func()
+	if out != nil {
+		release = func() {
+			reg.del(hh, kHandle)
+			callFree(free, ud)
+		}
+	} else {
+		release = releaser(free, ud)
+	}
+	// Register before scheduling so a thread-safe callback cannot run and
+	// release before the handle exists.
+	if out != nil {
+		hh = reg.put(kHandle, (*core.Handle)(nil))
+	}
+	h, err := sched(fn, release)
+	if err != nil {
+		if out != nil {
+			reg.del(hh, kHandle)
+		}
+		callFree(free, ud)
+		return failErr(err)
+	}
+	if out != nil {
+		reg.set(hh, kHandle, h)
+		*out = C.uintptr_t(hh)
+	}
+	return 0
+}
+
+func (r *registry) set(h uintptr, k kind, obj any) {
+	idx := uint32(h)
+	gen := uint32(h>>32) & genMask
+	r.mu.Lock()
+	if int(idx) < len(r.slots) {
+		if s := &r.slots[idx]; s.gen == gen && s.kind == k {
+			s.obj = obj
+		}
+	}
+	r.mu.Unlock()
+}
+
+//export aloop_call_soon
+func aloop_call_soon(loop, cb, ud, free C.uintptr_t, out *C.uintptr_t) (rc C.int) {
+	defer guard(&rc)
+	lo, rc := getLoopT(loop)
+	if lo == nil {
+		callFree(free, ud)
+		return rc
+	}
+	inject()
+	return lo.schedule(cb, ud, free, out, lo.l.CallSoon)
+}
+
+//export aloop_call_soon_threadsafe
+func aloop_call_soon_threadsafe(loop, cb, ud, free C.uintptr_t, out *C.uintptr_t) (rc C.int) {
+	defer guard(&rc)
+	lo, rc := getLoop(loop)
+	if lo == nil {
+		callFree(free, ud)
+		return rc
+	}
+	inject()
+	return lo.schedule(cb, ud, free, out, lo.l.CallSoonThreadsafe)
+}
+
+//export aloop_call_later
+func aloop_call_later(loop C.uintptr_t, delay C.double, cb, ud, free C.uintptr_t, out *C.uintptr_t) (rc C.int) {
+	defer guard(&rc)
+	lo, rc := getLoopT(loop)
+	if lo == nil {
+		callFree(free, ud)
+		return rc
+	}
+	if delay != delay {
+		callFree(free, ud)
+		return fail(C.ALOOP_EINVAL, "delay is NaN")
+	}
+	inject()
+	return lo.schedule(cb, ud, free, out, func(fn, rel func()) (*core.Handle, error) {
+		return lo.l.CallLater(float64(delay), fn, rel)
+	})
+}
+
+//export aloop_call_at
+func aloop_call_at(loop C.uintptr_t, when C.double, cb, ud, free C.uintptr_t, out *C.uintptr_t) (rc C.int) {
+	defer guard(&rc)
+	lo, rc := getLoopT(loop)
+	if lo == nil {
+		callFree(free, ud)
+		return rc
+	}
+	if when != when {
+		callFree(free, ud)
+		return fail(C.ALOOP_EINVAL, "when is NaN")
+	}
+	inject()
+	return lo.schedule(cb, ud, free, out, func(fn, rel func()) (*core.Handle, error) {
+		return lo.l.CallAt(float64(when), fn, rel)
+	})
+}
+
+func getHandle(h C.uintptr_t) (*core.Handle, C.int) {
+	hd, _ := reg.get(uintptr(h), kHandle).(*core.Handle)
+	if hd == nil {
+		return nil, fail(C.ALOOP_EBADF, "invalid or finished handle %#x", uintptr(h))
+	}
+	return hd, 0
+}
+
+//export aloop_handle_cancel
+func aloop_handle_cancel(handle C.uintptr_t) (rc C.int) {
+	defer guard(&rc)
+	h, rc := getHandle(handle)
+	if h == nil {
+		return rc
+	}
+	inject()
+	h.Cancel()
+	return 0
+}
+
+//export aloop_handle_when
+func aloop_handle_when(handle C.uintptr_t, out *C.double) (rc C.int) {
+	defer guard(&rc)
+	h, rc := getHandle(handle)
+	if h == nil {
+		return rc
+	}
+	if out == nil {
+		return fail(C.ALOOP_EINVAL, "out_when is NULL")
+	}
+	inject()
+	if !h.IsTimer() {
+		return fail(C.ALOOP_EINVAL, "not a timer handle")
+	}
+	*out = C.double(h.When())
+	return 0
+}
+
+// ---------------------------------------------------------------------------
+// Exception handler.
+
+func (lo *loopObj) setExceptionHandler(cb, ud, free C.uintptr_t) {
+	oldFree, oldUd := lo.excFree, lo.excUd
+	lo.excCb, lo.excUd, lo.excFree = cb, ud, free
+	if cb == 0 {
+		lo.l.SetExceptionHandler(nil, nil)
+	} else {
+		lh := C.uintptr_t(lo.h)
+		lo.l.SetExceptionHandler(func(l *core.Loop, ctx *core.ExceptionContext) {
+			msg := C.CString(ctx.Message)
+			defer C.free(unsafe.Pointer(msg))
+			var detail *C.char
+			code := C.int(0)
+			if ctx.Err != nil {
+				detail = C.CString(ctx.Err.Error())
+				defer C.free(unsafe.Pointer(detail))
+				code = errCode(ctx.Err)
+			}
+			C.al_call_exception_cb(cb, lh, msg, code, detail,
+				C.uintptr_t(transportHandleIfAny(ctx.Transport)),
+				C.uintptr_t(serverHandleIfAny(ctx.Server)),
+				C.uintptr_t(futureHandleIfAny(ctx.Future)), ud)
+		}, nil)
+	}
+	callFree(oldFree, oldUd)
+}
+
+//export aloop_loop_set_exception_handler
+func aloop_loop_set_exception_handler(loop, cb, ud, free C.uintptr_t) (rc C.int) {
+	defer guard(&rc)
+	lo, rc := getLoopT(loop)
+	if lo == nil {
+		callFree(free, ud)
+		return rc
+	}
+	inject()
+	lo.setExceptionHandler(cb, ud, free)
+	return 0
+}
+
+//export aloop_loop_get_exception_handler
+func aloop_loop_get_exception_handler(loop C.uintptr_t, outCb, outUd *C.uintptr_t) (rc C.int) {
+	defer guard(&rc)
+	lo, rc := getLoopT(loop)
+	if lo == nil {
+		return rc
+	}
+	if outCb == nil || outUd == nil {
+		return fail(C.ALOOP_EINVAL, "out_cb or out_userdata is NULL")
+	}
+	inject()
+	*outCb, *outUd = lo.excCb, lo.excUd
+	return 0
+}
+
+//export aloop_loop_call_exception_handler
+func aloop_loop_call_exception_handler(loop C.uintptr_t, message *C.char, code C.int) (rc C.int) {
+	defer guard(&rc)
+	lo, rc := getLoopT(loop)
+	if lo == nil {
+		return rc
+	}
+	inject()
+	ctx := &core.ExceptionContext{Message: goString(message)}
+	if code != 0 {
+		ctx.Err = &core.CodedError{Code: int(code), Msg: C.GoString(C.aloop_strerror(code))}
+	}
+	lo.l.CallExceptionHandler(ctx)
+	return 0
+}
+
+//export aloop_loop_default_exception_handler
+func aloop_loop_default_exception_handler(loop C.uintptr_t, ctxp *C.aloop_exception_context_t) (rc C.int) {
+	defer guard(&rc)
+	lo, rc := getLoopT(loop)
+	if lo == nil {
+		return rc
+	}
+	if ctxp == nil || ctxp.size < C.size_t(unsafe.Sizeof(*ctxp)) {
+		return fail(C.ALOOP_EINVAL, "context is NULL or too small")
+	}
+	inject()
+	ctx := &core.ExceptionContext{Message: goString(ctxp.message)}
+	if ctxp.error != 0 || ctxp.error_detail != nil {
+		msg := goString(ctxp.error_detail)
+		if msg == "" {
+			msg = C.GoString(C.aloop_strerror(ctxp.error))
+		}
+		ctx.Err = &core.CodedError{Code: int(ctxp.error), Msg: msg}
+	}
+	lo.l.DefaultExceptionHandler(ctx)
+	return 0
+}
+
+// ---------------------------------------------------------------------------
+// fd watchers.
+
+func (lo *loopObj) watch(fd C.int, cb, ud, free C.uintptr_t, add func(int, func(), func()) error) C.int {
+	if cb == 0 {
+		callFree(free, ud)
+		return fail(C.ALOOP_EINVAL, "callback is NULL")
+	}
+	if fd < 0 {
+		callFree(free, ud)
+		return fail(C.ALOOP_EBADF, "invalid fd %d", int(fd))
+	}
+	lh := C.uintptr_t(lo.h)
+	if err := add(int(fd), func() { C.al_call_fd_cb(cb, lh, fd, ud) }, releaser(free, ud)); err != nil {
+		callFree(free, ud)
+		return failErr(err)
+	}
+	return 0
+}
+
+//export aloop_add_reader
+func aloop_add_reader(loop C.uintptr_t, fd C.int, cb, ud, free C.uintptr_t) (rc C.int) {
+	defer guard(&rc)
+	lo, rc := getLoopT(loop)
+	if lo == nil {
+		callFree(free, ud)
+		return rc
+	}
+	inject()
+	return lo.watch(fd, cb, ud, free, lo.l.AddReader)
+}
+
+//export aloop_add_writer
+func aloop_add_writer(loop C.uintptr_t, fd C.int, cb, ud, free C.uintptr_t) (rc C.int) {
+	defer guard(&rc)
+	lo, rc := getLoopT(loop)
+	if lo == nil {
+		callFree(free, ud)
+		return rc
+	}
+	inject()
+	return lo.watch(fd, cb, ud, free, lo.l.AddWriter)
+}
+
+//export aloop_remove_reader
+func aloop_remove_reader(loop C.uintptr_t, fd C.int) (rc C.int) {
+	defer guard(&rc)
+	lo, rc := getLoopT(loop)
+	if lo == nil {
+		return rc
+	}
+	inject()
+	return boolRC(lo.l.RemoveReader(int(fd)))
+}
+
+//export aloop_remove_writer
+func aloop_remove_writer(loop C.uintptr_t, fd C.int) (rc C.int) {
+	defer guard(&rc)
+	lo, rc := getLoopT(loop)
+	if lo == nil {
+		return rc
+	}
+	inject()
+	return boolRC(lo.l.RemoveWriter(int(fd)))
+}

@@ -1,0 +1,242 @@
+// Command capi is libasyncloop.so: the C ABI of asyncloop, built with
+// `go build -buildmode=c-shared`. It only translates: it resolves handles,
+// validates arguments, calls package core, maps errors to ALOOP_E* codes,
+// recovers panics, and calls the host's function pointers through the C
+// trampolines in trampolines.h. The contract is include/asyncloop.h.
+package main
+
+/*
+#cgo CFLAGS: -I${SRCDIR}/../include
+#include "trampolines.h"
+*/
+import "C"
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"runtime/debug"
+	"sync"
+	"unsafe"
+
+	"github.com/asyncloop/asyncloop/core"
+	"golang.org/x/sys/unix"
+)
+
+func main() {}
+
+// ---------------------------------------------------------------------------
+// Handle table: slots with generation counters. A handle is
+// kind<<56 | generation<<32 | index, never 0 and never a canonical address.
+
+type kind uint8
+
+const (
+	kLoop kind = 1 + iota
+	kHandle
+	kFuture
+	kTransport
+	kServer
+)
+
+type slot struct {
+	gen  uint32
+	kind kind
+	obj  any
+}
+
+type registry struct {
+	mu    sync.Mutex
+	slots []slot
+	free  []uint32
+}
+
+var reg registry
+
+const genMask = 0xffffff
+
+func (r *registry) put(k kind, obj any) uintptr {
+	r.mu.Lock()
+	var idx uint32
+	if n := len(r.free); n > 0 {
+		idx = r.free[n-1]
+		r.free = r.free[:n-1]
+	} else {
+		idx = uint32(len(r.slots))
+		r.slots = append(r.slots, slot{})
+	}
+	s := &r.slots[idx]
+	s.gen = (s.gen + 1) & genMask
+	if s.gen == 0 {
+		s.gen = 1
+	}
+	s.kind = k
+	s.obj = obj
+	h := uintptr(k)<<56 | uintptr(s.gen)<<32 | uintptr(idx)
+	r.mu.Unlock()
+	return h
+}
+
+func (r *registry) get(h uintptr, k kind) any {
+	if kind(h>>56) != k {
+		return nil
+	}
+	idx := uint32(h)
+	gen := uint32(h>>32) & genMask
+	r.mu.Lock()
+	var obj any
+	if int(idx) < len(r.slots) {
+		if s := &r.slots[idx]; s.gen == gen && s.kind == k {
+			obj = s.obj
+		}
+	}
+	r.mu.Unlock()
+	return obj
+}
+
+func (r *registry) del(h uintptr, k kind) bool {
+	if kind(h>>56) != k {
+		return false
+	}
+	idx := uint32(h)
+	gen := uint32(h>>32) & genMask
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if int(idx) >= len(r.slots) {
+		return false
+	}
+	s := &r.slots[idx]
+	if s.gen != gen || s.kind != k {
+		return false
+	}
+	s.kind = 0
+	s.obj = nil
+	r.free = append(r.free, idx)
+	return true
+}
+
+// ---------------------------------------------------------------------------
+// Errors.
+
+var lastErrors sync.Map // thread id -> string
+
+func setLastError(msg string) {
+	lastErrors.Store(unix.Gettid(), msg)
+}
+
+// fail records a detailed message and returns code.
+func fail(code C.int, format string, args ...any) C.int {
+	setLastError(fmt.Sprintf(format, args...))
+	return code
+}
+
+// failErr maps err to its code and records its message.
+func failErr(err error) C.int {
+	setLastError(err.Error())
+	return errCode(err)
+}
+
+func errCode(err error) C.int {
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, core.ErrClosed):
+		return C.ALOOP_ECLOSED
+	case errors.Is(err, core.ErrRunning), errors.Is(err, core.ErrBusy):
+		return C.ALOOP_EBUSY
+	case errors.Is(err, core.ErrInvalidState):
+		return C.ALOOP_ESTATE
+	case errors.Is(err, core.ErrCancelled):
+		return C.ALOOP_ECANCELED
+	case errors.Is(err, core.ErrNotLoopThread):
+		return C.ALOOP_ENOTLOOPTHREAD
+	case errors.Is(err, core.ErrStopped):
+		return C.ALOOP_ESTOPPED
+	case errors.Is(err, core.ErrResolve):
+		return C.ALOOP_ERESOLVE
+	case errors.Is(err, core.ErrInvalid):
+		return C.ALOOP_EINVAL
+	}
+	var ce *core.CodedError
+	if errors.As(err, &ce) {
+		return C.int(ce.Code)
+	}
+	if en := core.Errno(err); en != 0 {
+		return -C.int(en)
+	}
+	return C.ALOOP_EUNKNOWN
+}
+
+//export aloop_last_error
+func aloop_last_error(buf *C.char, buflen C.size_t) (rc C.int) {
+	defer guard(&rc)
+	if buf == nil || buflen == 0 {
+		return C.ALOOP_EINVAL
+	}
+	v, _ := lastErrors.Load(unix.Gettid())
+	msg, _ := v.(string)
+	return C.int(copyCString(buf, buflen, msg))
+}
+
+// copyCString copies s (truncated) with a NUL into buf; returns len(s).
+func copyCString(buf *C.char, buflen C.size_t, s string) int {
+	dst := unsafe.Slice((*byte)(unsafe.Pointer(buf)), int(buflen))
+	n := copy(dst[:len(dst)-1], s)
+	dst[n] = 0
+	return len(s)
+}
+
+// copyHost copies a numeric host into buf, failing with ENOSPACE when it
+// does not fit.
+func copyHost(buf *C.char, buflen C.size_t, s string) C.int {
+	if buf == nil {
+		return 0
+	}
+	if int(buflen) < len(s)+1 {
+		return fail(C.ALOOP_ENOSPACE, "host buffer of %d bytes is too small for %q", int(buflen), s)
+	}
+	copyCString(buf, buflen, s)
+	return 0
+}
+
+// ---------------------------------------------------------------------------
+// Panic recovery and fault injection.
+
+var faultInject = os.Getenv("ASYNCLOOP_FAULT_INJECT") == "1"
+
+// guard must be deferred first in every export: a panic becomes
+// ALOOP_EPANIC with the panic and stack as the last error.
+func guard(rc *C.int) {
+	if r := recover(); r != nil {
+		*rc = C.ALOOP_EPANIC
+		setLastError(fmt.Sprintf("panic: %v\n%s", r, debug.Stack()))
+	}
+}
+
+// inject panics when fault injection is on (tests of guard).
+func inject() {
+	if faultInject {
+		panic("ASYNCLOOP_FAULT_INJECT")
+	}
+}
+
+func callFree(free C.uintptr_t, ud C.uintptr_t) {
+	if free != 0 {
+		C.al_call_free(free, ud)
+	}
+}
+
+// releaser returns a function calling free(ud) once, or nil.
+func releaser(free, ud C.uintptr_t) func() {
+	if free == 0 {
+		return nil
+	}
+	return func() { C.al_call_free(free, ud) }
+}
+
+func goString(s *C.char) string {
+	if s == nil {
+		return ""
+	}
+	return C.GoString(s)
+}

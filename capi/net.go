@@ -1,0 +1,670 @@
+package main
+
+/*
+#include "trampolines.h"
+*/
+import "C"
+
+import (
+	"unsafe"
+
+	"github.com/asyncloop/asyncloop/core"
+	"golang.org/x/sys/unix"
+)
+
+// ---------------------------------------------------------------------------
+// Protocols: a C aloop_protocol_t copied into Go, adapted to core.Protocol.
+
+const (
+	pConnectionMade = iota
+	pDataReceived
+	pEOFReceived
+	pConnectionLost
+	pPauseWriting
+	pResumeWriting
+	pGetBuffer
+	pBufferUpdated
+	pCount
+)
+
+type cProto struct {
+	fn       [pCount]C.uintptr_t
+	ud, free C.uintptr_t
+	released bool
+}
+
+func (p *cProto) release() {
+	if !p.released {
+		p.released = true
+		callFree(p.free, p.ud)
+	}
+}
+
+func protoFrom(pp *C.aloop_protocol_t, ud, free C.uintptr_t) (*cProto, C.int) {
+	if pp == nil {
+		return nil, fail(C.ALOOP_EINVAL, "protocol is NULL")
+	}
+	if pp.size < C.size_t(unsafe.Sizeof(pp.size)) || pp.size > 4096 {
+		return nil, fail(C.ALOOP_EINVAL, "protocol.size is %d; set it to sizeof(aloop_protocol_t)", int(pp.size))
+	}
+	p := &cProto{ud: ud, free: free}
+	for i := range p.fn {
+		p.fn[i] = C.al_proto_field(pp, C.int(i))
+	}
+	if (p.fn[pGetBuffer] == 0) != (p.fn[pBufferUpdated] == 0) {
+		return nil, fail(C.ALOOP_EINVAL, "get_buffer and buffer_updated go together")
+	}
+	return p, 0
+}
+
+// adapter returns the core.Protocol calling p.
+func (p *cProto) adapter() core.Protocol {
+	if p.fn[pGetBuffer] != 0 {
+		return &cBufAdapter{cAdapter{p}}
+	}
+	return &cAdapter{p}
+}
+
+type cAdapter struct{ p *cProto }
+
+func (a *cAdapter) th(t *core.Transport) C.uintptr_t {
+	return C.uintptr_t(transportHandle(t))
+}
+
+func (a *cAdapter) ConnectionMade(t *core.Transport) {
+	to := tobj(t)
+	if to.proto == nil {
+		to.proto = a.p
+	}
+	if f := a.p.fn[pConnectionMade]; f != 0 {
+		C.al_proto_t(f, C.uintptr_t(to.h), a.p.ud)
+	}
+}
+
+func (a *cAdapter) DataReceived(t *core.Transport, data []byte) {
+	if f := a.p.fn[pDataReceived]; f != 0 && len(data) > 0 {
+		C.al_proto_data(f, a.th(t), (*C.char)(unsafe.Pointer(&data[0])), C.size_t(len(data)), a.p.ud)
+	}
+}
+
+func (a *cAdapter) EOFReceived(t *core.Transport) bool {
+	if f := a.p.fn[pEOFReceived]; f != 0 {
+		return C.al_proto_eof(f, a.th(t), a.p.ud) != 0
+	}
+	return false
+}
+
+func (a *cAdapter) ConnectionLost(t *core.Transport, err error) {
+	if f := a.p.fn[pConnectionLost]; f != 0 {
+		C.al_proto_lost(f, a.th(t), errCode(err), a.p.ud)
+	}
+}
+
+func (a *cAdapter) PauseWriting(t *core.Transport) {
+	if f := a.p.fn[pPauseWriting]; f != 0 {
+		C.al_proto_t(f, a.th(t), a.p.ud)
+	}
+}
+
+func (a *cAdapter) ResumeWriting(t *core.Transport) {
+	if f := a.p.fn[pResumeWriting]; f != 0 {
+		C.al_proto_t(f, a.th(t), a.p.ud)
+	}
+}
+
+type cBufAdapter struct{ cAdapter }
+
+func (a *cBufAdapter) GetBuffer(t *core.Transport, sizehint int) []byte {
+	var n C.size_t
+	hint := C.size_t(0)
+	if sizehint > 0 {
+		hint = C.size_t(sizehint)
+	}
+	ptr := C.al_proto_get_buffer(a.p.fn[pGetBuffer], a.th(t), hint, &n, a.p.ud)
+	if ptr == nil || n == 0 {
+		return nil
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(ptr)), int(n))
+}
+
+func (a *cBufAdapter) BufferUpdated(t *core.Transport, n int) {
+	C.al_proto_updated(a.p.fn[pBufferUpdated], a.th(t), C.size_t(n), a.p.ud)
+}
+
+// ---------------------------------------------------------------------------
+// Transport handles.
+
+type transportObj struct {
+	h     uintptr
+	proto *cProto // the current C protocol (its userdata is freed at the end)
+}
+
+// tobj returns t's handle object, registering t on first use. The handle is
+// released after connection_lost.
+func tobj(t *core.Transport) *transportObj {
+	if to, ok := t.Tag.(*transportObj); ok {
+		return to
+	}
+	to := &transportObj{}
+	to.h = reg.put(kTransport, t)
+	t.Tag = to
+	t.OnRelease = func(*core.Transport) {
+		reg.del(to.h, kTransport)
+		if to.proto != nil {
+			to.proto.release()
+		}
+	}
+	return to
+}
+
+func transportHandle(t *core.Transport) uintptr { return tobj(t).h }
+
+func transportHandleIfAny(t *core.Transport) uintptr {
+	if t == nil {
+		return 0
+	}
+	if to, ok := t.Tag.(*transportObj); ok {
+		return to.h
+	}
+	return 0
+}
+
+func getTransport(h C.uintptr_t) (*core.Transport, C.int) {
+	t, _ := reg.get(uintptr(h), kTransport).(*core.Transport)
+	if t == nil {
+		return nil, fail(C.ALOOP_EBADF, "invalid or closed transport handle %#x", uintptr(h))
+	}
+	if err := t.Loop().CheckThread(); err != nil {
+		return nil, failErr(err)
+	}
+	return t, 0
+}
+
+// ---------------------------------------------------------------------------
+// Server handles.
+
+type serverObj struct {
+	h        uintptr
+	s        *core.Server
+	cb       C.uintptr_t
+	ud, free C.uintptr_t
+	released bool
+}
+
+func (so *serverObj) releaseUserdata() {
+	if !so.released {
+		so.released = true
+		callFree(so.free, so.ud)
+	}
+}
+
+func serverHandle(s *core.Server) uintptr {
+	so, ok := s.Tag.(*serverObj)
+	if !ok {
+		so = &serverObj{released: true}
+		s.Tag = so
+	}
+	if so.h == 0 {
+		so.s = s
+		so.h = reg.put(kServer, so)
+	}
+	return so.h
+}
+
+func serverHandleIfAny(s *core.Server) uintptr {
+	if s == nil {
+		return 0
+	}
+	return serverHandle(s)
+}
+
+func getServer(h C.uintptr_t) (*serverObj, C.int) {
+	so, _ := reg.get(uintptr(h), kServer).(*serverObj)
+	if so == nil {
+		return nil, fail(C.ALOOP_EBADF, "invalid server handle %#x", uintptr(h))
+	}
+	if err := so.s.Loop().CheckThread(); err != nil {
+		return nil, failErr(err)
+	}
+	return so, 0
+}
+
+// ---------------------------------------------------------------------------
+// create_connection / create_server.
+
+//export aloop_create_connection
+func aloop_create_connection(loop C.uintptr_t, host *C.char, port C.int, proto *C.aloop_protocol_t,
+	ud, free C.uintptr_t, opts *C.aloop_connect_options_t, out *C.uintptr_t) (rc C.int) {
+	defer guard(&rc)
+	lo, rc := getLoopT(loop)
+	if lo == nil {
+		callFree(free, ud)
+		return rc
+	}
+	if out == nil {
+		callFree(free, ud)
+		return fail(C.ALOOP_EINVAL, "out_future is NULL")
+	}
+	if port < 0 || port > 65535 {
+		callFree(free, ud)
+		return fail(C.ALOOP_EINVAL, "port %d out of range", int(port))
+	}
+	p, rc := protoFrom(proto, ud, free)
+	if p == nil {
+		callFree(free, ud)
+		return rc
+	}
+	if opts != nil && opts.size < C.size_t(unsafe.Sizeof(opts.size)) {
+		callFree(free, ud)
+		return fail(C.ALOOP_EINVAL, "options.size is not set")
+	}
+	inject()
+	var co core.ConnectOptions
+	if lh := C.al_connect_local_host(opts); lh != nil {
+		co.LocalHost = C.GoString(lh)
+		co.LocalPort = int(C.al_connect_local_port(opts))
+	}
+	fut, err := lo.l.CreateConnection(goString(host), int(port), p.adapter(), &co)
+	if err != nil {
+		p.release()
+		return failErr(err)
+	}
+	fut.AddDoneCallback(func(f *core.Future) {
+		if f.Exception() != nil {
+			p.release() // no protocol callback ran
+		}
+	}, nil, nil)
+	*out = C.uintptr_t(newFutureObj(fut).h)
+	return 0
+}
+
+//export aloop_create_server
+func aloop_create_server(loop C.uintptr_t, host *C.char, port C.int, cb, ud, free C.uintptr_t,
+	opts *C.aloop_server_options_t, out *C.uintptr_t) (rc C.int) {
+	defer guard(&rc)
+	lo, rc := getLoopT(loop)
+	if lo == nil {
+		callFree(free, ud)
+		return rc
+	}
+	if cb == 0 || out == nil {
+		callFree(free, ud)
+		return fail(C.ALOOP_EINVAL, "on_connection or out_future is NULL")
+	}
+	if port < 0 || port > 65535 {
+		callFree(free, ud)
+		return fail(C.ALOOP_EINVAL, "port %d out of range", int(port))
+	}
+	if opts != nil && opts.size < C.size_t(unsafe.Sizeof(opts.size)) {
+		callFree(free, ud)
+		return fail(C.ALOOP_EINVAL, "options.size is not set")
+	}
+	inject()
+	so := &serverObj{cb: cb, ud: ud, free: free}
+	so2 := core.ServerOptions{
+		Backlog:     int(C.al_server_opt(opts, 0, 100)),
+		NoReuseAddr: C.al_server_opt(opts, 1, -1) == 0,
+		ReusePort:   C.al_server_opt(opts, 2, 0) > 0,
+		NoStart:     C.al_server_opt(opts, 3, -1) == 0,
+		Tag:         so,
+	}
+	factory := func(t *core.Transport) error {
+		sh := C.uintptr_t(serverHandle(t.Server()))
+		th := C.uintptr_t(transportHandle(t))
+		if r := C.al_call_connection_cb(cb, sh, th, ud); r < 0 {
+			return &core.CodedError{Code: int(r), Msg: "on_connection rejected the connection"}
+		}
+		return nil
+	}
+	fut, err := lo.l.CreateServer(goString(host), int(port), factory, &so2)
+	if err != nil {
+		so.releaseUserdata()
+		return failErr(err)
+	}
+	fut.AddDoneCallback(func(f *core.Future) {
+		if f.Exception() != nil {
+			so.releaseUserdata()
+		}
+	}, nil, nil)
+	*out = C.uintptr_t(newFutureObj(fut).h)
+	return 0
+}
+
+//export aloop_server_close
+func aloop_server_close(server C.uintptr_t) (rc C.int) {
+	defer guard(&rc)
+	so, rc := getServer(server)
+	if so == nil {
+		return rc
+	}
+	inject()
+	so.s.Close()
+	so.releaseUserdata()
+	return 0
+}
+
+//export aloop_server_free
+func aloop_server_free(server C.uintptr_t) (rc C.int) {
+	defer guard(&rc)
+	so, rc := getServer(server)
+	if so == nil {
+		return rc
+	}
+	inject()
+	so.s.Close()
+	so.releaseUserdata()
+	reg.del(so.h, kServer)
+	return 0
+}
+
+//export aloop_server_start_serving
+func aloop_server_start_serving(server C.uintptr_t) (rc C.int) {
+	defer guard(&rc)
+	so, rc := getServer(server)
+	if so == nil {
+		return rc
+	}
+	inject()
+	if err := so.s.StartServing(); err != nil {
+		return failErr(err)
+	}
+	return 0
+}
+
+//export aloop_server_is_serving
+func aloop_server_is_serving(server C.uintptr_t) (rc C.int) {
+	defer guard(&rc)
+	so, rc := getServer(server)
+	if so == nil {
+		return rc
+	}
+	inject()
+	return boolRC(so.s.IsServing())
+}
+
+//export aloop_server_wait_closed
+func aloop_server_wait_closed(server C.uintptr_t, out *C.uintptr_t) (rc C.int) {
+	defer guard(&rc)
+	so, rc := getServer(server)
+	if so == nil {
+		return rc
+	}
+	if out == nil {
+		return fail(C.ALOOP_EINVAL, "out_future is NULL")
+	}
+	inject()
+	*out = C.uintptr_t(newFutureObj(so.s.WaitClosed()).h)
+	return 0
+}
+
+//export aloop_server_socket_count
+func aloop_server_socket_count(server C.uintptr_t) (rc C.int) {
+	defer guard(&rc)
+	so, rc := getServer(server)
+	if so == nil {
+		return rc
+	}
+	inject()
+	if so.s.IsClosed() {
+		return 0
+	}
+	return C.int(len(so.s.Sockets()))
+}
+
+func serverSocket(so *serverObj, index C.int) (int, unix.Sockaddr, C.int) {
+	if so.s.IsClosed() {
+		return -1, nil, fail(C.ALOOP_ECLOSED, "the server is closed")
+	}
+	fds := so.s.Sockets()
+	if index < 0 || int(index) >= len(fds) {
+		return -1, nil, fail(C.ALOOP_EINVAL, "socket index %d out of range (%d sockets)", int(index), len(fds))
+	}
+	return fds[index], so.s.Addrs()[index], 0
+}
+
+//export aloop_server_socket_fd
+func aloop_server_socket_fd(server C.uintptr_t, index C.int) (rc C.int) {
+	defer guard(&rc)
+	so, rc := getServer(server)
+	if so == nil {
+		return rc
+	}
+	inject()
+	fd, _, rc := serverSocket(so, index)
+	if rc != 0 {
+		return rc
+	}
+	return C.int(fd)
+}
+
+//export aloop_server_sockname
+func aloop_server_sockname(server C.uintptr_t, index C.int, host *C.char, hostlen C.size_t, port *C.int) (rc C.int) {
+	defer guard(&rc)
+	so, rc := getServer(server)
+	if so == nil {
+		return rc
+	}
+	inject()
+	_, sa, rc := serverSocket(so, index)
+	if rc != 0 {
+		return rc
+	}
+	return putAddr(sa, host, hostlen, port)
+}
+
+func putAddr(sa unix.Sockaddr, host *C.char, hostlen C.size_t, port *C.int) C.int {
+	if host == nil && port == nil {
+		return fail(C.ALOOP_EINVAL, "host and out_port are both NULL")
+	}
+	h, p := core.SockaddrString(sa)
+	if rc := copyHost(host, hostlen, h); rc != 0 {
+		return rc
+	}
+	if port != nil {
+		*port = C.int(p)
+	}
+	return 0
+}
+
+// ---------------------------------------------------------------------------
+// Transports.
+
+//export aloop_transport_set_protocol
+func aloop_transport_set_protocol(tr C.uintptr_t, proto *C.aloop_protocol_t, ud, free C.uintptr_t) (rc C.int) {
+	defer guard(&rc)
+	t, rc := getTransport(tr)
+	if t == nil {
+		callFree(free, ud)
+		return rc
+	}
+	p, rc := protoFrom(proto, ud, free)
+	if p == nil {
+		callFree(free, ud)
+		return rc
+	}
+	inject()
+	to := tobj(t)
+	old := to.proto
+	to.proto = p
+	t.SetProtocol(p.adapter())
+	if old != nil && old != p {
+		old.release()
+	}
+	return 0
+}
+
+//export aloop_transport_get_protocol
+func aloop_transport_get_protocol(tr C.uintptr_t, out *C.uintptr_t) (rc C.int) {
+	defer guard(&rc)
+	t, rc := getTransport(tr)
+	if t == nil {
+		return rc
+	}
+	if out == nil {
+		return fail(C.ALOOP_EINVAL, "out_userdata is NULL")
+	}
+	inject()
+	*out = 0
+	if p := tobj(t).proto; p != nil {
+		*out = p.ud
+	}
+	return 0
+}
+
+//export aloop_transport_write
+func aloop_transport_write(tr C.uintptr_t, data unsafe.Pointer, n C.size_t) (rc C.int) {
+	defer guard(&rc)
+	t, rc := getTransport(tr)
+	if t == nil {
+		return rc
+	}
+	if data == nil && n > 0 {
+		return fail(C.ALOOP_EINVAL, "data is NULL")
+	}
+	inject()
+	if n == 0 {
+		return 0
+	}
+	if err := t.Write(unsafe.Slice((*byte)(data), int(n))); err != nil {
+		return failErr(err)
+	}
+	return 0
+}
+
+func transportOp(tr C.uintptr_t, op func(t *core.Transport) C.int) C.int {
+	t, rc := getTransport(tr)
+	if t == nil {
+		return rc
+	}
+	inject()
+	return op(t)
+}
+
+//export aloop_transport_close
+func aloop_transport_close(tr C.uintptr_t) (rc C.int) {
+	defer guard(&rc)
+	return transportOp(tr, func(t *core.Transport) C.int { t.Close(); return 0 })
+}
+
+//export aloop_transport_abort
+func aloop_transport_abort(tr C.uintptr_t) (rc C.int) {
+	defer guard(&rc)
+	return transportOp(tr, func(t *core.Transport) C.int { t.Abort(); return 0 })
+}
+
+//export aloop_transport_write_eof
+func aloop_transport_write_eof(tr C.uintptr_t) (rc C.int) {
+	defer guard(&rc)
+	return transportOp(tr, func(t *core.Transport) C.int { return failErrOrZero(t.WriteEOF()) })
+}
+
+func failErrOrZero(err error) C.int {
+	if err != nil {
+		return failErr(err)
+	}
+	return 0
+}
+
+//export aloop_transport_can_write_eof
+func aloop_transport_can_write_eof(tr C.uintptr_t) (rc C.int) {
+	defer guard(&rc)
+	return transportOp(tr, func(t *core.Transport) C.int { return boolRC(t.CanWriteEOF()) })
+}
+
+//export aloop_transport_is_closing
+func aloop_transport_is_closing(tr C.uintptr_t) (rc C.int) {
+	defer guard(&rc)
+	return transportOp(tr, func(t *core.Transport) C.int { return boolRC(t.IsClosing()) })
+}
+
+//export aloop_transport_pause_reading
+func aloop_transport_pause_reading(tr C.uintptr_t) (rc C.int) {
+	defer guard(&rc)
+	return transportOp(tr, func(t *core.Transport) C.int { t.PauseReading(); return 0 })
+}
+
+//export aloop_transport_resume_reading
+func aloop_transport_resume_reading(tr C.uintptr_t) (rc C.int) {
+	defer guard(&rc)
+	return transportOp(tr, func(t *core.Transport) C.int { t.ResumeReading(); return 0 })
+}
+
+//export aloop_transport_is_reading
+func aloop_transport_is_reading(tr C.uintptr_t) (rc C.int) {
+	defer guard(&rc)
+	return transportOp(tr, func(t *core.Transport) C.int { return boolRC(t.IsReading()) })
+}
+
+//export aloop_transport_get_write_buffer_size
+func aloop_transport_get_write_buffer_size(tr C.uintptr_t, out *C.size_t) (rc C.int) {
+	defer guard(&rc)
+	if out == nil {
+		if _, rc := getTransport(tr); rc != 0 {
+			return rc
+		}
+		return fail(C.ALOOP_EINVAL, "out_size is NULL")
+	}
+	return transportOp(tr, func(t *core.Transport) C.int { *out = C.size_t(t.WriteBufferSize()); return 0 })
+}
+
+//export aloop_transport_set_write_buffer_limits
+func aloop_transport_set_write_buffer_limits(tr C.uintptr_t, high, low C.size_t) (rc C.int) {
+	defer guard(&rc)
+	return transportOp(tr, func(t *core.Transport) C.int {
+		if high > 1<<40 || low > 1<<40 {
+			return fail(C.ALOOP_EINVAL, "limits too large")
+		}
+		return failErrOrZero(t.SetWriteBufferLimits(int(high), int(low)))
+	})
+}
+
+//export aloop_transport_get_write_buffer_limits
+func aloop_transport_get_write_buffer_limits(tr C.uintptr_t, outHigh, outLow *C.size_t) (rc C.int) {
+	defer guard(&rc)
+	if outHigh == nil || outLow == nil {
+		if _, rc := getTransport(tr); rc != 0 {
+			return rc
+		}
+		return fail(C.ALOOP_EINVAL, "out_high or out_low is NULL")
+	}
+	return transportOp(tr, func(t *core.Transport) C.int {
+		h, l := t.WriteBufferLimits()
+		*outHigh, *outLow = C.size_t(h), C.size_t(l)
+		return 0
+	})
+}
+
+//export aloop_transport_get_fd
+func aloop_transport_get_fd(tr C.uintptr_t) (rc C.int) {
+	defer guard(&rc)
+	return transportOp(tr, func(t *core.Transport) C.int {
+		if t.Fd() < 0 {
+			return fail(C.ALOOP_ECLOSED, "the transport is closed")
+		}
+		return C.int(t.Fd())
+	})
+}
+
+//export aloop_transport_get_peername
+func aloop_transport_get_peername(tr C.uintptr_t, host *C.char, hostlen C.size_t, port *C.int) (rc C.int) {
+	defer guard(&rc)
+	return transportOp(tr, func(t *core.Transport) C.int {
+		sa, err := t.Peername()
+		if err != nil {
+			return failErr(err)
+		}
+		return putAddr(sa, host, hostlen, port)
+	})
+}
+
+//export aloop_transport_get_sockname
+func aloop_transport_get_sockname(tr C.uintptr_t, host *C.char, hostlen C.size_t, port *C.int) (rc C.int) {
+	defer guard(&rc)
+	return transportOp(tr, func(t *core.Transport) C.int {
+		sa, err := t.Sockname()
+		if err != nil {
+			return failErr(err)
+		}
+		return putAddr(sa, host, hostlen, port)
+	})
+}

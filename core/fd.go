@@ -1,0 +1,216 @@
+package core
+
+import (
+	"github.com/asyncloop/asyncloop/core/internal/poll"
+	"golang.org/x/sys/unix"
+)
+
+// fdEntry is the loop's registration of one fd: a read handler and a write
+// handler, each either a user watcher (AddReader/AddWriter) or a transport's.
+type fdEntry struct {
+	fd            int
+	reader        func()
+	writer        func()
+	readerRelease func()
+	writerRelease func()
+	registered    uint32 // events currently in epoll; 0 = not in epoll
+	watchers      int    // user watchers (0..2), counted in Loop.nfds
+	owner         any    // the transport or server owning fd, if any
+}
+
+func (l *Loop) entry(fd int, create bool) *fdEntry {
+	if fd < len(l.fds) {
+		if e := l.fds[fd]; e != nil || !create {
+			return e
+		}
+	} else if !create {
+		return nil
+	} else {
+		n := 2 * len(l.fds)
+		if n < fd+1 {
+			n = fd + 64
+		}
+		nf := make([]*fdEntry, n)
+		copy(nf, l.fds)
+		l.fds = nf
+	}
+	e := &fdEntry{fd: fd}
+	l.fds[fd] = e
+	return e
+}
+
+// update applies e's wanted events to epoll and frees the entry when it has
+// nothing left.
+func (l *Loop) update(e *fdEntry) error {
+	var want uint32
+	if e.reader != nil {
+		want |= poll.In
+	}
+	if e.writer != nil {
+		want |= poll.Out
+	}
+	var err error
+	switch {
+	case want == e.registered:
+	case want == 0:
+		err = l.poller.Del(e.fd)
+		e.registered = 0
+	case e.registered == 0:
+		err = l.poller.Add(e.fd, want)
+		if err == nil {
+			e.registered = want
+		}
+	default:
+		err = l.poller.Mod(e.fd, want)
+		if err == nil {
+			e.registered = want
+		}
+	}
+	if want == 0 && e.owner == nil && e.watchers == 0 && e.fd < len(l.fds) && l.fds[e.fd] == e {
+		l.fds[e.fd] = nil
+	}
+	return err
+}
+
+// forget unregisters fd entirely (before it is closed).
+func (l *Loop) forget(e *fdEntry) {
+	if e.registered != 0 {
+		l.poller.Del(e.fd)
+		e.registered = 0
+	}
+	if e.fd < len(l.fds) && l.fds[e.fd] == e {
+		l.fds[e.fd] = nil
+	}
+}
+
+func (l *Loop) dispatch(fd int, events uint32) {
+	var e *fdEntry
+	if fd < len(l.fds) {
+		e = l.fds[fd]
+	}
+	if e == nil {
+		l.poller.Del(fd)
+		return
+	}
+	if events&(poll.In|poll.Err|poll.Hup) != 0 && e.reader != nil {
+		e.reader()
+	}
+	if events&(poll.Out|poll.Err|poll.Hup) != 0 && e.writer != nil && fd < len(l.fds) && l.fds[fd] == e {
+		e.writer()
+	}
+}
+
+func (l *Loop) checkWatchFd(fd int) (*fdEntry, error) {
+	if l.closed {
+		return nil, ErrClosed
+	}
+	if fd < 0 {
+		return nil, ErrInvalid
+	}
+	if e := l.entry(fd, false); e != nil && e.owner != nil {
+		return nil, &OpError{Op: "add_reader", Err: unix.EBUSY, Addr: "fd is used by a transport"}
+	}
+	return l.entry(fd, true), nil
+}
+
+// AddReader calls fn every iteration while fd is readable (level-triggered).
+// A previous reader of fd is replaced (its release hook runs).
+func (l *Loop) AddReader(fd int, fn func(), release func()) error {
+	e, err := l.checkWatchFd(fd)
+	if err != nil {
+		return err
+	}
+	old, oldRel := e.reader, e.readerRelease
+	e.reader = func() { l.protect(nil, fn) }
+	e.readerRelease = release
+	if old == nil {
+		e.watchers++
+		l.nfds++
+	}
+	if err := l.update(e); err != nil {
+		e.reader, e.readerRelease = old, oldRel
+		if old == nil {
+			e.watchers--
+			l.nfds--
+		}
+		l.update(e)
+		return &OpError{Op: "add_reader", Err: err}
+	}
+	if oldRel != nil {
+		oldRel()
+	}
+	return nil
+}
+
+// AddWriter calls fn every iteration while fd is writable.
+func (l *Loop) AddWriter(fd int, fn func(), release func()) error {
+	e, err := l.checkWatchFd(fd)
+	if err != nil {
+		return err
+	}
+	old, oldRel := e.writer, e.writerRelease
+	e.writer = func() { l.protect(nil, fn) }
+	e.writerRelease = release
+	if old == nil {
+		e.watchers++
+		l.nfds++
+	}
+	if err := l.update(e); err != nil {
+		e.writer, e.writerRelease = old, oldRel
+		if old == nil {
+			e.watchers--
+			l.nfds--
+		}
+		l.update(e)
+		return &OpError{Op: "add_writer", Err: err}
+	}
+	if oldRel != nil {
+		oldRel()
+	}
+	return nil
+}
+
+// RemoveReader removes fd's reader; it reports whether one was registered.
+func (l *Loop) RemoveReader(fd int) bool {
+	e := l.entry(fd, false)
+	if e == nil || e.owner != nil || e.reader == nil {
+		return false
+	}
+	rel := e.readerRelease
+	e.reader, e.readerRelease = nil, nil
+	e.watchers--
+	l.nfds--
+	if err := l.update(e); err != nil {
+		// The fd was closed behind our back: epoll dropped it already.
+		l.forget(e)
+		if e.watchers > 0 {
+			l.fds[fd] = e
+		}
+	}
+	if rel != nil {
+		rel()
+	}
+	return true
+}
+
+// RemoveWriter removes fd's writer; it reports whether one was registered.
+func (l *Loop) RemoveWriter(fd int) bool {
+	e := l.entry(fd, false)
+	if e == nil || e.owner != nil || e.writer == nil {
+		return false
+	}
+	rel := e.writerRelease
+	e.writer, e.writerRelease = nil, nil
+	e.watchers--
+	l.nfds--
+	if err := l.update(e); err != nil {
+		l.forget(e)
+		if e.watchers > 0 {
+			l.fds[fd] = e
+		}
+	}
+	if rel != nil {
+		rel()
+	}
+	return true
+}

@@ -1,0 +1,189 @@
+package core
+
+import "errors"
+
+type futureState uint8
+
+const (
+	futurePending futureState = iota
+	futureDone
+	futureCancelled
+)
+
+// DoneCallback is a registered done-callback; Key identifies it for removal.
+type doneCallback struct {
+	fn      func(*Future)
+	release func()
+	key     any
+	removed bool
+}
+
+// Future is asyncio's Future: a result that arrives later, with callbacks
+// scheduled (call_soon) when it is done.
+type Future struct {
+	loop      *Loop
+	state     futureState
+	result    any
+	err       error
+	cancelMsg string
+	callbacks []*doneCallback
+}
+
+// NewFuture creates a pending future of loop l.
+func (l *Loop) NewFuture() *Future { return &Future{loop: l} }
+
+// Loop returns the future's loop.
+func (f *Future) Loop() *Loop { return f.loop }
+
+// Done reports whether the future has a result, an error, or was cancelled.
+func (f *Future) Done() bool { return f.state != futurePending }
+
+// Cancelled reports whether the future was cancelled.
+func (f *Future) Cancelled() bool { return f.state == futureCancelled }
+
+// Cancel cancels a pending future; it returns false if already done.
+func (f *Future) Cancel(msg string) bool {
+	if f.state != futurePending {
+		return false
+	}
+	f.state = futureCancelled
+	f.cancelMsg = msg
+	f.schedule()
+	return true
+}
+
+// SetResult completes the future.
+func (f *Future) SetResult(v any) error {
+	if f.state != futurePending {
+		return ErrInvalidState
+	}
+	f.state = futureDone
+	f.result = v
+	f.schedule()
+	return nil
+}
+
+// SetException fails the future with err (must not be nil).
+func (f *Future) SetException(err error) error {
+	if err == nil {
+		return ErrInvalid
+	}
+	if f.state != futurePending {
+		return ErrInvalidState
+	}
+	f.state = futureDone
+	f.err = err
+	f.schedule()
+	return nil
+}
+
+// Result returns the result, the error, ErrCancelled, or ErrInvalidState if
+// not done.
+func (f *Future) Result() (any, error) {
+	switch f.state {
+	case futurePending:
+		return nil, ErrInvalidState
+	case futureCancelled:
+		return nil, f.cancelledError()
+	}
+	return f.result, f.err
+}
+
+// Exception returns the error (nil on success), ErrCancelled, or
+// ErrInvalidState if not done.
+func (f *Future) Exception() error {
+	switch f.state {
+	case futurePending:
+		return ErrInvalidState
+	case futureCancelled:
+		return f.cancelledError()
+	}
+	return f.err
+}
+
+func (f *Future) cancelledError() error {
+	if f.cancelMsg != "" {
+		return &cancelError{msg: f.cancelMsg}
+	}
+	return ErrCancelled
+}
+
+type cancelError struct{ msg string }
+
+func (e *cancelError) Error() string        { return "operation canceled: " + e.msg }
+func (e *cancelError) Is(target error) bool { return target == ErrCancelled }
+
+// IsCancelled reports whether err is a cancellation.
+func IsCancelled(err error) bool { return errors.Is(err, ErrCancelled) }
+
+// AddDoneCallback registers fn; release (may be nil) runs once fn ran or the
+// callback was removed. key identifies it for RemoveDoneCallback.
+func (f *Future) AddDoneCallback(fn func(*Future), release func(), key any) *doneCallback {
+	cb := &doneCallback{fn: fn, release: release, key: key}
+	if f.state != futurePending {
+		f.scheduleOne(cb)
+		return cb
+	}
+	f.callbacks = append(f.callbacks, cb)
+	return cb
+}
+
+// RemoveDoneCallback removes every pending callback whose key equals key and
+// returns how many were removed.
+func (f *Future) RemoveDoneCallback(key any) int {
+	n := 0
+	kept := f.callbacks[:0]
+	for _, cb := range f.callbacks {
+		if cb.key != nil && cb.key == key {
+			n++
+			cb.removed = true
+			if r := cb.release; r != nil {
+				cb.release = nil
+				r()
+			}
+			continue
+		}
+		kept = append(kept, cb)
+	}
+	for i := len(kept); i < len(f.callbacks); i++ {
+		f.callbacks[i] = nil
+	}
+	f.callbacks = kept
+	return n
+}
+
+func (f *Future) removeCallback(target *doneCallback) {
+	for i, cb := range f.callbacks {
+		if cb == target {
+			f.callbacks = append(f.callbacks[:i], f.callbacks[i+1:]...)
+			return
+		}
+	}
+	target.removed = true
+}
+
+func (f *Future) schedule() {
+	cbs := f.callbacks
+	f.callbacks = nil
+	for _, cb := range cbs {
+		f.scheduleOne(cb)
+	}
+}
+
+func (f *Future) scheduleOne(cb *doneCallback) {
+	run := func() {
+		if !cb.removed {
+			cb.fn(f)
+		}
+	}
+	rel := func() {
+		if r := cb.release; r != nil {
+			cb.release = nil
+			r()
+		}
+	}
+	if _, err := f.loop.CallSoon(run, rel); err != nil {
+		// Loop closed: the callback can never run.
+		rel()
+	}
+}

@@ -1,0 +1,511 @@
+package core
+
+import (
+	"errors"
+	"fmt"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Protocol is asyncio's stream protocol. Every method runs on the loop thread.
+type Protocol interface {
+	ConnectionMade(t *Transport)
+	DataReceived(t *Transport, data []byte) // data is valid only during the call
+	EOFReceived(t *Transport) bool          // true keeps the transport half-open
+	ConnectionLost(t *Transport, err error) // nil for a clean close or EOF
+	PauseWriting(t *Transport)
+	ResumeWriting(t *Transport)
+}
+
+// BufferedProtocol receives data straight into memory it provides; a
+// Protocol that also implements it is used through it.
+type BufferedProtocol interface {
+	Protocol
+	GetBuffer(t *Transport, sizehint int) []byte
+	BufferUpdated(t *Transport, n int)
+}
+
+// BaseProtocol implements Protocol with no-ops, for embedding.
+type BaseProtocol struct{}
+
+func (BaseProtocol) ConnectionMade(*Transport)        {}
+func (BaseProtocol) DataReceived(*Transport, []byte)  {}
+func (BaseProtocol) EOFReceived(*Transport) bool      { return false }
+func (BaseProtocol) ConnectionLost(*Transport, error) {}
+func (BaseProtocol) PauseWriting(*Transport)          {}
+func (BaseProtocol) ResumeWriting(*Transport)         {}
+
+const (
+	defaultHigh = 64 * 1024
+	defaultLow  = 16 * 1024
+	readSize    = 256 * 1024
+)
+
+// Transport is a stream transport over a connected socket.
+type Transport struct {
+	loop     *Loop
+	fd       int
+	e        *fdEntry
+	proto    Protocol
+	buffered BufferedProtocol
+	server   *Server
+
+	wq     [][]byte
+	wqHead int
+	wsize  int
+	high   int
+	low    int
+
+	protoPaused   bool // pause_writing was called
+	paused        bool // pause_reading
+	started       bool // connection_made ran; reading may begin
+	closing       bool
+	eof           bool // write_eof requested
+	eofSent       bool
+	readEOF       bool
+	lostScheduled bool
+	lost          bool
+
+	// Tag is free for the host (the C layer keeps its handle here).
+	Tag any
+	// OnRelease, if set, runs once after the transport is closed and
+	// connection_lost (if due) has run.
+	OnRelease func(t *Transport)
+}
+
+func (l *Loop) newTransport(fd int) *Transport {
+	t := &Transport{loop: l, fd: fd, high: defaultHigh, low: defaultLow}
+	e := l.entry(fd, true)
+	e.owner = t
+	t.e = e
+	l.objects++
+	return t
+}
+
+// Loop returns the transport's loop.
+func (t *Transport) Loop() *Loop { return t.loop }
+
+// Fd is the socket (the transport owns it); -1 once closed.
+func (t *Transport) Fd() int { return t.fd }
+
+// Server returns the server that accepted the connection (nil for a client
+// connection or once closed).
+func (t *Transport) Server() *Server { return t.server }
+
+// Protocol returns the current protocol.
+func (t *Transport) Protocol() Protocol { return t.proto }
+
+// SetProtocol switches the protocol.
+func (t *Transport) SetProtocol(p Protocol) {
+	t.proto = p
+	t.buffered, _ = p.(BufferedProtocol)
+}
+
+// Peername returns the remote address.
+func (t *Transport) Peername() (unix.Sockaddr, error) {
+	if t.fd < 0 {
+		return nil, ErrClosed
+	}
+	return unix.Getpeername(t.fd)
+}
+
+// Sockname returns the local address.
+func (t *Transport) Sockname() (unix.Sockaddr, error) {
+	if t.fd < 0 {
+		return nil, ErrClosed
+	}
+	return unix.Getsockname(t.fd)
+}
+
+// start runs connection_made and begins reading (scheduled with call_soon by
+// the creator, as asyncio does).
+func (t *Transport) start() {
+	if t.lost || t.lostScheduled {
+		return
+	}
+	t.started = true
+	t.guard("connection_made", func() { t.proto.ConnectionMade(t) })
+	t.updateReading()
+}
+
+func (t *Transport) wantRead() bool {
+	return t.started && !t.paused && !t.closing && !t.readEOF
+}
+
+func (t *Transport) updateReading() {
+	if t.lost {
+		return
+	}
+	if t.wantRead() {
+		if t.e.reader == nil {
+			t.e.reader = t.onReadable
+			t.loop.update(t.e)
+		}
+	} else if t.e.reader != nil {
+		t.e.reader = nil
+		t.loop.update(t.e)
+	}
+}
+
+// guard runs a protocol callback; a panic becomes a fatal error of the
+// transport, reported through the exception handler.
+func (t *Transport) guard(name string, fn func()) (ok bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			ok = false
+			t.fatal(fmt.Errorf("protocol.%s() call failed: panic: %v", name, r), "Fatal error: protocol."+name+"() call failed.")
+		}
+	}()
+	fn()
+	return true
+}
+
+func (t *Transport) onReadable() {
+	if t.buffered != nil {
+		t.readBuffered()
+		return
+	}
+	l := t.loop
+	if l.readBuf == nil {
+		l.readBuf = make([]byte, readSize)
+	}
+	n, errno := rawRead(t.fd, l.readBuf)
+	switch {
+	case errno == unix.EAGAIN || errno == unix.EINTR:
+	case errno != 0:
+		t.fatal(&OpError{Op: "read", Err: errno}, "Fatal read error on socket transport")
+	case n == 0:
+		t.onEOF()
+	default:
+		t.guard("data_received", func() { t.proto.DataReceived(t, l.readBuf[:n]) })
+	}
+}
+
+func (t *Transport) readBuffered() {
+	var buf []byte
+	if !t.guard("get_buffer", func() { buf = t.buffered.GetBuffer(t, -1) }) {
+		return
+	}
+	if len(buf) == 0 {
+		t.fatal(errors.New("get_buffer() returned an empty buffer"), "Fatal error: protocol.get_buffer() call failed.")
+		return
+	}
+	n, errno := rawRead(t.fd, buf)
+	switch {
+	case errno == unix.EAGAIN || errno == unix.EINTR:
+	case errno != 0:
+		t.fatal(&OpError{Op: "read", Err: errno}, "Fatal read error on socket transport")
+	case n == 0:
+		t.onEOF()
+	default:
+		t.guard("buffer_updated", func() { t.buffered.BufferUpdated(t, n) })
+	}
+}
+
+func (t *Transport) onEOF() {
+	t.readEOF = true
+	t.updateReading()
+	keep := false
+	if !t.guard("eof_received", func() { keep = t.proto.EOFReceived(t) }) {
+		return
+	}
+	if !keep {
+		t.Close()
+	}
+}
+
+func rawRead(fd int, b []byte) (int, unix.Errno) {
+	r, _, e := unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+	if e != 0 {
+		return 0, e
+	}
+	return int(r), 0
+}
+
+func rawWrite(fd int, b []byte) (int, unix.Errno) {
+	r, _, e := unix.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+	if e != 0 {
+		return 0, e
+	}
+	return int(r), 0
+}
+
+// Write sends data without blocking: what the socket takes now is sent, the
+// rest is buffered (copied) and sent in order as the socket drains.
+func (t *Transport) Write(data []byte) error {
+	if t.eof {
+		return &OpError{Op: "write", Err: unix.EPIPE, Addr: "cannot call write() after write_eof()"}
+	}
+	if t.closing || t.lost {
+		return ErrClosed
+	}
+	if len(data) == 0 {
+		return nil
+	}
+	if t.wsize == 0 {
+		n, errno := rawWrite(t.fd, data)
+		if errno != 0 && errno != unix.EAGAIN && errno != unix.EINTR {
+			t.fatal(&OpError{Op: "write", Err: errno}, "Fatal write error on socket transport")
+			return nil
+		}
+		data = data[n:]
+		if len(data) == 0 {
+			return nil
+		}
+		t.e.writer = t.onWritable
+		t.loop.update(t.e)
+	}
+	buf := make([]byte, len(data))
+	copy(buf, data)
+	t.wq = append(t.wq, buf)
+	t.wsize += len(buf)
+	t.maybePauseProtocol()
+	return nil
+}
+
+// Writelines writes several buffers in order.
+func (t *Transport) Writelines(bufs [][]byte) error {
+	for _, b := range bufs {
+		if err := t.Write(b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (t *Transport) maybePauseProtocol() {
+	if t.protoPaused || t.wsize <= t.high {
+		return
+	}
+	t.protoPaused = true
+	t.guard("pause_writing", func() { t.proto.PauseWriting(t) })
+}
+
+func (t *Transport) maybeResumeProtocol() {
+	if !t.protoPaused || t.wsize > t.low {
+		return
+	}
+	t.protoPaused = false
+	t.guard("resume_writing", func() { t.proto.ResumeWriting(t) })
+}
+
+func (t *Transport) onWritable() {
+	for t.wsize > 0 {
+		pending := t.wq[t.wqHead:]
+		if len(pending) > 64 {
+			pending = pending[:64]
+		}
+		var n int
+		var err error
+		if len(pending) == 1 {
+			var errno unix.Errno
+			n, errno = rawWrite(t.fd, pending[0])
+			if errno != 0 {
+				err = errno
+			}
+		} else {
+			n, err = unix.Writev(t.fd, pending)
+		}
+		if err != nil {
+			if err == unix.EAGAIN || err == unix.EINTR {
+				break
+			}
+			t.fatal(&OpError{Op: "write", Err: err}, "Fatal write error on socket transport")
+			return
+		}
+		t.consume(n)
+		if n == 0 {
+			break
+		}
+	}
+	t.maybeResumeProtocol()
+	if t.wsize > 0 {
+		return
+	}
+	t.e.writer = nil
+	t.loop.update(t.e)
+	if t.closing {
+		t.scheduleLost(nil)
+	} else if t.eof {
+		t.shutdownWrite()
+	}
+}
+
+func (t *Transport) consume(n int) {
+	t.wsize -= n
+	for n > 0 {
+		b := t.wq[t.wqHead]
+		if n < len(b) {
+			t.wq[t.wqHead] = b[n:]
+			return
+		}
+		n -= len(b)
+		t.wq[t.wqHead] = nil
+		t.wqHead++
+	}
+	if t.wqHead == len(t.wq) {
+		t.wq = t.wq[:0]
+		t.wqHead = 0
+	}
+}
+
+func (t *Transport) shutdownWrite() {
+	if t.eofSent || t.fd < 0 {
+		return
+	}
+	t.eofSent = true
+	unix.Shutdown(t.fd, unix.SHUT_WR)
+}
+
+// WriteEOF closes the write side once buffered data is sent.
+func (t *Transport) WriteEOF() error {
+	if t.closing || t.lost {
+		return nil
+	}
+	if t.eof {
+		return nil
+	}
+	t.eof = true
+	if t.wsize == 0 {
+		t.shutdownWrite()
+	}
+	return nil
+}
+
+// CanWriteEOF is true for stream sockets.
+func (t *Transport) CanWriteEOF() bool { return true }
+
+// IsClosing reports whether Close or Abort was called (or the connection
+// failed).
+func (t *Transport) IsClosing() bool { return t.closing }
+
+// PauseReading stops data_received calls until ResumeReading.
+func (t *Transport) PauseReading() {
+	if t.closing || t.paused {
+		return
+	}
+	t.paused = true
+	t.updateReading()
+}
+
+// ResumeReading resumes reading.
+func (t *Transport) ResumeReading() {
+	if t.closing || !t.paused {
+		return
+	}
+	t.paused = false
+	t.updateReading()
+}
+
+// IsReading reports whether the transport is receiving.
+func (t *Transport) IsReading() bool { return !t.paused && !t.closing }
+
+// WriteBufferSize is the number of buffered bytes not yet sent.
+func (t *Transport) WriteBufferSize() int { return t.wsize }
+
+// SetWriteBufferLimits sets the high and low water marks (0, 0: defaults;
+// high only: low = high/4).
+func (t *Transport) SetWriteBufferLimits(high, low int) error {
+	if high < 0 || low < 0 {
+		return ErrInvalid
+	}
+	if high == 0 && low == 0 {
+		high, low = defaultHigh, defaultLow
+	} else if low == 0 && high > 0 {
+		low = high / 4
+	} else if high == 0 {
+		high = 4 * low
+	}
+	if low > high {
+		return ErrInvalid
+	}
+	t.high, t.low = high, low
+	t.maybePauseProtocol()
+	t.maybeResumeProtocol()
+	return nil
+}
+
+// WriteBufferLimits returns the water marks.
+func (t *Transport) WriteBufferLimits() (high, low int) { return t.high, t.low }
+
+// Close flushes the write buffer, then closes; ConnectionLost(nil) follows.
+func (t *Transport) Close() {
+	if t.closing || t.lost {
+		return
+	}
+	t.closing = true
+	t.updateReading()
+	if t.wsize == 0 {
+		t.scheduleLost(nil)
+	}
+}
+
+// Abort closes at once, dropping buffered data.
+func (t *Transport) Abort() { t.forceClose(nil) }
+
+func (t *Transport) forceClose(err error) {
+	if t.lost || t.lostScheduled {
+		return
+	}
+	t.closing = true
+	t.wq, t.wqHead, t.wsize = nil, 0, 0
+	t.e.reader, t.e.writer = nil, nil
+	t.loop.update(t.e)
+	t.scheduleLost(err)
+}
+
+func (t *Transport) scheduleLost(err error) {
+	if t.lostScheduled {
+		return
+	}
+	t.lostScheduled = true
+	t.e.reader, t.e.writer = nil, nil
+	t.loop.update(t.e)
+	if _, e := t.loop.CallSoon(func() { t.connectionLost(err) }, nil); e != nil {
+		t.connectionLost(err)
+	}
+}
+
+func (t *Transport) connectionLost(err error) {
+	if t.lost {
+		return
+	}
+	t.lost = true
+	t.closing = true
+	t.loop.forget(t.e)
+	t.e.owner = nil
+	if t.started {
+		t.guard("connection_lost", func() { t.proto.ConnectionLost(t, err) })
+	}
+	if t.fd >= 0 {
+		unix.Close(t.fd)
+		t.fd = -1
+	}
+	t.loop.objects--
+	if s := t.server; s != nil {
+		t.server = nil
+		s.detach()
+	}
+	if r := t.OnRelease; r != nil {
+		t.OnRelease = nil
+		r(t)
+	}
+}
+
+// isConnectionError is asyncio's test for errors that are only logged in
+// debug mode (the peer went away).
+func isConnectionError(err error) bool {
+	switch Errno(err) {
+	case unix.ECONNRESET, unix.EPIPE, unix.ECONNABORTED, unix.ETIMEDOUT, unix.ESHUTDOWN:
+		return true
+	}
+	return false
+}
+
+func (t *Transport) fatal(err error, msg string) {
+	if !isConnectionError(err) || t.loop.debug {
+		t.loop.CallExceptionHandler(&ExceptionContext{Message: msg, Err: err, Transport: t})
+	}
+	t.forceClose(err)
+}
