@@ -223,8 +223,10 @@ func rawRead(fd int, b []byte) (int, unix.Errno) {
 	return int(r), 0
 }
 
-func rawWrite(fd int, b []byte) (int, unix.Errno) {
-	r, _, e := unix.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+// rawSend sends on a socket without raising SIGPIPE (a C host would die of
+// it); a broken connection is reported as EPIPE.
+func rawSend(fd int, b []byte) (int, unix.Errno) {
+	r, _, e := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), unix.MSG_NOSIGNAL, 0, 0)
 	if e != 0 {
 		return 0, e
 	}
@@ -244,7 +246,7 @@ func (t *Transport) Write(data []byte) error {
 		return nil
 	}
 	if t.wsize == 0 {
-		n, errno := rawWrite(t.fd, data)
+		n, errno := rawSend(t.fd, data)
 		if errno != 0 && errno != unix.EAGAIN && errno != unix.EINTR {
 			t.fatal(&OpError{Op: "write", Err: errno}, "Fatal write error on socket transport")
 			return nil
@@ -300,12 +302,12 @@ func (t *Transport) onWritable() {
 		var err error
 		if len(pending) == 1 {
 			var errno unix.Errno
-			n, errno = rawWrite(t.fd, pending[0])
+			n, errno = rawSend(t.fd, pending[0])
 			if errno != 0 {
 				err = errno
 			}
 		} else {
-			n, err = unix.Writev(t.fd, pending)
+			n, err = unix.SendmsgBuffers(t.fd, pending, nil, nil, unix.MSG_NOSIGNAL)
 		}
 		if err != nil {
 			if err == unix.EAGAIN || err == unix.EINTR {

@@ -514,6 +514,16 @@ int aloop_transport_get_peername(aloop_transport_t *transport, char *host,
 int aloop_transport_get_sockname(aloop_transport_t *transport, char *host,
                                  size_t hostlen, int *out_port);
 
+/* ------------------------------------------------------------------------ */
+/* Unix sockets, datagrams and pipes                                         */
+/* ------------------------------------------------------------------------ */
+/* @@NET-IPC@@ */
+
+/* ------------------------------------------------------------------------ */
+/* Sockets (sock_*), DNS and sendfile                                        */
+/* ------------------------------------------------------------------------ */
+/* @@NET-SOCK@@ */
+
 #endif /* ALOOP_NO_PROTOTYPES */
 
 #ifdef __cplusplus
