@@ -235,6 +235,12 @@ typedef struct aloop_connect_options_s {
   int local_port;          /* local_addr port (used when local_host is set) */
 } aloop_connect_options_t;
 
+/* Types of the Unix-socket, datagram and pipe API. */
+/* @@NET-IPC-TYPES@@ */
+
+/* Types of the sock_*, DNS and sendfile API. */
+/* @@NET-SOCK-TYPES@@ */
+
 /* The library's own build defines ALOOP_NO_PROTOTYPES to use the types
  * above without the function declarations below. */
 #ifndef ALOOP_NO_PROTOTYPES
