@@ -161,6 +161,10 @@ func resultHandle(v any) (uintptr, kind) {
 		return transportHandle(r), kTransport
 	case *core.Server:
 		return serverHandle(r), kServer
+	case *core.Subprocess:
+		return subprocessHandle(r), kSubprocess
+	case *core.DatagramTransport:
+		return datagramHandle(r), kDatagram
 	}
 	return 0, 0
 }

@@ -37,6 +37,8 @@ const (
 	kFuture
 	kTransport
 	kServer
+	kDatagram   // aloop_datagram_t (capi/ipc.go)
+	kSubprocess // aloop_subprocess_t (capi/process.go)
 )
 
 type slot struct {

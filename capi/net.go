@@ -6,6 +6,7 @@ package main
 import "C"
 
 import (
+	"math"
 	"unsafe"
 
 	"github.com/asyncloop/asyncloop/core"
@@ -264,6 +265,16 @@ func aloop_create_connection(loop C.uintptr_t, host *C.char, port C.int, proto *
 		co.LocalHost = C.GoString(lh)
 		co.LocalPort = int(C.al_connect_local_port(opts))
 	}
+	co.HappyEyeballsDelay = float64(C.al_connect_he_delay(opts))
+	if math.IsNaN(co.HappyEyeballsDelay) || math.IsInf(co.HappyEyeballsDelay, 0) || co.HappyEyeballsDelay > 1e6 {
+		p.release()
+		return fail(C.ALOOP_EINVAL, "happy_eyeballs_delay must be a finite number of seconds")
+	}
+	co.Interleave = int(C.al_connect_opt(opts, 0, 0))
+	co.Family = int(C.al_connect_opt(opts, 1, 0))
+	co.Flags = int(C.al_connect_opt(opts, 2, 0))
+	co.HasSock = C.al_connect_opt(opts, 3, 0) != 0
+	co.Sock = int(C.al_connect_opt(opts, 4, -1))
 	fut, err := lo.l.CreateConnection(goString(host), int(port), p.adapter(), &co)
 	if err != nil {
 		p.release()
@@ -307,6 +318,24 @@ func aloop_create_server(loop C.uintptr_t, host *C.char, port C.int, cb, ud, fre
 		ReusePort:   C.al_server_opt(opts, 2, 0) > 0,
 		NoStart:     C.al_server_opt(opts, 3, -1) == 0,
 		Tag:         so,
+		Family:      int(C.al_server_opt(opts, 4, 0)),
+		Flags:       int(C.al_server_opt(opts, 5, 0)),
+		HasSock:     C.al_server_opt(opts, 6, 0) != 0,
+		Sock:        int(C.al_server_opt(opts, 7, -1)),
+	}
+	if hl := C.al_server_hosts(opts); hl != nil {
+		hp := unsafe.Slice((**C.char)(unsafe.Pointer(hl)), 4097)
+		for i := 0; hp[i] != nil; i++ {
+			if i == 4096 {
+				so.releaseUserdata()
+				return fail(C.ALOOP_EINVAL, "hosts is not NULL-terminated (more than 4096 entries)")
+			}
+			so2.Hosts = append(so2.Hosts, C.GoString(hp[i]))
+		}
+		if len(so2.Hosts) == 0 {
+			so.releaseUserdata()
+			return fail(C.ALOOP_EINVAL, "hosts is empty")
+		}
 	}
 	factory := func(t *core.Transport) error {
 		sh := C.uintptr_t(serverHandle(t.Server()))

@@ -88,13 +88,34 @@ static inline int al_server_opt(const aloop_server_options_t *o, int i, int dflt
   case 1: return AL_HAS_FIELD(o, aloop_server_options_t, reuse_address) ? o->reuse_address : dflt;
   case 2: return AL_HAS_FIELD(o, aloop_server_options_t, reuse_port) ? o->reuse_port : dflt;
   case 3: return AL_HAS_FIELD(o, aloop_server_options_t, start_serving) ? o->start_serving : dflt;
+  case 4: return AL_HAS_FIELD(o, aloop_server_options_t, family) ? o->family : dflt;
+  case 5: return AL_HAS_FIELD(o, aloop_server_options_t, flags) ? o->flags : dflt;
+  case 6: return AL_HAS_FIELD(o, aloop_server_options_t, has_sock) ? o->has_sock : dflt;
+  case 7: return AL_HAS_FIELD(o, aloop_server_options_t, sock) ? o->sock : dflt;
   }
   return dflt;
+}
+static inline const char *const *al_server_hosts(const aloop_server_options_t *o) {
+  return (o && AL_HAS_FIELD(o, aloop_server_options_t, hosts)) ? o->hosts : NULL;
 }
 static inline const char *al_connect_local_host(const aloop_connect_options_t *o) {
   return (o && AL_HAS_FIELD(o, aloop_connect_options_t, local_host)) ? o->local_host : NULL;
 }
 static inline int al_connect_local_port(const aloop_connect_options_t *o) {
   return (o && AL_HAS_FIELD(o, aloop_connect_options_t, local_port)) ? o->local_port : 0;
+}
+static inline double al_connect_he_delay(const aloop_connect_options_t *o) {
+  return (o && AL_HAS_FIELD(o, aloop_connect_options_t, happy_eyeballs_delay)) ? o->happy_eyeballs_delay : 0;
+}
+static inline int al_connect_opt(const aloop_connect_options_t *o, int i, int dflt) {
+  if (!o) return dflt;
+  switch (i) {
+  case 0: return AL_HAS_FIELD(o, aloop_connect_options_t, interleave) ? o->interleave : dflt;
+  case 1: return AL_HAS_FIELD(o, aloop_connect_options_t, family) ? o->family : dflt;
+  case 2: return AL_HAS_FIELD(o, aloop_connect_options_t, flags) ? o->flags : dflt;
+  case 3: return AL_HAS_FIELD(o, aloop_connect_options_t, has_sock) ? o->has_sock : dflt;
+  case 4: return AL_HAS_FIELD(o, aloop_connect_options_t, sock) ? o->sock : dflt;
+  }
+  return dflt;
 }
 #endif

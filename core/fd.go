@@ -19,6 +19,9 @@ type fdEntry struct {
 }
 
 func (l *Loop) entry(fd int, create bool) *fdEntry {
+	if fd < 0 {
+		return nil
+	}
 	if fd < len(l.fds) {
 		if e := l.fds[fd]; e != nil || !create {
 			return e

@@ -27,6 +27,7 @@ type Future struct {
 	err       error
 	cancelMsg string
 	callbacks []*doneCallback
+	onCancel  func() // runs inside Cancel, before the callbacks are scheduled
 }
 
 // NewFuture creates a pending future of loop l.
@@ -48,6 +49,10 @@ func (f *Future) Cancel(msg string) bool {
 	}
 	f.state = futureCancelled
 	f.cancelMsg = msg
+	if h := f.onCancel; h != nil {
+		f.onCancel = nil
+		h()
+	}
 	f.schedule()
 	return true
 }

@@ -76,9 +76,19 @@ func (h *harness) runFor(d time.Duration) {
 // fails the test if it did not return by itself within timeout.
 func (h *harness) runDefault(timeout time.Duration) {
 	h.t.Helper()
-	var fired atomic.Bool
-	wd := time.AfterFunc(timeout, func() { fired.Store(true); h.l.Stop() })
+	var fired, returned atomic.Bool
+	wd := time.AfterFunc(timeout, func() {
+		fired.Store(true)
+		h.l.Stop()
+		// If even Stop cannot wake the loop, fail fast instead of hanging
+		// until go test's global timeout.
+		time.Sleep(3 * time.Second)
+		if !returned.Load() {
+			panic("Run(RunDefault) did not return 3s after Stop from another goroutine: lost wake-up")
+		}
+	})
 	err := h.l.Run(RunDefault)
+	returned.Store(true)
 	wd.Stop()
 	if err != nil {
 		h.t.Fatalf("Run(RunDefault): %v", err)

@@ -11,6 +11,7 @@ package core
 import (
 	"container/heap"
 	"fmt"
+	"math"
 	"os"
 	"runtime/debug"
 	"sync"
@@ -149,6 +150,10 @@ type Loop struct {
 	nfds    int // fds with a watcher or transport
 	objects int // live transports, servers and pending operations
 
+	exec  execState                // default executor (executor.go)
+	sigs  map[int]*sigEntry        // signal handlers (signal.go)
+	procs map[*Subprocess]struct{} // subprocesses not yet released (subprocess.go)
+
 	debug         bool
 	SlowCallback  float64
 	excHandler    ExceptionHandler
@@ -251,8 +256,10 @@ func (l *Loop) BackendTimeout() int {
 	if d <= 0 {
 		return 0
 	}
-	ms := int(d*1000 + 0.999999)
-	return ms
+	if d >= math.MaxInt32/1000 {
+		return math.MaxInt32
+	}
+	return int(d*1000 + 0.999999)
 }
 
 // CallSoon schedules fn to run on the next iteration. release (may be nil)
@@ -286,10 +293,13 @@ func (l *Loop) CallLater(delay float64, fn func(), release func()) (*Handle, err
 	return l.CallAt(l.Time()+delay, fn, release)
 }
 
-// CallAt runs fn at loop time when.
+// CallAt runs fn at loop time when (NaN is rejected with ErrInvalid).
 func (l *Loop) CallAt(when float64, fn func(), release func()) (*Handle, error) {
 	if l.closed {
 		return nil, ErrClosed
+	}
+	if math.IsNaN(when) {
+		return nil, ErrInvalid
 	}
 	l.seq++
 	h := &Handle{loop: l, fn: fn, release: release, when: when, seq: l.seq, timer: true, index: -1}
@@ -411,6 +421,10 @@ func (l *Loop) purgeTimers() {
 	heap.Init(&l.timers)
 }
 
+// maxWaitSeconds bounds waits that are converted to nanoseconds; a longer
+// (or infinite) wait is a wait without a deadline.
+const maxWaitSeconds = 1e9
+
 // iterate is asyncio's _run_once.
 func (l *Loop) iterate(maxWait float64) error {
 	l.dropCancelledHead()
@@ -422,9 +436,11 @@ func (l *Loop) iterate(maxWait float64) error {
 		if d < 0 {
 			d = 0
 		}
-		timeoutNs = int64(d * 1e9)
+		if d < maxWaitSeconds {
+			timeoutNs = int64(d * 1e9)
+		} // else: a deadline beyond maxWaitSeconds (or +Inf) is none
 	}
-	if maxWait >= 0 {
+	if maxWait >= 0 && maxWait < maxWaitSeconds {
 		mw := int64(maxWait * 1e9)
 		if timeoutNs < 0 || mw < timeoutNs {
 			timeoutNs = mw
@@ -539,6 +555,9 @@ func (l *Loop) Close() error {
 	if l.nfds > 0 || l.objects > 0 {
 		return ErrBusy
 	}
+	l.closeSignals()
+	l.closeSubprocesses()
+	l.closeExecutor()
 	l.tsMu.Lock()
 	l.closed = true
 	q := l.tsQueue

@@ -11,6 +11,16 @@ type ServerOptions struct {
 	ReusePort   bool
 	NoStart     bool // do not start accepting (start_serving=False)
 	Tag         any  // copied to Server.Tag
+	// Hosts lists several hosts to listen on (asyncio's host sequence; ""
+	// = all interfaces); the host argument must be "" then.
+	Hosts  []string
+	Family int // AF_UNSPEC, AF_INET or AF_INET6: restricts resolution
+	Flags  int // getaddrinfo AI_* flags (AI_PASSIVE is implied)
+	// HasSock: serve on Sock, an existing bound stream socket (asyncio's
+	// sock=; listen is called on it); host must be "" and port 0. The
+	// server owns the socket from then on.
+	HasSock bool
+	Sock    int
 }
 
 // ConnectionFactory is called for every accepted connection, before
@@ -35,6 +45,7 @@ type Server struct {
 	conns     int
 	waiters   []*Future
 	retry     *Handle
+	onClose   func() // runs once in Close, after the sockets are closed
 
 	// Tag is free for the host.
 	Tag any
@@ -58,23 +69,92 @@ func (l *Loop) CreateServer(host string, port int, factory ConnectionFactory, op
 	if o.Backlog <= 0 {
 		o.Backlog = 100
 	}
-	fut := l.NewFuture()
-	l.resolve(host, port, true, func(addrs []unix.Sockaddr, err error) {
-		if fut.Done() {
-			return
+	if o.HasSock {
+		if host != "" || port != 0 || len(o.Hosts) > 0 {
+			return nil, &OpError{Op: "create_server", Addr: "host and port must not be given with a socket", Err: ErrInvalid}
 		}
+		if err := l.adoptSock(o.Sock, unix.SOCK_STREAM); err != nil {
+			return nil, err
+		}
+		s, err := l.serveSock(o.Sock, factory, &o)
 		if err != nil {
-			fut.SetException(err)
-			return
+			return nil, err
 		}
-		s, err := l.listen(addrs, factory, &o, host == "")
-		if err != nil {
-			fut.SetException(err)
-			return
-		}
+		fut := l.NewFuture()
 		fut.SetResult(s)
-	})
+		return fut, nil
+	}
+	hosts := o.Hosts
+	if len(hosts) == 0 {
+		hosts = []string{host}
+	} else if host != "" {
+		return nil, &OpError{Op: "create_server", Addr: "host and hosts both given", Err: ErrInvalid}
+	}
+	if err := gaiCheck(o.Family, o.Flags); err != nil {
+		return nil, &OpError{Op: "create_server", Err: ErrInvalid, Addr: err.Error()}
+	}
+	anyHost := false
+	for _, h := range hosts {
+		anyHost = anyHost || h == ""
+	}
+	fut := l.NewFuture()
+	results := make([][]AddrInfo, len(hosts))
+	pending := len(hosts)
+	var firstErr error
+	for i, h := range hosts {
+		i := i
+		l.lookup(h, itoa(port), o.Family, unix.SOCK_STREAM, 0, o.Flags|AI_PASSIVE, func(res []AddrInfo, err error) {
+			pending--
+			results[i] = res
+			if err != nil && firstErr == nil {
+				firstErr = err
+			}
+			if pending > 0 || fut.Done() {
+				return
+			}
+			if firstErr != nil {
+				fut.SetException(firstErr)
+				return
+			}
+			// Every address once (asyncio listens on the set of them).
+			var addrs []unix.Sockaddr
+			seen := map[string]bool{}
+			for _, res := range results {
+				for _, ai := range res {
+					k := addrString(ai.Addr)
+					if !seen[k] {
+						seen[k] = true
+						addrs = append(addrs, ai.Addr)
+					}
+				}
+			}
+			s, err := l.listen(addrs, factory, &o, anyHost)
+			if err != nil {
+				fut.SetException(err)
+				return
+			}
+			fut.SetResult(s)
+		}, fut)
+	}
 	return fut, nil
+}
+
+// serveSock makes a server of an existing stream socket.
+func (l *Loop) serveSock(fd int, factory ConnectionFactory, o *ServerOptions) (*Server, error) {
+	if err := unix.Listen(fd, o.Backlog); err != nil {
+		return nil, &OpError{Op: "listen", Err: err}
+	}
+	sa, err := Getsockname(fd)
+	if err != nil {
+		return nil, &OpError{Op: "getsockname", Err: err}
+	}
+	s := &Server{loop: l, factory: factory, backlog: o.Backlog, Tag: o.Tag}
+	s.listeners = append(s.listeners, &listener{fd: fd, sa: sa})
+	l.objects++
+	if !o.NoStart {
+		s.StartServing()
+	}
+	return s, nil
 }
 
 func (l *Loop) listen(addrs []unix.Sockaddr, factory ConnectionFactory, o *ServerOptions, anyHost bool) (*Server, error) {
@@ -275,6 +355,10 @@ func (s *Server) Close() {
 			ln.e.owner = nil
 		}
 		unix.Close(ln.fd)
+	}
+	if f := s.onClose; f != nil {
+		s.onClose = nil
+		f()
 	}
 	s.loop.objects--
 	s.wakeWaiters()

@@ -11,6 +11,22 @@ import (
 type ConnectOptions struct {
 	LocalHost string // local_addr host ("" = none)
 	LocalPort int
+	// HappyEyeballsDelay > 0 enables Happy Eyeballs (RFC 8305): a new
+	// connection attempt starts every HappyEyeballsDelay seconds while the
+	// earlier ones are in progress (asyncio's happy_eyeballs_delay; 0.25 is
+	// the RFC's value). <= 0: one address after another.
+	HappyEyeballsDelay float64
+	// Interleave reorders the addresses by family (asyncio's interleave):
+	// 0 = default (1 with Happy Eyeballs, else no reordering), > 0 = that
+	// many addresses of the first family first, < 0 = no reordering.
+	Interleave int
+	Family     int // AF_UNSPEC, AF_INET or AF_INET6: restricts resolution
+	Flags      int // getaddrinfo AI_* flags
+	// HasSock: wrap Sock, an already connected stream socket (asyncio's
+	// sock=), instead of connecting; host must be "" and port 0. The
+	// transport owns the socket from then on.
+	HasSock bool
+	Sock    int
 }
 
 func newStreamSocket(family int) (int, error) {
@@ -26,7 +42,9 @@ func setNoDelay(fd int) {
 }
 
 // CreateConnection connects to host:port and returns a future whose result
-// is the *Transport, set after proto.ConnectionMade ran.
+// is the *Transport, set after proto.ConnectionMade ran. Every resolved
+// address is tried (see ConnectOptions for Happy Eyeballs); the error of a
+// failed connection names every attempt.
 func (l *Loop) CreateConnection(host string, port int, proto Protocol, opts *ConnectOptions) (*Future, error) {
 	if l.closed {
 		return nil, ErrClosed
@@ -34,16 +52,39 @@ func (l *Loop) CreateConnection(host string, port int, proto Protocol, opts *Con
 	if proto == nil || port < 0 || port > 65535 {
 		return nil, ErrInvalid
 	}
-	fut := l.NewFuture()
+	var o ConnectOptions
+	if opts != nil {
+		o = *opts
+	}
+	if o.HasSock {
+		if host != "" || port != 0 || o.LocalHost != "" {
+			return nil, &OpError{Op: "create_connection", Addr: "host, port and local address must not be given with a socket", Err: ErrInvalid}
+		}
+		if err := l.adoptSock(o.Sock, unix.SOCK_STREAM); err != nil {
+			return nil, err
+		}
+		fut := l.NewFuture()
+		l.connected(fut, o.Sock, proto)
+		return fut, nil
+	}
 	var local unix.Sockaddr
-	if opts != nil && opts.LocalHost != "" {
-		addrs, ok := numericAddrs(opts.LocalHost, opts.LocalPort, true)
+	if o.LocalHost != "" {
+		addrs, ok := numericAddrs(o.LocalHost, o.LocalPort, true)
 		if !ok {
-			return nil, &OpError{Op: "bind", Addr: opts.LocalHost, Err: ErrInvalid}
+			return nil, &OpError{Op: "bind", Addr: o.LocalHost, Err: ErrInvalid}
 		}
 		local = addrs[0]
 	}
-	l.resolve(host, port, false, func(addrs []unix.Sockaddr, err error) {
+	if err := gaiCheck(o.Family, o.Flags); err != nil {
+		return nil, &OpError{Op: "create_connection", Err: ErrInvalid, Addr: err.Error()}
+	}
+	interleave := o.Interleave
+	if interleave == 0 && o.HappyEyeballsDelay > 0 {
+		interleave = 1
+	}
+	fut := l.NewFuture()
+	// host "" is getaddrinfo's NULL host: the loopback addresses.
+	l.lookup(host, itoa(port), o.Family, unix.SOCK_STREAM, 0, o.Flags, func(res []AddrInfo, err error) {
 		if fut.Done() {
 			return
 		}
@@ -51,14 +92,39 @@ func (l *Loop) CreateConnection(host string, port int, proto Protocol, opts *Con
 			fut.SetException(err)
 			return
 		}
-		if len(addrs) == 0 {
-			fut.SetException(&OpError{Op: "getaddrinfo", Addr: host, Err: ErrResolve})
-			return
+		addrs := make([]unix.Sockaddr, 0, len(res))
+		for _, ai := range res {
+			addrs = append(addrs, ai.Addr)
 		}
-		c := &connector{loop: l, fut: fut, addrs: addrs, local: local, proto: proto}
-		c.next()
-	})
+		if interleave > 0 {
+			addrs = interleaveAddrs(addrs, interleave)
+		}
+		l.connectAddrs(fut, addrs, local, proto, o.HappyEyeballsDelay)
+	}, fut)
 	return fut, nil
+}
+
+// adoptSock prepares a caller's socket for a transport or server: it must be
+// a socket of the given type that the loop does not use yet; it is made
+// non-blocking.
+func (l *Loop) adoptSock(fd, typ int) error {
+	if fd < 0 {
+		return &OpError{Op: "sock", Err: unix.EBADF}
+	}
+	if e := l.entry(fd, false); e != nil && (e.owner != nil || e.watchers > 0) {
+		return &OpError{Op: "sock", Addr: "fd is already used by the loop", Err: unix.EBUSY}
+	}
+	st, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
+	if err != nil {
+		return &OpError{Op: "sock", Err: err}
+	}
+	if st != typ {
+		return &OpError{Op: "sock", Addr: "a socket of another type", Err: ErrInvalid}
+	}
+	if err := unix.SetNonblock(fd, true); err != nil {
+		return &OpError{Op: "sock", Err: err}
+	}
+	return nil
 }
 
 // connector tries addresses one after another.

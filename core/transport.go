@@ -36,9 +36,15 @@ func (BaseProtocol) ConnectionLost(*Transport, error) {}
 func (BaseProtocol) PauseWriting(*Transport)          {}
 func (BaseProtocol) ResumeWriting(*Transport)         {}
 
+// Default write-buffer water marks (asyncio's).
 const (
-	defaultHigh = 64 * 1024
-	defaultLow  = 16 * 1024
+	DefaultWriteBufferHigh = 64 * 1024
+	DefaultWriteBufferLow  = 16 * 1024
+)
+
+const (
+	defaultHigh = DefaultWriteBufferHigh
+	defaultLow  = DefaultWriteBufferLow
 	readSize    = 256 * 1024
 )
 
@@ -67,6 +73,11 @@ type Transport struct {
 	lostScheduled bool
 	lost          bool
 
+	pipe      pipeMode // a pipe transport (pipe.go) when not pipeNone
+	pipeWatch bool     // write pipe: watch for the reader going away
+
+	sendfile *sendfileOp // a Sendfile in progress (sendfile.go)
+
 	// Tag is free for the host (the C layer keeps its handle here).
 	Tag any
 	// OnRelease, if set, runs once after the transport is closed and
@@ -75,7 +86,7 @@ type Transport struct {
 }
 
 func (l *Loop) newTransport(fd int) *Transport {
-	t := &Transport{loop: l, fd: fd, high: defaultHigh, low: defaultLow}
+	t := &Transport{loop: l, fd: fd, high: DefaultWriteBufferHigh, low: DefaultWriteBufferLow}
 	e := l.entry(fd, true)
 	e.owner = t
 	t.e = e
@@ -107,7 +118,7 @@ func (t *Transport) Peername() (unix.Sockaddr, error) {
 	if t.fd < 0 {
 		return nil, ErrClosed
 	}
-	return unix.Getpeername(t.fd)
+	return Getpeername(t.fd)
 }
 
 // Sockname returns the local address.
@@ -115,7 +126,7 @@ func (t *Transport) Sockname() (unix.Sockaddr, error) {
 	if t.fd < 0 {
 		return nil, ErrClosed
 	}
-	return unix.Getsockname(t.fd)
+	return Getsockname(t.fd)
 }
 
 // start runs connection_made and begins reading (scheduled with call_soon by
@@ -130,6 +141,9 @@ func (t *Transport) start() {
 }
 
 func (t *Transport) wantRead() bool {
+	if t.pipe != pipeNone {
+		return t.pipeWantRead()
+	}
 	return t.started && !t.paused && !t.closing && !t.readEOF
 }
 
@@ -162,6 +176,10 @@ func (t *Transport) guard(name string, fn func()) (ok bool) {
 }
 
 func (t *Transport) onReadable() {
+	if t.pipe != pipeNone {
+		t.pipeReadable()
+		return
+	}
 	if t.buffered != nil {
 		t.readBuffered()
 		return
@@ -236,11 +254,17 @@ func rawSend(fd int, b []byte) (int, unix.Errno) {
 // Write sends data without blocking: what the socket takes now is sent, the
 // rest is buffered (copied) and sent in order as the socket drains.
 func (t *Transport) Write(data []byte) error {
+	if t.pipe != pipeNone {
+		return t.pipeWrite(data)
+	}
 	if t.eof {
 		return &OpError{Op: "write", Err: unix.EPIPE, Addr: "cannot call write() after write_eof()"}
 	}
 	if t.closing || t.lost {
 		return ErrClosed
+	}
+	if t.sendfile != nil {
+		return &OpError{Op: "write", Err: ErrBusy, Addr: "sendfile is in progress"}
 	}
 	if len(data) == 0 {
 		return nil
@@ -327,6 +351,10 @@ func (t *Transport) onWritable() {
 	}
 	t.e.writer = nil
 	t.loop.update(t.e)
+	if t.sendfile != nil {
+		t.sendfileFlushed() // it closes or shuts down when it is done
+		return
+	}
 	if t.closing {
 		t.scheduleLost(nil)
 	} else if t.eof {
@@ -362,6 +390,9 @@ func (t *Transport) shutdownWrite() {
 
 // WriteEOF closes the write side once buffered data is sent.
 func (t *Transport) WriteEOF() error {
+	if t.pipe != pipeNone {
+		return t.pipeWriteEOF()
+	}
 	if t.closing || t.lost {
 		return nil
 	}
@@ -369,14 +400,14 @@ func (t *Transport) WriteEOF() error {
 		return nil
 	}
 	t.eof = true
-	if t.wsize == 0 {
+	if t.wsize == 0 && t.sendfile == nil {
 		t.shutdownWrite()
 	}
 	return nil
 }
 
 // CanWriteEOF is true for stream sockets.
-func (t *Transport) CanWriteEOF() bool { return true }
+func (t *Transport) CanWriteEOF() bool { return t.pipe != pipeRead }
 
 // IsClosing reports whether Close or Abort was called (or the connection
 // failed).
@@ -401,25 +432,17 @@ func (t *Transport) ResumeReading() {
 }
 
 // IsReading reports whether the transport is receiving.
-func (t *Transport) IsReading() bool { return !t.paused && !t.closing }
+func (t *Transport) IsReading() bool { return t.pipe != pipeWrite && !t.paused && !t.closing }
 
 // WriteBufferSize is the number of buffered bytes not yet sent.
 func (t *Transport) WriteBufferSize() int { return t.wsize }
 
-// SetWriteBufferLimits sets the high and low water marks (0, 0: defaults;
-// high only: low = high/4).
+// SetWriteBufferLimits sets the high and low water marks: PauseWriting when
+// the buffer grows above high, ResumeWriting when it drains to low or less
+// (asyncio's defaults are DefaultWriteBufferHigh/Low; high 0 pauses on any
+// buffered byte).
 func (t *Transport) SetWriteBufferLimits(high, low int) error {
-	if high < 0 || low < 0 {
-		return ErrInvalid
-	}
-	if high == 0 && low == 0 {
-		high, low = defaultHigh, defaultLow
-	} else if low == 0 && high > 0 {
-		low = high / 4
-	} else if high == 0 {
-		high = 4 * low
-	}
-	if low > high {
+	if high < 0 || low < 0 || low > high {
 		return ErrInvalid
 	}
 	t.high, t.low = high, low
@@ -438,7 +461,7 @@ func (t *Transport) Close() {
 	}
 	t.closing = true
 	t.updateReading()
-	if t.wsize == 0 {
+	if t.wsize == 0 && t.sendfile == nil {
 		t.scheduleLost(nil)
 	}
 }
@@ -464,6 +487,7 @@ func (t *Transport) scheduleLost(err error) {
 	t.lostScheduled = true
 	t.e.reader, t.e.writer = nil, nil
 	t.loop.update(t.e)
+	t.sendfileAbort(err)
 	if _, e := t.loop.CallSoon(func() { t.connectionLost(err) }, nil); e != nil {
 		t.connectionLost(err)
 	}

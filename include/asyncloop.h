@@ -135,6 +135,10 @@ typedef struct aloop_future_s aloop_future_t;       /* a future */
 typedef struct aloop_transport_s aloop_transport_t; /* a stream transport */
 typedef struct aloop_server_s aloop_server_t;       /* a listening server */
 
+/* Default write-buffer water marks of stream transports (asyncio's). */
+#define ALOOP_WRITE_BUFFER_HIGH (64 * 1024)
+#define ALOOP_WRITE_BUFFER_LOW (16 * 1024)
+
 /* How aloop_loop_run() runs. */
 typedef enum aloop_run_mode_e {
   ALOOP_RUN_DEFAULT = 0, /* run until aloop_loop_stop() (run_forever) */
@@ -227,19 +231,212 @@ typedef struct aloop_server_options_s {
   int reuse_address; /* SO_REUSEADDR; < 0 default (on), 0 off, > 0 on */
   int reuse_port;    /* SO_REUSEPORT; 0 off, > 0 on */
   int start_serving; /* < 0 default (on), 0 off, > 0 on */
+  /* Appended (sock/DNS API); read only when `size` covers them: */
+  const char *const *hosts; /* NULL-terminated list of hosts to listen on
+                               (asyncio's host sequence; "" = all
+                               interfaces), or NULL; with it the host
+                               argument must be NULL */
+  int family;   /* 0 (AF_UNSPEC), AF_INET or AF_INET6: restricts resolution */
+  int flags;    /* getaddrinfo AI_* flags (AI_PASSIVE is implied) */
+  int has_sock; /* nonzero: serve on `sock` (asyncio's sock=), an existing
+                   bound stream socket (listen() is called on it); host must
+                   be NULL, port 0. The server owns it once the call
+                   succeeds. */
+  int sock;
 } aloop_server_options_t;
 
 typedef struct aloop_connect_options_s {
   size_t size;             /* sizeof(aloop_connect_options_t) */
   const char *local_host;  /* local_addr host, or NULL */
   int local_port;          /* local_addr port (used when local_host is set) */
+  /* Appended (sock/DNS API); read only when `size` covers them: */
+  double happy_eyeballs_delay; /* > 0: Happy Eyeballs (RFC 8305): a new
+                                  attempt starts every this many seconds
+                                  while earlier ones are in progress, or
+                                  at once when one fails; the first
+                                  connection wins (asyncio's
+                                  happy_eyeballs_delay; 0.25 is the RFC's
+                                  value). 0: one address after another. */
+  int interleave; /* 0: default (1 with Happy Eyeballs, else none); > 0:
+                     reorder the addresses by family, interleave - 1 of the
+                     first family first (asyncio's interleave); < 0: none */
+  int family;     /* 0 (AF_UNSPEC), AF_INET or AF_INET6: restricts
+                     resolution */
+  int flags;      /* getaddrinfo AI_* flags */
+  int has_sock;   /* nonzero: wrap `sock` (asyncio's sock=), an already
+                     connected stream socket, instead of connecting; host
+                     must be NULL, port 0. The transport owns it once the
+                     call succeeds. */
+  int sock;
 } aloop_connect_options_t;
 
 /* Types of the Unix-socket, datagram and pipe API. */
 /* @@NET-IPC-TYPES@@ */
 
+/* A datagram transport (asyncio's DatagramTransport): an opaque handle, valid
+ * from the endpoint's future until its connection_lost callback returns. */
+typedef struct aloop_datagram_s aloop_datagram_t;
+
+/* A datagram protocol: optional callbacks (NULL = ignore), copied when set.
+ * `size` must be sizeof(aloop_datagram_protocol_t). The userdata given with
+ * the protocol is passed to every callback.
+ *  - connection_made: the endpoint is ready.
+ *  - datagram_received: one datagram of `len` bytes (len may be 0) from
+ *    host:port. `host` is the sender's numeric address (for AF_UNIX: its
+ *    path, "@name" for an abstract name, "" for an unbound sender; port 0).
+ *    data and host are valid only during the call.
+ *  - error_received: a send or receive failed (an ALOOP_E* code, e.g.
+ *    ALOOP_ECONNREFUSED on a connected UDP socket after an ICMP port
+ *    unreachable); the endpoint stays open (asyncio semantics).
+ *  - connection_lost: the endpoint is closed; `error` is 0 for close/abort,
+ *    else an ALOOP_E* code. The last callback: afterwards the handle is
+ *    stale.
+ *  - pause_writing / resume_writing: the send buffer crossed the high / low
+ *    water mark. */
+typedef struct aloop_datagram_protocol_s {
+  size_t size;
+  void (*connection_made)(aloop_datagram_t *dgram, void *userdata);
+  void (*datagram_received)(aloop_datagram_t *dgram, const char *data,
+                            size_t len, const char *host, int port,
+                            void *userdata);
+  void (*error_received)(aloop_datagram_t *dgram, int error, void *userdata);
+  void (*connection_lost)(aloop_datagram_t *dgram, int error, void *userdata);
+  void (*pause_writing)(aloop_datagram_t *dgram, void *userdata);
+  void (*resume_writing)(aloop_datagram_t *dgram, void *userdata);
+} aloop_datagram_protocol_t;
+
+/* Options of aloop_create_datagram_endpoint (NULL = defaults). */
+typedef struct aloop_datagram_options_s {
+  size_t size;         /* sizeof(aloop_datagram_options_t) */
+  int family;          /* 0 = from the addresses; AF_INET, AF_INET6 or
+                          AF_UNIX, the platform's <sys/socket.h> values */
+  int reuse_port;      /* > 0: SO_REUSEPORT */
+  int allow_broadcast; /* > 0: SO_BROADCAST; a remote address is then only
+                          the default destination (not connected) */
+} aloop_datagram_options_t;
+
+/* Options of aloop_create_unix_server (NULL = defaults). */
+typedef struct aloop_unix_server_options_s {
+  size_t size;        /* sizeof(aloop_unix_server_options_t) */
+  int backlog;        /* listen backlog; <= 0 means 100 */
+  int start_serving;  /* < 0 default (on), 0 off, > 0 on */
+  int cleanup_socket; /* remove the socket file when the server closes (if
+                         it is still the one it created): < 0 default (on),
+                         0 off, > 0 on */
+} aloop_unix_server_options_t;
+
 /* Types of the sock_*, DNS and sendfile API. */
 /* @@NET-SOCK-TYPES@@ */
+
+/* One buffer of aloop_transport_writev (the layout of POSIX struct iovec). */
+typedef struct aloop_iovec_s {
+  const void *base;
+  size_t len;
+} aloop_iovec_t;
+
+/* One result of aloop_getaddrinfo (asyncio's (family, type, proto,
+ * canonname, sockaddr) tuple). The results form a list linked by `next`, in
+ * one block of library-owned memory that aloop_addrinfo_free() releases
+ * (given the head of the list). Fields may be appended in later versions:
+ * walk the list with `next`, never by indexing. Family, type and protocol
+ * are the platform's values (AF_INET / AF_INET6, SOCK_STREAM / SOCK_DGRAM /
+ * SOCK_RAW, IPPROTO_TCP / IPPROTO_UDP / 0). */
+typedef struct aloop_addrinfo_s {
+  size_t size;                   /* sizeof(aloop_addrinfo_t) of the library */
+  struct aloop_addrinfo_s *next; /* the next result, or NULL */
+  int family;
+  int type;
+  int protocol;
+  int port;                      /* host byte order */
+  const void *addr;      /* the address as a struct sockaddr_in or
+                            sockaddr_in6 (for connect() / bind()) ... */
+  size_t addrlen;        /* ... of this many bytes */
+  const char *host;      /* numeric address: "127.0.0.1", "::1", "fe80::1%eth0" */
+  const char *canonname; /* the canonical name on the first result when
+                            AI_CANONNAME was given, else "" */
+  uint32_t scope_id;     /* IPv6 scope id (0 otherwise) */
+} aloop_addrinfo_t;
+
+/* ------------------------------------------------------------------------ */
+/* Types of the subprocess, signal and executor API                          */
+/* ------------------------------------------------------------------------ */
+
+/* A subprocess transport (asyncio's SubprocessTransport): an opaque handle,
+ * valid from the connection_made callback (or the spawn future's result)
+ * until its connection_lost callback returns. */
+typedef struct aloop_subprocess_s aloop_subprocess_t;
+
+/* A subprocess protocol: optional callbacks (NULL = ignore), copied when it
+ * is set. `size` must be sizeof(aloop_subprocess_protocol_t). The userdata
+ * given with the protocol is passed to every callback. `fd` is the child's
+ * 0 (stdin), 1 (stdout) or 2 (stderr). The order is asyncio's:
+ *  - connection_made: first, once the child is started and its pipes are
+ *    connected.
+ *  - pipe_data_received: `len` (> 0) bytes the child wrote to fd 1 or 2
+ *    (data valid only during the call).
+ *  - pipe_connection_lost: the pipe of `fd` is closed (EOF, close, or
+ *    error: `error` is 0 or an ALOOP_E* code). Once per pipe.
+ *  - process_exited: the child exited and was reaped; its return code is
+ *    available (aloop_subprocess_get_returncode). No order is guaranteed
+ *    between process_exited and the pipe callbacks (data still buffered in a
+ *    pipe may arrive after it), as in asyncio.
+ *  - connection_lost: last, once the child exited AND every pipe is closed;
+ *    `error` is 0. After it returns, the subprocess handle is stale.
+ *  - pause_writing / resume_writing: the stdin pipe's write buffer crossed
+ *    its high / low water mark. */
+typedef struct aloop_subprocess_protocol_s {
+  size_t size;
+  void (*connection_made)(aloop_subprocess_t *proc, void *userdata);
+  void (*pipe_data_received)(aloop_subprocess_t *proc, int fd,
+                             const char *data, size_t len, void *userdata);
+  void (*pipe_connection_lost)(aloop_subprocess_t *proc, int fd, int error,
+                               void *userdata);
+  void (*process_exited)(aloop_subprocess_t *proc, void *userdata);
+  void (*connection_lost)(aloop_subprocess_t *proc, int error,
+                          void *userdata);
+  void (*pause_writing)(aloop_subprocess_t *proc, void *userdata);
+  void (*resume_writing)(aloop_subprocess_t *proc, void *userdata);
+} aloop_subprocess_protocol_t;
+
+/* What a child's stdin, stdout or stderr is connected to. */
+typedef enum aloop_stdio_e {
+  ALOOP_STDIO_PIPE = 0,    /* a pipe to the parent, with a transport (the
+                              default, asyncio's subprocess.PIPE) */
+  ALOOP_STDIO_DEVNULL = 1, /* /dev/null (subprocess.DEVNULL) */
+  ALOOP_STDIO_INHERIT = 2, /* this process's own fd 0, 1 or 2 (None) */
+  ALOOP_STDIO_FD = 3,      /* the fd in stdin_fd / stdout_fd / stderr_fd
+                              (borrowed: the child gets a copy) */
+  ALOOP_STDIO_STDOUT = 4   /* stderr only: wherever stdout goes
+                              (subprocess.STDOUT) */
+} aloop_stdio_t;
+
+/* Options of aloop_subprocess_exec / aloop_subprocess_shell (NULL = all
+ * defaults: three pipes, this process's environment and working directory).
+ * Zero-initialise it and set `size`. */
+typedef struct aloop_subprocess_options_s {
+  size_t size;            /* sizeof(aloop_subprocess_options_t) */
+  const char *const *env; /* NULL-terminated "NAME=value" strings; NULL:
+                             this process's environment (environ) as it is
+                             at the call */
+  const char *cwd;        /* the child's working directory; NULL: ours */
+  int stdin_mode;         /* aloop_stdio_t values */
+  int stdout_mode;
+  int stderr_mode;
+  int stdin_fd;           /* with ALOOP_STDIO_FD */
+  int stdout_fd;
+  int stderr_fd;
+  int start_new_session;  /* nonzero: the child calls setsid() */
+} aloop_subprocess_options_t;
+
+/* A Unix signal handler; runs on the loop thread. */
+typedef void (*aloop_signal_cb)(aloop_loop_t *loop, int signum,
+                                void *userdata);
+
+/* A job of the default executor (aloop_run_in_executor). Runs on one of the
+ * library's worker threads, NOT on the loop thread: it may block, but it
+ * must not call non-thread-safe library functions (only those marked
+ * THREAD-SAFE). Its return value becomes the future's result. */
+typedef void *(*aloop_executor_fn)(void *arg);
 
 /* The library's own build defines ALOOP_NO_PROTOTYPES to use the types
  * above without the function declarations below. */
@@ -506,8 +703,10 @@ int aloop_transport_resume_reading(aloop_transport_t *transport);
 int aloop_transport_is_reading(aloop_transport_t *transport);
 int aloop_transport_get_write_buffer_size(aloop_transport_t *transport,
                                           size_t *out_size);
-/* high == 0 and low == 0 select the defaults (64 KiB, 16 KiB); low must
- * not exceed high. */
+/* Sets the water marks: pause_writing is called when the buffer grows above
+ * `high`, resume_writing when it drains to `low` or less. low must not exceed
+ * high (ALOOP_EINVAL). asyncio's defaults are ALOOP_WRITE_BUFFER_HIGH and
+ * ALOOP_WRITE_BUFFER_LOW; high 0 pauses on any buffered byte. */
 int aloop_transport_set_write_buffer_limits(aloop_transport_t *transport,
                                             size_t high, size_t low);
 int aloop_transport_get_write_buffer_limits(aloop_transport_t *transport,
@@ -525,10 +724,414 @@ int aloop_transport_get_sockname(aloop_transport_t *transport, char *host,
 /* ------------------------------------------------------------------------ */
 /* @@NET-IPC@@ */
 
+/* Unix socket paths: a path that starts with '@' names a socket in Linux's
+ * abstract namespace (Python's leading '\0'; no file is created); any other
+ * path is a file (use "./@x" for a file whose name starts with '@'). Paths
+ * are at most 107 bytes. Addresses of Unix sockets are reported the same way
+ * (host = path, port = 0; "" for an unnamed socket). */
+
+/* Connects to the Unix stream socket at path (asyncio's
+ * create_unix_connection); otherwise as aloop_create_connection. Connection
+ * errors (ALOOP_ENOENT, ALOOP_ECONNREFUSED, ALOOP_EAGAIN when the listener's
+ * backlog is full) fail the future. */
+int aloop_create_unix_connection(aloop_loop_t *loop, const char *path,
+                                 const aloop_protocol_t *protocol,
+                                 void *userdata, aloop_free_cb free_cb,
+                                 aloop_future_t **out_future);
+
+/* Listens on the Unix stream socket at path (asyncio's create_unix_server);
+ * otherwise as aloop_create_server (the future resolves to the server). A
+ * socket file already at path (left by a dead server) is replaced; any other
+ * file fails the future with ALOOP_EADDRINUSE. */
+int aloop_create_unix_server(aloop_loop_t *loop, const char *path,
+                             aloop_connection_cb on_connection, void *userdata,
+                             aloop_free_cb free_cb,
+                             const aloop_unix_server_options_t *options,
+                             aloop_future_t **out_future);
+
+/* Wraps fd, an already connected stream socket (TCP or Unix, e.g. from
+ * accept() or socketpair()), into a transport with the protocol (asyncio's
+ * connect_accepted_socket). The future resolves to the transport after
+ * connection_made. On success the transport owns fd (made non-blocking,
+ * closed with the transport); when this call fails (ALOOP_ENOTSOCK,
+ * ALOOP_EINVAL for a non-stream socket, ALOOP_EBUSY for an fd the loop
+ * watches) fd stays the caller's. */
+int aloop_connect_accepted_socket(aloop_loop_t *loop, int fd,
+                                  const aloop_protocol_t *protocol,
+                                  void *userdata, aloop_free_cb free_cb,
+                                  aloop_future_t **out_future);
+
+/* Creates a datagram endpoint (asyncio's create_datagram_endpoint). The
+ * local address (local_host NULL = none; "" = the wildcard address) is
+ * bound; the remote address (remote_host NULL = none) is connected, or with
+ * allow_broadcast only used as the default destination. Hosts may be names
+ * (resolved without blocking the loop); the first family for which both
+ * addresses resolve is used. Without any address, options->family is
+ * required. With family AF_UNIX, local_host / remote_host are socket paths
+ * (ports ignored) and a socket file at the local path is replaced. The
+ * future resolves to the aloop_datagram_t (read it with
+ * aloop_future_result_datagram) after connection_made, or fails (then no
+ * protocol callback runs and free_cb runs). */
+int aloop_create_datagram_endpoint(aloop_loop_t *loop, const char *local_host,
+                                   int local_port, const char *remote_host,
+                                   int remote_port,
+                                   const aloop_datagram_protocol_t *protocol,
+                                   void *userdata, aloop_free_cb free_cb,
+                                   const aloop_datagram_options_t *options,
+                                   aloop_future_t **out_future);
+/* As aloop_future_result, for a future whose result is a datagram endpoint. */
+int aloop_future_result_datagram(aloop_future_t *future,
+                                 aloop_datagram_t **out_datagram);
+
+/* Sends one datagram of len bytes (copied; len 0 sends an empty datagram)
+ * to host:port, a numeric address (AF_UNIX: a path; an IPv4 address on an
+ * IPv6 endpoint is IPv4-mapped), or host NULL for the endpoint's remote
+ * address. Never blocks: when the socket would block, the datagram is
+ * buffered and sent in order later. Send errors go to error_received (asyncio);
+ * returns ALOOP_EINVAL for a bad address (or one other than the remote address
+ * of an endpoint that has one), ALOOP_ECLOSED after close/abort. */
+int aloop_datagram_sendto(aloop_datagram_t *dgram, const void *data,
+                          size_t len, const char *host, int port);
+/* Stops receiving, sends what is buffered, then closes; connection_lost(0)
+ * follows. Idempotent. */
+int aloop_datagram_close(aloop_datagram_t *dgram);
+/* Closes at once, dropping buffered datagrams; connection_lost(0) follows. */
+int aloop_datagram_abort(aloop_datagram_t *dgram);
+/* 1 if closing or closed, 0 if not. */
+int aloop_datagram_is_closing(aloop_datagram_t *dgram);
+/* Sets the endpoint's protocol (copied) and userdata; the previous
+ * userdata's free_cb runs. */
+int aloop_datagram_set_protocol(aloop_datagram_t *dgram,
+                                const aloop_datagram_protocol_t *protocol,
+                                void *userdata, aloop_free_cb free_cb);
+/* The userdata of the current protocol. */
+int aloop_datagram_get_protocol(aloop_datagram_t *dgram, void **out_userdata);
+/* Bytes of buffered, unsent datagrams. */
+int aloop_datagram_get_write_buffer_size(aloop_datagram_t *dgram,
+                                         size_t *out_size);
+/* As aloop_transport_set/get_write_buffer_limits. */
+int aloop_datagram_set_write_buffer_limits(aloop_datagram_t *dgram,
+                                           size_t high, size_t low);
+int aloop_datagram_get_write_buffer_limits(aloop_datagram_t *dgram,
+                                           size_t *out_high, size_t *out_low);
+/* The socket fd (get_extra_info("socket")); the endpoint owns it. */
+int aloop_datagram_get_fd(aloop_datagram_t *dgram);
+/* Local / connected remote address, as aloop_server_sockname; peername
+ * fails with ALOOP_ENOTCONN when the socket is not connected. */
+int aloop_datagram_get_sockname(aloop_datagram_t *dgram, char *host,
+                                size_t hostlen, int *out_port);
+int aloop_datagram_get_peername(aloop_datagram_t *dgram, char *host,
+                                size_t hostlen, int *out_port);
+
+/* Pipes (asyncio's connect_read_pipe / connect_write_pipe): fd is a pipe, a
+ * FIFO, a socket, a pty or another character device (a regular file or a
+ * directory fails with ALOOP_EINVAL, as in asyncio). The future resolves to
+ * an aloop_transport_t (aloop_future_result_transport) after
+ * connection_made. On success the transport owns fd (made non-blocking,
+ * closed with the transport); when this call fails fd stays the caller's.
+ *
+ * A read pipe transport supports pause_reading / resume_reading /
+ * is_reading / close / abort / get_fd; write and write_eof fail with
+ * ALOOP_EINVAL. At EOF, eof_received runs (its result is ignored), then
+ * connection_lost(0). A pty master reports the slave's close as
+ * connection_lost(ALOOP_EIO) (asyncio). */
+int aloop_connect_read_pipe(aloop_loop_t *loop, int fd,
+                            const aloop_protocol_t *protocol, void *userdata,
+                            aloop_free_cb free_cb, aloop_future_t **out_future);
+/* A write pipe transport: write never blocks (the rest is buffered, with
+ * pause_writing / resume_writing at the water marks); write_eof and close
+ * flush the buffer, then close fd; abort drops it; is_reading is 0. When
+ * the reader of a pipe or socket goes away, the transport closes:
+ * connection_lost(ALOOP_EPIPE) if data was still buffered, else
+ * connection_lost(0) (asyncio); a write that meets the broken pipe ends it
+ * with connection_lost(ALOOP_EPIPE) (never SIGPIPE). */
+int aloop_connect_write_pipe(aloop_loop_t *loop, int fd,
+                             const aloop_protocol_t *protocol, void *userdata,
+                             aloop_free_cb free_cb, aloop_future_t **out_future);
+
 /* ------------------------------------------------------------------------ */
 /* Sockets (sock_*), DNS and sendfile                                        */
 /* ------------------------------------------------------------------------ */
 /* @@NET-SOCK@@ */
+
+/* Socket operations (asyncio's loop.sock_*) on a caller-owned, non-blocking
+ * socket fd. Each returns a future in *out_future (the caller frees it with
+ * aloop_future_free). The system call is tried at once; when the socket is
+ * not ready the loop waits for readiness and retries.
+ *  - Bad arguments fail at once: ALOOP_EBADF (bad loop or fd), ALOOP_EINVAL
+ *    (a blocking socket, as asyncio's ValueError; NULL pointers),
+ *    ALOOP_EBUSY (the fd belongs to a transport or server, or is watched by
+ *    aloop_add_reader/aloop_add_writer). Failures of the operation fail the
+ *    future (aloop_future_exception: ALOOP_ECONNREFUSED, ALOOP_ECONNRESET,
+ *    ALOOP_EPIPE, ...).
+ *  - Operations on one fd run in FIFO order per direction (reads: recv*,
+ *    accept; writes: sendall, sendto, connect, sendfile): a later one waits
+ *    for the earlier ones, so data is never reordered or interleaved.
+ *  - aloop_future_cancel() removes the operation and stops watching the fd
+ *    when nothing else waits on it; a cancelled or done operation never
+ *    touches the fd or the caller's buffer again.
+ *  - While an operation waits on an fd, aloop_add_reader/aloop_add_writer on
+ *    it fail with ALOOP_EBUSY. Do not close the fd before its futures are
+ *    done or cancelled. A pending operation keeps the loop alive, and
+ *    aloop_loop_close fails with ALOOP_EBUSY until it ends.
+ * Results are read with the typed getters below. */
+
+/* Receives up to nbytes (fewer for a stream socket; at most 1 MiB per call
+ * there). Result: aloop_future_result_bytes (0 bytes at EOF). */
+int aloop_sock_recv(aloop_loop_t *loop, int fd, size_t nbytes,
+                    aloop_future_t **out_future);
+/* Receives into buf (len bytes of caller memory, which must stay valid until
+ * the future is done or cancelled). Result: aloop_future_result_size. */
+int aloop_sock_recv_into(aloop_loop_t *loop, int fd, void *buf, size_t len,
+                         aloop_future_t **out_future);
+/* Receives one datagram of up to nbytes (a longer one is truncated).
+ * Result: aloop_future_result_bytes and aloop_future_result_addr. */
+int aloop_sock_recvfrom(aloop_loop_t *loop, int fd, size_t nbytes,
+                        aloop_future_t **out_future);
+/* Receives one datagram into buf (valid until the future is done or
+ * cancelled). Result: aloop_future_result_size and aloop_future_result_addr. */
+int aloop_sock_recvfrom_into(aloop_loop_t *loop, int fd, void *buf,
+                             size_t len, aloop_future_t **out_future);
+/* Sends all len bytes (copied). Result: aloop_future_result_size (= len). On
+ * failure, part of the data may have been sent. */
+int aloop_sock_sendall(aloop_loop_t *loop, int fd, const void *data,
+                       size_t len, aloop_future_t **out_future);
+/* Sends one datagram (copied) to host:port; a host name is resolved first
+ * (for the socket's family); for an AF_UNIX socket host is the path and
+ * port is ignored. Result: aloop_future_result_size. */
+int aloop_sock_sendto(aloop_loop_t *loop, int fd, const void *data,
+                      size_t len, const char *host, int port,
+                      aloop_future_t **out_future);
+/* Connects to host:port. A numeric host connects at once; a name is resolved
+ * first for the socket's family, without blocking the loop. An IPv4 address
+ * on an AF_INET6 socket is used v4-mapped. For an AF_UNIX socket host is
+ * the path ('@' = abstract) and port is ignored. The future's result is
+ * NULL (aloop_future_exception() tells success). */
+int aloop_sock_connect(aloop_loop_t *loop, int fd, const char *host, int port,
+                       aloop_future_t **out_future);
+/* Accepts a connection on a listening socket. Result: aloop_future_result_fd
+ * (a new non-blocking, close-on-exec socket that the caller owns and must
+ * close, whether or not it reads the result) and aloop_future_result_addr
+ * (the peer). */
+int aloop_sock_accept(aloop_loop_t *loop, int fd,
+                      aloop_future_t **out_future);
+/* Sends count bytes (0: up to the end) of the file file_fd from offset over
+ * the stream socket fd: zero-copy with sendfile(2) when the file is a
+ * regular file; otherwise, if fallback is nonzero, by reading the file (in
+ * a library thread) and sending the chunks, else the future fails with
+ * ALOOP_ENOSYS (asyncio's SendfileNotAvailableError). At the end the
+ * file's offset is set to offset + bytes sent (as asyncio). Result:
+ * aloop_future_result_size (bytes sent). */
+int aloop_sock_sendfile(aloop_loop_t *loop, int fd, int file_fd,
+                        int64_t offset, int64_t count, int fallback,
+                        aloop_future_t **out_future);
+
+/* Typed results of the futures above (and of DNS and sendfile). Each returns
+ * 0, the future's error code if it failed, ALOOP_ECANCELED if cancelled,
+ * ALOOP_ESTATE if not done, or ALOOP_EINVAL if the result is of another
+ * kind. */
+/* A count of bytes (recv_into, recvfrom_into, sendall, sendto, sendfile; the
+ * length of a bytes result). */
+int aloop_future_result_size(aloop_future_t *future, size_t *out_size);
+/* The data of recv / recvfrom: *out_data is a new copy in library-owned
+ * memory (never NULL, even for 0 bytes) that the caller releases with
+ * aloop_buffer_free(); every call makes a new copy. */
+int aloop_future_result_bytes(aloop_future_t *future, void **out_data,
+                              size_t *out_len);
+/* Releases memory from aloop_future_result_bytes. NULL is a no-op. Returns 0. */
+int aloop_buffer_free(void *data);
+/* The peer address of recvfrom, recvfrom_into and accept, as
+ * aloop_server_sockname (numeric host, or the path of an AF_UNIX peer;
+ * "" and port 0 when the socket reports none). host or out_port may be NULL. */
+int aloop_future_result_addr(aloop_future_t *future, char *host,
+                             size_t hostlen, int *out_port);
+/* The socket accept returned. */
+int aloop_future_result_fd(aloop_future_t *future, int *out_fd);
+
+/* DNS without blocking the loop (asyncio's getaddrinfo / getnameinfo).
+ * Numeric hosts and ports are resolved on the loop thread at once (the
+ * future is done on return); names are looked up in a library thread.
+ * Family, type, protocol and flags are the platform's values (AF_*, SOCK_*,
+ * IPPROTO_*, AI_* / NI_* from <netdb.h>). A failed lookup fails the future
+ * with ALOOP_ERESOLVE (the message tells why, e.g. "Name or service not
+ * known"). Cancelling the future abandons the lookup. */
+
+/* Resolves host (NULL or "": no host, i.e. the loopback addresses, or the
+ * wildcard ones with AI_PASSIVE) and service (a port number or a service
+ * name; NULL or "": port 0). With type and protocol 0 every socket type is
+ * listed, as getaddrinfo does. Result: aloop_future_result_addrinfo. */
+int aloop_getaddrinfo(aloop_loop_t *loop, const char *host,
+                      const char *service, int family, int type,
+                      int protocol, int flags, aloop_future_t **out_future);
+/* The results as a list (see aloop_addrinfo_t) in *out_list, and their
+ * number in *out_count (may be NULL); every call makes a new copy, released
+ * with aloop_addrinfo_free(). */
+int aloop_future_result_addrinfo(aloop_future_t *future,
+                                 aloop_addrinfo_t **out_list,
+                                 size_t *out_count);
+/* Releases a list from aloop_future_result_addrinfo (its head). NULL is a
+ * no-op. Returns 0. */
+int aloop_addrinfo_free(aloop_addrinfo_t *list);
+/* Host and service names of a numeric address host:port (asyncio's
+ * getnameinfo((host, port), flags)); a host that is not a numeric address
+ * fails the future with ALOOP_ERESOLVE. Result:
+ * aloop_future_result_nameinfo. */
+int aloop_getnameinfo(aloop_loop_t *loop, const char *host, int port,
+                      int flags, aloop_future_t **out_future);
+/* Copies the host and service names (NUL terminated; ALOOP_ENOSPACE if a
+ * buffer is too small; either may be NULL). */
+int aloop_future_result_nameinfo(aloop_future_t *future, char *host,
+                                 size_t hostlen, char *service,
+                                 size_t servicelen);
+
+/* Sends count bytes (0: up to the end) of the file file_fd from offset over
+ * a stream transport (asyncio's loop.sendfile(transport, file, offset,
+ * count, fallback)): zero-copy with sendfile(2) where possible, else (if
+ * fallback is nonzero) by reading the file in a library thread; without
+ * fallback such a file fails the future with ALOOP_ENOSYS. It starts once
+ * the write buffer is flushed. Until the future is done:
+ * aloop_transport_write fails with ALOOP_EBUSY (as does a second sendfile),
+ * reading is paused (and resumed afterwards if it was on), a close waits
+ * for the sendfile to finish, and write_eof takes effect after it. A
+ * socket error fails the future and the transport (connection_lost with
+ * the error); an abort fails the future with ALOOP_ECLOSED. At the end the
+ * file's offset is set to offset + bytes sent. ALOOP_EINVAL for a transport
+ * that is not a stream socket (a pipe). Result: aloop_future_result_size
+ * (bytes sent). */
+int aloop_transport_sendfile(aloop_transport_t *transport, int file_fd,
+                             int64_t offset, int64_t count, int fallback,
+                             aloop_future_t **out_future);
+/* Writes the iovcnt buffers in order (asyncio's writelines); as
+ * aloop_transport_write (the data is copied). */
+int aloop_transport_writev(aloop_transport_t *transport,
+                           const aloop_iovec_t *iov, size_t iovcnt);
+
+/* ------------------------------------------------------------------------ */
+/* Subprocesses                                                              */
+/* ------------------------------------------------------------------------ */
+
+/* Starts argv[0] with the NULL-terminated arguments argv (asyncio's
+ * subprocess_exec). argv[0] without a slash is searched in the PATH of the
+ * child's environment (default "/bin:/usr/bin"), as execvp does. The future
+ * resolves to the subprocess transport (aloop_future_result_subprocess)
+ * after connection_made has run. A child that cannot be started fails the
+ * future at once with the OS error (ALOOP_ENOENT: no such program or cwd,
+ * ALOOP_EACCES: not executable, ...): no protocol callback runs then and
+ * free_cb has run. Invalid arguments return an error (ALOOP_EINVAL,
+ * ALOOP_EBADF for a negative *_fd) and nothing is started.
+ *  - The child's pipes are transports of the loop (asyncio's pipe
+ *    transports), read and written on the loop thread. stdout and stderr are
+ *    pipes; stdin is a Unix socket pair (as in libuv/uvloop/Node: writes
+ *    never raise SIGPIPE; a child that opens /dev/stdin by name cannot).
+ *  - The library's other fds are close-on-exec; fds the host created
+ *    without FD_CLOEXEC are inherited by the child.
+ *  - Signal dispositions that the library set are reset to the default in
+ *    the child; ignored signals stay ignored; the signal mask is inherited.
+ *  - The child is reaped by the library (a pidfd watched by the loop, or a
+ *    library thread on kernels without pidfd). No zombie is left behind,
+ *    even for a child whose loop is closed: see aloop_subprocess_close. */
+int aloop_subprocess_exec(aloop_loop_t *loop, const char *const *argv,
+                          const aloop_subprocess_protocol_t *protocol,
+                          void *userdata, aloop_free_cb free_cb,
+                          const aloop_subprocess_options_t *options,
+                          aloop_future_t **out_future);
+/* Runs cmd with /bin/sh -c (asyncio's subprocess_shell); otherwise as
+ * aloop_subprocess_exec. */
+int aloop_subprocess_shell(aloop_loop_t *loop, const char *cmd,
+                           const aloop_subprocess_protocol_t *protocol,
+                           void *userdata, aloop_free_cb free_cb,
+                           const aloop_subprocess_options_t *options,
+                           aloop_future_t **out_future);
+/* As aloop_future_result, for the future of aloop_subprocess_exec/shell. */
+int aloop_future_result_subprocess(aloop_future_t *future,
+                                   aloop_subprocess_t **out_proc);
+/* The child's process id (> 0), or an error. */
+int aloop_subprocess_get_pid(aloop_subprocess_t *proc);
+/* Returns 1 and the return code in *out_returncode once the child has
+ * exited (its exit status, or minus the number of the signal that killed
+ * it, as asyncio), 0 while it runs (asyncio's None). */
+int aloop_subprocess_get_returncode(aloop_subprocess_t *proc,
+                                    int *out_returncode);
+/* The transport of the child's fd (0, 1 or 2) in *out_transport, or NULL
+ * when that fd is not a pipe or its pipe is closed (ALOOP_EINVAL for
+ * another fd). The stdin transport takes aloop_transport_write,
+ * aloop_transport_write_eof (the child sees EOF), the write buffer
+ * functions, close and abort; the stdout/stderr transports take
+ * pause_reading / resume_reading, close and abort. The handle is valid until
+ * the pipe's pipe_connection_lost; do not replace its protocol. */
+int aloop_subprocess_get_pipe_transport(aloop_subprocess_t *proc, int fd,
+                                        aloop_transport_t **out_transport);
+/* Sends signal signum (1..64) to the child (ALOOP_EINVAL otherwise). Once
+ * the child has exited, does nothing and returns 0. */
+int aloop_subprocess_send_signal(aloop_subprocess_t *proc, int signum);
+/* send_signal(SIGTERM) / send_signal(SIGKILL). */
+int aloop_subprocess_terminate(aloop_subprocess_t *proc);
+int aloop_subprocess_kill(aloop_subprocess_t *proc);
+/* Closes the pipes (stdin after its buffer is flushed) and kills the child
+ * if it is still running (asyncio's close()). While the loop runs,
+ * pipe_connection_lost, process_exited and connection_lost still follow.
+ * Idempotent. An open subprocess keeps the loop from closing
+ * (ALOOP_EBUSY); a closed one does not, once its pipes are closed (one loop
+ * iteration): if the loop is closed before the child's exit was seen, the
+ * library reaps the child on its own, no further callback runs, and
+ * free_cb runs inside aloop_loop_close. */
+int aloop_subprocess_close(aloop_subprocess_t *proc);
+/* 1 if aloop_subprocess_close was called, 0 if not. */
+int aloop_subprocess_is_closing(aloop_subprocess_t *proc);
+
+/* ------------------------------------------------------------------------ */
+/* Unix signals                                                              */
+/* ------------------------------------------------------------------------ */
+
+/* Calls cb on the loop thread when signal signum arrives (asyncio's
+ * add_signal_handler); works for a loop in any thread, and several loops may
+ * handle the same signal (each gets its call). A handler already set for
+ * signum on this loop is replaced (its free_cb runs). Signals are coalesced
+ * as POSIX allows, but a call always follows the last signal: a signal that
+ * arrives while a call for an earlier one is pending merges with it, one
+ * that arrives once the call has started causes another call. While the
+ * library handles signum, the signal's previous handler is not called.
+ * ALOOP_EINVAL for SIGKILL, SIGSTOP, 32, 33 (reserved by the C library) and
+ * numbers that are not signals. Closing the loop removes its handlers. */
+int aloop_add_signal_handler(aloop_loop_t *loop, int signum,
+                             aloop_signal_cb cb, void *userdata,
+                             aloop_free_cb free_cb);
+/* Removes the handler of signum (its free_cb runs). Returns 1 if one was
+ * removed, 0 if none was set. Removing the last handler of a signal in the
+ * process gives the signal back to the handler installed before the library
+ * took it (the host's own handler, e.g. its SIGINT handling, or SIG_DFL);
+ * that handler is restored with SA_SIGINFO|SA_ONSTACK|SA_RESTART and a full
+ * mask, not with its original flags. */
+int aloop_remove_signal_handler(aloop_loop_t *loop, int signum);
+
+/* ------------------------------------------------------------------------ */
+/* Executor                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/* Runs fn(arg) on the loop's default executor (asyncio's
+ * run_in_executor(None, fn)): a pool of library threads, started on
+ * demand, of at most min(32, cpus + 4) threads by default. The future's
+ * result (aloop_future_result) is fn's return value. fn runs on a library
+ * thread: see aloop_executor_fn. free_cb(arg) runs once on the loop thread:
+ * after the future got fn's result, or when the future was cancelled before
+ * fn started (fn then never runs; free_cb runs inside aloop_future_cancel).
+ * A future cancelled while fn runs stays cancelled: fn completes and its
+ * return value is dropped (keep results in *arg to free them in free_cb).
+ * A pending job keeps the loop alive and from closing (ALOOP_EBUSY).
+ * ALOOP_ECLOSED after aloop_loop_shutdown_default_executor. */
+int aloop_run_in_executor(aloop_loop_t *loop, aloop_executor_fn fn, void *arg,
+                          aloop_free_cb free_cb, aloop_future_t **out_future);
+/* Sets the maximum number of threads of the default executor (1..65536;
+ * ALOOP_EINVAL otherwise). Growing takes effect at once for queued jobs;
+ * when shrinking, surplus threads exit after their current job.
+ * ALOOP_ECLOSED after aloop_loop_shutdown_default_executor. */
+int aloop_loop_set_default_executor_size(aloop_loop_t *loop, int max_workers);
+/* Shuts the default executor down (asyncio's shutdown_default_executor):
+ * later aloop_run_in_executor calls fail with ALOOP_ECLOSED; jobs already
+ * submitted still run. The future resolves (result NULL) once every
+ * submitted job has finished and its result was delivered. */
+int aloop_loop_shutdown_default_executor(aloop_loop_t *loop,
+                                         aloop_future_t **out_future);
 
 #endif /* ALOOP_NO_PROTOTYPES */
 

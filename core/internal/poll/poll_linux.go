@@ -6,6 +6,7 @@
 package poll
 
 import (
+	"sync"
 	"sync/atomic"
 	"unsafe"
 
@@ -28,6 +29,10 @@ type Poller struct {
 	events   []unix.EpollEvent
 	pending  atomic.Bool // a wake-up was written and not yet consumed
 	noPwait2 bool
+	// closeMu orders Wake's eventfd write against Close, so a late Wake
+	// never writes into a recycled fd number.
+	closeMu sync.RWMutex
+	closed  bool
 	// OnWake, if set, is called (from the waking thread) after an eventfd
 	// write; used by embedders that want a callback instead of the fd.
 	OnWake atomic.Pointer[func()]
@@ -59,6 +64,12 @@ func (p *Poller) Fd() int { return p.epfd }
 
 // Close releases the poller's fds.
 func (p *Poller) Close() error {
+	p.closeMu.Lock()
+	defer p.closeMu.Unlock()
+	if p.closed {
+		return nil
+	}
+	p.closed = true
 	unix.Close(p.wakefd)
 	return unix.Close(p.epfd)
 }
@@ -85,8 +96,14 @@ func (p *Poller) Wake() {
 	if !p.pending.CompareAndSwap(false, true) {
 		return
 	}
+	p.closeMu.RLock()
+	if p.closed {
+		p.closeMu.RUnlock()
+		return
+	}
 	var one = [8]byte{1}
 	unix.Write(p.wakefd, one[:])
+	p.closeMu.RUnlock()
 	if f := p.OnWake.Load(); f != nil {
 		(*f)()
 	}

@@ -1,0 +1,659 @@
+package main
+
+// The C ABI of Unix sockets, datagram endpoints and pipes (the @@NET-IPC@@
+// part of include/asyncloop.h).
+
+/*
+#include "trampolines.h"
+#include <string.h>
+
+static inline void al_dg_t(uintptr_t fn, uintptr_t d, uintptr_t ud) {
+  ((void (*)(aloop_datagram_t *, void *))fn)((aloop_datagram_t *)d, (void *)ud);
+}
+static inline void al_dg_err(uintptr_t fn, uintptr_t d, int err, uintptr_t ud) {
+  ((void (*)(aloop_datagram_t *, int, void *))fn)((aloop_datagram_t *)d, err, (void *)ud);
+}
+static inline void al_dg_data(uintptr_t fn, uintptr_t d, const char *data,
+                              size_t len, const char *host, int port,
+                              uintptr_t ud) {
+  ((void (*)(aloop_datagram_t *, const char *, size_t, const char *, int,
+             void *))fn)((aloop_datagram_t *)d, data, len, host, port,
+                         (void *)ud);
+}
+static inline uintptr_t al_dgproto_field(const aloop_datagram_protocol_t *p, int i) {
+  switch (i) {
+#define F(n, f) case n: return AL_HAS_FIELD(p, aloop_datagram_protocol_t, f) ? (uintptr_t)p->f : 0;
+    F(0, connection_made) F(1, datagram_received) F(2, error_received)
+    F(3, connection_lost) F(4, pause_writing) F(5, resume_writing)
+#undef F
+  }
+  return 0;
+}
+static inline int al_dg_opt(const aloop_datagram_options_t *o, int i, int dflt) {
+  if (!o) return dflt;
+  switch (i) {
+  case 0: return AL_HAS_FIELD(o, aloop_datagram_options_t, family) ? o->family : dflt;
+  case 1: return AL_HAS_FIELD(o, aloop_datagram_options_t, reuse_port) ? o->reuse_port : dflt;
+  case 2: return AL_HAS_FIELD(o, aloop_datagram_options_t, allow_broadcast) ? o->allow_broadcast : dflt;
+  }
+  return dflt;
+}
+static inline int al_unix_server_opt(const aloop_unix_server_options_t *o, int i, int dflt) {
+  if (!o) return dflt;
+  switch (i) {
+  case 0: return AL_HAS_FIELD(o, aloop_unix_server_options_t, backlog) ? o->backlog : dflt;
+  case 1: return AL_HAS_FIELD(o, aloop_unix_server_options_t, start_serving) ? o->start_serving : dflt;
+  case 2: return AL_HAS_FIELD(o, aloop_unix_server_options_t, cleanup_socket) ? o->cleanup_socket : dflt;
+  }
+  return dflt;
+}
+*/
+import "C"
+
+import (
+	"unsafe"
+
+	"github.com/asyncloop/asyncloop/core"
+	"golang.org/x/sys/unix"
+)
+
+// ---------------------------------------------------------------------------
+// Shared helpers.
+
+// ownedUD is the userdata an export owns until it hands it off (to a
+// protocol of a live operation) or drops it (free_cb) on failure. Deferred
+// after guard, onPanic drops it when the export panics before the hand-off,
+// so that a failing call (ALOOP_EPANIC included) always runs free_cb once.
+type ownedUD struct {
+	free, ud C.uintptr_t
+	done     bool
+}
+
+func (o *ownedUD) release() {
+	if !o.done {
+		o.done = true
+		callFree(o.free, o.ud)
+	}
+}
+
+func (o *ownedUD) handOff() { o.done = true }
+
+func (o *ownedUD) onPanic() {
+	if o.done {
+		return
+	}
+	if r := recover(); r != nil {
+		o.release()
+		panic(r) // on to guard
+	}
+}
+
+// streamFuture hands a future that resolves to a *core.Transport to C: the
+// protocol's userdata is released if it fails (no protocol callback ran).
+func streamFuture(fut *core.Future, p *cProto, o *ownedUD, out *C.uintptr_t) C.int {
+	o.handOff()
+	fut.AddDoneCallback(func(f *core.Future) {
+		if f.Exception() != nil {
+			p.release()
+		}
+	}, nil, nil)
+	*out = C.uintptr_t(newFutureObj(fut).h)
+	return 0
+}
+
+// streamArgs validates the common arguments of the functions that create a
+// stream transport; on failure free_cb has run.
+func streamArgs(loop C.uintptr_t, proto *C.aloop_protocol_t, o *ownedUD, out *C.uintptr_t) (*loopObj, *cProto, C.int) {
+	lo, rc := getLoopT(loop)
+	if lo == nil {
+		o.release()
+		return nil, nil, rc
+	}
+	if out == nil {
+		o.release()
+		return nil, nil, fail(C.ALOOP_EINVAL, "out_future is NULL")
+	}
+	p, rc := protoFrom(proto, o.ud, o.free)
+	if p == nil {
+		o.release()
+		return nil, nil, rc
+	}
+	return lo, p, 0
+}
+
+// ---------------------------------------------------------------------------
+// Unix stream sockets.
+
+//export aloop_create_unix_connection
+func aloop_create_unix_connection(loop C.uintptr_t, path *C.char, proto *C.aloop_protocol_t,
+	ud, free C.uintptr_t, out *C.uintptr_t) (rc C.int) {
+	defer guard(&rc)
+	o := &ownedUD{free: free, ud: ud}
+	defer o.onPanic()
+	lo, p, rc := streamArgs(loop, proto, o, out)
+	if lo == nil {
+		return rc
+	}
+	if path == nil {
+		o.release()
+		return fail(C.ALOOP_EINVAL, "path is NULL")
+	}
+	inject()
+	fut, err := lo.l.CreateUnixConnection(C.GoString(path), p.adapter())
+	if err != nil {
+		o.release()
+		return failErr(err)
+	}
+	return streamFuture(fut, p, o, out)
+}
+
+//export aloop_create_unix_server
+func aloop_create_unix_server(loop C.uintptr_t, path *C.char, cb, ud, free C.uintptr_t,
+	opts *C.aloop_unix_server_options_t, out *C.uintptr_t) (rc C.int) {
+	defer guard(&rc)
+	o := &ownedUD{free: free, ud: ud}
+	defer o.onPanic()
+	lo, rc := getLoopT(loop)
+	if lo == nil {
+		o.release()
+		return rc
+	}
+	if cb == 0 || out == nil || path == nil {
+		o.release()
+		return fail(C.ALOOP_EINVAL, "path, on_connection or out_future is NULL")
+	}
+	if opts != nil && opts.size < C.size_t(unsafe.Sizeof(opts.size)) {
+		o.release()
+		return fail(C.ALOOP_EINVAL, "options.size is not set")
+	}
+	inject()
+	so := &serverObj{cb: cb, ud: ud, free: free}
+	uo := core.UnixServerOptions{
+		Backlog:   int(C.al_unix_server_opt(opts, 0, 100)),
+		NoStart:   C.al_unix_server_opt(opts, 1, -1) == 0,
+		NoCleanup: C.al_unix_server_opt(opts, 2, -1) == 0,
+		Tag:       so,
+	}
+	factory := func(t *core.Transport) error {
+		sh := C.uintptr_t(serverHandle(t.Server()))
+		th := C.uintptr_t(transportHandle(t))
+		if r := C.al_call_connection_cb(cb, sh, th, ud); r < 0 {
+			return &core.CodedError{Code: int(r), Msg: "on_connection rejected the connection"}
+		}
+		return nil
+	}
+	fut, err := lo.l.CreateUnixServer(C.GoString(path), factory, &uo)
+	if err != nil {
+		o.release()
+		return failErr(err)
+	}
+	o.handOff()
+	fut.AddDoneCallback(func(f *core.Future) {
+		if f.Exception() != nil {
+			so.releaseUserdata()
+		}
+	}, nil, nil)
+	*out = C.uintptr_t(newFutureObj(fut).h)
+	return 0
+}
+
+//export aloop_connect_accepted_socket
+func aloop_connect_accepted_socket(loop C.uintptr_t, fd C.int, proto *C.aloop_protocol_t,
+	ud, free C.uintptr_t, out *C.uintptr_t) (rc C.int) {
+	defer guard(&rc)
+	o := &ownedUD{free: free, ud: ud}
+	defer o.onPanic()
+	lo, p, rc := streamArgs(loop, proto, o, out)
+	if lo == nil {
+		return rc
+	}
+	if fd < 0 {
+		o.release()
+		return fail(C.ALOOP_EBADF, "fd %d is not a file descriptor", int(fd))
+	}
+	inject()
+	fut, err := lo.l.ConnectAcceptedSocket(int(fd), p.adapter())
+	if err != nil {
+		o.release()
+		return failErr(err)
+	}
+	return streamFuture(fut, p, o, out)
+}
+
+// ---------------------------------------------------------------------------
+// Pipes.
+
+func connectPipe(loop C.uintptr_t, fd C.int, proto *C.aloop_protocol_t, o *ownedUD,
+	out *C.uintptr_t, write bool) C.int {
+	lo, p, rc := streamArgs(loop, proto, o, out)
+	if lo == nil {
+		return rc
+	}
+	if fd < 0 {
+		o.release()
+		return fail(C.ALOOP_EBADF, "fd %d is not a file descriptor", int(fd))
+	}
+	inject()
+	var fut *core.Future
+	var err error
+	if write {
+		fut, err = lo.l.ConnectWritePipe(int(fd), p.adapter())
+	} else {
+		fut, err = lo.l.ConnectReadPipe(int(fd), p.adapter())
+	}
+	if err != nil {
+		o.release()
+		return failErr(err)
+	}
+	return streamFuture(fut, p, o, out)
+}
+
+//export aloop_connect_read_pipe
+func aloop_connect_read_pipe(loop C.uintptr_t, fd C.int, proto *C.aloop_protocol_t,
+	ud, free C.uintptr_t, out *C.uintptr_t) (rc C.int) {
+	defer guard(&rc)
+	o := &ownedUD{free: free, ud: ud}
+	defer o.onPanic()
+	return connectPipe(loop, fd, proto, o, out, false)
+}
+
+//export aloop_connect_write_pipe
+func aloop_connect_write_pipe(loop C.uintptr_t, fd C.int, proto *C.aloop_protocol_t,
+	ud, free C.uintptr_t, out *C.uintptr_t) (rc C.int) {
+	defer guard(&rc)
+	o := &ownedUD{free: free, ud: ud}
+	defer o.onPanic()
+	return connectPipe(loop, fd, proto, o, out, true)
+}
+
+// ---------------------------------------------------------------------------
+// Datagram protocols: a C aloop_datagram_protocol_t copied into Go.
+
+const (
+	dConnectionMade = iota
+	dDatagramReceived
+	dErrorReceived
+	dConnectionLost
+	dPauseWriting
+	dResumeWriting
+	dCount
+)
+
+type cDgProto struct {
+	fn       [dCount]C.uintptr_t
+	ud, free C.uintptr_t
+	released bool
+}
+
+func (p *cDgProto) release() {
+	if !p.released {
+		p.released = true
+		callFree(p.free, p.ud)
+	}
+}
+
+func dgProtoFrom(pp *C.aloop_datagram_protocol_t, ud, free C.uintptr_t) (*cDgProto, C.int) {
+	if pp == nil {
+		return nil, fail(C.ALOOP_EINVAL, "protocol is NULL")
+	}
+	if pp.size < C.size_t(unsafe.Sizeof(pp.size)) || pp.size > 4096 {
+		return nil, fail(C.ALOOP_EINVAL, "protocol.size is %d; set it to sizeof(aloop_datagram_protocol_t)", int(pp.size))
+	}
+	p := &cDgProto{ud: ud, free: free}
+	for i := range p.fn {
+		p.fn[i] = C.al_dgproto_field(pp, C.int(i))
+	}
+	return p, 0
+}
+
+// hostBufLen holds any numeric address or Unix path ('@' + 107 bytes).
+const hostBufLen = 128
+
+// datagramObj is a datagram endpoint with its handle.
+type datagramObj struct {
+	h     uintptr
+	t     *core.DatagramTransport
+	proto *cDgProto
+	host  *C.char // the sender address handed to datagram_received
+	last  unix.Sockaddr
+	port  C.int
+}
+
+// dobj returns t's handle object, registering t on first use. The handle
+// is released after connection_lost.
+func dobj(t *core.DatagramTransport) *datagramObj {
+	if do, ok := t.Tag.(*datagramObj); ok {
+		return do
+	}
+	do := &datagramObj{t: t}
+	do.host = (*C.char)(C.calloc(hostBufLen, 1))
+	do.h = reg.put(kDatagram, do)
+	t.Tag = do
+	t.OnRelease = func(*core.DatagramTransport) {
+		reg.del(do.h, kDatagram)
+		if do.proto != nil {
+			do.proto.release()
+		}
+		C.free(unsafe.Pointer(do.host))
+		do.host = nil
+	}
+	return do
+}
+
+func datagramHandle(t *core.DatagramTransport) uintptr { return dobj(t).h }
+
+func getDatagram(h C.uintptr_t) (*datagramObj, C.int) {
+	do, _ := reg.get(uintptr(h), kDatagram).(*datagramObj)
+	if do == nil {
+		return nil, fail(C.ALOOP_EBADF, "invalid or closed datagram handle %#x", uintptr(h))
+	}
+	if err := do.t.Loop().CheckThread(); err != nil {
+		return nil, failErr(err)
+	}
+	return do, 0
+}
+
+type cDgAdapter struct{ p *cDgProto }
+
+func (a *cDgAdapter) ConnectionMade(t *core.DatagramTransport) {
+	do := dobj(t)
+	if do.proto == nil {
+		do.proto = a.p
+	}
+	if f := a.p.fn[dConnectionMade]; f != 0 {
+		C.al_dg_t(f, C.uintptr_t(do.h), a.p.ud)
+	}
+}
+
+func (a *cDgAdapter) DatagramReceived(t *core.DatagramTransport, data []byte, addr unix.Sockaddr) {
+	f := a.p.fn[dDatagramReceived]
+	if f == 0 {
+		return
+	}
+	do := dobj(t)
+	if addr != do.last || do.last == nil {
+		// The engine reuses the address object while the sender repeats.
+		h, port := "", 0
+		if addr != nil {
+			h, port = core.SockaddrString(addr)
+		}
+		buf := unsafe.Slice((*byte)(unsafe.Pointer(do.host)), hostBufLen)
+		n := copy(buf[:hostBufLen-1], h)
+		buf[n] = 0
+		do.last, do.port = addr, C.int(port)
+	}
+	ptr := (*C.char)(unsafe.Pointer(unsafe.SliceData(data)))
+	if ptr == nil {
+		ptr = do.host // a valid pointer for an empty datagram
+	}
+	C.al_dg_data(f, C.uintptr_t(do.h), ptr, C.size_t(len(data)), do.host, do.port, a.p.ud)
+}
+
+func (a *cDgAdapter) ErrorReceived(t *core.DatagramTransport, err error) {
+	if f := a.p.fn[dErrorReceived]; f != 0 {
+		C.al_dg_err(f, C.uintptr_t(dobj(t).h), errCode(err), a.p.ud)
+	}
+}
+
+func (a *cDgAdapter) ConnectionLost(t *core.DatagramTransport, err error) {
+	if f := a.p.fn[dConnectionLost]; f != 0 {
+		C.al_dg_err(f, C.uintptr_t(dobj(t).h), errCode(err), a.p.ud)
+	}
+}
+
+func (a *cDgAdapter) PauseWriting(t *core.DatagramTransport) {
+	if f := a.p.fn[dPauseWriting]; f != 0 {
+		C.al_dg_t(f, C.uintptr_t(dobj(t).h), a.p.ud)
+	}
+}
+
+func (a *cDgAdapter) ResumeWriting(t *core.DatagramTransport) {
+	if f := a.p.fn[dResumeWriting]; f != 0 {
+		C.al_dg_t(f, C.uintptr_t(dobj(t).h), a.p.ud)
+	}
+}
+
+// ---------------------------------------------------------------------------
+// Datagram endpoints.
+
+//export aloop_create_datagram_endpoint
+func aloop_create_datagram_endpoint(loop C.uintptr_t, localHost *C.char, localPort C.int,
+	remoteHost *C.char, remotePort C.int, proto *C.aloop_datagram_protocol_t, ud, free C.uintptr_t,
+	opts *C.aloop_datagram_options_t, out *C.uintptr_t) (rc C.int) {
+	defer guard(&rc)
+	o := &ownedUD{free: free, ud: ud}
+	defer o.onPanic()
+	lo, rc := getLoopT(loop)
+	if lo == nil {
+		o.release()
+		return rc
+	}
+	if out == nil {
+		o.release()
+		return fail(C.ALOOP_EINVAL, "out_future is NULL")
+	}
+	if opts != nil && opts.size < C.size_t(unsafe.Sizeof(opts.size)) {
+		o.release()
+		return fail(C.ALOOP_EINVAL, "options.size is not set")
+	}
+	family := int(C.al_dg_opt(opts, 0, 0))
+	if family != unix.AF_UNIX {
+		for _, port := range []C.int{localPort, remotePort} {
+			if port < 0 || port > 65535 {
+				o.release()
+				return fail(C.ALOOP_EINVAL, "port %d out of range", int(port))
+			}
+		}
+	}
+	p, rc := dgProtoFrom(proto, ud, free)
+	if p == nil {
+		o.release()
+		return rc
+	}
+	inject()
+	do := core.DatagramOptions{
+		Family:         family,
+		ReusePort:      C.al_dg_opt(opts, 1, 0) > 0,
+		AllowBroadcast: C.al_dg_opt(opts, 2, 0) > 0,
+	}
+	if localHost != nil {
+		do.Local = &core.DatagramAddr{Host: C.GoString(localHost), Port: int(localPort)}
+	}
+	if remoteHost != nil {
+		do.Remote = &core.DatagramAddr{Host: C.GoString(remoteHost), Port: int(remotePort)}
+	}
+	fut, err := lo.l.CreateDatagramEndpoint(&cDgAdapter{p}, &do)
+	if err != nil {
+		o.release()
+		return failErr(err)
+	}
+	o.handOff()
+	fut.AddDoneCallback(func(f *core.Future) {
+		if f.Exception() != nil {
+			p.release() // no protocol callback ran
+		}
+	}, nil, nil)
+	*out = C.uintptr_t(newFutureObj(fut).h)
+	return 0
+}
+
+//export aloop_future_result_datagram
+func aloop_future_result_datagram(fut C.uintptr_t, out *C.uintptr_t) (rc C.int) {
+	defer guard(&rc)
+	return futureResult(fut, kDatagram, out)
+}
+
+func datagramOp(h C.uintptr_t, op func(do *datagramObj) C.int) C.int {
+	do, rc := getDatagram(h)
+	if do == nil {
+		return rc
+	}
+	inject()
+	return op(do)
+}
+
+//export aloop_datagram_sendto
+func aloop_datagram_sendto(h C.uintptr_t, data unsafe.Pointer, n C.size_t, host *C.char, port C.int) (rc C.int) {
+	defer guard(&rc)
+	do, rc := getDatagram(h)
+	if do == nil {
+		return rc
+	}
+	if data == nil && n > 0 {
+		return fail(C.ALOOP_EINVAL, "data is NULL")
+	}
+	if n > 1<<30 {
+		return fail(C.ALOOP_EINVAL, "datagram of %d bytes is too large", uint64(n))
+	}
+	inject()
+	t := do.t
+	var addr unix.Sockaddr
+	if host != nil {
+		sa, err := t.ParseAddr(C.GoString(host), int(port))
+		if err != nil {
+			return failErr(err)
+		}
+		addr = sa
+	}
+	var buf []byte
+	if n > 0 {
+		buf = unsafe.Slice((*byte)(data), int(n))
+	}
+	if err := t.SendTo(buf, addr); err != nil {
+		return failErr(err)
+	}
+	return 0
+}
+
+//export aloop_datagram_close
+func aloop_datagram_close(h C.uintptr_t) (rc C.int) {
+	defer guard(&rc)
+	return datagramOp(h, func(do *datagramObj) C.int { do.t.Close(); return 0 })
+}
+
+//export aloop_datagram_abort
+func aloop_datagram_abort(h C.uintptr_t) (rc C.int) {
+	defer guard(&rc)
+	return datagramOp(h, func(do *datagramObj) C.int { do.t.Abort(); return 0 })
+}
+
+//export aloop_datagram_is_closing
+func aloop_datagram_is_closing(h C.uintptr_t) (rc C.int) {
+	defer guard(&rc)
+	return datagramOp(h, func(do *datagramObj) C.int { return boolRC(do.t.IsClosing()) })
+}
+
+//export aloop_datagram_set_protocol
+func aloop_datagram_set_protocol(h C.uintptr_t, proto *C.aloop_datagram_protocol_t, ud, free C.uintptr_t) (rc C.int) {
+	defer guard(&rc)
+	o := &ownedUD{free: free, ud: ud}
+	defer o.onPanic()
+	do, rc := getDatagram(h)
+	if do == nil {
+		o.release()
+		return rc
+	}
+	p, rc := dgProtoFrom(proto, ud, free)
+	if p == nil {
+		o.release()
+		return rc
+	}
+	inject()
+	o.handOff()
+	old := do.proto
+	do.proto = p
+	do.t.SetProtocol(&cDgAdapter{p})
+	if old != nil && old != p {
+		old.release()
+	}
+	return 0
+}
+
+//export aloop_datagram_get_protocol
+func aloop_datagram_get_protocol(h C.uintptr_t, out *C.uintptr_t) (rc C.int) {
+	defer guard(&rc)
+	do, rc := getDatagram(h)
+	if do == nil {
+		return rc
+	}
+	if out == nil {
+		return fail(C.ALOOP_EINVAL, "out_userdata is NULL")
+	}
+	inject()
+	*out = 0
+	if do.proto != nil {
+		*out = do.proto.ud
+	}
+	return 0
+}
+
+//export aloop_datagram_get_write_buffer_size
+func aloop_datagram_get_write_buffer_size(h C.uintptr_t, out *C.size_t) (rc C.int) {
+	defer guard(&rc)
+	return datagramOp(h, func(do *datagramObj) C.int {
+		if out == nil {
+			return fail(C.ALOOP_EINVAL, "out_size is NULL")
+		}
+		*out = C.size_t(do.t.WriteBufferSize())
+		return 0
+	})
+}
+
+//export aloop_datagram_set_write_buffer_limits
+func aloop_datagram_set_write_buffer_limits(h C.uintptr_t, high, low C.size_t) (rc C.int) {
+	defer guard(&rc)
+	return datagramOp(h, func(do *datagramObj) C.int {
+		if high > 1<<40 || low > 1<<40 {
+			return fail(C.ALOOP_EINVAL, "limits too large")
+		}
+		return failErrOrZero(do.t.SetWriteBufferLimits(int(high), int(low)))
+	})
+}
+
+//export aloop_datagram_get_write_buffer_limits
+func aloop_datagram_get_write_buffer_limits(h C.uintptr_t, outHigh, outLow *C.size_t) (rc C.int) {
+	defer guard(&rc)
+	return datagramOp(h, func(do *datagramObj) C.int {
+		if outHigh == nil || outLow == nil {
+			return fail(C.ALOOP_EINVAL, "out_high or out_low is NULL")
+		}
+		hi, lo := do.t.WriteBufferLimits()
+		*outHigh, *outLow = C.size_t(hi), C.size_t(lo)
+		return 0
+	})
+}
+
+//export aloop_datagram_get_fd
+func aloop_datagram_get_fd(h C.uintptr_t) (rc C.int) {
+	defer guard(&rc)
+	return datagramOp(h, func(do *datagramObj) C.int {
+		if do.t.Fd() < 0 {
+			return fail(C.ALOOP_ECLOSED, "the endpoint is closed")
+		}
+		return C.int(do.t.Fd())
+	})
+}
+
+//export aloop_datagram_get_sockname
+func aloop_datagram_get_sockname(h C.uintptr_t, host *C.char, hostlen C.size_t, port *C.int) (rc C.int) {
+	defer guard(&rc)
+	return datagramOp(h, func(do *datagramObj) C.int {
+		sa, err := do.t.Sockname()
+		if err != nil {
+			return failErr(err)
+		}
+		return putAddr(sa, host, hostlen, port)
+	})
+}
+
+//export aloop_datagram_get_peername
+func aloop_datagram_get_peername(h C.uintptr_t, host *C.char, hostlen C.size_t, port *C.int) (rc C.int) {
+	defer guard(&rc)
+	return datagramOp(h, func(do *datagramObj) C.int {
+		sa, err := do.t.Peername()
+		if err != nil {
+			return failErr(err)
+		}
+		return putAddr(sa, host, hostlen, port)
+	})
+}

@@ -1,0 +1,417 @@
+package core
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+type rxDatagram struct {
+	data []byte
+	host string
+	port int
+}
+
+// dgRec records every datagram protocol callback and checks the order:
+// made once, datagrams/errors between made and lost, lost once.
+type dgRec struct {
+	h       *harness
+	name    string
+	tr      *DatagramTransport
+	made    int
+	losts   int
+	lostErr error
+	rx      []rxDatagram
+	errs    []error
+	pauses  int
+	resumes int
+	echo    bool
+}
+
+func (p *dgRec) ConnectionMade(t *DatagramTransport) {
+	p.h.onLoop(p.name + ".ConnectionMade")
+	if p.made > 0 || p.losts > 0 {
+		p.h.t.Errorf("%s: ConnectionMade after made=%d lost=%d", p.name, p.made, p.losts)
+	}
+	p.made++
+	p.tr = t
+}
+
+func (p *dgRec) DatagramReceived(t *DatagramTransport, data []byte, addr unix.Sockaddr) {
+	p.h.onLoop(p.name + ".DatagramReceived")
+	if p.made != 1 || p.losts > 0 || t != p.tr {
+		p.h.t.Errorf("%s: DatagramReceived with made=%d lost=%d", p.name, p.made, p.losts)
+	}
+	host, port := SockaddrString(addr)
+	p.rx = append(p.rx, rxDatagram{append([]byte(nil), data...), host, port})
+	if p.echo {
+		if err := t.SendTo(data, addr); err != nil {
+			p.h.t.Errorf("%s: echo SendTo: %v", p.name, err)
+		}
+	}
+}
+
+func (p *dgRec) ErrorReceived(t *DatagramTransport, err error) {
+	p.h.onLoop(p.name + ".ErrorReceived")
+	if p.made != 1 || p.losts > 0 {
+		p.h.t.Errorf("%s: ErrorReceived with made=%d lost=%d", p.name, p.made, p.losts)
+	}
+	p.errs = append(p.errs, err)
+}
+
+func (p *dgRec) ConnectionLost(t *DatagramTransport, err error) {
+	p.h.onLoop(p.name + ".ConnectionLost")
+	if p.made != 1 || p.losts > 0 {
+		p.h.t.Errorf("%s: ConnectionLost with made=%d lost=%d", p.name, p.made, p.losts)
+	}
+	p.losts++
+	p.lostErr = err
+}
+
+func (p *dgRec) PauseWriting(t *DatagramTransport) {
+	if p.pauses != p.resumes {
+		p.h.t.Errorf("%s: PauseWriting twice", p.name)
+	}
+	p.pauses++
+}
+
+func (p *dgRec) ResumeWriting(t *DatagramTransport) {
+	if p.resumes+1 != p.pauses {
+		p.h.t.Errorf("%s: ResumeWriting without PauseWriting", p.name)
+	}
+	p.resumes++
+}
+
+func (h *harness) endpoint(p *dgRec, o *DatagramOptions) *DatagramTransport {
+	h.t.Helper()
+	f, err := h.l.CreateDatagramEndpoint(p, o)
+	if err != nil {
+		h.t.Fatalf("CreateDatagramEndpoint: %v", err)
+	}
+	v, err := h.await(f, 5*time.Second)
+	if err != nil {
+		h.t.Fatalf("CreateDatagramEndpoint future: %v", err)
+	}
+	tr := v.(*DatagramTransport)
+	if p.made != 1 || p.tr != tr {
+		h.t.Fatalf("connection_made did not run before the future resolved")
+	}
+	return tr
+}
+
+func (h *harness) closeDatagram(tr *DatagramTransport, p *dgRec) {
+	h.t.Helper()
+	tr.Close()
+	h.runUntil("connection_lost", 5*time.Second, func() bool { return p.losts == 1 })
+	if p.lostErr != nil {
+		h.t.Fatalf("%s lost with %v", p.name, p.lostErr)
+	}
+}
+
+func udpEcho(t *testing.T, host string) {
+	h := newHarness(t)
+	srv := &dgRec{h: h, name: "server", echo: true}
+	st := h.endpoint(srv, &DatagramOptions{Local: &DatagramAddr{host, 0}})
+	ssa, err := st.Sockname()
+	if err != nil {
+		t.Fatal(err)
+	}
+	shost, sport := SockaddrString(ssa)
+	if shost != host || sport == 0 {
+		t.Fatalf("server bound to %s:%d", shost, sport)
+	}
+	if _, err := st.Peername(); Errno(err) != unix.ENOTCONN {
+		t.Fatalf("unconnected peername: %v, want ENOTCONN", err)
+	}
+	cli := &dgRec{h: h, name: "client"}
+	ct := h.endpoint(cli, &DatagramOptions{Remote: &DatagramAddr{host, sport}})
+	psa, err := ct.Peername()
+	if err != nil {
+		t.Fatalf("connected peername: %v", err)
+	}
+	if ph, pp := SockaddrString(psa); ph != host || pp != sport {
+		t.Fatalf("client peername %s:%d", ph, pp)
+	}
+	csa, _ := ct.Sockname()
+	chost, cport := SockaddrString(csa)
+	msgs := [][]byte{[]byte("one"), pattern(1400, 3), {}, pattern(60000, 4)}
+	for _, m := range msgs {
+		if err := ct.SendTo(m, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The same address given explicitly is fine; another one is not.
+	if err := ct.SendTo([]byte("explicit"), psa); err != nil {
+		t.Fatalf("SendTo with the remote address: %v", err)
+	}
+	if err := ct.SendTo([]byte("x"), &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}, Port: 9}); !errors.Is(err, ErrInvalid) && host == "127.0.0.1" {
+		t.Fatalf("SendTo another address on a connected endpoint: %v, want ErrInvalid", err)
+	}
+	h.runUntil("echoes", 5*time.Second, func() bool { return len(cli.rx) == len(msgs)+1 })
+	for i, m := range append(msgs, []byte("explicit")) {
+		if !bytes.Equal(srv.rx[i].data, m) || !bytes.Equal(cli.rx[i].data, m) {
+			t.Fatalf("datagram %d differs", i)
+		}
+		if srv.rx[i].host != chost || srv.rx[i].port != cport {
+			t.Fatalf("server saw sender %s:%d, want %s:%d", srv.rx[i].host, srv.rx[i].port, chost, cport)
+		}
+		if cli.rx[i].host != host || cli.rx[i].port != sport {
+			t.Fatalf("client saw sender %s:%d, want %s:%d", cli.rx[i].host, cli.rx[i].port, host, sport)
+		}
+	}
+	if len(srv.errs)+len(cli.errs) != 0 {
+		t.Fatalf("errors: %v %v", srv.errs, cli.errs)
+	}
+	h.closeDatagram(ct, cli)
+	h.closeDatagram(st, srv)
+	if err := ct.SendTo([]byte("late"), nil); !errors.Is(err, ErrClosed) {
+		t.Fatalf("SendTo after close: %v, want ErrClosed", err)
+	}
+	if ct.Fd() != -1 {
+		t.Fatalf("fd not released")
+	}
+}
+
+func TestUDPEchoV4(t *testing.T) { udpEcho(t, "127.0.0.1") }
+
+func TestUDPEchoV6(t *testing.T) {
+	fd, err := unix.Socket(unix.AF_INET6, unix.SOCK_DGRAM, 0)
+	if err == nil {
+		err = unix.Bind(fd, &unix.SockaddrInet6{Addr: [16]byte{15: 1}})
+		unix.Close(fd)
+	}
+	if err != nil {
+		t.Skipf("no IPv6 loopback: %v", err)
+	}
+	udpEcho(t, "::1")
+}
+
+func TestUDPUnconnectedSendTo(t *testing.T) {
+	h := newHarness(t)
+	srv := &dgRec{h: h, name: "server", echo: true}
+	st := h.endpoint(srv, &DatagramOptions{Local: &DatagramAddr{"127.0.0.1", 0}})
+	ssa, _ := st.Sockname()
+	// An unbound endpoint (family only) sends to explicit addresses.
+	cli := &dgRec{h: h, name: "client"}
+	ct := h.endpoint(cli, &DatagramOptions{Family: unix.AF_INET})
+	if err := ct.SendTo([]byte("x"), nil); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("SendTo(nil) without a remote address: %v, want ErrInvalid", err)
+	}
+	dst, err := ct.ParseAddr("127.0.0.1", ssa.(*unix.SockaddrInet4).Port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ct.ParseAddr("localhost", 1); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("ParseAddr of a name: %v", err)
+	}
+	ct.SendTo([]byte("hello"), dst)
+	h.runUntil("echo", 5*time.Second, func() bool { return len(cli.rx) == 1 })
+	if string(cli.rx[0].data) != "hello" || cli.rx[0].host != "127.0.0.1" {
+		t.Fatalf("got %+v", cli.rx[0])
+	}
+	h.closeDatagram(ct, cli)
+	h.closeDatagram(st, srv)
+}
+
+// A connected UDP socket learns about an unreachable port through ICMP:
+// error_received(ECONNREFUSED), and the transport stays open (asyncio).
+func TestUDPConnectedRefused(t *testing.T) {
+	h := newHarness(t)
+	fd, _ := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM, 0)
+	unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}})
+	sa, _ := unix.Getsockname(fd)
+	unix.Close(fd) // the port is now closed
+	port := sa.(*unix.SockaddrInet4).Port
+	p := &dgRec{h: h, name: "client"}
+	tr := h.endpoint(p, &DatagramOptions{Remote: &DatagramAddr{"127.0.0.1", port}})
+	deadline := time.Now().Add(5 * time.Second)
+	for len(p.errs) == 0 && time.Now().Before(deadline) {
+		tr.SendTo([]byte("anyone?"), nil)
+		h.runFor(20 * time.Millisecond)
+	}
+	if len(p.errs) == 0 {
+		t.Fatal("no error_received")
+	}
+	if Errno(p.errs[0]) != unix.ECONNREFUSED {
+		t.Fatalf("error_received(%v), want ECONNREFUSED", p.errs[0])
+	}
+	if tr.IsClosing() || p.losts != 0 {
+		t.Fatalf("the transport closed on ECONNREFUSED")
+	}
+	h.closeDatagram(tr, p)
+}
+
+func TestUDPBroadcastAndReusePort(t *testing.T) {
+	h := newHarness(t)
+	p1 := &dgRec{h: h, name: "a"}
+	t1 := h.endpoint(p1, &DatagramOptions{Local: &DatagramAddr{"127.0.0.1", 0}, ReusePort: true, AllowBroadcast: true})
+	if v, _ := unix.GetsockoptInt(t1.Fd(), unix.SOL_SOCKET, unix.SO_BROADCAST); v != 1 {
+		t.Fatalf("SO_BROADCAST = %d", v)
+	}
+	if v, _ := unix.GetsockoptInt(t1.Fd(), unix.SOL_SOCKET, unix.SO_REUSEPORT); v != 1 {
+		t.Fatalf("SO_REUSEPORT = %d", v)
+	}
+	sa, _ := t1.Sockname()
+	port := sa.(*unix.SockaddrInet4).Port
+	// A second socket on the same port thanks to SO_REUSEPORT.
+	p2 := &dgRec{h: h, name: "b"}
+	t2 := h.endpoint(p2, &DatagramOptions{Local: &DatagramAddr{"127.0.0.1", port}, ReusePort: true})
+	if v, _ := unix.GetsockoptInt(t2.Fd(), unix.SOL_SOCKET, unix.SO_BROADCAST); v != 0 {
+		t.Fatalf("SO_BROADCAST set without AllowBroadcast")
+	}
+	// Without it: EADDRINUSE (through the future).
+	f, err := h.l.CreateDatagramEndpoint(&dgRec{h: h, name: "c"}, &DatagramOptions{Local: &DatagramAddr{"127.0.0.1", port}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.await(f, time.Second); Errno(err) != unix.EADDRINUSE {
+		t.Fatalf("bind to a used port: %v, want EADDRINUSE", err)
+	}
+	// With AllowBroadcast, a remote address is the default destination but
+	// the socket is not connected (asyncio).
+	p3 := &dgRec{h: h, name: "d"}
+	t3 := h.endpoint(p3, &DatagramOptions{Remote: &DatagramAddr{"127.0.0.1", port}, AllowBroadcast: true})
+	if _, err := t3.Peername(); Errno(err) != unix.ENOTCONN {
+		t.Fatalf("broadcast endpoint peername: %v, want ENOTCONN", err)
+	}
+	if err := t3.SendTo([]byte("via default"), nil); err != nil {
+		t.Fatal(err)
+	}
+	h.runUntil("datagram", 5*time.Second, func() bool { return len(p1.rx)+len(p2.rx) == 1 })
+	h.closeDatagram(t1, p1)
+	h.closeDatagram(t2, p2)
+	h.closeDatagram(t3, p3)
+}
+
+func TestDatagramArgumentErrors(t *testing.T) {
+	h := newHarness(t)
+	p := &dgRec{h: h, name: "x"}
+	if _, err := h.l.CreateDatagramEndpoint(p, &DatagramOptions{}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("no address and no family: %v", err)
+	}
+	if _, err := h.l.CreateDatagramEndpoint(p, &DatagramOptions{Family: 12345}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("bad family: %v", err)
+	}
+	if _, err := h.l.CreateDatagramEndpoint(p, &DatagramOptions{Remote: &DatagramAddr{"127.0.0.1", 70000}}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("bad port: %v", err)
+	}
+	// Local IPv4 and remote IPv6: no common family.
+	f, err := h.l.CreateDatagramEndpoint(p, &DatagramOptions{Local: &DatagramAddr{"127.0.0.1", 0}, Remote: &DatagramAddr{"::1", 9}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.await(f, time.Second); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("mismatched families: %v, want ErrInvalid", err)
+	}
+	if h.l.Alive() {
+		t.Fatalf("failed endpoints left the loop alive")
+	}
+}
+
+func TestUnixDatagramEchoAndBuffering(t *testing.T) {
+	h := newHarness(t)
+	dir := t.TempDir()
+	spath := filepath.Join(dir, "srv.sock")
+	cpath := filepath.Join(dir, "cli.sock")
+	// A stale socket file at the server path is replaced.
+	fd, _ := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM, 0)
+	unix.Bind(fd, &unix.SockaddrUnix{Name: spath})
+	unix.Close(fd)
+	srv := &dgRec{h: h, name: "server", echo: true}
+	st := h.endpoint(srv, &DatagramOptions{Family: unix.AF_UNIX, Local: &DatagramAddr{Host: spath}})
+	cli := &dgRec{h: h, name: "client"}
+	ct := h.endpoint(cli, &DatagramOptions{Family: unix.AF_UNIX, Local: &DatagramAddr{Host: cpath}, Remote: &DatagramAddr{Host: spath}})
+	ct.SendTo([]byte("over unix"), nil)
+	h.runUntil("echo", 5*time.Second, func() bool { return len(cli.rx) == 1 })
+	if string(cli.rx[0].data) != "over unix" || cli.rx[0].host != spath || srv.rx[0].host != cpath {
+		t.Fatalf("client got %+v, server saw %+v", cli.rx[0], srv.rx[0])
+	}
+	h.closeDatagram(st, srv)
+
+	// Buffering: a receiver that does not read fills up; the sender
+	// buffers, pauses the protocol, and delivers everything in order once
+	// the receiver drains.
+	rpath := filepath.Join(dir, "slow.sock")
+	rfd, _ := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	defer unix.Close(rfd)
+	if err := unix.Bind(rfd, &unix.SockaddrUnix{Name: rpath}); err != nil {
+		t.Fatal(err)
+	}
+	snd := &dgRec{h: h, name: "sender"}
+	sn := h.endpoint(snd, &DatagramOptions{Family: unix.AF_UNIX, Remote: &DatagramAddr{Host: rpath}})
+	sn.SetWriteBufferLimits(8192, 1024)
+	const n = 2000
+	for i := 0; i < n; i++ {
+		if err := sn.SendTo([]byte(fmt.Sprintf("%05d", i)), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if sn.WriteBufferSize() == 0 || snd.pauses != 1 {
+		t.Fatalf("nothing was buffered (size %d, pauses %d)", sn.WriteBufferSize(), snd.pauses)
+	}
+	sn.Close() // flushes first
+	if !sn.IsClosing() {
+		t.Fatal("not closing")
+	}
+	buf := make([]byte, 64)
+	unix.SetNonblock(rfd, true)
+	next := 0
+	deadline := time.Now().Add(10 * time.Second)
+	for next < n && time.Now().Before(deadline) {
+		h.l.RunOnceTimeout(0.001)
+		for {
+			m, _, err := unix.Recvfrom(rfd, buf, 0)
+			if err != nil {
+				break
+			}
+			if string(buf[:m]) != fmt.Sprintf("%05d", next) {
+				t.Fatalf("datagram %d: got %q", next, buf[:m])
+			}
+			next++
+		}
+	}
+	if next != n {
+		t.Fatalf("received %d of %d datagrams", next, n)
+	}
+	h.runUntil("lost after flush", 5*time.Second, func() bool { return snd.losts == 1 })
+	if snd.resumes != 1 || snd.lostErr != nil {
+		t.Fatalf("resumes %d lost %v", snd.resumes, snd.lostErr)
+	}
+	h.closeDatagram(ct, cli)
+	if _, err := os.Stat(spath); err != nil {
+		t.Fatalf("the server's socket file: %v", err)
+	}
+}
+
+func TestUnixDatagramAbortDropsBuffer(t *testing.T) {
+	h := newHarness(t)
+	name := abstractName()
+	rfd, _ := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	defer unix.Close(rfd)
+	if err := unix.Bind(rfd, &unix.SockaddrUnix{Name: name}); err != nil {
+		t.Fatal(err)
+	}
+	p := &dgRec{h: h, name: "sender"}
+	tr := h.endpoint(p, &DatagramOptions{Family: unix.AF_UNIX, Remote: &DatagramAddr{Host: name}})
+	for i := 0; i < 2000 && tr.WriteBufferSize() == 0; i++ {
+		tr.SendTo([]byte("fill"), nil)
+	}
+	if tr.WriteBufferSize() == 0 {
+		t.Fatal("could not fill the receiver")
+	}
+	tr.SendTo([]byte("more"), nil)
+	tr.Abort()
+	if tr.WriteBufferSize() != 0 {
+		t.Fatal("abort kept the buffer")
+	}
+	h.runUntil("lost", time.Second, func() bool { return p.losts == 1 })
+	if p.lostErr != nil {
+		t.Fatalf("abort: lost with %v", p.lostErr)
+	}
+}
