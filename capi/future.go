@@ -242,20 +242,23 @@ type cbKey struct{ cb, ud C.uintptr_t }
 //export aloop_future_add_done_callback
 func aloop_future_add_done_callback(fut, cb, ud, free C.uintptr_t) (rc C.int) {
 	defer guard(&rc)
+	o := own(free, ud)
+	defer o.onPanic()
 	fo, rc := getFuture(fut)
 	if fo == nil {
-		callFree(free, ud)
+		o.release()
 		return rc
 	}
 	if cb == 0 {
-		callFree(free, ud)
+		o.release()
 		return fail(C.ALOOP_EINVAL, "callback is NULL")
 	}
 	inject()
+	o.handOff()
 	fo.refs++
 	fh := C.uintptr_t(fo.h)
 	fo.f.AddDoneCallback(func(*core.Future) { C.al_call_future_cb(cb, fh, ud) }, func() {
-		callFree(free, ud)
+		o.release()
 		fo.unref()
 	}, cbKey{cb, ud})
 	return 0

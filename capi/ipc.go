@@ -60,34 +60,6 @@ import (
 // ---------------------------------------------------------------------------
 // Shared helpers.
 
-// ownedUD is the userdata an export owns until it hands it off (to a
-// protocol of a live operation) or drops it (free_cb) on failure. Deferred
-// after guard, onPanic drops it when the export panics before the hand-off,
-// so that a failing call (ALOOP_EPANIC included) always runs free_cb once.
-type ownedUD struct {
-	free, ud C.uintptr_t
-	done     bool
-}
-
-func (o *ownedUD) release() {
-	if !o.done {
-		o.done = true
-		callFree(o.free, o.ud)
-	}
-}
-
-func (o *ownedUD) handOff() { o.done = true }
-
-func (o *ownedUD) onPanic() {
-	if o.done {
-		return
-	}
-	if r := recover(); r != nil {
-		o.release()
-		panic(r) // on to guard
-	}
-}
-
 // streamFuture hands a future that resolves to a *core.Transport to C: the
 // protocol's userdata is released if it fails (no protocol callback ran).
 func streamFuture(fut *core.Future, p *cProto, o *ownedUD, out *C.uintptr_t) C.int {

@@ -12,11 +12,11 @@ import (
 )
 
 type loopObj struct {
-	l       *core.Loop
-	h       uintptr
-	excCb   C.uintptr_t
-	excUd   C.uintptr_t
-	excFree C.uintptr_t
+	l        *core.Loop
+	h        uintptr
+	excCb    C.uintptr_t
+	excUd    C.uintptr_t
+	excFree  C.uintptr_t
 	wakeFree func()
 }
 
@@ -288,17 +288,20 @@ func aloop_loop_backend_timeout(loop C.uintptr_t, out *C.int) (rc C.int) {
 //export aloop_loop_set_wakeup_cb
 func aloop_loop_set_wakeup_cb(loop, cb, ud, free C.uintptr_t) (rc C.int) {
 	defer guard(&rc)
+	o := own(free, ud)
+	defer o.onPanic()
 	lo, rc := getLoopT(loop)
 	if lo == nil {
-		callFree(free, ud)
+		o.release()
 		return rc
 	}
 	inject()
+	o.handOff()
 	old := lo.wakeFree
 	if cb == 0 {
 		lo.l.SetWakeupHook(nil)
 		lo.wakeFree = nil
-		callFree(free, ud)
+		o.release()
 	} else {
 		h := C.uintptr_t(lo.h)
 		lo.l.SetWakeupHook(func() { C.al_call_wakeup_cb(cb, h, ud) })
@@ -313,10 +316,11 @@ func aloop_loop_set_wakeup_cb(loop, cb, ud, free C.uintptr_t) (rc C.int) {
 // ---------------------------------------------------------------------------
 // Scheduling.
 
-func (lo *loopObj) schedule(cb, ud, free C.uintptr_t, out *C.uintptr_t,
+func (lo *loopObj) schedule(o *ownedUD, cb C.uintptr_t, out *C.uintptr_t,
 	sched func(fn, release func()) (*core.Handle, error)) C.int {
+	free, ud := o.free, o.ud
 	if cb == 0 {
-		callFree(free, ud)
+		o.release()
 		return fail(C.ALOOP_EINVAL, "callback is NULL")
 	}
 	lh := C.uintptr_t(lo.h)
@@ -336,6 +340,7 @@ func (lo *loopObj) schedule(cb, ud, free C.uintptr_t, out *C.uintptr_t,
 	if out != nil {
 		hh = reg.put(kHandle, (*core.Handle)(nil))
 	}
+	o.handOff()
 	h, err := sched(fn, release)
 	if err != nil {
 		if out != nil {
@@ -366,41 +371,47 @@ func (r *registry) set(h uintptr, k kind, obj any) {
 //export aloop_call_soon
 func aloop_call_soon(loop, cb, ud, free C.uintptr_t, out *C.uintptr_t) (rc C.int) {
 	defer guard(&rc)
+	o := own(free, ud)
+	defer o.onPanic()
 	lo, rc := getLoopT(loop)
 	if lo == nil {
-		callFree(free, ud)
+		o.release()
 		return rc
 	}
 	inject()
-	return lo.schedule(cb, ud, free, out, lo.l.CallSoon)
+	return lo.schedule(o, cb, out, lo.l.CallSoon)
 }
 
 //export aloop_call_soon_threadsafe
 func aloop_call_soon_threadsafe(loop, cb, ud, free C.uintptr_t, out *C.uintptr_t) (rc C.int) {
 	defer guard(&rc)
+	o := own(free, ud)
+	defer o.onPanic()
 	lo, rc := getLoop(loop)
 	if lo == nil {
-		callFree(free, ud)
+		o.release()
 		return rc
 	}
 	inject()
-	return lo.schedule(cb, ud, free, out, lo.l.CallSoonThreadsafe)
+	return lo.schedule(o, cb, out, lo.l.CallSoonThreadsafe)
 }
 
 //export aloop_call_later
 func aloop_call_later(loop C.uintptr_t, delay C.double, cb, ud, free C.uintptr_t, out *C.uintptr_t) (rc C.int) {
 	defer guard(&rc)
+	o := own(free, ud)
+	defer o.onPanic()
 	lo, rc := getLoopT(loop)
 	if lo == nil {
-		callFree(free, ud)
+		o.release()
 		return rc
 	}
 	if delay != delay {
-		callFree(free, ud)
+		o.release()
 		return fail(C.ALOOP_EINVAL, "delay is NaN")
 	}
 	inject()
-	return lo.schedule(cb, ud, free, out, func(fn, rel func()) (*core.Handle, error) {
+	return lo.schedule(o, cb, out, func(fn, rel func()) (*core.Handle, error) {
 		return lo.l.CallLater(float64(delay), fn, rel)
 	})
 }
@@ -408,17 +419,19 @@ func aloop_call_later(loop C.uintptr_t, delay C.double, cb, ud, free C.uintptr_t
 //export aloop_call_at
 func aloop_call_at(loop C.uintptr_t, when C.double, cb, ud, free C.uintptr_t, out *C.uintptr_t) (rc C.int) {
 	defer guard(&rc)
+	o := own(free, ud)
+	defer o.onPanic()
 	lo, rc := getLoopT(loop)
 	if lo == nil {
-		callFree(free, ud)
+		o.release()
 		return rc
 	}
 	if when != when {
-		callFree(free, ud)
+		o.release()
 		return fail(C.ALOOP_EINVAL, "when is NaN")
 	}
 	inject()
-	return lo.schedule(cb, ud, free, out, func(fn, rel func()) (*core.Handle, error) {
+	return lo.schedule(o, cb, out, func(fn, rel func()) (*core.Handle, error) {
 		return lo.l.CallAt(float64(when), fn, rel)
 	})
 }
@@ -493,12 +506,15 @@ func (lo *loopObj) setExceptionHandler(cb, ud, free C.uintptr_t) {
 //export aloop_loop_set_exception_handler
 func aloop_loop_set_exception_handler(loop, cb, ud, free C.uintptr_t) (rc C.int) {
 	defer guard(&rc)
+	o := own(free, ud)
+	defer o.onPanic()
 	lo, rc := getLoopT(loop)
 	if lo == nil {
-		callFree(free, ud)
+		o.release()
 		return rc
 	}
 	inject()
+	o.handOff()
 	lo.setExceptionHandler(cb, ud, free)
 	return 0
 }
@@ -560,16 +576,18 @@ func aloop_loop_default_exception_handler(loop C.uintptr_t, ctxp *C.aloop_except
 // ---------------------------------------------------------------------------
 // fd watchers.
 
-func (lo *loopObj) watch(fd C.int, cb, ud, free C.uintptr_t, add func(int, func(), func()) error) C.int {
+func (lo *loopObj) watch(o *ownedUD, fd C.int, cb C.uintptr_t, add func(int, func(), func()) error) C.int {
+	free, ud := o.free, o.ud
 	if cb == 0 {
-		callFree(free, ud)
+		o.release()
 		return fail(C.ALOOP_EINVAL, "callback is NULL")
 	}
 	if fd < 0 {
-		callFree(free, ud)
+		o.release()
 		return fail(C.ALOOP_EBADF, "invalid fd %d", int(fd))
 	}
 	lh := C.uintptr_t(lo.h)
+	o.handOff()
 	if err := add(int(fd), func() { C.al_call_fd_cb(cb, lh, fd, ud) }, releaser(free, ud)); err != nil {
 		callFree(free, ud)
 		return failErr(err)
@@ -580,25 +598,29 @@ func (lo *loopObj) watch(fd C.int, cb, ud, free C.uintptr_t, add func(int, func(
 //export aloop_add_reader
 func aloop_add_reader(loop C.uintptr_t, fd C.int, cb, ud, free C.uintptr_t) (rc C.int) {
 	defer guard(&rc)
+	o := own(free, ud)
+	defer o.onPanic()
 	lo, rc := getLoopT(loop)
 	if lo == nil {
-		callFree(free, ud)
+		o.release()
 		return rc
 	}
 	inject()
-	return lo.watch(fd, cb, ud, free, lo.l.AddReader)
+	return lo.watch(o, fd, cb, lo.l.AddReader)
 }
 
 //export aloop_add_writer
 func aloop_add_writer(loop C.uintptr_t, fd C.int, cb, ud, free C.uintptr_t) (rc C.int) {
 	defer guard(&rc)
+	o := own(free, ud)
+	defer o.onPanic()
 	lo, rc := getLoopT(loop)
 	if lo == nil {
-		callFree(free, ud)
+		o.release()
 		return rc
 	}
 	inject()
-	return lo.watch(fd, cb, ud, free, lo.l.AddWriter)
+	return lo.watch(o, fd, cb, lo.l.AddWriter)
 }
 
 //export aloop_remove_reader

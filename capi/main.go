@@ -15,7 +15,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"unsafe"
 
@@ -204,7 +206,26 @@ func copyHost(buf *C.char, buflen C.size_t, s string) C.int {
 // ---------------------------------------------------------------------------
 // Panic recovery and fault injection.
 
-var faultInject = os.Getenv("ASYNCLOOP_FAULT_INJECT") == "1"
+// ASYNCLOOP_FAULT_INJECT=1 makes every export panic once its arguments are
+// decoded; a comma-separated list of export names limits it to those. Used
+// by tests/c/test-panic.c to prove the recovery path.
+var faultAll, faultNames = parseFaultInject(os.Getenv("ASYNCLOOP_FAULT_INJECT"))
+
+func parseFaultInject(v string) (bool, map[string]bool) {
+	if v == "" {
+		return false, nil
+	}
+	if v == "1" {
+		return true, nil
+	}
+	names := map[string]bool{}
+	for _, n := range strings.Split(v, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			names["main."+n] = true
+		}
+	}
+	return false, names
+}
 
 // guard must be deferred first in every export: a panic becomes
 // ALOOP_EPANIC with the panic and stack as the last error.
@@ -215,10 +236,46 @@ func guard(rc *C.int) {
 	}
 }
 
-// inject panics when fault injection is on (tests of guard).
+// inject panics when fault injection covers the calling export.
 func inject() {
-	if faultInject {
+	if faultAll {
 		panic("ASYNCLOOP_FAULT_INJECT")
+	}
+	if faultNames != nil {
+		pc, _, _, _ := runtime.Caller(1)
+		if f := runtime.FuncForPC(pc); f != nil && faultNames[f.Name()] {
+			panic("ASYNCLOOP_FAULT_INJECT")
+		}
+	}
+}
+
+// ownedUD is the userdata an export owns until it hands it off to core or
+// drops it (free_cb) on failure. Deferred after guard, onPanic drops it when
+// the export panics before the hand-off, so that a failing call (ALOOP_EPANIC
+// included) always runs free_cb exactly once.
+type ownedUD struct {
+	free, ud C.uintptr_t
+	done     bool
+}
+
+func own(free, ud C.uintptr_t) *ownedUD { return &ownedUD{free: free, ud: ud} }
+
+func (o *ownedUD) release() {
+	if !o.done {
+		o.done = true
+		callFree(o.free, o.ud)
+	}
+}
+
+func (o *ownedUD) handOff() { o.done = true }
+
+func (o *ownedUD) onPanic() {
+	if o.done {
+		return
+	}
+	if r := recover(); r != nil {
+		o.release()
+		panic(r) // on to guard
 	}
 }
 

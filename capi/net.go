@@ -237,26 +237,28 @@ func getServer(h C.uintptr_t) (*serverObj, C.int) {
 func aloop_create_connection(loop C.uintptr_t, host *C.char, port C.int, proto *C.aloop_protocol_t,
 	ud, free C.uintptr_t, opts *C.aloop_connect_options_t, out *C.uintptr_t) (rc C.int) {
 	defer guard(&rc)
+	o := own(free, ud)
+	defer o.onPanic()
 	lo, rc := getLoopT(loop)
 	if lo == nil {
-		callFree(free, ud)
+		o.release()
 		return rc
 	}
 	if out == nil {
-		callFree(free, ud)
+		o.release()
 		return fail(C.ALOOP_EINVAL, "out_future is NULL")
 	}
 	if port < 0 || port > 65535 {
-		callFree(free, ud)
+		o.release()
 		return fail(C.ALOOP_EINVAL, "port %d out of range", int(port))
 	}
 	p, rc := protoFrom(proto, ud, free)
 	if p == nil {
-		callFree(free, ud)
+		o.release()
 		return rc
 	}
 	if opts != nil && opts.size < C.size_t(unsafe.Sizeof(opts.size)) {
-		callFree(free, ud)
+		o.release()
 		return fail(C.ALOOP_EINVAL, "options.size is not set")
 	}
 	inject()
@@ -275,6 +277,7 @@ func aloop_create_connection(loop C.uintptr_t, host *C.char, port C.int, proto *
 	co.Flags = int(C.al_connect_opt(opts, 2, 0))
 	co.HasSock = C.al_connect_opt(opts, 3, 0) != 0
 	co.Sock = int(C.al_connect_opt(opts, 4, -1))
+	o.handOff()
 	fut, err := lo.l.CreateConnection(goString(host), int(port), p.adapter(), &co)
 	if err != nil {
 		p.release()
@@ -293,24 +296,27 @@ func aloop_create_connection(loop C.uintptr_t, host *C.char, port C.int, proto *
 func aloop_create_server(loop C.uintptr_t, host *C.char, port C.int, cb, ud, free C.uintptr_t,
 	opts *C.aloop_server_options_t, out *C.uintptr_t) (rc C.int) {
 	defer guard(&rc)
+	o := own(free, ud)
+	defer o.onPanic()
 	lo, rc := getLoopT(loop)
 	if lo == nil {
-		callFree(free, ud)
+		o.release()
 		return rc
 	}
 	if cb == 0 || out == nil {
-		callFree(free, ud)
+		o.release()
 		return fail(C.ALOOP_EINVAL, "on_connection or out_future is NULL")
 	}
 	if port < 0 || port > 65535 {
-		callFree(free, ud)
+		o.release()
 		return fail(C.ALOOP_EINVAL, "port %d out of range", int(port))
 	}
 	if opts != nil && opts.size < C.size_t(unsafe.Sizeof(opts.size)) {
-		callFree(free, ud)
+		o.release()
 		return fail(C.ALOOP_EINVAL, "options.size is not set")
 	}
 	inject()
+	o.handOff()
 	so := &serverObj{cb: cb, ud: ud, free: free}
 	so2 := core.ServerOptions{
 		Backlog:     int(C.al_server_opt(opts, 0, 100)),
@@ -501,17 +507,20 @@ func putAddr(sa unix.Sockaddr, host *C.char, hostlen C.size_t, port *C.int) C.in
 //export aloop_transport_set_protocol
 func aloop_transport_set_protocol(tr C.uintptr_t, proto *C.aloop_protocol_t, ud, free C.uintptr_t) (rc C.int) {
 	defer guard(&rc)
+	o := own(free, ud)
+	defer o.onPanic()
 	t, rc := getTransport(tr)
 	if t == nil {
-		callFree(free, ud)
+		o.release()
 		return rc
 	}
 	p, rc := protoFrom(proto, ud, free)
 	if p == nil {
-		callFree(free, ud)
+		o.release()
 		return rc
 	}
 	inject()
+	o.handOff()
 	to := tobj(t)
 	old := to.proto
 	to.proto = p

@@ -1,7 +1,9 @@
 package core
 
 import (
+	"runtime"
 	"sync/atomic"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -144,7 +146,7 @@ func (op *sendfileOp) step() int {
 				n = remaining
 			}
 			off := op.offset + op.sent
-			w, err := unix.Sendfile(op.sock, op.file, &off, int(n))
+			w, err := sendfileNoSignal(op.sock, op.file, &off, int(n))
 			switch {
 			case err == unix.EINTR:
 				continue
@@ -193,6 +195,29 @@ func (op *sendfileOp) step() int {
 		budget -= int64(w)
 	}
 	return sfWaitWritable // yield to the other work of the loop
+}
+
+// sendfileNoSignal is sendfile(2) with SIGPIPE blocked on the calling thread
+// and a SIGPIPE it raises consumed: sendfile has no MSG_NOSIGNAL, and the
+// default action of SIGPIPE would kill a C host whose peer went away.
+func sendfileNoSignal(out, in int, off *int64, n int) (int, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var set, old unix.Sigset_t
+	set.Val[0] = 1 << (uint(unix.SIGPIPE) - 1)
+	if err := unix.PthreadSigmask(unix.SIG_BLOCK, &set, &old); err != nil {
+		return unix.Sendfile(out, in, off, n)
+	}
+	var pending unix.Sigset_t
+	unix.RawSyscall(unix.SYS_RT_SIGPENDING, uintptr(unsafe.Pointer(&pending)), 8, 0)
+	was := pending.Val[0]&set.Val[0] != 0
+	w, err := unix.Sendfile(out, in, off, n)
+	if err == unix.EPIPE && !was {
+		var ts unix.Timespec // zero: do not wait
+		unix.RawSyscall6(unix.SYS_RT_SIGTIMEDWAIT, uintptr(unsafe.Pointer(&set)), 0, uintptr(unsafe.Pointer(&ts)), 8, 0, 0)
+	}
+	unix.PthreadSigmask(unix.SIG_SETMASK, &old, nil)
+	return w, err
 }
 
 // startRead reads the next chunk of the file on a goroutine.

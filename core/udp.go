@@ -305,7 +305,7 @@ func (l *Loop) createUnixDatagram(proto DatagramProtocol, o *DatagramOptions) (*
 // call_soon, then the future resolves (unless cancelled meanwhile).
 func (l *Loop) startDatagram(fut *Future, proto DatagramProtocol, fd, fam int, remote unix.Sockaddr, connected bool) {
 	t := &DatagramTransport{loop: l, fd: fd, family: fam, proto: proto, address: remote,
-		connected: connected, high: defaultHigh, low: defaultLow}
+		connected: connected, high: DefaultWriteBufferHigh, low: DefaultWriteBufferLow}
 	e := l.entry(fd, true)
 	e.owner = t
 	t.e = e
@@ -711,17 +711,7 @@ func (t *DatagramTransport) WriteBufferSize() int { return t.wsize }
 
 // SetWriteBufferLimits sets the water marks, as Transport.SetWriteBufferLimits.
 func (t *DatagramTransport) SetWriteBufferLimits(high, low int) error {
-	if high < 0 || low < 0 {
-		return ErrInvalid
-	}
-	if high == 0 && low == 0 {
-		high, low = defaultHigh, defaultLow
-	} else if low == 0 && high > 0 {
-		low = high / 4
-	} else if high == 0 {
-		high = 4 * low
-	}
-	if low > high {
+	if high < 0 || low < 0 || low > high {
 		return ErrInvalid
 	}
 	t.high, t.low = high, low
