@@ -233,22 +233,22 @@ func subprocessOptions(o *C.aloop_subprocess_options_t) (core.SubprocessOptions,
 	return so, 0
 }
 
-func spawnC(lo *loopObj, argv []string, proto *C.aloop_subprocess_protocol_t, ud, free C.uintptr_t,
+func spawnC(lo *loopObj, argv []string, proto *C.aloop_subprocess_protocol_t, o *ownedUD,
 	opts *C.aloop_subprocess_options_t, out *C.uintptr_t) C.int {
 	if proto == nil {
-		callFree(free, ud)
+		o.release()
 		return fail(C.ALOOP_EINVAL, "protocol is NULL")
 	}
 	if proto.size < C.size_t(unsafe.Sizeof(proto.size)) || proto.size > 4096 {
-		callFree(free, ud)
+		o.release()
 		return fail(C.ALOOP_EINVAL, "protocol.size is %d; set it to sizeof(aloop_subprocess_protocol_t)", int(proto.size))
 	}
 	so, rc := subprocessOptions(opts)
 	if rc != 0 {
-		callFree(free, ud)
+		o.release()
 		return rc
 	}
-	po := &procObj{ud: ud, free: free}
+	po := &procObj{ud: o.ud, free: o.free}
 	for i := range po.fn {
 		po.fn[i] = C.al_sp_field(proto, C.int(i))
 	}
@@ -259,6 +259,7 @@ func spawnC(lo *loopObj, argv []string, proto *C.aloop_subprocess_protocol_t, ud
 		}
 		po.release()
 	}
+	o.handOff() // po owns the userdata from here
 	fut, err := lo.l.SubprocessExec(argv, cSubprocessProto{po}, &so)
 	if err != nil {
 		po.release()
@@ -275,39 +276,43 @@ func spawnC(lo *loopObj, argv []string, proto *C.aloop_subprocess_protocol_t, ud
 func aloop_subprocess_exec(loop C.uintptr_t, argv **C.char, proto *C.aloop_subprocess_protocol_t,
 	ud, free C.uintptr_t, opts *C.aloop_subprocess_options_t, out *C.uintptr_t) (rc C.int) {
 	defer guard(&rc)
+	o := own(free, ud)
+	defer o.onPanic()
 	lo, rc := getLoopT(loop)
 	if lo == nil {
-		callFree(free, ud)
+		o.release()
 		return rc
 	}
 	if out == nil {
-		callFree(free, ud)
+		o.release()
 		return fail(C.ALOOP_EINVAL, "out_future is NULL")
 	}
 	args, ok := cStrings(argv, maxStrings)
 	if argv == nil || !ok || len(args) == 0 {
-		callFree(free, ud)
+		o.release()
 		return fail(C.ALOOP_EINVAL, "argv is NULL, empty or not NULL-terminated")
 	}
 	inject()
-	return spawnC(lo, args, proto, ud, free, opts, out)
+	return spawnC(lo, args, proto, o, opts, out)
 }
 
 //export aloop_subprocess_shell
 func aloop_subprocess_shell(loop C.uintptr_t, cmd *C.char, proto *C.aloop_subprocess_protocol_t,
 	ud, free C.uintptr_t, opts *C.aloop_subprocess_options_t, out *C.uintptr_t) (rc C.int) {
 	defer guard(&rc)
+	o := own(free, ud)
+	defer o.onPanic()
 	lo, rc := getLoopT(loop)
 	if lo == nil {
-		callFree(free, ud)
+		o.release()
 		return rc
 	}
 	if out == nil || cmd == nil {
-		callFree(free, ud)
+		o.release()
 		return fail(C.ALOOP_EINVAL, "cmd or out_future is NULL")
 	}
 	inject()
-	return spawnC(lo, []string{"/bin/sh", "-c", C.GoString(cmd)}, proto, ud, free, opts, out)
+	return spawnC(lo, []string{"/bin/sh", "-c", C.GoString(cmd)}, proto, o, opts, out)
 }
 
 //export aloop_future_result_subprocess
@@ -333,86 +338,108 @@ func aloop_future_result_subprocess(fut C.uintptr_t, out *C.uintptr_t) (rc C.int
 	return 0
 }
 
-func subprocessOp(h C.uintptr_t, op func(p *core.Subprocess) C.int) C.int {
-	p, rc := getSubprocess(h)
+//export aloop_subprocess_get_pid
+func aloop_subprocess_get_pid(proc C.uintptr_t) (rc C.int) {
+	defer guard(&rc)
+	p, rc := getSubprocess(proc)
 	if p == nil {
 		return rc
 	}
 	inject()
-	return op(p)
-}
-
-//export aloop_subprocess_get_pid
-func aloop_subprocess_get_pid(proc C.uintptr_t) (rc C.int) {
-	defer guard(&rc)
-	return subprocessOp(proc, func(p *core.Subprocess) C.int { return C.int(p.Pid()) })
+	return C.int(p.Pid())
 }
 
 //export aloop_subprocess_get_returncode
 func aloop_subprocess_get_returncode(proc C.uintptr_t, out *C.int) (rc C.int) {
 	defer guard(&rc)
+	p, rc := getSubprocess(proc)
+	if p == nil {
+		return rc
+	}
 	if out == nil {
-		if _, rc := getSubprocess(proc); rc != 0 {
-			return rc
-		}
 		return fail(C.ALOOP_EINVAL, "out_returncode is NULL")
 	}
-	return subprocessOp(proc, func(p *core.Subprocess) C.int {
-		code, ok := p.Returncode()
-		if !ok {
-			return 0
-		}
-		*out = C.int(code)
-		return 1
-	})
+	inject()
+	code, ok := p.Returncode()
+	if !ok {
+		return 0
+	}
+	*out = C.int(code)
+	return 1
 }
 
 //export aloop_subprocess_get_pipe_transport
 func aloop_subprocess_get_pipe_transport(proc C.uintptr_t, fd C.int, out *C.uintptr_t) (rc C.int) {
 	defer guard(&rc)
+	p, rc := getSubprocess(proc)
+	if p == nil {
+		return rc
+	}
 	if out == nil || fd < 0 || fd > 2 {
-		if _, rc := getSubprocess(proc); rc != 0 {
-			return rc
-		}
 		return fail(C.ALOOP_EINVAL, "out_transport is NULL or fd %d is not 0, 1 or 2", int(fd))
 	}
-	return subprocessOp(proc, func(p *core.Subprocess) C.int {
-		*out = 0
-		if t := p.PipeTransport(int(fd)); t != nil {
-			*out = C.uintptr_t(transportHandle(t))
-		}
-		return 0
-	})
+	inject()
+	*out = 0
+	if t := p.PipeTransport(int(fd)); t != nil {
+		*out = C.uintptr_t(transportHandle(t))
+	}
+	return 0
 }
 
 //export aloop_subprocess_send_signal
 func aloop_subprocess_send_signal(proc C.uintptr_t, sig C.int) (rc C.int) {
 	defer guard(&rc)
-	return subprocessOp(proc, func(p *core.Subprocess) C.int { return failErrOrZero(p.SendSignal(int(sig))) })
+	p, rc := getSubprocess(proc)
+	if p == nil {
+		return rc
+	}
+	inject()
+	return failErrOrZero(p.SendSignal(int(sig)))
 }
 
 //export aloop_subprocess_terminate
 func aloop_subprocess_terminate(proc C.uintptr_t) (rc C.int) {
 	defer guard(&rc)
-	return subprocessOp(proc, func(p *core.Subprocess) C.int { return failErrOrZero(p.Terminate()) })
+	p, rc := getSubprocess(proc)
+	if p == nil {
+		return rc
+	}
+	inject()
+	return failErrOrZero(p.Terminate())
 }
 
 //export aloop_subprocess_kill
 func aloop_subprocess_kill(proc C.uintptr_t) (rc C.int) {
 	defer guard(&rc)
-	return subprocessOp(proc, func(p *core.Subprocess) C.int { return failErrOrZero(p.Kill()) })
+	p, rc := getSubprocess(proc)
+	if p == nil {
+		return rc
+	}
+	inject()
+	return failErrOrZero(p.Kill())
 }
 
 //export aloop_subprocess_close
 func aloop_subprocess_close(proc C.uintptr_t) (rc C.int) {
 	defer guard(&rc)
-	return subprocessOp(proc, func(p *core.Subprocess) C.int { p.Close(); return 0 })
+	p, rc := getSubprocess(proc)
+	if p == nil {
+		return rc
+	}
+	inject()
+	p.Close()
+	return 0
 }
 
 //export aloop_subprocess_is_closing
 func aloop_subprocess_is_closing(proc C.uintptr_t) (rc C.int) {
 	defer guard(&rc)
-	return subprocessOp(proc, func(p *core.Subprocess) C.int { return boolRC(p.IsClosing()) })
+	p, rc := getSubprocess(proc)
+	if p == nil {
+		return rc
+	}
+	inject()
+	return boolRC(p.IsClosing())
 }
 
 // ---------------------------------------------------------------------------
@@ -421,21 +448,24 @@ func aloop_subprocess_is_closing(proc C.uintptr_t) (rc C.int) {
 //export aloop_add_signal_handler
 func aloop_add_signal_handler(loop C.uintptr_t, sig C.int, cb, ud, free C.uintptr_t) (rc C.int) {
 	defer guard(&rc)
+	o := own(free, ud)
+	defer o.onPanic()
 	lo, rc := getLoopT(loop)
 	if lo == nil {
-		callFree(free, ud)
+		o.release()
 		return rc
 	}
 	if cb == 0 {
-		callFree(free, ud)
+		o.release()
 		return fail(C.ALOOP_EINVAL, "callback is NULL")
 	}
 	if !core.ValidSignal(int(sig)) {
-		callFree(free, ud)
+		o.release()
 		return fail(C.ALOOP_EINVAL, "signal %d cannot be handled", int(sig))
 	}
 	inject()
 	lh := C.uintptr_t(lo.h)
+	o.handOff()
 	err := lo.l.AddSignalHandler(int(sig), func(s int) { C.al_call_signal_cb(cb, lh, C.int(s), ud) }, releaser(free, ud))
 	if err != nil {
 		callFree(free, ud)
@@ -465,16 +495,19 @@ func aloop_remove_signal_handler(loop C.uintptr_t, sig C.int) (rc C.int) {
 //export aloop_run_in_executor
 func aloop_run_in_executor(loop, fn, arg, free C.uintptr_t, out *C.uintptr_t) (rc C.int) {
 	defer guard(&rc)
+	o := own(free, arg)
+	defer o.onPanic()
 	lo, rc := getLoopT(loop)
 	if lo == nil {
-		callFree(free, arg)
+		o.release()
 		return rc
 	}
 	if fn == 0 || out == nil {
-		callFree(free, arg)
+		o.release()
 		return fail(C.ALOOP_EINVAL, "fn or out_future is NULL")
 	}
 	inject()
+	o.handOff()
 	// The job calls the host's fn on a worker thread: that is the point of
 	// an executor (documented in the header); it calls nothing else.
 	f, err := lo.l.RunInExecutor(func() (any, error) {
