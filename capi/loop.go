@@ -53,6 +53,7 @@ func aloop_loop_new(out *C.uintptr_t) (rc C.int) {
 	}
 	lo := &loopObj{l: l}
 	lo.h = reg.put(kLoop, lo)
+	rememberLoop(lo) // capi/current.go
 	*out = C.uintptr_t(lo.h)
 	return 0
 }
@@ -83,6 +84,7 @@ func aloop_loop_free(loop C.uintptr_t) (rc C.int) {
 		return failErr(err)
 	}
 	reg.del(lo.h, kLoop)
+	forgetLoop(lo) // capi/current.go
 	lo.setExceptionHandler(0, 0, 0)
 	if lo.wakeFree != nil {
 		lo.wakeFree()
@@ -254,6 +256,35 @@ func aloop_loop_get_debug(loop C.uintptr_t) (rc C.int) {
 	}
 	inject()
 	return boolRC(lo.l.Debug())
+}
+
+//export aloop_loop_set_slow_callback_duration
+func aloop_loop_set_slow_callback_duration(loop C.uintptr_t, seconds C.double) (rc C.int) {
+	defer guard(&rc)
+	lo, rc := getLoopT(loop)
+	if lo == nil {
+		return rc
+	}
+	inject()
+	if err := lo.l.SetSlowCallbackDuration(float64(seconds)); err != nil {
+		return fail(C.ALOOP_EINVAL, "slow callback duration must be >= 0, got %g", float64(seconds))
+	}
+	return 0
+}
+
+//export aloop_loop_get_slow_callback_duration
+func aloop_loop_get_slow_callback_duration(loop C.uintptr_t, out *C.double) (rc C.int) {
+	defer guard(&rc)
+	lo, rc := getLoopT(loop)
+	if lo == nil {
+		return rc
+	}
+	if out == nil {
+		return fail(C.ALOOP_EINVAL, "out_seconds is NULL")
+	}
+	inject()
+	*out = C.double(lo.l.SlowCallbackDuration())
+	return 0
 }
 
 //export aloop_loop_backend_fd
@@ -440,6 +471,9 @@ func getHandle(h C.uintptr_t) (*core.Handle, C.int) {
 	hd, _ := reg.get(uintptr(h), kHandle).(*core.Handle)
 	if hd == nil {
 		return nil, fail(C.ALOOP_EBADF, "invalid or finished handle %#x", uintptr(h))
+	}
+	if err := hd.Loop().CheckThread(); err != nil {
+		return nil, failErr(err)
 	}
 	return hd, 0
 }

@@ -41,6 +41,7 @@ const (
 	kServer
 	kDatagram   // aloop_datagram_t (capi/ipc.go)
 	kSubprocess // aloop_subprocess_t (capi/process.go)
+	kTLSConfig  // aloop_tls_config_t (capi/tls.go)
 )
 
 type slot struct {
@@ -144,6 +145,12 @@ func errCode(err error) C.int {
 	switch {
 	case err == nil:
 		return 0
+	case errors.Is(err, core.ErrCert):
+		return C.ALOOP_ECERT
+	case errors.Is(err, core.ErrTLS):
+		return C.ALOOP_ETLS
+	case errors.Is(err, core.ErrNoLoop):
+		return C.ALOOP_ENOLOOP
 	case errors.Is(err, core.ErrClosed):
 		return C.ALOOP_ECLOSED
 	case errors.Is(err, core.ErrRunning), errors.Is(err, core.ErrBusy):

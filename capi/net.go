@@ -277,6 +277,20 @@ func aloop_create_connection(loop C.uintptr_t, host *C.char, port C.int, proto *
 	co.Flags = int(C.al_connect_opt(opts, 2, 0))
 	co.HasSock = C.al_connect_opt(opts, 3, 0) != 0
 	co.Sock = int(C.al_connect_opt(opts, 4, -1))
+	if th := C.al_connect_tls(opts); th != 0 { // TLS (capi/tls.go)
+		topts, rc := tlsFromHandle(C.uintptr_t(th), false)
+		if topts == nil {
+			p.release()
+			return rc
+		}
+		if sh := C.al_connect_server_hostname(opts); sh != nil {
+			topts.ServerHostname = C.GoString(sh)
+		}
+		co.TLS = topts
+	} else if C.al_connect_server_hostname(opts) != nil {
+		p.release()
+		return fail(C.ALOOP_EINVAL, "server_hostname is only meaningful with tls")
+	}
 	o.handOff()
 	fut, err := lo.l.CreateConnection(goString(host), int(port), p.adapter(), &co)
 	if err != nil {
@@ -342,6 +356,14 @@ func aloop_create_server(loop C.uintptr_t, host *C.char, port C.int, cb, ud, fre
 			so.releaseUserdata()
 			return fail(C.ALOOP_EINVAL, "hosts is empty")
 		}
+	}
+	if th := C.al_server_tls(opts); th != 0 { // TLS (capi/tls.go)
+		topts, rc := tlsFromHandle(C.uintptr_t(th), true)
+		if topts == nil {
+			so.releaseUserdata()
+			return rc
+		}
+		so2.TLS = topts
 	}
 	factory := func(t *core.Transport) error {
 		sh := C.uintptr_t(serverHandle(t.Server()))

@@ -516,11 +516,10 @@ func aloop_future_result_addrinfo(fut C.uintptr_t, outList **C.aloop_addrinfo_t,
 		return fail(C.ALOOP_ENOMEM, "out of memory")
 	}
 	C.memset(block, 0, C.size_t(total))
-	base := uintptr(block)
 	mem := unsafe.Slice((*byte)(block), total)
 	pos := esize * len(res)
 	put := func(b []byte, nul bool) unsafe.Pointer {
-		p := unsafe.Pointer(base + uintptr(pos))
+		p := unsafe.Add(block, pos)
 		copy(mem[pos:], b)
 		pos += len(b)
 		if nul {
@@ -530,10 +529,10 @@ func aloop_future_result_addrinfo(fut C.uintptr_t, outList **C.aloop_addrinfo_t,
 		return p
 	}
 	for i, ai := range res {
-		e := (*C.aloop_addrinfo_t)(unsafe.Pointer(base + uintptr(i*esize)))
+		e := (*C.aloop_addrinfo_t)(unsafe.Add(block, i*esize))
 		e.size = C.size_t(esize)
 		if i+1 < len(res) {
-			e.next = (*C.aloop_addrinfo_t)(unsafe.Pointer(base + uintptr((i+1)*esize)))
+			e.next = (*C.aloop_addrinfo_t)(unsafe.Add(block, (i+1)*esize))
 		}
 		e.family = C.int(ai.Family)
 		e._type = C.int(ai.Type)

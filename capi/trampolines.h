@@ -118,4 +118,14 @@ static inline int al_connect_opt(const aloop_connect_options_t *o, int i, int df
   }
   return dflt;
 }
+/* TLS fields of the option structs (capi/tls.go). */
+static inline uintptr_t al_connect_tls(const aloop_connect_options_t *o) {
+  return (o && AL_HAS_FIELD(o, aloop_connect_options_t, tls)) ? (uintptr_t)o->tls : 0;
+}
+static inline const char *al_connect_server_hostname(const aloop_connect_options_t *o) {
+  return (o && AL_HAS_FIELD(o, aloop_connect_options_t, server_hostname)) ? o->server_hostname : NULL;
+}
+static inline uintptr_t al_server_tls(const aloop_server_options_t *o) {
+  return (o && AL_HAS_FIELD(o, aloop_server_options_t, tls)) ? (uintptr_t)o->tls : 0;
+}
 #endif

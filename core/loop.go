@@ -163,6 +163,9 @@ type Loop struct {
 	t0   time.Time
 
 	readBuf []byte
+	tlsBuf  []byte // plaintext of TLS transports (tls.go)
+
+	cur loopCurrent // running-loop registry (current.go)
 }
 
 // NewLoop creates a loop.
@@ -269,6 +272,9 @@ func (l *Loop) CallSoon(fn func(), release func()) (*Handle, error) {
 	if l.closed {
 		return nil, ErrClosed
 	}
+	if err := l.checkCaller(); err != nil {
+		return nil, err
+	}
 	h := &Handle{loop: l, fn: fn, release: release, index: -1}
 	l.ready = append(l.ready, h)
 	return h, nil
@@ -300,6 +306,9 @@ func (l *Loop) CallAt(when float64, fn func(), release func()) (*Handle, error) 
 	}
 	if math.IsNaN(when) {
 		return nil, ErrInvalid
+	}
+	if err := l.checkCaller(); err != nil {
+		return nil, err
 	}
 	l.seq++
 	h := &Handle{loop: l, fn: fn, release: release, when: when, seq: l.seq, timer: true, index: -1}
@@ -372,6 +381,7 @@ func (l *Loop) run(once func() bool, maxWait float64) (err error) {
 		return ErrRunning
 	}
 	l.threadID.Store(int64(unix.Gettid()))
+	l.enterRun()
 	defer func() {
 		l.threadID.Store(0)
 		l.running.Store(false)
@@ -454,7 +464,11 @@ func (l *Loop) iterate(maxWait float64) error {
 		}
 		l.tsMu.Unlock()
 	}
-	if _, err := l.poller.Wait(timeoutNs, l.dispatch); err != nil {
+	dispatch := l.dispatch
+	if l.debug {
+		dispatch = l.dispatchTimed // reports slow I/O callbacks
+	}
+	if _, err := l.poller.Wait(timeoutNs, dispatch); err != nil {
 		return &OpError{Op: "epoll_wait", Err: err}
 	}
 	l.drainThreadsafe()
@@ -553,6 +567,9 @@ func (l *Loop) Close() error {
 		return nil
 	}
 	if l.nfds > 0 || l.objects > 0 {
+		if l.debug {
+			l.reportUnclosed()
+		}
 		return ErrBusy
 	}
 	l.closeSignals()

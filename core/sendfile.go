@@ -24,6 +24,7 @@ var ErrSendfileUnavailable = &OpError{Op: "sendfile", Addr: "sendfile(2) is not 
 const (
 	sfWaitWritable = iota // wait until the socket is writable
 	sfWaitFile            // wait for the file reader (fallback)
+	sfWaitFlush           // wait for the transport's write buffer (through)
 	sfDone                // the future is done
 )
 
@@ -49,6 +50,12 @@ type sendfileOp struct {
 	reading bool        // fallback: a goroutine reads the file
 	eof     bool        // fallback: the file is exhausted
 	stopped atomic.Bool // the operation ended: the reader gives up
+
+	// through, when set, takes the chunks instead of the socket (a TLS
+	// transport: the data must be encrypted); pending tells how much it
+	// still buffers.
+	through func([]byte) error
+	pending func() int
 
 	fut  *Future
 	over bool
@@ -180,6 +187,26 @@ func (op *sendfileOp) step() int {
 				op.startRead(remaining)
 			}
 			return sfWaitFile
+		}
+		if op.through != nil {
+			if op.pending() > 0 {
+				return sfWaitFlush
+			}
+			chunk := op.chunk
+			op.chunk = nil
+			if err := op.through(chunk); err != nil {
+				return op.complete(err, true)
+			}
+			op.sent += int64(len(chunk))
+			budget -= int64(len(chunk))
+			if !op.eof && !op.reading && (op.count == 0 || op.sent < op.count) {
+				rem := int64(-1)
+				if op.count > 0 {
+					rem = op.count - op.sent
+				}
+				op.startRead(rem) // the next chunk while this one drains
+			}
+			continue
 		}
 		w, errno := sockSend(op.sock, op.chunk)
 		switch {
@@ -322,7 +349,9 @@ func (l *Loop) SockSendfile(fd, file int, offset, count int64, fallback bool) (*
 
 // Sendfile sends count bytes (0: to the end) of file from offset over the
 // transport (asyncio's loop.sendfile(transport, ...)); the result is the
-// number of bytes sent (int64). It starts once the write buffer is flushed;
+// number of bytes sent (int64). On a TLS transport the file is read and
+// written through TLS (no zero-copy; fallback must be allowed, else
+// ErrSendfileUnavailable). It starts once the write buffer is flushed;
 // meanwhile and until it is done Write fails with EBUSY, reading is paused
 // (and resumed after, if it was on), Close waits for it, and WriteEOF takes
 // effect after it. A socket error fails the future and the transport
@@ -346,6 +375,16 @@ func (t *Transport) Sendfile(file int, offset, count int64, fallback bool) (*Fut
 	if err != nil {
 		return nil, err
 	}
+	if t.tls != nil {
+		// TLS: no zero-copy; the chunks go through the TLS layer (asyncio
+		// uses its fallback for SSL transports too).
+		op.native = false
+		op.through = t.tls.write
+		op.pending = func() int { return t.wsize }
+		if !fallback && op.badFile == nil {
+			op.badFile = ErrSendfileUnavailable
+		}
+	}
 	t.sendfile = op
 	resume := t.IsReading()
 	t.PauseReading()
@@ -354,8 +393,11 @@ func (t *Transport) Sendfile(file int, offset, count int64, fallback bool) (*Fut
 		case sfWaitWritable:
 			t.e.writer = t.sendfileWritable
 			l.update(t.e)
-		case sfWaitFile:
-			if t.e.writer != nil {
+		case sfWaitFile, sfWaitFlush:
+			// Through the TLS layer the transport's own writer drains the
+			// buffer (and calls sendfileFlushed); otherwise nothing is
+			// buffered and the writer is ours.
+			if op.through == nil && t.e.writer != nil {
 				t.e.writer = nil
 				l.update(t.e)
 			}
@@ -367,7 +409,7 @@ func (t *Transport) Sendfile(file int, offset, count int64, fallback bool) (*Fut
 		if t.lostScheduled || t.lost {
 			return
 		}
-		if t.e.writer != nil && t.wsize == 0 {
+		if op.through == nil && t.e.writer != nil {
 			t.e.writer = nil
 			l.update(t.e)
 		}
@@ -377,6 +419,12 @@ func (t *Transport) Sendfile(file int, offset, count int64, fallback bool) (*Fut
 		}
 		if resume {
 			t.ResumeReading()
+		}
+		if t.closing && t.tls != nil {
+			t.tls.close() // deferred by Close while the sendfile ran
+		}
+		if t.wsize > 0 {
+			return // the transport's flush closes or shuts down after it
 		}
 		if t.closing {
 			t.scheduleLost(nil)

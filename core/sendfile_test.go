@@ -201,3 +201,58 @@ func TestTransportSendfileFallbackAndAbort(t *testing.T) {
 	s.Close()
 	h.runUntil("loop closable", 2*time.Second, func() bool { return h.l.Close() == nil })
 }
+
+// On a TLS transport the file goes through TLS (the fallback), in order with
+// writes, and a close right after it waits for it.
+func TestTransportSendfileTLS(t *testing.T) {
+	h := newHarness(t)
+	data := pattern(3<<20+11, 10)
+	file := tempFile(t, data)
+	var srv *tlsRecorder
+	s, port := h.tlsServe(srvTLSOpts(getPKI().server), func() Protocol {
+		srv = &tlsRecorder{h: h}
+		return srv
+	})
+	cli := &tlsRecorder{h: h}
+	f, err := h.l.CreateConnection("127.0.0.1", port, cli, &ConnectOptions{TLS: clientTLS()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := h.await(f, 10*time.Second)
+	if err != nil {
+		t.Fatalf("TLS connect: %v", err)
+	}
+	tr := v.(*Transport)
+	// Without fallback: not available.
+	sf, err := tr.Sendfile(file, 0, 0, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.await(sf, time.Second); Errno(err) != unix.ENOSYS {
+		t.Fatalf("TLS sendfile without fallback: %v, want ENOSYS", err)
+	}
+	tr.Write([]byte("head"))
+	sf, err = tr.Sendfile(file, 0, 0, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.Write([]byte("x")); !errors.Is(err, ErrBusy) {
+		t.Errorf("write during sendfile: %v", err)
+	}
+	v, err = h.await(sf, 20*time.Second)
+	if err != nil || v.(int64) != int64(len(data)) {
+		t.Fatalf("TLS sendfile: %v %v", v, err)
+	}
+	tr.Write([]byte("tail"))
+	sf2, _ := tr.Sendfile(file, 1, 100000, true)
+	tr.Close()
+	h.runUntil("closed", 20*time.Second, func() bool { return srv != nil && srv.lost == 1 && cli.lost == 1 })
+	want := append(append(append([]byte("head"), data...), "tail"...), data[1:100001]...)
+	if !bytes.Equal(srv.data.Bytes(), want) {
+		t.Fatalf("server got %s", firstDiff(srv.data.Bytes(), want))
+	}
+	if v, err := sf2.Result(); err != nil || v.(int64) != 100000 {
+		t.Fatalf("sendfile before close: %v %v", v, err)
+	}
+	s.Close()
+}

@@ -21,6 +21,9 @@ type ServerOptions struct {
 	// server owns the socket from then on.
 	HasSock bool
 	Sock    int
+	// TLS wraps every accepted connection in TLS (asyncio's ssl=; see
+	// TLSOptions); the protocol's ConnectionMade follows the handshake.
+	TLS *TLSOptions
 }
 
 // ConnectionFactory is called for every accepted connection, before
@@ -45,7 +48,8 @@ type Server struct {
 	conns     int
 	waiters   []*Future
 	retry     *Handle
-	onClose   func() // runs once in Close, after the sockets are closed
+	onClose   func()     // runs once in Close, after the sockets are closed
+	tls       *serverTLS // accepted connections use TLS (tls.go)
 
 	// Tag is free for the host.
 	Tag any
@@ -69,6 +73,14 @@ func (l *Loop) CreateServer(host string, port int, factory ConnectionFactory, op
 	if o.Backlog <= 0 {
 		o.Backlog = 100
 	}
+	var stls *serverTLS
+	if o.TLS != nil {
+		cfg, err := o.TLS.prepare(true)
+		if err != nil {
+			return nil, err
+		}
+		stls = &serverTLS{cfg: cfg, timeout: o.TLS.timeout()}
+	}
 	if o.HasSock {
 		if host != "" || port != 0 || len(o.Hosts) > 0 {
 			return nil, &OpError{Op: "create_server", Addr: "host and port must not be given with a socket", Err: ErrInvalid}
@@ -80,6 +92,7 @@ func (l *Loop) CreateServer(host string, port int, factory ConnectionFactory, op
 		if err != nil {
 			return nil, err
 		}
+		s.tls = stls
 		fut := l.NewFuture()
 		fut.SetResult(s)
 		return fut, nil
@@ -133,6 +146,7 @@ func (l *Loop) CreateServer(host string, port int, factory ConnectionFactory, op
 				fut.SetException(err)
 				return
 			}
+			s.tls = stls
 			fut.SetResult(s)
 		}, fut)
 	}
@@ -334,6 +348,9 @@ func (s *Server) newConnection(fd int) {
 		l.CallExceptionHandler(&ExceptionContext{Message: "Error in protocol factory; connection closed", Err: err, Server: s, Transport: t})
 		t.forceClose(nil)
 		return
+	}
+	if s.tls != nil {
+		s.tls.wrapAccepted(t)
 	}
 	l.CallSoon(t.start, nil)
 }

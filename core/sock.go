@@ -312,8 +312,6 @@ func sockSend(fd int, b []byte) (int, unix.Errno) {
 	return rawSend(fd, b)
 }
 
-func retryable(err error) bool { return err == unix.EAGAIN || err == unix.EINTR }
-
 func sockErr(op string, err error) error { return &OpError{Op: op, Err: err} }
 
 func sockType(fd int) int {
@@ -701,8 +699,7 @@ func (l *Loop) sockConnect(fut *Future, fd int, sa unix.Sockaddr) {
 		fut.SetResult(nil)
 		return true
 	}
-	// connect must not wait behind other writers: it is the first thing a
-	// socket does; queue it like a writer all the same so that order holds.
+	// A connect waits for writability: it queues with the writers.
 	l.sockStart(fd, true, &sockOp{fut: fut, run: run})
 }
 

@@ -27,6 +27,10 @@ type ConnectOptions struct {
 	// transport owns the socket from then on.
 	HasSock bool
 	Sock    int
+	// TLS runs a TLS handshake on the connection (asyncio's ssl=); the
+	// future resolves, and the protocol's ConnectionMade runs, after it.
+	// TLS.ServerHostname defaults to host.
+	TLS *TLSOptions
 }
 
 func newStreamSocket(family int) (int, error) {
@@ -55,6 +59,9 @@ func (l *Loop) CreateConnection(host string, port int, proto Protocol, opts *Con
 	var o ConnectOptions
 	if opts != nil {
 		o = *opts
+	}
+	if o.TLS != nil {
+		return l.createConnectionTLS(host, port, proto, o)
 	}
 	if o.HasSock {
 		if host != "" || port != 0 || o.LocalHost != "" {

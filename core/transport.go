@@ -78,6 +78,8 @@ type Transport struct {
 
 	sendfile *sendfileOp // a Sendfile in progress (sendfile.go)
 
+	tls *tlsLayer // TLS (tls.go) when not nil: reads/writes are records
+
 	// Tag is free for the host (the C layer keeps its handle here).
 	Tag any
 	// OnRelease, if set, runs once after the transport is closed and
@@ -105,10 +107,19 @@ func (t *Transport) Fd() int { return t.fd }
 func (t *Transport) Server() *Server { return t.server }
 
 // Protocol returns the current protocol.
-func (t *Transport) Protocol() Protocol { return t.proto }
+func (t *Transport) Protocol() Protocol {
+	if t.tls != nil && t.tls.app != nil {
+		return t.tls.app // connection_made follows the TLS handshake
+	}
+	return t.proto
+}
 
 // SetProtocol switches the protocol.
 func (t *Transport) SetProtocol(p Protocol) {
+	if t.tls != nil && t.tls.app != nil {
+		t.tls.app = p // installed when the TLS handshake is done
+		return
+	}
 	t.proto = p
 	t.buffered, _ = p.(BufferedProtocol)
 }
@@ -144,6 +155,9 @@ func (t *Transport) wantRead() bool {
 	if t.pipe != pipeNone {
 		return t.pipeWantRead()
 	}
+	if t.tls != nil {
+		return t.tls.wantRead()
+	}
 	return t.started && !t.paused && !t.closing && !t.readEOF
 }
 
@@ -178,6 +192,10 @@ func (t *Transport) guard(name string, fn func()) (ok bool) {
 func (t *Transport) onReadable() {
 	if t.pipe != pipeNone {
 		t.pipeReadable()
+		return
+	}
+	if t.tls != nil {
+		t.tls.readable()
 		return
 	}
 	if t.buffered != nil {
@@ -266,18 +284,31 @@ func (t *Transport) Write(data []byte) error {
 	if t.sendfile != nil {
 		return &OpError{Op: "write", Err: ErrBusy, Addr: "sendfile is in progress"}
 	}
+	if t.tls != nil {
+		return t.tls.write(data)
+	}
 	if len(data) == 0 {
 		return nil
+	}
+	t.writeRaw(data)
+	return nil
+}
+
+// writeRaw sends bytes on the socket without blocking (the rest is copied to
+// the write buffer); TLS records go through it too.
+func (t *Transport) writeRaw(data []byte) {
+	if len(data) == 0 || t.lostScheduled || t.fd < 0 {
+		return
 	}
 	if t.wsize == 0 {
 		n, errno := rawSend(t.fd, data)
 		if errno != 0 && errno != unix.EAGAIN && errno != unix.EINTR {
 			t.fatal(&OpError{Op: "write", Err: errno}, "Fatal write error on socket transport")
-			return nil
+			return
 		}
 		data = data[n:]
 		if len(data) == 0 {
-			return nil
+			return
 		}
 		t.e.writer = t.onWritable
 		t.loop.update(t.e)
@@ -287,7 +318,6 @@ func (t *Transport) Write(data []byte) error {
 	t.wq = append(t.wq, buf)
 	t.wsize += len(buf)
 	t.maybePauseProtocol()
-	return nil
 }
 
 // Writelines writes several buffers in order.
@@ -396,6 +426,9 @@ func (t *Transport) WriteEOF() error {
 	if t.closing || t.lost {
 		return nil
 	}
+	if t.tls != nil {
+		return &OpError{Op: "write_eof", Err: unix.ENOSYS, Addr: "TLS transports do not support half-close"}
+	}
 	if t.eof {
 		return nil
 	}
@@ -407,7 +440,7 @@ func (t *Transport) WriteEOF() error {
 }
 
 // CanWriteEOF is true for stream sockets.
-func (t *Transport) CanWriteEOF() bool { return t.pipe != pipeRead }
+func (t *Transport) CanWriteEOF() bool { return t.pipe != pipeRead && t.tls == nil }
 
 // IsClosing reports whether Close or Abort was called (or the connection
 // failed).
@@ -429,13 +462,16 @@ func (t *Transport) ResumeReading() {
 	}
 	t.paused = false
 	t.updateReading()
+	if t.tls != nil {
+		t.tls.resumed()
+	}
 }
 
 // IsReading reports whether the transport is receiving.
 func (t *Transport) IsReading() bool { return t.pipe != pipeWrite && !t.paused && !t.closing }
 
 // WriteBufferSize is the number of buffered bytes not yet sent.
-func (t *Transport) WriteBufferSize() int { return t.wsize }
+func (t *Transport) WriteBufferSize() int { return t.wsize + t.tlsPending() }
 
 // SetWriteBufferLimits sets the high and low water marks: PauseWriting when
 // the buffer grows above high, ResumeWriting when it drains to low or less
@@ -458,6 +494,9 @@ func (t *Transport) WriteBufferLimits() (high, low int) { return t.high, t.low }
 func (t *Transport) Close() {
 	if t.closing || t.lost {
 		return
+	}
+	if t.tls != nil && t.sendfile == nil { // else after the sendfile
+		t.tls.close() // close_notify, or the end of a running handshake
 	}
 	t.closing = true
 	t.updateReading()
@@ -496,6 +535,9 @@ func (t *Transport) scheduleLost(err error) {
 func (t *Transport) connectionLost(err error) {
 	if t.lost {
 		return
+	}
+	if t.tls != nil {
+		t.tls.lost(err)
 	}
 	t.lost = true
 	t.closing = true

@@ -116,6 +116,9 @@ extern "C" {
   X(ERESOLVE, -3004, "name resolution failed")                                \
   X(ESTOPPED, -3005, "loop stopped before the future completed")              \
   X(ENOSPACE, -3006, "buffer too small")                                      \
+  X(ETLS, -3007, "TLS error")                                                 \
+  X(ECERT, -3008, "certificate verification failed")                          \
+  X(ENOLOOP, -3009, "no current event loop in this thread")                   \
   X(EUNKNOWN, -3999, "unknown error")
 
 typedef enum aloop_errno_e {
@@ -134,6 +137,7 @@ typedef struct aloop_handle_s aloop_handle_t;       /* a scheduled callback or t
 typedef struct aloop_future_s aloop_future_t;       /* a future */
 typedef struct aloop_transport_s aloop_transport_t; /* a stream transport */
 typedef struct aloop_server_s aloop_server_t;       /* a listening server */
+typedef struct aloop_tls_config_s aloop_tls_config_t; /* TLS settings (SSLContext) */
 
 /* Default write-buffer water marks of stream transports (asyncio's). */
 #define ALOOP_WRITE_BUFFER_HIGH (64 * 1024)
@@ -243,6 +247,9 @@ typedef struct aloop_server_options_s {
                    be NULL, port 0. The server owns it once the call
                    succeeds. */
   int sock;
+  /* Appended (TLS); read only when `size` covers it: */
+  aloop_tls_config_t *tls; /* accepted connections use TLS (a server
+                              config), or NULL (see "TLS" below) */
 } aloop_server_options_t;
 
 typedef struct aloop_connect_options_s {
@@ -268,6 +275,12 @@ typedef struct aloop_connect_options_s {
                      must be NULL, port 0. The transport owns it once the
                      call succeeds. */
   int sock;
+  /* Appended (TLS); read only when `size` covers them: */
+  aloop_tls_config_t *tls;     /* TLS (asyncio's ssl=), a client config, or
+                                  NULL: the future resolves after the
+                                  handshake (see "TLS" below) */
+  const char *server_hostname; /* with tls: the name to verify and send
+                                  (SNI); NULL: the config's, else host */
 } aloop_connect_options_t;
 
 /* Types of the Unix-socket, datagram and pipe API. */
@@ -437,6 +450,24 @@ typedef void (*aloop_signal_cb)(aloop_loop_t *loop, int signum,
  * must not call non-thread-safe library functions (only those marked
  * THREAD-SAFE). Its return value becomes the future's result. */
 typedef void *(*aloop_executor_fn)(void *arg);
+
+/* ------------------------------------------------------------------------ */
+/* Types of the TLS API                                                      */
+/* ------------------------------------------------------------------------ */
+
+/* TLS protocol versions (aloop_tls_config_set_min_version / _max_version,
+ * aloop_transport_get_tls_version): the values on the wire. */
+#define ALOOP_TLS_VERSION_1_2 0x0303
+#define ALOOP_TLS_VERSION_1_3 0x0304
+
+/* Verification of the peer's certificate (aloop_tls_config_set_verify). */
+typedef enum aloop_tls_verify_e {
+  ALOOP_TLS_VERIFY_NONE = 0,     /* no verification (a server's default) */
+  ALOOP_TLS_VERIFY_REQUIRED = 1, /* the peer must present a valid
+                                    certificate (a client's default) */
+  ALOOP_TLS_VERIFY_OPTIONAL = 2  /* server: verify a client certificate if
+                                    one is sent; client: as REQUIRED */
+} aloop_tls_verify_t;
 
 /* The library's own build defines ALOOP_NO_PROTOTYPES to use the types
  * above without the function declarations below. */
@@ -1132,6 +1163,186 @@ int aloop_loop_set_default_executor_size(aloop_loop_t *loop, int max_workers);
  * submitted job has finished and its result was delivered. */
 int aloop_loop_shutdown_default_executor(aloop_loop_t *loop,
                                          aloop_future_t **out_future);
+
+/* ------------------------------------------------------------------------ */
+/* TLS                                                                       */
+/* ------------------------------------------------------------------------ */
+
+/* TLS with Go's crypto/tls (no OpenSSL): asyncio's ssl= and start_tls.
+ *  - An aloop_tls_config_t (asyncio's SSLContext) holds one side's settings:
+ *    its certificate chains, the CAs it trusts, ALPN protocols, versions,
+ *    verification and handshake timeout. It belongs to no loop and may be
+ *    used by loops in several threads. A connection, server or start_tls
+ *    copies it when it is made: later changes and aloop_tls_config_free do
+ *    not affect it.
+ *  - The socket stays on the loop thread; the protocol sees plaintext
+ *    through the usual transport functions.
+ *  - A client verifies the server's certificate by default, against the CAs
+ *    loaded with aloop_tls_config_load_ca_* (the system's CAs when none was
+ *    loaded), and checks the host name: server_hostname, else the config's,
+ *    else the host given to aloop_create_connection (an IP address is
+ *    checked against the certificate's IP addresses). Verification
+ *    failures (self-signed, unknown CA, expired, wrong host) fail the
+ *    handshake with ALOOP_ECERT, other TLS failures (no common version or
+ *    ALPN protocol, an alert from the peer, a protocol error) with
+ *    ALOOP_ETLS; the future's message (aloop_future_error_message) tells
+ *    why. A handshake that takes longer than the timeout fails with
+ *    ALOOP_ETIMEDOUT; a peer that closes during it with ALOOP_ECONNRESET.
+ *  - With TLS, connection_made runs after the handshake (and the
+ *    create_connection future resolves after it). A failed handshake never
+ *    calls the protocol: create_connection's future fails (free_cb runs);
+ *    a server drops the connection (the protocol set in on_connection is
+ *    never called, its free_cb runs) and reports it to the exception
+ *    handler in debug mode only (as asyncio).
+ *  - aloop_transport_close sends close_notify, then flushes and closes.
+ *    The peer's close_notify (or a TCP EOF at a record boundary) calls
+ *    eof_received, whose return value is ignored: the transport closes.
+ *    aloop_transport_can_write_eof is 0 and aloop_transport_write_eof
+ *    fails with ALOOP_ENOSYS. Data written before the handshake is done is
+ *    sent after it (and counts in the write buffer size); TLS errors after
+ *    the handshake end the transport (connection_lost with ALOOP_ETLS,
+ *    reported to the exception handler in debug mode).
+ *  - TLS over a Unix socket: pass the connected socket to
+ *    aloop_create_connection (has_sock, with server_hostname), or set
+ *    aloop_unix_server_options_t.tls. */
+
+/* Creates a configuration for a client (is_server 0) or a server
+ * (is_server nonzero): TLS 1.2 and 1.3, no certificate, no ALPN, system CAs,
+ * verification REQUIRED for a client, NONE for a server, 60 s handshake
+ * timeout. */
+int aloop_tls_config_new(aloop_tls_config_t **out_config, int is_server);
+/* Releases the configuration's handle (connections made with it are not
+ * affected). */
+int aloop_tls_config_free(aloop_tls_config_t *config);
+/* Adds a certificate chain and its private key (PEM files; keyfile NULL:
+ * the key is in certfile). A server needs one; a client sends it when the
+ * server asks for one. With several chains, a server picks the one that
+ * matches the client's SNI name (else the first). ALOOP_ENOENT /
+ * ALOOP_EACCES for a file that cannot be read, ALOOP_EINVAL for bad PEM or
+ * a key that does not match. */
+int aloop_tls_config_load_cert_file(aloop_tls_config_t *config,
+                                    const char *certfile, const char *keyfile);
+/* As aloop_tls_config_load_cert_file from memory: cert_len bytes of PEM
+ * certificates, key_len bytes of PEM key (key NULL: in cert). */
+int aloop_tls_config_load_cert_pem(aloop_tls_config_t *config,
+                                   const char *cert, size_t cert_len,
+                                   const char *key, size_t key_len);
+/* Trusts the CA certificates of a PEM file / of len bytes of PEM (added to
+ * those loaded before). Once a CA is loaded, only the loaded CAs are
+ * trusted, unless aloop_tls_config_load_default_ca is called too. A
+ * server uses them to verify client certificates. */
+int aloop_tls_config_load_ca_file(aloop_tls_config_t *config,
+                                  const char *cafile);
+int aloop_tls_config_load_ca_pem(aloop_tls_config_t *config, const char *pem,
+                                 size_t len);
+/* Trusts the system's CA certificates as well (asyncio's
+ * load_default_certs). */
+int aloop_tls_config_load_default_ca(aloop_tls_config_t *config);
+/* The name a client sends (SNI) and verifies the server's certificate
+ * against, unless a connection gives its own; NULL clears it. */
+int aloop_tls_config_set_server_hostname(aloop_tls_config_t *config,
+                                         const char *hostname);
+/* The ALPN protocols, in order of preference (count 0 clears them); each is
+ * 1 to 255 bytes. A server with ALPN protocols rejects a client that offers
+ * ALPN but none of them (ALOOP_ETLS). */
+int aloop_tls_config_set_alpn(aloop_tls_config_t *config,
+                              const char *const *protocols, size_t count);
+/* The lowest / highest version to use: ALOOP_TLS_VERSION_1_2 or _1_3, or 0
+ * for the default (1.2 / 1.3); ALOOP_EINVAL otherwise. */
+int aloop_tls_config_set_min_version(aloop_tls_config_t *config, int version);
+int aloop_tls_config_set_max_version(aloop_tls_config_t *config, int version);
+/* An aloop_tls_verify_t. */
+int aloop_tls_config_set_verify(aloop_tls_config_t *config, int mode);
+/* The handshake timeout in seconds (0: the default, 60). */
+int aloop_tls_config_set_handshake_timeout(aloop_tls_config_t *config,
+                                           double seconds);
+
+/* Upgrades a connected stream transport to TLS (asyncio's start_tls, e.g.
+ * after STARTTLS): the side (client or server) is the config's; a client
+ * verifies server_hostname (NULL: the config's; required when verifying).
+ * Data already buffered is sent first, in plaintext. The future resolves
+ * to the same transport (aloop_future_result_transport) once the handshake
+ * succeeded; connection_made does not run again, and the protocol receives
+ * no data until then. When the handshake fails, the future fails (see
+ * above) and the transport closes: connection_lost gets the error.
+ * Cancelling the future aborts the transport. ALOOP_EINVAL for a pipe or a
+ * transport that already uses TLS, ALOOP_EBUSY during a sendfile,
+ * ALOOP_ECLOSED when closing. */
+int aloop_transport_start_tls(aloop_transport_t *transport,
+                              aloop_tls_config_t *config,
+                              const char *server_hostname,
+                              aloop_future_t **out_future);
+/* TLS details of a transport (asyncio's get_extra_info('cipher'),
+ * 'peercert', ssl_object.version(), selected_alpn_protocol()): these fail
+ * with ALOOP_EINVAL for a transport without TLS and ALOOP_ESTATE before its
+ * handshake is done. */
+/* The TLS version (ALOOP_TLS_VERSION_1_2 / _1_3), 0 for a transport
+ * without TLS. */
+int aloop_transport_get_tls_version(aloop_transport_t *transport);
+/* The cipher suite's IANA name ("TLS_AES_128_GCM_SHA256"), NUL terminated
+ * (ALOOP_ENOSPACE if buflen is too small; 64 bytes is enough). */
+int aloop_transport_get_tls_cipher(aloop_transport_t *transport, char *buf,
+                                   size_t buflen);
+/* The negotiated ALPN protocol ("" if none), NUL terminated (ALOOP_ENOSPACE
+ * if buflen is too small; 256 bytes is enough). */
+int aloop_transport_get_tls_alpn(aloop_transport_t *transport, char *buf,
+                                 size_t buflen);
+/* The peer's certificate (DER): its length in *out_len (0 when the peer sent
+ * none, e.g. a client to a server that did not ask), copied into buf when
+ * it fits, else ALOOP_ENOSPACE (*out_len tells the size needed; buf may be
+ * NULL with buflen 0 to ask). */
+int aloop_transport_get_peer_certificate(aloop_transport_t *transport,
+                                         void *buf, size_t buflen,
+                                         size_t *out_len);
+
+/* ------------------------------------------------------------------------ */
+/* Debug                                                                     */
+/* ------------------------------------------------------------------------ */
+
+/* Debug mode (aloop_loop_set_debug; asyncio's debug mode):
+ *  - a callback, timer, done-callback or the handling of one fd's I/O
+ *    (the protocol callbacks it makes included) that runs for the
+ *    slow-callback duration or longer is reported to the exception handler
+ *    ("Executing ... took 0.150 seconds"; error 0; the transport or server
+ *    of the fd);
+ *  - a non-thread-safe function called from a thread other than the one
+ *    running the loop fails with ALOOP_ENOTLOOPTHREAD (the loop is not
+ *    changed);
+ *  - aloop_loop_close / aloop_loop_free on a loop that still has
+ *    transports, servers, datagram endpoints, subprocesses, fd watchers or
+ *    pending operations report each to the exception handler ("unclosed
+ *    transport (fd 7) at loop close", error ALOOP_EBUSY, with the transport
+ *    or server) before they return ALOOP_EBUSY;
+ *  - connection errors (reset, broken pipe) and TLS failures are reported
+ *    to the exception handler too. */
+
+/* Sets the slow-callback duration in seconds (asyncio's
+ * slow_callback_duration; default 0.1; INFINITY: never). ALOOP_EINVAL for a
+ * negative or NaN value. */
+int aloop_loop_set_slow_callback_duration(aloop_loop_t *loop, double seconds);
+int aloop_loop_get_slow_callback_duration(aloop_loop_t *loop,
+                                          double *out_seconds);
+
+/* ------------------------------------------------------------------------ */
+/* Current loop                                                              */
+/* ------------------------------------------------------------------------ */
+
+/* The current loop of a thread (asyncio's get_running_loop,
+ * get_event_loop and set_event_loop; the policy functions of other hosts).
+ * Threads are told apart by their OS thread id (gettid). These may be
+ * called from any thread (they are about the calling thread). */
+
+/* The loop running in the calling thread (inside aloop_loop_run* or one of
+ * its callbacks; the innermost one when runs are nested), or ALOOP_ENOLOOP. */
+int aloop_get_running_loop(aloop_loop_t **out_loop);
+/* The running loop of the calling thread, else the loop set for it with
+ * aloop_set_event_loop, else ALOOP_ENOLOOP (no loop is created, as asyncio
+ * 3.14). */
+int aloop_get_event_loop(aloop_loop_t **out_loop);
+/* Sets the calling thread's loop; NULL unsets it (NULL is allowed here). A
+ * loop released with aloop_loop_free is unset in every thread. ALOOP_EBADF
+ * for a stale handle. */
+int aloop_set_event_loop(aloop_loop_t *loop);
 
 #endif /* ALOOP_NO_PROTOTYPES */
 
