@@ -258,7 +258,7 @@ func aloop_future_add_done_callback(fut, cb, ud, free C.uintptr_t) (rc C.int) {
 	fo.refs++
 	fh := C.uintptr_t(fo.h)
 	fo.f.AddDoneCallback(func(*core.Future) { C.al_call_future_cb(cb, fh, ud) }, func() {
-		o.release()
+		callFree(free, ud)
 		fo.unref()
 	}, cbKey{cb, ud})
 	return 0

@@ -332,7 +332,7 @@ func aloop_loop_set_wakeup_cb(loop, cb, ud, free C.uintptr_t) (rc C.int) {
 	if cb == 0 {
 		lo.l.SetWakeupHook(nil)
 		lo.wakeFree = nil
-		o.release()
+		callFree(free, ud)
 	} else {
 		h := C.uintptr_t(lo.h)
 		lo.l.SetWakeupHook(func() { C.al_call_wakeup_cb(cb, h, ud) })
