@@ -22,6 +22,17 @@ type futureObj struct {
 // hostResult is a result set by the host (a pointer-sized value).
 type hostResult uintptr
 
+// releaseOnFailure runs release once fut has failed or was cancelled, or
+// when its loop closes before it completes: the userdata of an operation
+// that never produced an object is dropped exactly once.
+func releaseOnFailure(fut *core.Future, release func()) {
+	fut.AddDoneCallback(func(*core.Future) {}, func() {
+		if fut.Exception() != nil {
+			release()
+		}
+	}, nil)
+}
+
 func newFutureObj(f *core.Future) *futureObj {
 	fo := &futureObj{f: f, refs: 1}
 	fo.h = reg.put(kFuture, fo)

@@ -64,11 +64,7 @@ import (
 // protocol's userdata is released if it fails (no protocol callback ran).
 func streamFuture(fut *core.Future, p *cProto, o *ownedUD, out *C.uintptr_t) C.int {
 	o.handOff()
-	fut.AddDoneCallback(func(f *core.Future) {
-		if f.Exception() != nil {
-			p.release()
-		}
-	}, nil, nil)
+	releaseOnFailure(fut, p.release)
 	*out = C.uintptr_t(newFutureObj(fut).h)
 	return 0
 }
@@ -154,17 +150,26 @@ func aloop_create_unix_server(loop C.uintptr_t, path *C.char, cb, ud, free C.uin
 		}
 		return nil
 	}
+	if th := C.al_unix_server_tls(opts); th != 0 { // TLS (capi/tls.go)
+		topts, rc := tlsFromHandle(C.uintptr_t(th), true)
+		if topts == nil {
+			o.release()
+			return rc
+		}
+		f, err := core.TLSServerFactory(factory, topts)
+		if err != nil {
+			o.release()
+			return failErr(err)
+		}
+		factory = f
+	}
 	fut, err := lo.l.CreateUnixServer(C.GoString(path), factory, &uo)
 	if err != nil {
 		o.release()
 		return failErr(err)
 	}
 	o.handOff()
-	fut.AddDoneCallback(func(f *core.Future) {
-		if f.Exception() != nil {
-			so.releaseUserdata()
-		}
-	}, nil, nil)
+	releaseOnFailure(fut, so.releaseUserdata)
 	*out = C.uintptr_t(newFutureObj(fut).h)
 	return 0
 }
@@ -440,11 +445,7 @@ func aloop_create_datagram_endpoint(loop C.uintptr_t, localHost *C.char, localPo
 		return failErr(err)
 	}
 	o.handOff()
-	fut.AddDoneCallback(func(f *core.Future) {
-		if f.Exception() != nil {
-			p.release() // no protocol callback ran
-		}
-	}, nil, nil)
+	releaseOnFailure(fut, p.release) // no protocol callback ran
 	*out = C.uintptr_t(newFutureObj(fut).h)
 	return 0
 }

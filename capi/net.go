@@ -297,11 +297,7 @@ func aloop_create_connection(loop C.uintptr_t, host *C.char, port C.int, proto *
 		p.release()
 		return failErr(err)
 	}
-	fut.AddDoneCallback(func(f *core.Future) {
-		if f.Exception() != nil {
-			p.release() // no protocol callback ran
-		}
-	}, nil, nil)
+	releaseOnFailure(fut, p.release) // no protocol callback ran
 	*out = C.uintptr_t(newFutureObj(fut).h)
 	return 0
 }
@@ -378,11 +374,7 @@ func aloop_create_server(loop C.uintptr_t, host *C.char, port C.int, cb, ud, fre
 		so.releaseUserdata()
 		return failErr(err)
 	}
-	fut.AddDoneCallback(func(f *core.Future) {
-		if f.Exception() != nil {
-			so.releaseUserdata()
-		}
-	}, nil, nil)
+	releaseOnFailure(fut, so.releaseUserdata)
 	*out = C.uintptr_t(newFutureObj(fut).h)
 	return 0
 }

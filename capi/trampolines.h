@@ -128,4 +128,7 @@ static inline const char *al_connect_server_hostname(const aloop_connect_options
 static inline uintptr_t al_server_tls(const aloop_server_options_t *o) {
   return (o && AL_HAS_FIELD(o, aloop_server_options_t, tls)) ? (uintptr_t)o->tls : 0;
 }
+static inline uintptr_t al_unix_server_tls(const aloop_unix_server_options_t *o) {
+  return (o && AL_HAS_FIELD(o, aloop_unix_server_options_t, tls)) ? (uintptr_t)o->tls : 0;
+}
 #endif

@@ -129,8 +129,32 @@ func (f *Future) AddDoneCallback(fn func(*Future), release func(), key any) *don
 		f.scheduleOne(cb)
 		return cb
 	}
+	if len(f.callbacks) == 0 && release != nil {
+		l := f.loop
+		if l.waiting == nil {
+			l.waiting = map[*Future]struct{}{}
+		}
+		l.waiting[f] = struct{}{}
+	}
 	f.callbacks = append(f.callbacks, cb)
 	return cb
+}
+
+// dropWaitingFutures releases the done-callbacks of futures still pending
+// when the loop closes: they can never run.
+func (l *Loop) dropWaitingFutures() {
+	for f := range l.waiting {
+		cbs := f.callbacks
+		f.callbacks = nil
+		for _, cb := range cbs {
+			cb.removed = true
+			if r := cb.release; r != nil {
+				cb.release = nil
+				r()
+			}
+		}
+	}
+	l.waiting = nil
 }
 
 // RemoveDoneCallback removes every pending callback whose key equals key and
@@ -170,6 +194,7 @@ func (f *Future) removeCallback(target *doneCallback) {
 func (f *Future) schedule() {
 	cbs := f.callbacks
 	f.callbacks = nil
+	delete(f.loop.waiting, f)
 	for _, cb := range cbs {
 		f.scheduleOne(cb)
 	}

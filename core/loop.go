@@ -123,6 +123,9 @@ type ExceptionContext struct {
 	Server    *Server
 	Future    *Future
 	Handle    *Handle
+	// The datagram endpoint / subprocess involved (udp.go, subprocess.go).
+	Datagram   *DatagramTransport
+	Subprocess *Subprocess
 }
 
 // ExceptionHandler handles errors the loop cannot return to a caller.
@@ -166,6 +169,10 @@ type Loop struct {
 	tlsBuf  []byte // plaintext of TLS transports (tls.go)
 
 	cur loopCurrent // running-loop registry (current.go)
+
+	// waiting holds the pending futures that have done-callbacks, so Close
+	// can release callbacks that will never run.
+	waiting map[*Future]struct{}
 }
 
 // NewLoop creates a loop.
@@ -591,6 +598,7 @@ func (l *Loop) Close() error {
 		h.index = -1
 		h.finish()
 	}
+	l.dropWaitingFutures()
 	l.SetWakeupHook(nil)
 	return l.poller.Close()
 }
@@ -637,6 +645,12 @@ func (l *Loop) DefaultExceptionHandler(ctx *ExceptionContext) {
 	}
 	if ctx.Transport != nil {
 		s += fmt.Sprintf("\ntransport: fd=%d", ctx.Transport.fd)
+	}
+	if ctx.Datagram != nil {
+		s += fmt.Sprintf("\ndatagram endpoint: fd=%d", ctx.Datagram.Fd())
+	}
+	if ctx.Subprocess != nil {
+		s += fmt.Sprintf("\nsubprocess: pid=%d", ctx.Subprocess.Pid())
 	}
 	fmt.Fprintln(os.Stderr, s)
 }

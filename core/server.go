@@ -48,8 +48,7 @@ type Server struct {
 	conns     int
 	waiters   []*Future
 	retry     *Handle
-	onClose   func()     // runs once in Close, after the sockets are closed
-	tls       *serverTLS // accepted connections use TLS (tls.go)
+	onClose   func() // runs once in Close, after the sockets are closed
 
 	// Tag is free for the host.
 	Tag any
@@ -73,13 +72,12 @@ func (l *Loop) CreateServer(host string, port int, factory ConnectionFactory, op
 	if o.Backlog <= 0 {
 		o.Backlog = 100
 	}
-	var stls *serverTLS
 	if o.TLS != nil {
-		cfg, err := o.TLS.prepare(true)
+		f, err := TLSServerFactory(factory, o.TLS)
 		if err != nil {
 			return nil, err
 		}
-		stls = &serverTLS{cfg: cfg, timeout: o.TLS.timeout()}
+		factory = f
 	}
 	if o.HasSock {
 		if host != "" || port != 0 || len(o.Hosts) > 0 {
@@ -92,7 +90,6 @@ func (l *Loop) CreateServer(host string, port int, factory ConnectionFactory, op
 		if err != nil {
 			return nil, err
 		}
-		s.tls = stls
 		fut := l.NewFuture()
 		fut.SetResult(s)
 		return fut, nil
@@ -146,7 +143,6 @@ func (l *Loop) CreateServer(host string, port int, factory ConnectionFactory, op
 				fut.SetException(err)
 				return
 			}
-			s.tls = stls
 			fut.SetResult(s)
 		}, fut)
 	}
@@ -348,9 +344,6 @@ func (s *Server) newConnection(fd int) {
 		l.CallExceptionHandler(&ExceptionContext{Message: "Error in protocol factory; connection closed", Err: err, Server: s, Transport: t})
 		t.forceClose(nil)
 		return
-	}
-	if s.tls != nil {
-		s.tls.wrapAccepted(t)
 	}
 	l.CallSoon(t.start, nil)
 }

@@ -368,8 +368,9 @@ func (p *Subprocess) call(name string, fn func()) {
 	defer func() {
 		if r := recover(); r != nil {
 			p.loop.CallExceptionHandler(&ExceptionContext{
-				Message: "Exception in subprocess protocol " + name + "()",
-				Err:     fmt.Errorf("panic: %v", r),
+				Message:    "Exception in subprocess protocol " + name + "()",
+				Err:        fmt.Errorf("panic: %v", r),
+				Subprocess: p,
 			})
 		}
 	}()

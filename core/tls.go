@@ -23,14 +23,16 @@ package core
 //     memConn and the tls.Conn, never the loop or the host, and it exits when
 //     the handshake ends or the transport goes away.
 //
-// Measured (2-core machine, go1.26, one loop driving both ends of a 10 MB
-// echo over loopback, TLS 1.3 AES-128-GCM, see BenchmarkTLSEcho10MB): about
-// 330-370 MB/s of echoed payload for this design, against 1.1-1.6 GB/s for
-// the same echo without TLS; the cost is the AES-GCM work on the loop thread
-// and the extra copies, not hand-offs. A goroutine-per-connection design
-// (each record through a channel and CallSoonThreadsafe) pays two thread
-// hand-offs and a copy per chunk on top of that, so the loop-thread design
-// was kept.
+// Measured (2-core machine shared with other jobs, go1.26; a 10 MB echo
+// over loopback with both ends on one loop, TLS 1.3 AES-128-GCM, so every
+// byte is encrypted and decrypted twice on the loop thread): this design
+// 380-500 MB/s of echoed payload (BenchmarkTLSEcho10MB: ~355 MB/s; the same
+// echo without TLS ~0.9-1.1 GB/s). A throwaway prototype of the other
+// design, a goroutine per connection running tls.Conn over a blocking pipe
+// with ciphertext and plaintext handed over through CallSoonThreadsafe,
+// reached 160-200 MB/s in the same run: every chunk paid thread hand-offs
+// and a copy, and the goroutines competed with the loop for the two cores.
+// So the loop-thread design was kept.
 
 import (
 	"crypto/tls"
@@ -706,35 +708,31 @@ func (l *Loop) createConnectionTLS(host string, port int, proto Protocol, o Conn
 	return outer, nil
 }
 
-// SetTLS makes the server wrap the connections it accepts from now on in TLS
-// (CreateServer does it with ServerOptions.TLS; servers made otherwise, e.g.
-// CreateUnixServer, call it before the loop runs again).
-func (s *Server) SetTLS(o *TLSOptions) error {
-	if s.closed {
-		return ErrClosed
+// TLSServerFactory returns a connection factory that runs factory, then
+// puts TLS under the connection (CreateServer does it for ServerOptions.TLS;
+// use it for other servers, e.g. CreateUnixServer). The protocol the
+// factory set gets ConnectionMade after the handshake; a failed handshake
+// never calls it.
+func TLSServerFactory(factory ConnectionFactory, o *TLSOptions) (ConnectionFactory, error) {
+	if factory == nil {
+		return nil, ErrInvalid
 	}
 	cfg, err := o.prepare(true)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	s.tls = &serverTLS{cfg: cfg, timeout: o.timeout()}
-	return nil
-}
-
-type serverTLS struct {
-	cfg     *tls.Config
-	timeout float64
-}
-
-// wrapAccepted puts TLS under an accepted connection whose protocol the
-// factory set: the handshake runs when the transport starts; the protocol's
-// ConnectionMade follows it.
-func (st *serverTLS) wrapAccepted(t *Transport) {
-	L := newTLSLayer(st.cfg, true, st.timeout)
-	L.app = t.proto
-	L.t = t
-	t.tls = L
-	t.proto, t.buffered = &tlsBootstrap{L: L}, nil
+	timeout := o.timeout()
+	return func(t *Transport) error {
+		if err := factory(t); err != nil || t.proto == nil {
+			return err // the server reports it and closes t
+		}
+		L := newTLSLayer(cfg, true, timeout)
+		L.app = t.proto
+		L.t = t
+		t.tls = L
+		t.proto, t.buffered = &tlsBootstrap{L: L}, nil
+		return nil
+	}, nil
 }
 
 // IsTLS reports whether the transport uses TLS (handshake done or not).

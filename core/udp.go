@@ -384,7 +384,7 @@ func (t *DatagramTransport) guard(name string, fn func()) (ok bool) {
 
 func (t *DatagramTransport) fatal(err error, msg string) {
 	if !isConnectionError(err) || t.loop.debug {
-		t.loop.CallExceptionHandler(&ExceptionContext{Message: msg, Err: err})
+		t.loop.CallExceptionHandler(&ExceptionContext{Message: msg, Err: err, Datagram: t})
 	}
 	t.forceClose(err)
 }
