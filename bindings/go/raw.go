@@ -1,0 +1,32 @@
+package asyncloop
+
+import (
+	"unsafe"
+
+	"github.com/ebitengine/purego"
+)
+
+// Hot paths call the library through purego.SyscallN, which skips the
+// reflection of functions bound with purego.RegisterLibFunc (see
+// bench/seam_go for the difference). Only for functions whose arguments are
+// all integers or pointers.
+
+func rawTransportWrite(t uintptr, p unsafe.Pointer, n uintptr) int32 {
+	r1, _, _ := purego.SyscallN(lib.rawTransportWrite, t, uintptr(p), n)
+	return int32(r1)
+}
+
+func rawCallSoon(loop, cbfn, ud, free uintptr, out *uintptr) int32 {
+	r1, _, _ := purego.SyscallN(lib.rawCallSoon, loop, cbfn, ud, free, uintptr(unsafe.Pointer(out)))
+	return int32(r1)
+}
+
+func rawCallSoonThreadsafe(loop, cbfn, ud, free uintptr, out *uintptr) int32 {
+	r1, _, _ := purego.SyscallN(lib.rawCallSoonThreadsafe, loop, cbfn, ud, free, uintptr(unsafe.Pointer(out)))
+	return int32(r1)
+}
+
+func rawLoopTime(loop uintptr, out *float64) int32 {
+	r1, _, _ := purego.SyscallN(lib.rawLoopTime, loop, uintptr(unsafe.Pointer(out)))
+	return int32(r1)
+}
