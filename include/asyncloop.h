@@ -336,6 +336,9 @@ typedef struct aloop_unix_server_options_s {
   int cleanup_socket; /* remove the socket file when the server closes (if
                          it is still the one it created): < 0 default (on),
                          0 off, > 0 on */
+  /* Appended (TLS); read only when `size` covers it: */
+  aloop_tls_config_t *tls; /* accepted connections use TLS (a server
+                              config), or NULL (see "TLS" below) */
 } aloop_unix_server_options_t;
 
 /* Types of the sock_*, DNS and sendfile API. */
@@ -1202,9 +1205,9 @@ int aloop_loop_shutdown_default_executor(aloop_loop_t *loop,
  *    sent after it (and counts in the write buffer size); TLS errors after
  *    the handshake end the transport (connection_lost with ALOOP_ETLS,
  *    reported to the exception handler in debug mode).
- *  - TLS over a Unix socket: pass the connected socket to
- *    aloop_create_connection (has_sock, with server_hostname), or set
- *    aloop_unix_server_options_t.tls. */
+ *  - TLS over Unix sockets: aloop_unix_server_options_t.tls for a server;
+ *    for a client, connect the socket and pass it to
+ *    aloop_create_connection (has_sock, with server_hostname). */
 
 /* Creates a configuration for a client (is_server 0) or a server
  * (is_server nonzero): TLS 1.2 and 1.3, no certificate, no ALPN, system CAs,
@@ -1273,9 +1276,9 @@ int aloop_transport_start_tls(aloop_transport_t *transport,
                               const char *server_hostname,
                               aloop_future_t **out_future);
 /* TLS details of a transport (asyncio's get_extra_info('cipher'),
- * 'peercert', ssl_object.version(), selected_alpn_protocol()): these fail
- * with ALOOP_EINVAL for a transport without TLS and ALOOP_ESTATE before its
- * handshake is done. */
+ * 'peercert', ssl_object.version(), selected_alpn_protocol()). They fail
+ * with ALOOP_ESTATE before the handshake is done; the cipher, ALPN and
+ * certificate getters fail with ALOOP_EINVAL for a transport without TLS. */
 /* The TLS version (ALOOP_TLS_VERSION_1_2 / _1_3), 0 for a transport
  * without TLS. */
 int aloop_transport_get_tls_version(aloop_transport_t *transport);
