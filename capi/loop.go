@@ -531,7 +531,9 @@ func (lo *loopObj) setExceptionHandler(cb, ud, free C.uintptr_t) {
 			C.al_call_exception_cb(cb, lh, msg, code, detail,
 				C.uintptr_t(transportHandleIfAny(ctx.Transport)),
 				C.uintptr_t(serverHandleIfAny(ctx.Server)),
-				C.uintptr_t(futureHandleIfAny(ctx.Future)), ud)
+				C.uintptr_t(futureHandleIfAny(ctx.Future)),
+				C.uintptr_t(datagramHandleIfAny(ctx.Datagram)),
+				C.uintptr_t(subprocessHandleIfAny(ctx.Subprocess)), ud)
 		}, nil)
 	}
 	callFree(oldFree, oldUd)
@@ -591,7 +593,8 @@ func aloop_loop_default_exception_handler(loop C.uintptr_t, ctxp *C.aloop_except
 	if lo == nil {
 		return rc
 	}
-	if ctxp == nil || ctxp.size < C.size_t(unsafe.Sizeof(*ctxp)) {
+	// The context grew by appending; accept the first (7-field) layout.
+	if ctxp == nil || ctxp.size < C.size_t(unsafe.Offsetof(ctxp.future)+unsafe.Sizeof(ctxp.future)) {
 		return fail(C.ALOOP_EINVAL, "context is NULL or too small")
 	}
 	inject()
@@ -605,6 +608,20 @@ func aloop_loop_default_exception_handler(loop C.uintptr_t, ctxp *C.aloop_except
 	}
 	lo.l.DefaultExceptionHandler(ctx)
 	return 0
+}
+
+func datagramHandleIfAny(d *core.DatagramTransport) uintptr {
+	if d == nil {
+		return 0
+	}
+	return datagramHandle(d)
+}
+
+func subprocessHandleIfAny(p *core.Subprocess) uintptr {
+	if p == nil {
+		return 0
+	}
+	return subprocessHandle(p)
 }
 
 // ---------------------------------------------------------------------------

@@ -29,7 +29,8 @@ static inline void al_call_wakeup_cb(uintptr_t cb, uintptr_t loop, uintptr_t ud)
 static inline void al_call_exception_cb(uintptr_t cb, uintptr_t loop,
                                         const char *msg, int err,
                                         const char *detail, uintptr_t t,
-                                        uintptr_t s, uintptr_t f, uintptr_t ud) {
+                                        uintptr_t s, uintptr_t f, uintptr_t d,
+                                        uintptr_t p, uintptr_t ud) {
   aloop_exception_context_t c;
   c.size = sizeof c;
   c.message = msg;
@@ -38,6 +39,8 @@ static inline void al_call_exception_cb(uintptr_t cb, uintptr_t loop,
   c.transport = (aloop_transport_t *)t;
   c.server = (aloop_server_t *)s;
   c.future = (aloop_future_t *)f;
+  c.datagram = (struct aloop_datagram_s *)d;
+  c.subprocess = (struct aloop_subprocess_s *)p;
   ((aloop_exception_cb)cb)((aloop_loop_t *)loop, &c, (void *)ud);
 }
 static inline int al_call_connection_cb(uintptr_t cb, uintptr_t server,

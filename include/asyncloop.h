@@ -179,6 +179,9 @@ typedef struct aloop_exception_context_s {
   aloop_transport_t *transport; /* the transport involved, or NULL */
   aloop_server_t *server;       /* the server involved, or NULL */
   aloop_future_t *future;       /* the future involved, or NULL */
+  /* Since 0.1: check `size` before reading the fields below. */
+  struct aloop_datagram_s *datagram;     /* the datagram endpoint, or NULL */
+  struct aloop_subprocess_s *subprocess; /* the subprocess, or NULL */
 } aloop_exception_context_t;
 
 typedef void (*aloop_exception_cb)(aloop_loop_t *loop,
