@@ -1,0 +1,229 @@
+"""Low-level ctypes layer: a one-to-one mirror of ``include/asyncloop.h``.
+
+Nothing here is idiomatic; the rest of the package builds on it.  The types
+and the table ``SIGNATURES`` (every function of the header with its ctypes
+types) live in ``_abi.py``, generated from the header by
+``bindings/python/tools/gen_abi.py``; ``tests/python/test_bindings.py`` fails
+when it is stale.
+
+Functions that may block, or that are THREAD-SAFE and therefore called from
+threads other than the loop's, are bound through :class:`ctypes.CDLL` (the GIL
+is released during the call).  Every other function runs on the loop thread
+and cannot block, so it is bound through :class:`ctypes.PyDLL` (the GIL is
+kept: ~100 ns cheaper per call).
+
+The library is located by :func:`find_library` and loaded lazily by
+:func:`load`.  After ``os.fork()`` every function of a loaded library is
+replaced in the child by a stub that raises :class:`RuntimeError`: the Go
+runtime inside the library does not survive fork (golang/go#15538).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+from ctypes import c_double, c_int, c_void_p
+from pathlib import Path
+from typing import Any, Callable, List, Optional
+
+from ._abi import *  # noqa: F401,F403  (types, structs, constants)
+from ._abi import ERRNO_CODES, SIGNATURES, aloop_callback_cb, aloop_free_cb, aloop_wakeup_cb
+
+#: The major version of the C ABI this binding was written for.
+ABI_MAJOR = 0
+
+for _name, _value in ERRNO_CODES.items():
+    globals()["ALOOP_" + _name] = _value
+del _name, _value
+ALOOP_OK = 0
+
+#: NULL function pointers (ctypes does not accept None for a CFUNCTYPE
+#: argument).
+NULL_FREE_CB = aloop_free_cb()
+NULL_CALLBACK_CB = aloop_callback_cb()
+NULL_WAKEUP_CB = aloop_wakeup_cb()
+
+
+# ---------------------------------------------------------------------------
+# Fork detection
+# ---------------------------------------------------------------------------
+
+FORK_MESSAGE = (
+    "asyncloop cannot be used in a child process created by os.fork(): the "
+    "Go runtime inside libasyncloop does not survive fork (golang/go#15538). "
+    "Create loops only in the parent, or start children with exec "
+    "(subprocess, or multiprocessing's 'spawn'/'forkserver' start methods)."
+)
+
+#: True in a child process created by os.fork() after the library was loaded.
+forked = False
+
+
+def _fork_stub(name: str) -> Callable[..., Any]:
+    def stub(*args: Any) -> Any:
+        raise RuntimeError(f"{name}: {FORK_MESSAGE}")
+
+    stub.__name__ = name
+    return stub
+
+
+# ---------------------------------------------------------------------------
+# Loading
+# ---------------------------------------------------------------------------
+
+
+def _missing_stub(name: str, path: str) -> Callable[..., Any]:
+    def stub(*args: Any) -> Any:
+        raise NotImplementedError(f"asyncloop: {path} does not export {name}")
+
+    stub.__name__ = name
+    return stub
+
+
+#: Functions the high-level layer cannot work without.
+_REQUIRED = (
+    "aloop_version", "aloop_loop_new", "aloop_loop_close", "aloop_loop_free",
+    "aloop_loop_run_once", "aloop_loop_wakeup", "aloop_last_error",
+)
+
+
+class Library:
+    """The loaded library: one attribute per C function of the header."""
+
+    path: str
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        cdll = ctypes.CDLL(path)
+        pydll = ctypes.PyDLL(path)
+        missing: List[str] = []
+        for name, (restype, argtypes, release_gil) in SIGNATURES.items():
+            try:
+                fn = getattr(cdll if release_gil else pydll, name)
+            except AttributeError:
+                missing.append(name)
+                setattr(self, name, _missing_stub(name, path))
+                continue
+            fn.restype = restype
+            fn.argtypes = argtypes
+            setattr(self, name, fn)
+        #: Functions of the header the library does not export.
+        self.missing = missing
+        # Extra binding (not in the header table): aloop_loop_run_once through
+        # PyDLL, for zero-timeout polls that cannot block (keeps the GIL,
+        # ~100 ns cheaper).
+        if "aloop_loop_run_once" not in missing:
+            fn = getattr(pydll, "aloop_loop_run_once")
+            fn.restype, fn.argtypes = c_int, [c_void_p, c_double]
+            self.aloop_loop_run_once_nowait = fn
+        required = [n for n in _REQUIRED if n in missing]
+        if required:
+            raise ImportError(
+                f"asyncloop: {path} lacks function(s) this binding needs: "
+                f"{', '.join(required)}"
+            )
+        self._cdll = cdll
+        self._pydll = pydll
+
+    def _poison(self) -> None:
+        for name in list(SIGNATURES) + ["aloop_loop_run_once_nowait"]:
+            setattr(self, name, _fork_stub(name))
+
+    def __getattr__(self, name: str) -> Any:  # only for names not in the table
+        raise AttributeError(name)
+
+
+_lib: Optional[Library] = None
+_load_lock = threading.Lock()
+
+
+def find_library() -> str:
+    """Returns the path of libasyncloop.so this binding uses.
+
+    In order: the environment variable ``ASYNCLOOP_LIBRARY``; a
+    ``libasyncloop.so`` bundled inside the package; ``build/libasyncloop.so``
+    of the source tree the package lives in (``bindings/python/asyncloop``
+    -> ``build/``).
+    """
+    env = os.environ.get("ASYNCLOOP_LIBRARY")
+    if env:
+        if not os.path.exists(env):
+            raise ImportError(f"asyncloop: ASYNCLOOP_LIBRARY={env!r} does not exist")
+        return env
+    here = Path(__file__).resolve().parent
+    candidates = [
+        here / "libasyncloop.so",
+        here.parent.parent.parent / "build" / "libasyncloop.so",
+    ]
+    for c in candidates:
+        if c.exists():
+            return str(c)
+    raise ImportError(
+        "asyncloop: libasyncloop.so not found; set ASYNCLOOP_LIBRARY to its "
+        "absolute path (looked in: " + ", ".join(str(c) for c in candidates) + ")"
+    )
+
+
+def load() -> Library:
+    """Loads the library once (thread-safe) and checks its major version."""
+    global _lib
+    lib = _lib
+    if lib is not None:
+        return lib
+    if forked:
+        raise RuntimeError(FORK_MESSAGE)
+    with _load_lock:
+        if _lib is None:
+            path = find_library()
+            lib = Library(path)
+            version = lib.aloop_version()
+            major = (version >> 16) & 0xFF
+            if major != ABI_MAJOR:
+                raise ImportError(
+                    f"asyncloop: {path} has ABI version "
+                    f"{major}.{(version >> 8) & 0xFF}.{version & 0xFF}; this "
+                    f"binding needs major version {ABI_MAJOR}"
+                )
+            _lib = lib
+    assert _lib is not None
+    return _lib
+
+
+def _after_fork_in_child() -> None:
+    global forked
+    forked = True
+    if _lib is not None:
+        _lib._poison()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+# ---------------------------------------------------------------------------
+# Small helpers
+# ---------------------------------------------------------------------------
+
+
+def last_error(lib: Library) -> str:
+    """The calling thread's last detailed error message ('' if none)."""
+    buf = ctypes.create_string_buffer(512)
+    n = lib.aloop_last_error(buf, 512)
+    if n <= 0:
+        return ""
+    if n >= 512:
+        buf = ctypes.create_string_buffer(n + 1)
+        lib.aloop_last_error(buf, n + 1)
+    return buf.value.decode("utf-8", "replace")
+
+
+def future_error_message(lib: Library, future: int) -> str:
+    buf = ctypes.create_string_buffer(512)
+    n = lib.aloop_future_error_message(future, buf, 512)
+    if n <= 0:
+        return ""
+    if n >= 512:
+        buf = ctypes.create_string_buffer(n + 1)
+        lib.aloop_future_error_message(future, buf, n + 1)
+    return buf.value.decode("utf-8", "replace")

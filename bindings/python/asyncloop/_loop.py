@@ -1,0 +1,1250 @@
+"""asyncloop.EventLoop: asyncio's BaseEventLoop over the libasyncloop core.
+
+The ready queue, the timer heap, call_soon/call_later/call_at,
+run_forever/run_until_complete/stop/close, tasks and futures (asyncio's C
+implementations), the exception handler, executors and debug mode are
+asyncio's own Python code (a Python call costs ~40 ns, a ctypes call
+200-400 ns).  Where asyncio's selector loop polls its selector, this loop
+calls ``aloop_loop_run_once(loop, timeout)`` once per iteration: the core
+waits for I/O (with the GIL released) and runs every I/O callback of that
+iteration (protocol callbacks, fd watchers, future done-callbacks) on this
+thread, through ctypes trampolines, during that one call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import errno
+import io
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import weakref
+from asyncio import coroutines, events, selector_events
+from ctypes import byref, c_char_p, c_size_t, c_void_p, sizeof
+from typing import Any, Callable, Dict, List, Optional
+
+from . import _bindings as _b
+from . import _errors as asyncloop_errors
+from . import _trampolines as _t
+from ._errors import make_error
+from ._subprocess import SubprocessTransport
+from ._transports import DatagramTransport, Server, Transport
+
+__all__ = ["EventLoop", "EventLoopPolicy", "new_event_loop", "install", "run"]
+
+
+_monotonic = time.monotonic
+#: While Python callbacks are ready, poll the core at least every
+#: _POLL_EVERY loop iterations and every _POLL_INTERVAL seconds.
+_POLL_EVERY = 16
+_POLL_INTERVAL = 0.001
+
+
+def _sighandler_noop(signum: int, frame: Any) -> None:
+    """Dummy handler: Python writes the signal number to the wakeup fd."""
+
+
+class _CoreSelector:
+    """What BaseEventLoop._run_once sees as ``self._selector``."""
+
+    __slots__ = ("select",)
+
+    def __init__(self, poll: Callable[[Optional[float]], Any]) -> None:
+        self.select = poll
+
+    def close(self) -> None:  # pragma: no cover - never called by asyncio
+        pass
+
+
+class _FdWatch:
+    """A user reader/writer: queues its asyncio Handle when the fd is ready."""
+
+    __slots__ = ("_loop", "handle")
+
+    def __init__(self, loop: "EventLoop", handle: events.Handle) -> None:
+        self._loop = loop
+        self.handle = handle
+
+    def __call__(self) -> None:
+        h = self.handle
+        if not h._cancelled:
+            self._loop._ready.append(h)
+
+
+class _CoreCallback:
+    """A one-shot Python callable run by a library callback."""
+
+    __slots__ = ("_loop", "_fn")
+
+    def __init__(self, loop: "EventLoop", fn: Callable[..., None]) -> None:
+        self._loop = loop
+        self._fn = fn
+
+    def __call__(self, *args: Any) -> None:
+        self._fn(*args)
+
+
+class _SignalPipe:
+    """Reader of the signal wakeup pipe (runs during aloop_loop_run_once)."""
+
+    __slots__ = ("_loop",)
+
+    def __init__(self, loop: "EventLoop") -> None:
+        self._loop = loop
+
+    def __call__(self) -> None:
+        loop = self._loop
+        fd = loop._sig_rfd
+        if fd is None:
+            return
+        while True:
+            try:
+                data = os.read(fd, 4096)
+            except InterruptedError:
+                continue
+            except OSError:
+                break
+            if not data:
+                break
+            handlers = loop._signal_handlers
+            if handlers:
+                for signum in data:
+                    if signum:
+                        loop._handle_signal(signum)
+
+
+class _ExceptionHandlerRef:
+    """Routes the core's exception handler to loop.call_exception_handler."""
+
+    __slots__ = ("_ref",)
+
+    def __init__(self, loop: "EventLoop") -> None:
+        self._ref = weakref.ref(loop)
+
+    @property
+    def _loop(self) -> Optional["EventLoop"]:
+        return self._ref()
+
+    def __call__(self, ctx: _b.aloop_exception_context_t) -> None:
+        loop = self._ref()
+        if loop is None:
+            return
+        context: Dict[str, Any] = {
+            "message": (ctx.message or b"").decode("utf-8", "replace"),
+        }
+        if ctx.error:
+            detail = (ctx.error_detail or b"").decode("utf-8", "replace")
+            context["exception"] = make_error(ctx.error, detail)
+        if ctx.transport:
+            tr = loop._transports.get(ctx.transport)
+            if tr is not None:
+                context["transport"] = tr
+                context["protocol"] = tr._protocol
+        if ctx.server:
+            srv = loop._servers.get(ctx.server)
+            if srv is not None:
+                context["server"] = srv
+        loop.call_exception_handler(context)
+
+
+class EventLoop(asyncio.BaseEventLoop):
+    """An asyncio event loop whose I/O is done by libasyncloop.
+
+    A complete :class:`asyncio.AbstractEventLoop`: scheduling, futures and
+    tasks (asyncio's own), executors, TCP and Unix stream transports and
+    servers (so asyncio streams), accepted sockets, pipes, datagram
+    endpoints, subprocesses, sendfile, add_reader/add_writer, the sock_*
+    coroutines and signal handlers.  Not yet: SSL/TLS (NotImplementedError).
+
+    Create it with :func:`asyncloop.new_event_loop`, :func:`asyncloop.run`,
+    ``asyncio.Runner(loop_factory=asyncloop.new_event_loop)`` or, after
+    :func:`asyncloop.install`, with asyncio's own functions.
+    """
+
+    # Defaults that make __del__ safe when __init__ fails early.
+    _closed = True
+    _handle: Optional[int] = None
+
+    def __init__(self) -> None:
+        lib = _b.load()
+        out = c_void_p()
+        rc = lib.aloop_loop_new(byref(out))
+        if rc < 0:
+            raise make_error(rc, _b.last_error(lib))
+        self._lib = lib
+        self._handle: Optional[int] = out.value
+        self._polling = False
+        self._wake_sent = False
+        self._poll_skip = 0
+        self._poll_deadline = 0.0
+        self._pending_exc: Optional[BaseException] = None
+        self._transports: Dict[int, Transport] = {}
+        self._servers: Dict[int, Server] = {}
+        self._readers: Dict[int, _FdWatch] = {}
+        self._writers: Dict[int, _FdWatch] = {}
+        self._signal_handlers: Dict[int, events.Handle] = {}
+        self._core_futures: Dict[int, bool] = {}
+        self._sig_rfd: Optional[int] = None
+        self._sig_wfd: Optional[int] = None
+        self._sig_installed = False
+        self._saved_wakeup_fd = -1
+        self._selector = _CoreSelector(self._poll)
+        super().__init__()
+        key = _t.register(_ExceptionHandlerRef(self))
+        lib.aloop_loop_set_exception_handler(self._handle, _t.exception_cb, key, _t.free_cb)
+
+    def __repr__(self) -> str:
+        return (f"<{self.__class__.__name__} running={self.is_running()} "
+                f"closed={self.is_closed()} debug={self.get_debug()}>")
+
+    # -- the iteration --------------------------------------------------------
+
+    def _poll(self, timeout: Optional[float]) -> tuple:
+        """One wait of the core: runs the I/O callbacks of one iteration.
+
+        While Python callbacks are ready the core is polled (without
+        waiting) only every _POLL_EVERY iterations or every _POLL_INTERVAL
+        seconds, whichever comes first: I/O is never starved, and a chain of
+        ready callbacks does not pay a crossing per iteration.
+        """
+        handle = self._handle
+        if handle is None:
+            raise RuntimeError("Event loop is closed")
+        lib = self._lib
+        if self._ready:
+            skip = self._poll_skip
+            if skip > 0:
+                now = _monotonic()
+                if now < self._poll_deadline:
+                    self._poll_skip = skip - 1
+                    return ()
+            self._poll_skip = _POLL_EVERY
+            self._poll_deadline = _monotonic() + _POLL_INTERVAL
+            rc = lib.aloop_loop_run_once_nowait(handle, 0.0)
+        else:
+            self._wake_sent = False
+            self._polling = True  # before looking at _ready: see _write_to_self
+            try:
+                if self._ready:
+                    t = 0.0
+                elif timeout is None:
+                    t = -1.0
+                else:
+                    t = timeout
+                rc = lib.aloop_loop_run_once(handle, t)
+            finally:
+                self._polling = False
+            self._poll_skip = _POLL_EVERY
+            self._poll_deadline = _monotonic() + _POLL_INTERVAL
+        if self._pending_exc is not None:
+            self._raise_pending()
+        if rc < 0:
+            raise make_error(rc, _b.last_error(lib))
+        return ()
+
+    def _raise_pending(self) -> None:
+        """Re-raises what a callback called from C stored (KeyboardInterrupt,
+        SystemExit, an error of the binding)."""
+        exc = self._pending_exc
+        self._pending_exc = None
+        if exc is not None:
+            try:
+                raise exc
+            finally:
+                exc = None
+
+    def _process_events(self, event_list: Any) -> None:
+        pass
+
+    def _write_to_self(self) -> None:
+        # THREAD-SAFE.  Only a loop inside (or entering) its wait needs a
+        # wake-up: _poll sets _polling before it checks _ready, and callers
+        # append to _ready before they get here.  One wake-up per wait.
+        if self._polling and not self._wake_sent:
+            self._wake_sent = True
+            handle = self._handle
+            if handle is not None:
+                self._lib.aloop_loop_wakeup(handle)
+
+    def run_forever(self) -> None:
+        if _b.forked:
+            raise RuntimeError(_b.FORK_MESSAGE)
+        self._check_closed()
+        self._check_running()
+        self._pending_exc = None
+        installed = self._install_signal_wakeup()
+        try:
+            super().run_forever()
+        finally:
+            if installed:
+                self._uninstall_signal_wakeup()
+
+    def set_debug(self, enabled: bool) -> None:
+        super().set_debug(enabled)
+        handle = getattr(self, "_handle", None)
+        if handle is not None:
+            self._lib.aloop_loop_set_debug(handle, 1 if enabled else 0)
+
+    def close(self) -> None:
+        """Closes the loop (asyncio semantics), then the core loop.
+
+        Open transports are aborted and servers closed without calling their
+        protocols, as asyncio leaves them; then the core loop is freed.
+        """
+        if self.is_running():
+            raise RuntimeError("Cannot close a running event loop")
+        if self._closed:
+            return
+        if self._signal_handlers and not sys.is_finalizing():
+            for sig in list(self._signal_handlers):
+                try:
+                    self.remove_signal_handler(sig)
+                except (RuntimeError, ValueError, OSError):
+                    pass
+        super().close()
+        self._close_core()
+
+    def _close_core(self) -> None:
+        handle = self._handle
+        if handle is None:
+            return
+        lib = self._lib
+        if _b.forked:  # never call into Go in a forked child
+            self._handle = None
+            self._close_sig_pipe()
+            return
+        objects = _t.objects
+        # No user code runs from here on: forget every key of this loop.
+        for key, obj in list(objects.items()):
+            if getattr(obj, "_loop", None) is self:
+                objects.pop(key, None)
+        for fut_h in list(self._core_futures):
+            lib.aloop_future_cancel(fut_h)
+            lib.aloop_future_free(fut_h)
+        self._core_futures.clear()
+        for srv in list(self._servers.values()):
+            srv._closed = True
+            srv._freed = True
+            srv._drop_sockets()
+            lib.aloop_server_free(srv._handle)
+        self._servers.clear()
+        for tr in list(self._transports.values()):
+            tr._kill()
+        self._transports.clear()
+        for fd in list(self._readers):
+            lib.aloop_remove_reader(handle, fd)
+            self._readers.pop(fd).handle.cancel()
+        for fd in list(self._writers):
+            lib.aloop_remove_writer(handle, fd)
+            self._writers.pop(fd).handle.cancel()
+        if self._sig_rfd is not None:
+            lib.aloop_remove_reader(handle, self._sig_rfd)
+        # Let the core finish what it closes (connection_lost etc. find no
+        # key and do nothing).
+        for _ in range(200):
+            rc = lib.aloop_loop_close(handle)
+            if rc != _b.ALOOP_EBUSY:  # type: ignore[attr-defined]
+                break
+            lib.aloop_loop_run_once(handle, 0.005)
+        self._pending_exc = None
+        self._handle = None
+        lib.aloop_loop_free(handle)
+        self._close_sig_pipe()
+
+    # -- signals ----------------------------------------------------------------
+
+    def _ensure_sig_pipe(self) -> None:
+        if self._sig_rfd is not None:
+            return
+        r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        key = _t.register(_SignalPipe(self))
+        rc = self._lib.aloop_add_reader(self._handle, r, _t.fd_cb, key, _t.free_cb)
+        if rc < 0:
+            os.close(r)
+            os.close(w)
+            raise make_error(rc, _b.last_error(self._lib))
+        self._sig_rfd, self._sig_wfd = r, w
+
+    def _close_sig_pipe(self) -> None:
+        for fd in (self._sig_rfd, self._sig_wfd):
+            if fd is not None:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self._sig_rfd = self._sig_wfd = None
+
+    def _install_signal_wakeup(self) -> bool:
+        """On the main thread: make Python's C signal handler write to a pipe
+        the core watches, so that a signal (Ctrl-C) ends a wait at once."""
+        if threading.current_thread() is not threading.main_thread():
+            return False
+        if self._sig_installed:  # add_signal_handler keeps it installed
+            return False
+        self._ensure_sig_pipe()
+        try:
+            self._saved_wakeup_fd = signal.set_wakeup_fd(self._sig_wfd, warn_on_full_buffer=False)
+        except (ValueError, OSError):
+            return False
+        return True
+
+    def _uninstall_signal_wakeup(self) -> None:
+        try:
+            signal.set_wakeup_fd(self._saved_wakeup_fd)
+        except (ValueError, OSError):
+            pass
+        self._saved_wakeup_fd = -1
+
+    def _check_signal(self, sig: int) -> None:
+        if not isinstance(sig, int):
+            raise TypeError(f"sig must be an int, not {sig!r}")
+        if sig not in signal.valid_signals():
+            raise ValueError(f"invalid signal number {sig}")
+
+    def _handle_signal(self, sig: int) -> None:
+        handle = self._signal_handlers.get(sig)
+        if handle is None:
+            return
+        if handle._cancelled:
+            self.remove_signal_handler(sig)
+        else:
+            self._add_callback(handle)
+
+    def add_signal_handler(self, sig: int, callback: Callable[..., Any], *args: Any) -> None:
+        """Runs callback(*args) on the loop when signal sig arrives (main thread only)."""
+        if coroutines.iscoroutine(callback) or coroutines.iscoroutinefunction(callback):
+            raise TypeError("coroutines cannot be used with add_signal_handler()")
+        self._check_signal(sig)
+        self._check_closed()
+        self._ensure_sig_pipe()
+        try:
+            old = signal.set_wakeup_fd(self._sig_wfd, warn_on_full_buffer=False)
+        except (ValueError, OSError) as exc:
+            raise RuntimeError(str(exc))
+        if not self._sig_installed:
+            if not self.is_running() or old != self._sig_wfd:
+                self._saved_wakeup_fd = old
+            self._sig_installed = True
+        handle = events.Handle(callback, args, self, None)
+        self._signal_handlers[sig] = handle
+        try:
+            signal.signal(sig, _sighandler_noop)
+            signal.siginterrupt(sig, False)
+        except OSError as exc:
+            del self._signal_handlers[sig]
+            if not self._signal_handlers:
+                self._drop_signal_wakeup()
+            if exc.errno == errno.EINVAL:
+                raise RuntimeError(f"sig {sig} cannot be caught")
+            raise
+
+    def remove_signal_handler(self, sig: int) -> bool:
+        self._check_signal(sig)
+        try:
+            del self._signal_handlers[sig]
+        except KeyError:
+            return False
+        handler = signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL
+        try:
+            signal.signal(sig, handler)
+        except OSError as exc:
+            if exc.errno == errno.EINVAL:
+                raise RuntimeError(f"sig {sig} cannot be caught")
+            raise
+        if not self._signal_handlers:
+            self._drop_signal_wakeup()
+        return True
+
+    def _drop_signal_wakeup(self) -> None:
+        if not self._sig_installed:
+            return
+        self._sig_installed = False
+        if self.is_running() and threading.current_thread() is threading.main_thread():
+            return  # run_forever restores the saved fd when it returns
+        try:
+            signal.set_wakeup_fd(self._saved_wakeup_fd)
+        except (ValueError, OSError):
+            pass
+        self._saved_wakeup_fd = -1
+
+    # -- core futures -----------------------------------------------------------
+
+    def _add_core_done_callback(self, fut_h: int, fn: Callable[[int], None]) -> None:
+        key = _t.register(_CoreCallback(self, fn))
+        rc = self._lib.aloop_future_add_done_callback(fut_h, _t.future_cb, key, _t.free_cb)
+        if rc < 0:
+            raise make_error(rc, _b.last_error(self._lib))
+
+    async def _await_core_future(self, fut_h: int, kind: Optional[str],
+                                 on_orphan: Optional[Callable[[int], None]] = None) -> Any:
+        """Awaits a future of the library.  kind: 'transport', 'server' or None
+        (no result).  The core future is freed here.  If the awaiting task is
+        cancelled, the core future is cancelled; a result that arrives anyway
+        is handed to on_orphan (to close it)."""
+        lib = self._lib
+        waiter = self.create_future()
+        state = {"freed": False}
+
+        def done(fh: int) -> None:
+            self._core_futures.pop(fh, None)
+            out: Any = c_void_p()
+            if kind == "size":
+                out = c_size_t()
+                rc = lib.aloop_future_result_size(fh, byref(out))
+            elif kind == "transport":
+                rc = lib.aloop_future_result_transport(fh, byref(out))
+            elif kind == "server":
+                rc = lib.aloop_future_result_server(fh, byref(out))
+            elif kind == "subprocess":
+                rc = lib.aloop_future_result_subprocess(fh, byref(out))
+            elif kind == "datagram":
+                rc = lib.aloop_future_result_datagram(fh, byref(out))
+            else:
+                rc = lib.aloop_future_exception(fh)
+            msg = _b.future_error_message(lib, fh) if rc < 0 else ""
+            state["freed"] = True
+            lib.aloop_future_free(fh)
+            if waiter.done():
+                if rc == 0 and on_orphan is not None and kind != "size" and out.value:
+                    on_orphan(out.value)
+                return
+            if rc == 0:
+                waiter.set_result(out.value)
+            elif rc == _b.ALOOP_ECANCELED:  # type: ignore[attr-defined]
+                waiter.cancel()
+            else:
+                waiter.set_exception(make_error(rc, msg))
+
+        try:
+            self._add_core_done_callback(fut_h, done)
+        except BaseException:
+            lib.aloop_future_free(fut_h)
+            raise
+        self._core_futures[fut_h] = True
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            if not state["freed"]:
+                lib.aloop_future_cancel(fut_h)
+            raise
+
+    # -- streams: TCP, Unix sockets, accepted sockets, pipes ------------------------
+
+    async def _open_stream(self, protocol_factory: Callable[[], asyncio.BaseProtocol],
+                           start: Callable[[int, Any], int],
+                           extra: Optional[Dict[str, Any]] = None,
+                           pipe: Any = None, owned_sock: Any = None) -> tuple:
+        """Creates a Transport whose C side start(key, byref(out_future))
+        creates; waits for its future; returns (transport, protocol).
+
+        pipe / owned_sock: the Python object of an fd whose duplicate the
+        library got; the transport keeps it and closes it when the
+        connection is lost (asyncio's ownership)."""
+        self._check_closed()
+        lib = self._lib
+        tr = Transport(self, None, factory=protocol_factory)
+        if extra:
+            tr._extra.update(extra)
+        tr._pipe = pipe
+        if owned_sock is not None:
+            tr._adopt_socket(owned_sock)
+        key = _t.register(tr)
+        tr._key = key
+        out = c_void_p()
+        rc = start(key, byref(out))
+        if rc < 0:
+            raise make_error(rc, _b.last_error(lib))
+        try:
+            await self._await_core_future(
+                out.value, "transport", on_orphan=lambda h: lib.aloop_transport_abort(h))
+        except asyncio.CancelledError:
+            tr.abort()
+            raise
+        if tr._factory_exc is not None:
+            exc, tr._factory_exc = tr._factory_exc, None
+            raise exc
+        return tr, tr._protocol
+
+    async def create_connection(
+            self, protocol_factory: Callable[[], asyncio.BaseProtocol],
+            host: Optional[str] = None, port: Optional[int] = None, *,
+            ssl: Any = None, family: int = 0, proto: int = 0, flags: int = 0,
+            sock: Optional[socket.socket] = None, local_addr: Any = None,
+            server_hostname: Any = None, ssl_handshake_timeout: Any = None,
+            ssl_shutdown_timeout: Any = None, happy_eyeballs_delay: Optional[float] = None,
+            interleave: Optional[int] = None, all_errors: bool = False) -> tuple:
+        """Connects a TCP stream to host:port (or wraps a connected socket
+        given as sock=); returns (transport, protocol).
+
+        Supported: host, port, family, flags, local_addr, sock (its ownership
+        passes to the transport: the socket object is detached),
+        happy_eyeballs_delay, interleave.  ssl raises NotImplementedError for
+        now.
+        """
+        if server_hostname is not None and not ssl:
+            raise ValueError("server_hostname is only meaningful with ssl")
+        if ssl_handshake_timeout is not None and not ssl:
+            raise ValueError("ssl_handshake_timeout is only meaningful with ssl")
+        if ssl_shutdown_timeout is not None and not ssl:
+            raise ValueError("ssl_shutdown_timeout is only meaningful with ssl")
+        if ssl:
+            raise NotImplementedError("asyncloop: create_connection(ssl=...) is not supported yet")
+        if happy_eyeballs_delay is not None and interleave is None:
+            interleave = 1  # as asyncio
+        opts = _b.aloop_connect_options_t()
+        opts.size = sizeof(_b.aloop_connect_options_t)
+        opts.family = int(family)
+        opts.flags = int(flags)
+        opts.happy_eyeballs_delay = float(happy_eyeballs_delay or 0.0)
+        opts.interleave = int(interleave) if interleave is not None else 0
+        if sock is not None:
+            if host is not None or port is not None:
+                raise ValueError("host/port and sock can not be specified at the same time")
+            if sock.type != socket.SOCK_STREAM:
+                raise ValueError(f"A Stream Socket was expected, got {sock!r}")
+            opts.has_sock = 1
+            opts.sock = dup_fd = os.dup(sock.fileno())
+            chost, cport = None, 0
+        else:
+            if host is None or port is None:
+                raise ValueError("host and port was not specified and no sock specified")
+            chost, cport = _encode_host(host), int(port)
+        if local_addr is not None:
+            lhost, lport = local_addr[0], local_addr[1]
+            opts.local_host = _encode_host(
+                lhost or ("::" if family == socket.AF_INET6 else "0.0.0.0"))
+            opts.local_port = int(lport or 0)
+        lib = self._lib
+        handle = self._handle
+
+        def start(key: int, out: Any) -> int:
+            rc = lib.aloop_create_connection(handle, chost, cport, _t.PROTOCOL_REF, key,
+                                             _t.free_cb, byref(opts), out)
+            if rc < 0 and sock is not None:
+                os.close(dup_fd)
+            return rc
+
+        try:
+            return await self._open_stream(protocol_factory, start, owned_sock=sock)
+        except OSError as exc:
+            if sock is not None:
+                raise
+            raise _connect_error(exc, (host, port), local_addr) from None
+
+    async def create_unix_connection(
+            self, protocol_factory: Callable[[], asyncio.BaseProtocol],
+            path: Any = None, *, ssl: Any = None, sock: Optional[socket.socket] = None,
+            server_hostname: Any = None, ssl_handshake_timeout: Any = None,
+            ssl_shutdown_timeout: Any = None) -> tuple:
+        """Connects to the Unix stream socket at path (or wraps sock)."""
+        if ssl:
+            raise NotImplementedError(
+                "asyncloop: create_unix_connection(ssl=...) is not supported yet")
+        if server_hostname is not None:
+            raise ValueError("server_hostname is only meaningful with ssl")
+        if ssl_handshake_timeout is not None:
+            raise ValueError("ssl_handshake_timeout is only meaningful with ssl")
+        if ssl_shutdown_timeout is not None:
+            raise ValueError("ssl_shutdown_timeout is only meaningful with ssl")
+        if path is not None:
+            if sock is not None:
+                raise ValueError("path and sock can not be specified at the same time")
+            cpath = _unix_path(path)
+            lib, handle = self._lib, self._handle
+            return await self._open_stream(
+                protocol_factory,
+                lambda key, out: lib.aloop_create_unix_connection(
+                    handle, cpath, _t.PROTOCOL_REF, key, _t.free_cb, out))
+        if sock is None:
+            raise ValueError("no path and sock were specified")
+        if sock.family != socket.AF_UNIX or sock.type != socket.SOCK_STREAM:
+            raise ValueError(f"A UNIX Domain Stream Socket was expected, got {sock!r}")
+        return await self._adopt_socket(protocol_factory, sock)
+
+    async def connect_accepted_socket(
+            self, protocol_factory: Callable[[], asyncio.BaseProtocol],
+            sock: socket.socket, *, ssl: Any = None, ssl_handshake_timeout: Any = None,
+            ssl_shutdown_timeout: Any = None) -> tuple:
+        """Wraps an accepted (connected) stream socket into a transport; the
+        transport owns it from then on (the socket object is detached)."""
+        if ssl:
+            raise NotImplementedError(
+                "asyncloop: connect_accepted_socket(ssl=...) is not supported yet")
+        if ssl_handshake_timeout is not None:
+            raise ValueError("ssl_handshake_timeout is only meaningful with ssl")
+        if ssl_shutdown_timeout is not None:
+            raise ValueError("ssl_shutdown_timeout is only meaningful with ssl")
+        if sock.type != socket.SOCK_STREAM:
+            raise ValueError(f"A Stream Socket was expected, got {sock!r}")
+        return await self._adopt_socket(protocol_factory, sock)
+
+    async def _adopt_socket(self, protocol_factory: Callable[[], asyncio.BaseProtocol],
+                            sock: socket.socket) -> tuple:
+        lib, handle = self._lib, self._handle
+        fd = os.dup(sock.fileno())
+
+        def start(key: int, out: Any) -> int:
+            rc = lib.aloop_connect_accepted_socket(handle, fd, _t.PROTOCOL_REF, key,
+                                                   _t.free_cb, out)
+            if rc < 0:
+                os.close(fd)
+            return rc
+
+        return await self._open_stream(protocol_factory, start, owned_sock=sock)
+
+    async def connect_read_pipe(self, protocol_factory: Callable[[], asyncio.BaseProtocol],
+                                pipe: Any) -> tuple:
+        """Reads a pipe (or FIFO, socket, pty, character device) file object;
+        the transport closes it when the connection is lost."""
+        return await self._open_pipe(protocol_factory, pipe, read=True)
+
+    async def connect_write_pipe(self, protocol_factory: Callable[[], asyncio.BaseProtocol],
+                                 pipe: Any) -> tuple:
+        """Writes to a pipe file object; the transport closes it when the
+        connection is lost."""
+        return await self._open_pipe(protocol_factory, pipe, read=False)
+
+    async def _open_pipe(self, protocol_factory: Callable[[], asyncio.BaseProtocol],
+                         pipe: Any, read: bool) -> tuple:
+        lib, handle = self._lib, self._handle
+        # The library owns (and closes) a duplicate; the file object is
+        # closed when the connection is lost, as asyncio does.
+        fd = os.dup(self._fileno(pipe))
+        fn = lib.aloop_connect_read_pipe if read else lib.aloop_connect_write_pipe
+
+        def start(key: int, out: Any) -> int:
+            rc = fn(handle, fd, _t.PROTOCOL_REF, key, _t.free_cb, out)
+            if rc < 0:
+                os.close(fd)
+            return rc
+
+        return await self._open_stream(protocol_factory, start, extra={"pipe": pipe}, pipe=pipe)
+
+    async def create_server(
+            self, protocol_factory: Callable[[], asyncio.BaseProtocol],
+            host: Any = None, port: Optional[int] = None, *,
+            family: int = socket.AF_UNSPEC, flags: int = socket.AI_PASSIVE,
+            sock: Optional[socket.socket] = None, backlog: int = 100, ssl: Any = None,
+            reuse_address: Optional[bool] = None, reuse_port: Optional[bool] = None,
+            ssl_handshake_timeout: Any = None, ssl_shutdown_timeout: Any = None,
+            start_serving: bool = True) -> Server:
+        """Listens on host:port (host None or '' = all interfaces, a sequence
+        of hosts = each of them; port 0 or None = any free port), or on a
+        bound socket given as sock= (the server owns it from then on).  ssl
+        raises NotImplementedError for now."""
+        if isinstance(ssl, bool):
+            raise TypeError("ssl argument must be an SSLContext or None")
+        if ssl_handshake_timeout is not None and ssl is None:
+            raise ValueError("ssl_handshake_timeout is only meaningful with ssl")
+        if ssl_shutdown_timeout is not None and ssl is None:
+            raise ValueError("ssl_shutdown_timeout is only meaningful with ssl")
+        if ssl is not None:
+            raise NotImplementedError("asyncloop: create_server(ssl=...) is not supported yet")
+        self._check_closed()
+        opts = _b.aloop_server_options_t()
+        opts.size = sizeof(_b.aloop_server_options_t)
+        opts.backlog = int(backlog)
+        opts.reuse_address = -1 if reuse_address is None else (1 if reuse_address else 0)
+        opts.reuse_port = 1 if reuse_port else 0
+        opts.start_serving = 1 if start_serving else 0
+        opts.family = int(family)
+        opts.flags = int(flags)
+        chost: Optional[bytes] = None
+        hosts_arr = None
+        if sock is not None:
+            if host is not None or port is not None:
+                raise ValueError("host/port and sock can not be specified at the same time")
+            if sock.type != socket.SOCK_STREAM:
+                raise ValueError(f"A Stream Socket was expected, got {sock!r}")
+            opts.has_sock = 1
+            opts.sock = dup_fd = os.dup(sock.fileno())
+        elif host is not None and not isinstance(host, (str, bytes)):
+            hosts = [_encode_host(h) for h in host]
+            hosts_arr = (c_char_p * (len(hosts) + 1))(*hosts, None)
+            opts.hosts = hosts_arr
+        elif host:
+            chost = _encode_host(host)
+        lib, handle = self._lib, self._handle
+
+        def start(key: int, out: Any) -> int:
+            rc = lib.aloop_create_server(handle, chost, int(port or 0), _t.connection_cb,
+                                         key, _t.free_cb, byref(opts), out)
+            if rc < 0 and sock is not None:
+                os.close(dup_fd)
+            return rc
+
+        try:
+            return await self._open_server(protocol_factory, start, start_serving,
+                                           owned_sock=sock)
+        except OSError as exc:
+            if sock is not None:
+                raise
+            raise _bind_error(exc, (host or "0.0.0.0", int(port or 0))) from None
+
+    async def create_unix_server(
+            self, protocol_factory: Callable[[], asyncio.BaseProtocol],
+            path: Any = None, *, sock: Optional[socket.socket] = None, backlog: int = 100,
+            ssl: Any = None, ssl_handshake_timeout: Any = None,
+            ssl_shutdown_timeout: Any = None, start_serving: bool = True,
+            cleanup_socket: bool = True) -> Server:
+        """Listens on the Unix stream socket at path (a leftover socket file
+        is replaced; the file is removed when the server closes, as in
+        Python 3.13)."""
+        if isinstance(ssl, bool):
+            raise TypeError("ssl argument must be an SSLContext or None")
+        if ssl is not None:
+            raise NotImplementedError("asyncloop: create_unix_server(ssl=...) is not supported yet")
+        if ssl_handshake_timeout is not None:
+            raise ValueError("ssl_handshake_timeout is only meaningful with ssl")
+        if ssl_shutdown_timeout is not None:
+            raise ValueError("ssl_shutdown_timeout is only meaningful with ssl")
+        if sock is not None:
+            if path is not None:
+                raise ValueError("path and sock can not be specified at the same time")
+            if sock.family != socket.AF_UNIX or sock.type != socket.SOCK_STREAM:
+                raise ValueError(f"A UNIX Domain Stream Socket was expected, got {sock!r}")
+            # A bound Unix socket: serve it through the generic sock= path.
+            return await self.create_server(protocol_factory, sock=sock, backlog=backlog,
+                                            start_serving=start_serving)
+        if path is None:
+            raise ValueError("path was not specified, and no sock specified")
+        self._check_closed()
+        opts = _b.aloop_unix_server_options_t()
+        opts.size = sizeof(_b.aloop_unix_server_options_t)
+        opts.backlog = int(backlog)
+        opts.start_serving = 1 if start_serving else 0
+        opts.cleanup_socket = 1 if cleanup_socket else 0
+        cpath = _unix_path(path)
+        lib, handle = self._lib, self._handle
+        try:
+            return await self._open_server(
+                protocol_factory,
+                lambda key, out: lib.aloop_create_unix_server(
+                    handle, cpath, _t.connection_cb, key, _t.free_cb, byref(opts), out),
+                start_serving)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise _asyncio_style(exc, f"Address {path!r} is already in use.") from None
+            raise
+
+    async def _open_server(self, protocol_factory: Callable[[], asyncio.BaseProtocol],
+                           start: Callable[[int, Any], int], start_serving: bool,
+                           owned_sock: Any = None) -> Server:
+        lib = self._lib
+        srv = Server(self, protocol_factory)
+        srv._owned_sock = owned_sock
+        key = _t.register(srv)
+        srv._key = key
+        out = c_void_p()
+        rc = start(key, byref(out))
+        if rc < 0:
+            raise make_error(rc, _b.last_error(lib))
+        handle = await self._await_core_future(
+            out.value, "server", on_orphan=lambda h: lib.aloop_server_free(h))
+        srv._attach_handle(handle)
+        if start_serving:
+            # Skip one loop iteration, as asyncio does.
+            await asyncio.sleep(0)
+        return srv
+
+    async def _sendfile_native(self, transp: Any, file: Any, offset: int,
+                               count: Optional[int]) -> int:
+        """loop.sendfile() on a stream transport: aloop_transport_sendfile
+        (sendfile(2) for regular files)."""
+        try:
+            fileno = file.fileno()
+        except (AttributeError, io.UnsupportedOperation) as err:
+            raise asyncio.SendfileNotAvailableError("not a regular file") from err
+        handle = transp._handle
+        if handle is None:
+            raise RuntimeError("Transport is closing")
+        lib = self._lib
+        out = c_void_p()
+        rc = lib.aloop_transport_sendfile(handle, fileno, int(offset), int(count or 0), 0,
+                                          byref(out))
+        if rc == _b.ALOOP_ENOSYS:  # type: ignore[attr-defined]
+            raise asyncio.SendfileNotAvailableError("not a regular file")
+        if rc < 0:
+            raise make_error(rc, _b.last_error(lib))
+        try:
+            return await self._await_core_future(out.value, "size")
+        except OSError as exc:
+            if getattr(exc, "code", None) == _b.ALOOP_ENOSYS:  # type: ignore[attr-defined]
+                raise asyncio.SendfileNotAvailableError("not a regular file") from None
+            raise
+
+    # -- datagrams -----------------------------------------------------------------
+
+    async def create_datagram_endpoint(
+            self, protocol_factory: Callable[[], asyncio.BaseProtocol],
+            local_addr: Any = None, remote_addr: Any = None, *,
+            family: int = 0, proto: int = 0, flags: int = 0,
+            reuse_port: Optional[bool] = None,
+            allow_broadcast: Optional[bool] = None, sock: Any = None) -> tuple:
+        """A UDP (or AF_UNIX datagram) endpoint; returns (transport, protocol).
+
+        sock= raises NotImplementedError for now."""
+        if sock is not None:
+            raise NotImplementedError(
+                "asyncloop: create_datagram_endpoint(sock=...) is not supported yet")
+        self._check_closed()
+        if family == socket.AF_UNIX:
+            for addr in (local_addr, remote_addr):
+                if addr is not None and not isinstance(addr, (str, bytes, os.PathLike)):
+                    raise TypeError("string is expected")
+            lhost = _unix_path(local_addr) if local_addr else None
+            rhost = _unix_path(remote_addr) if remote_addr else None
+            lport = rport = 0
+        else:
+            if not (local_addr or remote_addr) and family == 0:
+                raise ValueError("unexpected address family")
+            for addr in (local_addr, remote_addr):
+                if addr is not None and not (isinstance(addr, tuple) and len(addr) >= 2):
+                    raise TypeError("2-tuple is expected")
+            lhost = rhost = None
+            lport = rport = 0
+            if local_addr is not None:
+                lhost = _encode_host(local_addr[0]) if local_addr[0] else b""
+                lport = int(local_addr[1] or 0)
+            if remote_addr is not None:
+                rhost = _encode_host(remote_addr[0])
+                rport = int(remote_addr[1])
+        opts = _b.aloop_datagram_options_t()
+        opts.size = sizeof(_b.aloop_datagram_options_t)
+        opts.family = int(family)
+        opts.reuse_port = 1 if reuse_port else 0
+        opts.allow_broadcast = 1 if allow_broadcast else 0
+        lib = self._lib
+        tr = DatagramTransport(self, protocol_factory, family, address=remote_addr)
+        key = _t.register(tr)
+        tr._key = key
+        out = c_void_p()
+        rc = lib.aloop_create_datagram_endpoint(
+            self._handle, lhost, lport, rhost, rport, _t.DATAGRAM_PROTOCOL_REF, key,
+            _t.free_cb, byref(opts), byref(out))
+        if rc < 0:
+            raise make_error(rc, _b.last_error(lib))
+        try:
+            await self._await_core_future(
+                out.value, "datagram", on_orphan=lambda h: lib.aloop_datagram_abort(h))
+        except asyncio.CancelledError:
+            tr.abort()
+            raise
+        if tr._factory_exc is not None:
+            exc, tr._factory_exc = tr._factory_exc, None
+            raise exc
+        if remote_addr is not None and tr._extra.get("peername"):
+            tr._address = tr._extra["peername"] if family != socket.AF_UNIX else remote_addr
+        return tr, tr._protocol
+
+    # -- subprocesses ------------------------------------------------------------------
+
+    async def subprocess_exec(self, protocol_factory: Callable[[], asyncio.SubprocessProtocol],
+                              program: Any, *args: Any,
+                              stdin: Any = subprocess.PIPE, stdout: Any = subprocess.PIPE,
+                              stderr: Any = subprocess.PIPE, universal_newlines: bool = False,
+                              shell: bool = False, bufsize: int = 0, encoding: Any = None,
+                              errors: Any = None, text: Any = None, **kwargs: Any) -> tuple:
+        """Starts program with args (asyncio's subprocess_exec)."""
+        _check_subprocess_args(universal_newlines, bufsize, text, encoding, errors)
+        if shell:
+            raise ValueError("shell must be False")
+        argv = [_fsencode_arg(a) for a in (program,) + args]
+        return await self._spawn(protocol_factory, argv, None, stdin, stdout, stderr, kwargs)
+
+    async def subprocess_shell(self, protocol_factory: Callable[[], asyncio.SubprocessProtocol],
+                               cmd: Any, *, stdin: Any = subprocess.PIPE,
+                               stdout: Any = subprocess.PIPE, stderr: Any = subprocess.PIPE,
+                               universal_newlines: bool = False, shell: bool = True,
+                               bufsize: int = 0, encoding: Any = None, errors: Any = None,
+                               text: Any = None, **kwargs: Any) -> tuple:
+        """Runs cmd with /bin/sh -c (asyncio's subprocess_shell)."""
+        if not isinstance(cmd, (bytes, str)):
+            raise ValueError("cmd must be a string")
+        _check_subprocess_args(universal_newlines, bufsize, text, encoding, errors)
+        if not shell:
+            raise ValueError("shell must be True")
+        return await self._spawn(protocol_factory, None, os.fsencode(cmd),
+                                 stdin, stdout, stderr, kwargs)
+
+    async def _spawn(self, protocol_factory: Callable[[], asyncio.SubprocessProtocol],
+                     argv: Optional[List[bytes]], cmd: Optional[bytes],
+                     stdin: Any, stdout: Any, stderr: Any, kwargs: Dict[str, Any]) -> tuple:
+        self._check_closed()
+        env = kwargs.pop("env", None)
+        cwd = kwargs.pop("cwd", None)
+        start_new_session = bool(kwargs.pop("start_new_session", False))
+        # close_fds: the library's own fds are close-on-exec, and so are
+        # Python's (PEP 446); only fds made inheritable reach the child.
+        kwargs.pop("close_fds", None)
+        pass_fds = tuple(kwargs.pop("pass_fds", ()) or ())
+        if kwargs.pop("restore_signals", True) is not True:
+            raise NotImplementedError("asyncloop: subprocess restore_signals=False is not supported")
+        for name in ("preexec_fn", "user", "group", "extra_groups", "umask",
+                     "process_group", "startupinfo", "creationflags"):
+            value = kwargs.pop(name, None)
+            if value not in (None, (), [], -1, 0):
+                raise NotImplementedError(f"asyncloop: subprocess {name}= is not supported yet")
+        if kwargs:
+            raise TypeError(f"unexpected keyword arguments: {', '.join(sorted(kwargs))}")
+        opts = _b.aloop_subprocess_options_t()
+        opts.size = sizeof(_b.aloop_subprocess_options_t)
+        opts.stdin_mode, opts.stdin_fd = _stdio(stdin, "stdin")
+        opts.stdout_mode, opts.stdout_fd = _stdio(stdout, "stdout")
+        opts.stderr_mode, opts.stderr_fd = _stdio(stderr, "stderr")
+        opts.start_new_session = 1 if start_new_session else 0
+        keep: List[Any] = []
+        if env is not None:
+            items = [os.fsencode(k) + b"=" + os.fsencode(v) for k, v in env.items()]
+            env_arr = (c_char_p * (len(items) + 1))(*items, None)
+            keep.append(env_arr)
+            opts.env = ctypes.cast(env_arr, ctypes.POINTER(c_char_p))
+        if cwd is not None:
+            cwd_b = os.fsencode(cwd)
+            keep.append(cwd_b)
+            opts.cwd = cwd_b
+        protocol = protocol_factory()
+        tr = SubprocessTransport(self, protocol)
+        key = _t.register(tr)
+        tr._key = key
+        lib = self._lib
+        out = c_void_p()
+        # pass_fds: the child is forked inside the call; the fds are made
+        # inheritable for its duration only.
+        made_inheritable = [fd for fd in pass_fds if not os.get_inheritable(fd)]
+        for fd in made_inheritable:
+            os.set_inheritable(fd, True)
+        try:
+            if argv is not None:
+                argv_arr = (c_char_p * (len(argv) + 1))(*argv, None)
+                rc = lib.aloop_subprocess_exec(self._handle, argv_arr, _t.SUBPROCESS_PROTOCOL_REF,
+                                               key, _t.free_cb, byref(opts), byref(out))
+            else:
+                rc = lib.aloop_subprocess_shell(self._handle, cmd, _t.SUBPROCESS_PROTOCOL_REF,
+                                                key, _t.free_cb, byref(opts), byref(out))
+        finally:
+            for fd in made_inheritable:
+                os.set_inheritable(fd, False)
+        if rc < 0:
+            raise make_error(rc, _b.last_error(lib))
+        try:
+            await self._await_core_future(
+                out.value, "subprocess", on_orphan=lambda h: lib.aloop_subprocess_close(h))
+        except asyncio.CancelledError:
+            tr.close()
+            raise
+        except OSError as exc:
+            if argv is not None and exc.errno is not None and not isinstance(
+                    exc, asyncloop_errors.Error):
+                raise _asyncio_style(
+                    exc, f"{os.strerror(exc.errno)}: {os.fsdecode(argv[0])!r}") from None
+            raise
+        return tr, protocol
+
+    # -- fd watchers ------------------------------------------------------------------
+
+    def _ensure_fd_no_transport(self, fd: Any) -> None:
+        if not isinstance(fd, int):
+            try:
+                int(fd.fileno())
+            except (AttributeError, TypeError, ValueError):
+                raise ValueError(f"Invalid file object: {fd!r}") from None
+
+    @staticmethod
+    def _fileno(fd: Any) -> int:
+        if isinstance(fd, int):
+            return fd
+        try:
+            return int(fd.fileno())
+        except (AttributeError, TypeError, ValueError):
+            raise ValueError(f"Invalid file object: {fd!r}") from None
+
+    def _add_watch(self, fd: Any, callback: Callable[..., Any], args: tuple, writer: bool) -> events.Handle:
+        self._check_closed()
+        fileno = self._fileno(fd)
+        handle = events.Handle(callback, args, self, None)
+        watch = _FdWatch(self, handle)
+        key = _t.register(watch)
+        lib = self._lib
+        add = lib.aloop_add_writer if writer else lib.aloop_add_reader
+        rc = add(self._handle, fileno, _t.fd_cb, key, _t.free_cb)
+        if rc < 0:
+            raise make_error(rc, _b.last_error(lib))
+        table = self._writers if writer else self._readers
+        old = table.get(fileno)
+        table[fileno] = watch
+        if old is not None:
+            old.handle.cancel()
+        return handle
+
+    def _remove_watch(self, fd: Any, writer: bool) -> bool:
+        if self.is_closed():
+            return False
+        fileno = self._fileno(fd)
+        table = self._writers if writer else self._readers
+        watch = table.pop(fileno, None)
+        if watch is None:
+            return False
+        lib = self._lib
+        (lib.aloop_remove_writer if writer else lib.aloop_remove_reader)(self._handle, fileno)
+        watch.handle.cancel()
+        return True
+
+    def _add_reader(self, fd: Any, callback: Callable[..., Any], *args: Any) -> events.Handle:
+        return self._add_watch(fd, callback, args, False)
+
+    def _remove_reader(self, fd: Any) -> bool:
+        return self._remove_watch(fd, False)
+
+    def _add_writer(self, fd: Any, callback: Callable[..., Any], *args: Any) -> events.Handle:
+        return self._add_watch(fd, callback, args, True)
+
+    def _remove_writer(self, fd: Any) -> bool:
+        return self._remove_watch(fd, True)
+
+    def add_reader(self, fd: Any, callback: Callable[..., Any], *args: Any) -> None:
+        """Calls callback(*args) (level-triggered) while fd is readable."""
+        self._add_reader(fd, callback, *args)
+
+    def remove_reader(self, fd: Any) -> bool:
+        return self._remove_reader(fd)
+
+    def add_writer(self, fd: Any, callback: Callable[..., Any], *args: Any) -> None:
+        """Calls callback(*args) (level-triggered) while fd is writable."""
+        self._add_writer(fd, callback, *args)
+
+    def remove_writer(self, fd: Any) -> bool:
+        return self._remove_writer(fd)
+
+
+# The sock_* coroutines of asyncio's selector loop only need _add_reader /
+# _remove_reader / _add_writer / _remove_writer with asyncio's semantics,
+# which EventLoop provides over the core: reuse them.
+for _name in (
+    "sock_recv", "_sock_read_done", "_sock_recv", "sock_recv_into", "_sock_recv_into",
+    "sock_recvfrom", "_sock_recvfrom", "sock_recvfrom_into", "_sock_recvfrom_into",
+    "sock_sendall", "_sock_sendall", "sock_sendto", "_sock_sendto",
+    "sock_connect", "_sock_connect", "_sock_write_done", "_sock_connect_cb",
+    "sock_accept", "_sock_accept",
+):
+    _fn = getattr(selector_events.BaseSelectorEventLoop, _name, None)
+    if _fn is not None:
+        setattr(EventLoop, _name, _fn)
+del _name, _fn
+
+
+def _asyncio_style(exc: OSError, message: str) -> OSError:
+    new = OSError(exc.errno, message)
+    for attr in ("code", "name"):
+        if hasattr(exc, attr):
+            setattr(new, attr, getattr(exc, attr))
+    return new
+
+
+def _bind_error(exc: OSError, addr: Any) -> OSError:
+    """asyncio's message for a failed bind."""
+    if exc.errno is None or isinstance(exc, asyncloop_errors.Error):
+        return exc
+    return _asyncio_style(
+        exc, f"error while attempting to bind on address {addr!r}: "
+             f"{os.strerror(exc.errno).lower()}")
+
+
+def _connect_error(exc: OSError, addr: Any, local_addr: Any) -> OSError:
+    """asyncio's messages for a failed connect (or local bind)."""
+    if exc.errno is None or isinstance(exc, asyncloop_errors.Error):
+        return exc
+    detail = exc.strerror or ""
+    if local_addr is not None and (detail.startswith("bind") or exc.errno in (
+            errno.EADDRINUSE, errno.EADDRNOTAVAIL)):
+        return _bind_error(exc, tuple(local_addr))
+    return _asyncio_style(exc, f"Connect call failed {addr}")
+
+
+def _check_subprocess_args(universal_newlines: Any, bufsize: Any, text: Any,
+                           encoding: Any, errors: Any) -> None:
+    if universal_newlines:
+        raise ValueError("universal_newlines must be False")
+    if bufsize != 0:
+        raise ValueError("bufsize must be 0")
+    if text:
+        raise ValueError("text must be False")
+    if encoding is not None:
+        raise ValueError("encoding must be None")
+    if errors is not None:
+        raise ValueError("errors must be None")
+
+
+def _fsencode_arg(arg: Any) -> bytes:
+    if isinstance(arg, (str, bytes, os.PathLike)):
+        return os.fsencode(arg)
+    raise TypeError(f"program arguments must be a bytes or text string, not {type(arg).__name__}")
+
+
+def _stdio(value: Any, which: str) -> tuple:
+    """asyncio's stdin/stdout/stderr argument -> (aloop_stdio_t, fd)."""
+    if value is None:
+        return _b.ALOOP_STDIO_INHERIT, 0
+    if value == subprocess.PIPE:
+        return _b.ALOOP_STDIO_PIPE, 0
+    if value == subprocess.DEVNULL:
+        return _b.ALOOP_STDIO_DEVNULL, 0
+    if value == subprocess.STDOUT:
+        if which != "stderr":
+            raise ValueError("STDOUT can only be used for stderr")
+        return _b.ALOOP_STDIO_STDOUT, 0
+    if isinstance(value, int):
+        return _b.ALOOP_STDIO_FD, value
+    return _b.ALOOP_STDIO_FD, value.fileno()
+
+
+def _unix_path(path: Any) -> bytes:
+    """A Python AF_UNIX path (str, bytes, PathLike; a leading NUL is the
+    abstract namespace) in the library's spelling ('@' = abstract)."""
+    p = os.fsencode(path)
+    if p.startswith(b"\0"):
+        return b"@" + p[1:]
+    if p.startswith(b"@"):
+        return b"./" + p
+    return p
+
+
+def _encode_host(host: Any) -> bytes:
+    if isinstance(host, bytes):
+        return host
+    host = str(host)
+    try:
+        return host.encode("ascii")
+    except UnicodeEncodeError:
+        return host.encode("idna")
+
+
+def new_event_loop() -> EventLoop:
+    """Returns a new :class:`EventLoop`."""
+    return EventLoop()
+
+
+class EventLoopPolicy(asyncio.DefaultEventLoopPolicy):
+    """asyncio's default policy, creating :class:`EventLoop` loops."""
+
+    def new_event_loop(self) -> EventLoop:  # type: ignore[override]
+        return EventLoop()
+
+
+def install() -> None:
+    """Makes asyncio create asyncloop loops (asyncio.run, new_event_loop)."""
+    asyncio.set_event_loop_policy(EventLoopPolicy())
+
+
+def run(main: Any, *, debug: Optional[bool] = None) -> Any:
+    """Runs a coroutine on a new asyncloop loop, as asyncio.run does."""
+    if events._get_running_loop() is not None:
+        raise RuntimeError("asyncloop.run() cannot be called from a running event loop")
+    with asyncio.Runner(debug=debug, loop_factory=new_event_loop) as runner:
+        return runner.run(main)

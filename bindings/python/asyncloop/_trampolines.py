@@ -1,0 +1,427 @@
+"""C -> Python callbacks.
+
+One ctypes trampoline per callback type, created once for the process.  The
+``userdata`` handed to the library is a small integer key into
+:data:`objects`; the library's ``free_cb`` (:data:`free_cb`) removes it.
+
+The library calls these on the loop thread, inside ``aloop_loop_run_once``
+(or inside the failing call, for ``free_cb``).  A Python exception must never
+unwind into C: every trampoline catches ``BaseException``.  Errors of user
+callbacks are reported the way asyncio reports them (the loop's exception
+handler, a fatal error closing the transport); ``KeyboardInterrupt``,
+``SystemExit`` and errors of the binding itself are stored on the loop
+(``loop._pending_exc``) and re-raised by the loop as soon as the C call
+returns (the wasmtime-py pattern).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import itertools
+from ctypes import addressof, c_char, string_at
+from typing import Any, Dict
+
+from . import _bindings as _b
+
+#: key (the C userdata) -> Python object.  Every object has a ``_loop``.
+objects: Dict[int, Any] = {}
+_next_key = itertools.count(1).__next__
+
+
+def register(obj: Any) -> int:
+    """Stores obj and returns its key (the userdata to give to C)."""
+    key = _next_key()
+    objects[key] = obj
+    return key
+
+
+def _store(obj: Any, exc: BaseException) -> None:
+    loop = getattr(obj, "_loop", None)
+    if loop is not None and loop._pending_exc is None:
+        loop._pending_exc = exc
+
+
+_pop = objects.pop
+_get = objects.get
+
+
+@_b.aloop_free_cb
+def free_cb(ud):  # type: ignore[no-untyped-def]
+    _pop(ud, None)
+
+
+# ---------------------------------------------------------------------------
+# Scheduled callbacks / future done-callbacks / fd callbacks
+# ---------------------------------------------------------------------------
+
+
+@_b.aloop_callback_cb
+def callback_cb(loop_h, ud):  # type: ignore[no-untyped-def]
+    obj = _get(ud)
+    if obj is None:
+        return
+    try:
+        obj()
+    except BaseException as exc:  # noqa: BLE001
+        _store(obj, exc)
+
+
+@_b.aloop_future_cb
+def future_cb(fut_h, ud):  # type: ignore[no-untyped-def]
+    obj = _get(ud)
+    if obj is None:
+        return
+    try:
+        obj(fut_h)
+    except BaseException as exc:  # noqa: BLE001
+        _store(obj, exc)
+
+
+@_b.aloop_fd_cb
+def fd_cb(loop_h, fd, ud):  # type: ignore[no-untyped-def]
+    obj = _get(ud)
+    if obj is None:
+        return
+    try:
+        obj()
+    except BaseException as exc:  # noqa: BLE001
+        _store(obj, exc)
+
+
+@_b.aloop_exception_cb
+def exception_cb(loop_h, ctx, ud):  # type: ignore[no-untyped-def]
+    obj = _get(ud)
+    if obj is None:
+        return
+    try:
+        obj(ctx.contents)
+    except BaseException as exc:  # noqa: BLE001
+        _store(obj, exc)
+
+
+# ---------------------------------------------------------------------------
+# Servers
+# ---------------------------------------------------------------------------
+
+
+@_b.aloop_connection_cb
+def connection_cb(server_h, transport_h, ud):  # type: ignore[no-untyped-def]
+    srv = _get(ud)
+    if srv is None:
+        return -1
+    try:
+        return srv._on_connection(transport_h)
+    except BaseException as exc:  # noqa: BLE001
+        _store(srv, exc)
+        return -1
+
+
+# ---------------------------------------------------------------------------
+# Stream protocol (the userdata is the Python Transport)
+# ---------------------------------------------------------------------------
+
+_SYSEXC = (SystemExit, KeyboardInterrupt)
+
+
+@_b.aloop_protocol_connection_made_cb
+def _connection_made(t, ud):  # type: ignore[no-untyped-def]
+    tr = _get(ud)
+    if tr is None:
+        return
+    try:
+        tr._on_connection_made(t)
+    except BaseException as exc:  # noqa: BLE001
+        _store(tr, exc)
+
+
+@_b.aloop_protocol_data_received_cb
+def _data_received(t, data, n, ud):  # type: ignore[no-untyped-def]
+    tr = _get(ud)
+    if tr is None:
+        return
+    try:
+        tr._protocol.data_received(string_at(data, n))
+    except _SYSEXC as exc:
+        _store(tr, exc)
+    except BaseException as exc:  # noqa: BLE001
+        try:
+            tr._fatal_error(exc, "Fatal error: protocol.data_received() call failed.")
+        except BaseException as exc2:  # noqa: BLE001
+            _store(tr, exc2)
+
+
+@_b.aloop_protocol_eof_received_cb
+def _eof_received(t, ud):  # type: ignore[no-untyped-def]
+    tr = _get(ud)
+    if tr is None:
+        return 0
+    try:
+        return 1 if tr._on_eof_received() else 0
+    except BaseException as exc:  # noqa: BLE001
+        _store(tr, exc)
+        return 0
+
+
+@_b.aloop_protocol_connection_lost_cb
+def _connection_lost(t, error, ud):  # type: ignore[no-untyped-def]
+    tr = _get(ud)
+    if tr is None:
+        return
+    try:
+        tr._on_connection_lost(error)
+    except BaseException as exc:  # noqa: BLE001
+        _store(tr, exc)
+
+
+@_b.aloop_protocol_pause_writing_cb
+def _pause_writing(t, ud):  # type: ignore[no-untyped-def]
+    tr = _get(ud)
+    if tr is None:
+        return
+    try:
+        tr._on_pause_writing()
+    except BaseException as exc:  # noqa: BLE001
+        _store(tr, exc)
+
+
+@_b.aloop_protocol_resume_writing_cb
+def _resume_writing(t, ud):  # type: ignore[no-untyped-def]
+    tr = _get(ud)
+    if tr is None:
+        return
+    try:
+        tr._on_resume_writing()
+    except BaseException as exc:  # noqa: BLE001
+        _store(tr, exc)
+
+
+# A scratch buffer handed to the library when a protocol's get_buffer()
+# fails (the library needs memory; the transport is being aborted).
+_SCRATCH = (c_char * 65536)()
+_SCRATCH_ADDR = addressof(_SCRATCH)
+
+
+@_b.aloop_protocol_get_buffer_cb
+def _get_buffer(t, sizehint, plen, ud):  # type: ignore[no-untyped-def]
+    tr = _get(ud)
+    try:
+        if tr is not None:
+            arr = tr._on_get_buffer(sizehint)
+            if arr is not None:
+                plen[0] = len(arr)
+                return addressof(arr)
+    except BaseException as exc:  # noqa: BLE001
+        _store(tr, exc)
+    plen[0] = len(_SCRATCH)
+    return _SCRATCH_ADDR
+
+
+@_b.aloop_protocol_buffer_updated_cb
+def _buffer_updated(t, nbytes, ud):  # type: ignore[no-untyped-def]
+    tr = _get(ud)
+    if tr is None:
+        return
+    try:
+        tr._on_buffer_updated(nbytes)
+    except BaseException as exc:  # noqa: BLE001
+        _store(tr, exc)
+
+
+def _make_protocol(buffered: bool) -> _b.aloop_protocol_t:
+    p = _b.aloop_protocol_t()
+    p.size = ctypes.sizeof(_b.aloop_protocol_t)
+    p.connection_made = _connection_made
+    p.eof_received = _eof_received
+    p.connection_lost = _connection_lost
+    p.pause_writing = _pause_writing
+    p.resume_writing = _resume_writing
+    if buffered:
+        p.get_buffer = _get_buffer
+        p.buffer_updated = _buffer_updated
+    else:
+        p.data_received = _data_received
+    return p
+
+
+#: The two C protocols every Python transport uses: one for
+#: asyncio.Protocol (data_received) and one for asyncio.BufferedProtocol.
+PROTOCOL = _make_protocol(False)
+BUFFERED_PROTOCOL = _make_protocol(True)
+PROTOCOL_REF = ctypes.byref(PROTOCOL)
+BUFFERED_PROTOCOL_REF = ctypes.byref(BUFFERED_PROTOCOL)
+
+
+# ---------------------------------------------------------------------------
+# Datagram protocol (the userdata is the Python DatagramTransport)
+# ---------------------------------------------------------------------------
+
+
+@_b.aloop_datagram_protocol_connection_made_cb
+def _dg_connection_made(d, ud):  # type: ignore[no-untyped-def]
+    tr = _get(ud)
+    if tr is None:
+        return
+    try:
+        tr._on_connection_made(d)
+    except BaseException as exc:  # noqa: BLE001
+        _store(tr, exc)
+
+
+@_b.aloop_datagram_protocol_datagram_received_cb
+def _dg_datagram_received(d, data, n, host, port, ud):  # type: ignore[no-untyped-def]
+    tr = _get(ud)
+    if tr is None:
+        return
+    try:
+        tr._on_datagram(string_at(data, n) if n else b"", host, port)
+    except BaseException as exc:  # noqa: BLE001
+        _store(tr, exc)
+
+
+@_b.aloop_datagram_protocol_error_received_cb
+def _dg_error_received(d, error, ud):  # type: ignore[no-untyped-def]
+    tr = _get(ud)
+    if tr is None:
+        return
+    try:
+        tr._on_error_received(error)
+    except BaseException as exc:  # noqa: BLE001
+        _store(tr, exc)
+
+
+@_b.aloop_datagram_protocol_connection_lost_cb
+def _dg_connection_lost(d, error, ud):  # type: ignore[no-untyped-def]
+    tr = _get(ud)
+    if tr is None:
+        return
+    try:
+        tr._on_connection_lost(error)
+    except BaseException as exc:  # noqa: BLE001
+        _store(tr, exc)
+
+
+@_b.aloop_datagram_protocol_pause_writing_cb
+def _dg_pause_writing(d, ud):  # type: ignore[no-untyped-def]
+    tr = _get(ud)
+    if tr is None:
+        return
+    try:
+        tr._on_pause_writing()
+    except BaseException as exc:  # noqa: BLE001
+        _store(tr, exc)
+
+
+@_b.aloop_datagram_protocol_resume_writing_cb
+def _dg_resume_writing(d, ud):  # type: ignore[no-untyped-def]
+    tr = _get(ud)
+    if tr is None:
+        return
+    try:
+        tr._on_resume_writing()
+    except BaseException as exc:  # noqa: BLE001
+        _store(tr, exc)
+
+
+DATAGRAM_PROTOCOL = _b.aloop_datagram_protocol_t()
+DATAGRAM_PROTOCOL.size = ctypes.sizeof(_b.aloop_datagram_protocol_t)
+DATAGRAM_PROTOCOL.connection_made = _dg_connection_made
+DATAGRAM_PROTOCOL.datagram_received = _dg_datagram_received
+DATAGRAM_PROTOCOL.error_received = _dg_error_received
+DATAGRAM_PROTOCOL.connection_lost = _dg_connection_lost
+DATAGRAM_PROTOCOL.pause_writing = _dg_pause_writing
+DATAGRAM_PROTOCOL.resume_writing = _dg_resume_writing
+DATAGRAM_PROTOCOL_REF = ctypes.byref(DATAGRAM_PROTOCOL)
+
+
+# ---------------------------------------------------------------------------
+# Subprocess protocol (the userdata is the Python SubprocessTransport)
+# ---------------------------------------------------------------------------
+
+
+@_b.aloop_subprocess_protocol_connection_made_cb
+def _sp_connection_made(p, ud):  # type: ignore[no-untyped-def]
+    tr = _get(ud)
+    if tr is None:
+        return
+    try:
+        tr._on_connection_made(p)
+    except BaseException as exc:  # noqa: BLE001
+        _store(tr, exc)
+
+
+@_b.aloop_subprocess_protocol_pipe_data_received_cb
+def _sp_pipe_data_received(p, fd, data, n, ud):  # type: ignore[no-untyped-def]
+    tr = _get(ud)
+    if tr is None:
+        return
+    try:
+        tr._on_pipe_data(fd, string_at(data, n))
+    except BaseException as exc:  # noqa: BLE001
+        _store(tr, exc)
+
+
+@_b.aloop_subprocess_protocol_pipe_connection_lost_cb
+def _sp_pipe_connection_lost(p, fd, error, ud):  # type: ignore[no-untyped-def]
+    tr = _get(ud)
+    if tr is None:
+        return
+    try:
+        tr._on_pipe_lost(fd, error)
+    except BaseException as exc:  # noqa: BLE001
+        _store(tr, exc)
+
+
+@_b.aloop_subprocess_protocol_process_exited_cb
+def _sp_process_exited(p, ud):  # type: ignore[no-untyped-def]
+    tr = _get(ud)
+    if tr is None:
+        return
+    try:
+        tr._on_process_exited()
+    except BaseException as exc:  # noqa: BLE001
+        _store(tr, exc)
+
+
+@_b.aloop_subprocess_protocol_connection_lost_cb
+def _sp_connection_lost(p, error, ud):  # type: ignore[no-untyped-def]
+    tr = _get(ud)
+    if tr is None:
+        return
+    try:
+        tr._on_connection_lost(error)
+    except BaseException as exc:  # noqa: BLE001
+        _store(tr, exc)
+
+
+@_b.aloop_subprocess_protocol_pause_writing_cb
+def _sp_pause_writing(p, ud):  # type: ignore[no-untyped-def]
+    tr = _get(ud)
+    if tr is None:
+        return
+    try:
+        tr._on_pause_writing()
+    except BaseException as exc:  # noqa: BLE001
+        _store(tr, exc)
+
+
+@_b.aloop_subprocess_protocol_resume_writing_cb
+def _sp_resume_writing(p, ud):  # type: ignore[no-untyped-def]
+    tr = _get(ud)
+    if tr is None:
+        return
+    try:
+        tr._on_resume_writing()
+    except BaseException as exc:  # noqa: BLE001
+        _store(tr, exc)
+
+
+SUBPROCESS_PROTOCOL = _b.aloop_subprocess_protocol_t()
+SUBPROCESS_PROTOCOL.size = ctypes.sizeof(_b.aloop_subprocess_protocol_t)
+SUBPROCESS_PROTOCOL.connection_made = _sp_connection_made
+SUBPROCESS_PROTOCOL.pipe_data_received = _sp_pipe_data_received
+SUBPROCESS_PROTOCOL.pipe_connection_lost = _sp_pipe_connection_lost
+SUBPROCESS_PROTOCOL.process_exited = _sp_process_exited
+SUBPROCESS_PROTOCOL.connection_lost = _sp_connection_lost
+SUBPROCESS_PROTOCOL.pause_writing = _sp_pause_writing
+SUBPROCESS_PROTOCOL.resume_writing = _sp_resume_writing
+SUBPROCESS_PROTOCOL_REF = ctypes.byref(SUBPROCESS_PROTOCOL)

@@ -1,0 +1,930 @@
+"""Stream transports and servers backed by the library's TCP implementation."""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import logging
+import os
+import socket
+import sys
+from asyncio import constants, transports, trsock
+from ctypes import byref, c_char, c_size_t, c_void_p
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
+
+from . import _bindings as _b
+from . import _trampolines as _t
+from ._errors import make_error
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ._loop import EventLoop
+
+logger = logging.getLogger("asyncio")
+
+_LOG_THRESHOLD_FOR_CONNLOST_WRITES = 5
+_BYTES_LIKE = (bytes, bytearray, memoryview)
+
+
+def _borrowed_socket(fd: int) -> Optional[socket.socket]:
+    """A socket object for an fd the library owns (detach it before GC)."""
+    if fd < 0:
+        return None
+    try:
+        return socket.socket(fileno=fd)
+    except OSError:
+        return None
+
+
+class Transport(transports._FlowControlMixin):
+    """A stream transport (asyncio.Transport) driven by libasyncloop: TCP,
+    Unix sockets, pipes.  (asyncio's _FlowControlMixin is a base so that
+    asyncio's own loop.sendfile() fallback accepts it; the library does the
+    flow control.)
+
+    Created by :meth:`EventLoop.create_connection` and for every connection a
+    server accepts.  The library owns the socket; ``get_extra_info('socket')``
+    gives an :class:`asyncio.trsock.TransportSocket` over it that is valid
+    until the connection is lost.  ``peername``/``sockname`` are read once,
+    on first use, and kept.
+    """
+
+    __slots__ = (
+        "_protocol", "_factory", "_server", "_handle", "_key",
+        "_closing", "_closed", "_eof", "_paused", "_conn_lost", "_buffered",
+        "_sock", "_names_read", "_lost_exc", "_factory_exc", "_bufref", "_pipe",
+        "_owned",
+        "__weakref__",
+    )
+
+    def __init__(self, loop: "EventLoop", protocol: Optional[asyncio.BaseProtocol],
+                 factory: Any = None, server: Optional["Server"] = None) -> None:
+        super().__init__(None, loop)
+        self._protocol = protocol
+        self._factory = factory
+        self._server = server
+        self._handle: Optional[int] = None
+        self._key: Optional[int] = None
+        self._closing = False
+        self._closed = False
+        self._eof = False
+        self._paused = False
+        self._conn_lost = 0
+        self._buffered = isinstance(protocol, asyncio.BufferedProtocol)
+        self._sock: Optional[socket.socket] = None
+        self._names_read = False
+        self._lost_exc: Optional[BaseException] = None
+        self._factory_exc: Optional[BaseException] = None
+        self._bufref: Any = None
+        self._pipe: Any = None  # the file object of a pipe transport
+        self._owned = False  # _sock is the caller's socket object (sock=)
+
+    def __repr__(self) -> str:
+        info = [self.__class__.__name__]
+        if self._closed:
+            info.append("closed")
+        elif self._closing:
+            info.append("closing")
+        if self._handle is not None and not self._closed:
+            info.append(f"fd={self._loop._lib.aloop_transport_get_fd(self._handle)}")
+        return "<{}>".format(" ".join(info))
+
+    # -- callbacks from the library (see _trampolines) ----------------------
+
+    def _on_connection_made(self, handle: int) -> None:
+        self._handle = handle
+        loop = self._loop
+        loop._transports[handle] = self
+        protocol = self._protocol
+        if protocol is None:
+            try:
+                protocol = self._protocol = self._factory()
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:  # noqa: BLE001
+                self._factory_exc = exc
+                self._closing = True
+                loop._lib.aloop_transport_abort(handle)
+                return
+            self._factory = None
+            if isinstance(protocol, asyncio.BufferedProtocol):
+                self._switch_c_protocol(True)
+        try:
+            protocol.connection_made(self)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:  # noqa: BLE001
+            self._fatal_error(exc, "Fatal error: protocol.connection_made() call failed.")
+
+    def _on_eof_received(self) -> bool:
+        try:
+            return bool(self._protocol.eof_received())
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:  # noqa: BLE001
+            self._fatal_error(exc, "Fatal error: protocol.eof_received() call failed.")
+            return False
+
+    def _on_connection_lost(self, error: int) -> None:
+        loop = self._loop
+        self._closing = True
+        self._closed = True
+        self._release_socket()
+        handle = self._handle
+        if handle is not None:
+            loop._transports.pop(handle, None)
+        self._handle = None
+        self._bufref = None
+        pipe = self._pipe
+        if pipe is not None:
+            self._pipe = None
+            try:
+                pipe.close()
+            except OSError:
+                pass
+        exc = self._lost_exc
+        if exc is None and error:
+            exc = make_error(error)
+        self._lost_exc = None
+        protocol = self._protocol
+        if protocol is None:  # the factory failed
+            return
+        try:
+            protocol.connection_lost(exc)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as e:  # noqa: BLE001
+            loop.call_exception_handler({
+                "message": "Exception in callback protocol.connection_lost()",
+                "exception": e,
+                "transport": self,
+                "protocol": protocol,
+            })
+        finally:
+            self._server = None
+
+    @property
+    def _sendfile_compatible(self) -> Any:
+        """asyncio's sendfile mode: native for sockets, none for pipes."""
+        if self._pipe is not None:
+            return constants._SendfileMode.UNSUPPORTED
+        return constants._SendfileMode.TRY_NATIVE
+
+    def _on_pause_writing(self) -> None:
+        self._protocol_paused = True
+        try:
+            self._protocol.pause_writing()
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:  # noqa: BLE001
+            self._loop.call_exception_handler({
+                "message": "protocol.pause_writing() failed",
+                "exception": exc,
+                "transport": self,
+                "protocol": self._protocol,
+            })
+
+    def _on_resume_writing(self) -> None:
+        self._protocol_paused = False
+        try:
+            self._protocol.resume_writing()
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:  # noqa: BLE001
+            self._loop.call_exception_handler({
+                "message": "protocol.resume_writing() failed",
+                "exception": exc,
+                "transport": self,
+                "protocol": self._protocol,
+            })
+
+    def _on_get_buffer(self, sizehint: int) -> Any:
+        try:
+            buf = self._protocol.get_buffer(sizehint if sizehint else -1)
+            mv = memoryview(buf).cast("B")
+            if not mv.nbytes:
+                raise RuntimeError("get_buffer() returned an empty buffer")
+            arr = (c_char * mv.nbytes).from_buffer(mv)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:  # noqa: BLE001
+            self._fatal_error(exc, "Fatal error: protocol.get_buffer() call failed.")
+            return None
+        self._bufref = (mv, arr)
+        return arr
+
+    def _on_buffer_updated(self, nbytes: int) -> None:
+        ref = self._bufref
+        self._bufref = None
+        if ref is None:  # get_buffer failed; the data went to scratch memory
+            return
+        del ref
+        try:
+            self._protocol.buffer_updated(nbytes)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:  # noqa: BLE001
+            self._fatal_error(exc, "Fatal error: protocol.buffer_updated() call failed.")
+
+    # -- helpers -------------------------------------------------------------
+
+    def _switch_c_protocol(self, buffered: bool) -> None:
+        """Selects the C protocol (data_received or get_buffer) for the
+        current Python protocol; a new key replaces the old one."""
+        self._buffered = buffered
+        handle = self._handle
+        if handle is None or self._closed:
+            return
+        key = _t.register(self)
+        ref = _t.BUFFERED_PROTOCOL_REF if buffered else _t.PROTOCOL_REF
+        rc = self._loop._lib.aloop_transport_set_protocol(handle, ref, key, _t.free_cb)
+        if rc < 0:
+            raise make_error(rc, _b.last_error(self._loop._lib))
+        self._key = key
+
+    def _adopt_socket(self, sock: socket.socket) -> None:
+        """sock= : the library got a duplicate of sock's fd; the transport
+        keeps the socket object (get_extra_info) and closes it at the end."""
+        self._sock = sock
+        self._owned = True
+        self._names_read = True
+        extra = self._extra
+        extra["socket"] = trsock.TransportSocket(sock)
+        try:
+            extra["sockname"] = sock.getsockname()
+        except OSError:
+            extra["sockname"] = None
+        try:
+            extra["peername"] = sock.getpeername()
+        except OSError:
+            extra["peername"] = None
+
+    def _release_socket(self) -> None:
+        sock = self._sock
+        if sock is not None:
+            self._sock = None
+            try:
+                if self._owned:
+                    sock.close()
+                else:
+                    sock.detach()  # never close: the library owns the fd
+            except OSError:
+                pass
+
+    def _read_names(self) -> None:
+        if self._names_read:
+            return
+        self._names_read = True
+        extra = self._extra
+        handle = self._handle
+        if self._pipe is not None:
+            return
+        if handle is None or self._closed:
+            extra.setdefault("peername", None)
+            extra.setdefault("sockname", None)
+            return
+        sock = _borrowed_socket(self._loop._lib.aloop_transport_get_fd(handle))
+        if sock is None:
+            return
+        self._sock = sock
+        extra["socket"] = trsock.TransportSocket(sock)
+        try:
+            extra["sockname"] = sock.getsockname()
+        except OSError:
+            extra["sockname"] = None
+        try:
+            extra["peername"] = sock.getpeername()
+        except OSError:
+            extra["peername"] = None
+
+    def _kill(self) -> None:
+        """Loop close: abort without calling the protocol."""
+        self._closing = self._closed = True
+        self._release_socket()
+        if self._handle is not None:
+            self._loop._lib.aloop_transport_abort(self._handle)
+            self._handle = None
+        pipe, self._pipe = self._pipe, None
+        if pipe is not None:
+            try:
+                pipe.close()
+            except OSError:
+                pass
+
+    def _fatal_error(self, exc: BaseException, message: str = "Fatal error on transport") -> None:
+        if isinstance(exc, OSError):
+            if self._loop.get_debug():
+                logger.debug("%r: %s", self, message, exc_info=True)
+        else:
+            self._loop.call_exception_handler({
+                "message": message,
+                "exception": exc,
+                "transport": self,
+                "protocol": self._protocol,
+            })
+        self._force_close(exc)
+
+    def _force_close(self, exc: Optional[BaseException]) -> None:
+        if self._closed:
+            return
+        if self._lost_exc is None:
+            self._lost_exc = exc
+        self._closing = True
+        if self._handle is not None:
+            loop = self._loop
+            loop._lib.aloop_transport_abort(self._handle)
+            loop._poll_skip = 0
+
+    # -- asyncio.BaseTransport ----------------------------------------------
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        """peername, sockname and socket (an asyncio.trsock.TransportSocket)."""
+        if not self._names_read and name in ("peername", "sockname", "socket"):
+            self._read_names()
+        return self._extra.get(name, default)
+
+    def is_closing(self) -> bool:
+        return self._closing
+
+    def close(self) -> None:
+        """Flushes the write buffer, then closes; connection_lost(None) follows."""
+        if self._closing:
+            return
+        self._closing = True
+        if self._handle is not None:
+            loop = self._loop
+            loop._lib.aloop_transport_close(self._handle)
+            loop._poll_skip = 0  # let the core act on it in the next iteration
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        buffered = isinstance(protocol, asyncio.BufferedProtocol)
+        if buffered != self._buffered:
+            self._switch_c_protocol(buffered)
+        self._protocol = protocol
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        return self._protocol  # type: ignore[return-value]
+
+    # -- asyncio.ReadTransport ----------------------------------------------
+
+    def is_reading(self) -> bool:
+        return not self._paused and not self._closing
+
+    def pause_reading(self) -> None:
+        if self._closing or self._paused:
+            return
+        self._paused = True
+        if self._handle is not None:
+            self._loop._lib.aloop_transport_pause_reading(self._handle)
+
+    def resume_reading(self) -> None:
+        if self._closing or not self._paused:
+            return
+        self._paused = False
+        if self._handle is not None:
+            self._loop._lib.aloop_transport_resume_reading(self._handle)
+
+    # -- asyncio.WriteTransport ---------------------------------------------
+
+    def write(self, data: Any) -> None:
+        """Sends data without blocking; what the socket does not take at once
+        is buffered and sent in order (pause_writing() above the high water
+        mark)."""
+        if type(data) is not bytes:
+            if not isinstance(data, _BYTES_LIKE):
+                raise TypeError(
+                    f"data argument must be a bytes-like object, not {type(data).__name__!r}")
+            data = bytes(data)
+        if self._eof:
+            raise RuntimeError("Cannot call write() after write_eof()")
+        if not data:
+            return
+        if self._closing:
+            if self._conn_lost >= _LOG_THRESHOLD_FOR_CONNLOST_WRITES:
+                logger.warning("socket.send() raised exception.")
+            self._conn_lost += 1
+            return
+        loop = self._loop
+        rc = loop._lib.aloop_transport_write(self._handle, data, len(data))
+        if rc < 0:
+            self._write_failed(rc)
+        if loop._pending_exc is not None:  # pause_writing() runs inside write
+            loop._raise_pending()
+
+    def _write_failed(self, rc: int) -> None:
+        if rc in (_b.ALOOP_ECLOSED, _b.ALOOP_EBADF):  # type: ignore[attr-defined]
+            self._closing = True
+            self._conn_lost += 1
+            return
+        if rc == _b.ALOOP_EBUSY:  # type: ignore[attr-defined]
+            raise RuntimeError("unable to write; sendfile is in progress")
+        self._fatal_error(make_error(rc), "Fatal write error on socket transport")
+
+    def writelines(self, list_of_data: Any) -> None:
+        self.write(b"".join(list_of_data))
+
+    def write_eof(self) -> None:
+        if self._closing or self._eof:
+            return
+        self._eof = True
+        if self._handle is not None:
+            self._loop._poll_skip = 0
+            rc = self._loop._lib.aloop_transport_write_eof(self._handle)
+            if rc < 0 and rc not in (_b.ALOOP_ECLOSED, _b.ALOOP_EBADF):  # type: ignore[attr-defined]
+                self._fatal_error(make_error(rc), "Fatal error in write_eof()")
+
+    def can_write_eof(self) -> bool:
+        if self._handle is None or self._closed:
+            return True
+        return self._loop._lib.aloop_transport_can_write_eof(self._handle) == 1
+
+    def abort(self) -> None:
+        """Closes at once, dropping buffered data; connection_lost(None) follows."""
+        self._force_close(None)
+
+    def get_write_buffer_size(self) -> int:
+        if self._handle is None or self._closed:
+            return 0
+        out = c_size_t()
+        if self._loop._lib.aloop_transport_get_write_buffer_size(self._handle, byref(out)) < 0:
+            return 0
+        return out.value
+
+    def get_write_buffer_limits(self) -> Tuple[int, int]:
+        """(low, high), as asyncio."""
+        if self._handle is None or self._closed:
+            return (16 * 1024, 64 * 1024)
+        high, low = c_size_t(), c_size_t()
+        lib = self._loop._lib
+        rc = lib.aloop_transport_get_write_buffer_limits(self._handle, byref(high), byref(low))
+        if rc < 0:
+            raise make_error(rc, _b.last_error(lib))
+        return (low.value, high.value)
+
+    def set_write_buffer_limits(self, high: Optional[int] = None, low: Optional[int] = None) -> None:
+        if high is None:
+            high = 64 * 1024 if low is None else 4 * low
+        if low is None:
+            low = high // 4
+        if not high >= low >= 0:
+            raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
+        if self._handle is None or self._closed:
+            return
+        loop = self._loop
+        lib = loop._lib
+        rc = lib.aloop_transport_set_write_buffer_limits(self._handle, high, low)
+        if loop._pending_exc is not None:
+            loop._raise_pending()
+        if rc < 0:
+            raise make_error(rc, _b.last_error(lib))
+
+
+class Server(asyncio.AbstractServer):
+    """A listening server (asyncio.AbstractServer) driven by libasyncloop."""
+
+    def __init__(self, loop: "EventLoop", protocol_factory: Any) -> None:
+        self._loop = loop
+        self._protocol_factory = protocol_factory
+        self._handle: Optional[int] = None
+        self._key: Optional[int] = None
+        self._closed = False
+        self._freed = False
+        self._socks: List[socket.socket] = []
+        self._owned_sock: Optional[socket.socket] = None  # sock= of create_server
+        self._serving_forever_fut: Optional[asyncio.Future] = None
+
+    def __repr__(self) -> str:
+        return f"<{self.__class__.__name__} sockets={self.sockets!r}>"
+
+    # -- library callbacks ---------------------------------------------------
+
+    def _on_connection(self, transport_h: int) -> int:
+        loop = self._loop
+        try:
+            protocol = self._protocol_factory()
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:  # noqa: BLE001
+            loop.call_exception_handler({
+                "message": "Error on transport creation for incoming connection",
+                "exception": exc,
+            })
+            return -1
+        tr = Transport(loop, protocol, server=self)
+        key = _t.register(tr)
+        tr._key = key
+        ref = _t.BUFFERED_PROTOCOL_REF if tr._buffered else _t.PROTOCOL_REF
+        rc = loop._lib.aloop_transport_set_protocol(transport_h, ref, key, _t.free_cb)
+        if rc < 0:
+            return -1
+        tr._handle = transport_h
+        return 0
+
+    def _attach_handle(self, handle: int) -> None:
+        self._handle = handle
+        self._loop._servers[handle] = self
+        lib = self._loop._lib
+        if self._owned_sock is not None:
+            return  # sockets: the caller's own socket object
+        n = lib.aloop_server_socket_count(handle)
+        for i in range(max(n, 0)):
+            sock = _borrowed_socket(lib.aloop_server_socket_fd(handle, i))
+            if sock is not None:
+                self._socks.append(sock)
+
+    def _drop_sockets(self) -> None:
+        owned, self._owned_sock = self._owned_sock, None
+        if owned is not None:
+            owned.close()
+        for s in self._socks:
+            try:
+                s.detach()
+            except OSError:
+                pass
+        self._socks = []
+
+    def _release(self) -> None:
+        """Drops the socket objects and frees the library handle."""
+        self._drop_sockets()
+        if self._freed:
+            return
+        self._freed = True
+        handle = self._handle
+        loop = self._loop
+        if handle is not None:
+            loop._servers.pop(handle, None)
+            if loop._handle is not None:
+                loop._lib.aloop_server_free(handle)
+        if self._key is not None:
+            _t.objects.pop(self._key, None)
+
+    def _track_close(self) -> None:
+        """After close: free the handle once the library says it is done."""
+        handle = self._handle
+        if handle is None or self._freed:
+            return
+        loop = self._loop
+        lib = loop._lib
+        out = c_void_p()
+        if lib.aloop_server_wait_closed(handle, byref(out)) < 0:
+            self._release()
+            return
+        fut_h = out.value
+
+        def done(fh: int) -> None:
+            lib.aloop_future_free(fh)
+            self._release()
+
+        loop._add_core_done_callback(fut_h, done)
+
+    # -- asyncio.AbstractServer ---------------------------------------------
+
+    def close(self) -> None:
+        """Stops listening; accepted connections stay open."""
+        if self._closed:
+            return
+        self._closed = True
+        self._drop_sockets()
+        handle = self._handle
+        if handle is not None and not self._freed:
+            self._loop._lib.aloop_server_close(handle)
+            self._loop._poll_skip = 0
+            self._track_close()
+        fut = self._serving_forever_fut
+        if fut is not None and not fut.done():
+            fut.cancel()
+            self._serving_forever_fut = None
+
+    def get_loop(self) -> asyncio.AbstractEventLoop:
+        return self._loop
+
+    def is_serving(self) -> bool:
+        if self._closed or self._handle is None or self._freed:
+            return False
+        return self._loop._lib.aloop_server_is_serving(self._handle) == 1
+
+    @property
+    def sockets(self) -> Tuple[trsock.TransportSocket, ...]:
+        if self._closed:
+            return ()
+        if self._owned_sock is not None:
+            return (trsock.TransportSocket(self._owned_sock),)
+        return tuple(trsock.TransportSocket(s) for s in self._socks)
+
+    def _start_serving(self) -> None:
+        if self._closed or self._handle is None:
+            return
+        lib = self._loop._lib
+        rc = lib.aloop_server_start_serving(self._handle)
+        if rc < 0:
+            raise make_error(rc, _b.last_error(lib))
+
+    async def start_serving(self) -> None:
+        self._start_serving()
+        # Skip one loop iteration, as asyncio does.
+        await asyncio.sleep(0)
+
+    async def serve_forever(self) -> None:
+        if self._serving_forever_fut is not None:
+            raise RuntimeError(f"server {self!r} is already being awaited on serve_forever()")
+        if self._closed:
+            raise RuntimeError(f"server {self!r} is closed")
+        self._start_serving()
+        self._serving_forever_fut = self._loop.create_future()
+        try:
+            await self._serving_forever_fut
+        except asyncio.CancelledError:
+            try:
+                self.close()
+                await self.wait_closed()
+            finally:
+                raise
+        finally:
+            self._serving_forever_fut = None
+
+    async def wait_closed(self) -> None:
+        """Waits until the server is closed and its connections are gone.
+
+        As asyncio before Python 3.12, it returns at once when the server is
+        already closed (Python 3.12+ waits for the connections then too)."""
+        if self._freed or self._handle is None:
+            return
+        if self._closed and sys.version_info < (3, 12):
+            return
+        loop = self._loop
+        lib = loop._lib
+        out = c_void_p()
+        rc = lib.aloop_server_wait_closed(self._handle, byref(out))
+        if rc < 0:
+            if self._freed:
+                return
+            raise make_error(rc, _b.last_error(lib))
+        await loop._await_core_future(out.value, None)
+
+    async def __aenter__(self) -> "Server":
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        self.close()
+        await self.wait_closed()
+
+
+def _c_addr(family: int, addr: Any) -> Tuple[Optional[bytes], int]:
+    """A Python address -> (host, port) for the library."""
+    if addr is None:
+        return None, 0
+    if family == socket.AF_UNIX or isinstance(addr, (str, bytes)) and not isinstance(addr, tuple):
+        p = os.fsencode(addr)
+        if p.startswith(b"\0"):
+            return b"@" + p[1:], 0
+        if p.startswith(b"@"):
+            return b"./" + p, 0
+        return p, 0
+    host, port = addr[0], addr[1]
+    return (host.encode("idna") if isinstance(host, str) else host), int(port)
+
+
+def _py_addr(family: int, host: Optional[bytes], port: int) -> Any:
+    """(host, port) from the library -> the Python address of this family."""
+    h = (host or b"").decode("utf-8", "surrogateescape")
+    if family == socket.AF_UNIX:
+        if not h:
+            return None
+        if h.startswith("@"):
+            return "\0" + h[1:]
+        return h
+    if family == socket.AF_INET6:
+        return (h, port, 0, 0)
+    return (h, port)
+
+
+class DatagramTransport(asyncio.DatagramTransport, asyncio.Transport):
+    """A datagram endpoint (asyncio.DatagramTransport) driven by libasyncloop."""
+
+    max_size = 256 * 1024
+
+    def __init__(self, loop: "EventLoop", factory: Any, family: int,
+                 address: Any = None) -> None:
+        super().__init__(None)
+        self._loop = loop
+        self._protocol: Any = None
+        self._factory = factory
+        self._family = family
+        self._address = address
+        self._handle: Optional[int] = None
+        self._key: Optional[int] = None
+        self._closing = False
+        self._closed = False
+        self._conn_lost = 0
+        self._sock: Optional[socket.socket] = None
+        self._factory_exc: Optional[BaseException] = None
+        self._lost_exc: Optional[BaseException] = None
+
+    def __repr__(self) -> str:
+        state = " closed" if self._closed else (" closing" if self._closing else "")
+        return f"<{self.__class__.__name__}{state}>"
+
+    # -- library callbacks -------------------------------------------------------
+
+    def _on_connection_made(self, handle: int) -> None:
+        self._handle = handle
+        loop = self._loop
+        loop._transports[handle] = self  # type: ignore[assignment]
+        sock = _borrowed_socket(loop._lib.aloop_datagram_get_fd(handle))
+        if sock is not None:
+            self._sock = sock
+            self._family = sock.family
+            extra = self._extra
+            extra["socket"] = trsock.TransportSocket(sock)
+            try:
+                extra["sockname"] = sock.getsockname()
+            except OSError:
+                extra["sockname"] = None
+            try:
+                extra["peername"] = sock.getpeername()
+            except OSError:
+                extra["peername"] = None
+        try:
+            self._protocol = self._factory()
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:  # noqa: BLE001
+            self._factory_exc = exc
+            self._closing = True
+            loop._lib.aloop_datagram_abort(handle)
+            return
+        self._factory = None
+        try:
+            self._protocol.connection_made(self)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:  # noqa: BLE001
+            self._fatal_error(exc, "Fatal error: protocol.connection_made() call failed.")
+
+    def _on_datagram(self, data: bytes, host: Optional[bytes], port: int) -> None:
+        try:
+            self._protocol.datagram_received(data, _py_addr(self._family, host, port))
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:  # noqa: BLE001
+            self._fatal_error(exc, "Fatal error: protocol.datagram_received() call failed.")
+
+    def _on_error_received(self, error: int) -> None:
+        try:
+            self._protocol.error_received(make_error(error))
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:  # noqa: BLE001
+            self._fatal_error(exc, "Fatal error: protocol.error_received() call failed.")
+
+    def _on_connection_lost(self, error: int) -> None:
+        loop = self._loop
+        self._closing = True
+        self._closed = True
+        sock = self._sock
+        if sock is not None:
+            self._sock = None
+            try:
+                sock.detach()
+            except OSError:
+                pass
+        if self._handle is not None:
+            loop._transports.pop(self._handle, None)
+        self._handle = None
+        exc = self._lost_exc
+        if exc is None and error:
+            exc = make_error(error)
+        self._lost_exc = None
+        protocol = self._protocol
+        if protocol is None:
+            return
+        try:
+            protocol.connection_lost(exc)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as e:  # noqa: BLE001
+            loop.call_exception_handler({
+                "message": "Exception in callback protocol.connection_lost()",
+                "exception": e, "transport": self, "protocol": protocol,
+            })
+
+    def _kill(self) -> None:
+        """Loop close: abort without calling the protocol."""
+        self._closing = self._closed = True
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            try:
+                sock.detach()
+            except OSError:
+                pass
+        if self._handle is not None:
+            self._loop._lib.aloop_datagram_abort(self._handle)
+            self._handle = None
+
+    def _on_pause_writing(self) -> None:
+        Transport._on_pause_writing(self)  # type: ignore[arg-type]
+
+    def _on_resume_writing(self) -> None:
+        Transport._on_resume_writing(self)  # type: ignore[arg-type]
+
+    def _fatal_error(self, exc: BaseException, message: str = "Fatal error on transport") -> None:
+        if not isinstance(exc, OSError):
+            self._loop.call_exception_handler({
+                "message": message, "exception": exc,
+                "transport": self, "protocol": self._protocol,
+            })
+        if self._closed:
+            return
+        if self._lost_exc is None:
+            self._lost_exc = exc
+        self._closing = True
+        if self._handle is not None:
+            self._loop._lib.aloop_datagram_abort(self._handle)
+            self._loop._poll_skip = 0
+
+    # -- asyncio.DatagramTransport ---------------------------------------------
+
+    def sendto(self, data: Any, addr: Any = None) -> None:
+        if not isinstance(data, _BYTES_LIKE):
+            raise TypeError(
+                f"data argument must be a bytes-like object, not {type(data).__name__!r}")
+        if not data:
+            return
+        if self._address:
+            if addr not in (None, self._address):
+                raise ValueError(f"Invalid address: must be None or {self._address}")
+            addr = None
+        if self._closing:
+            if self._address:
+                if self._conn_lost >= _LOG_THRESHOLD_FOR_CONNLOST_WRITES:
+                    logger.warning("socket.send() raised exception.")
+                self._conn_lost += 1
+            return
+        if type(data) is not bytes:
+            data = bytes(data)
+        host, port = _c_addr(self._family, addr)
+        lib = self._loop._lib
+        rc = lib.aloop_datagram_sendto(self._handle, data, len(data), host, port)
+        if rc < 0:
+            if rc == _b.ALOOP_EINVAL:  # type: ignore[attr-defined]
+                raise ValueError(f"Invalid address: {addr!r}")
+            if rc in (_b.ALOOP_ECLOSED, _b.ALOOP_EBADF):  # type: ignore[attr-defined]
+                self._closing = True
+                return
+            self._protocol.error_received(make_error(rc, _b.last_error(lib)))
+
+    def abort(self) -> None:
+        if self._closed:
+            return
+        self._closing = True
+        if self._handle is not None:
+            self._loop._lib.aloop_datagram_abort(self._handle)
+            self._loop._poll_skip = 0
+
+    def close(self) -> None:
+        if self._closing:
+            return
+        self._closing = True
+        if self._handle is not None:
+            self._loop._lib.aloop_datagram_close(self._handle)
+            self._loop._poll_skip = 0
+
+    def is_closing(self) -> bool:
+        return self._closing
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        return self._protocol
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self._protocol = protocol
+
+    def get_write_buffer_size(self) -> int:
+        if self._handle is None or self._closed:
+            return 0
+        out = c_size_t()
+        if self._loop._lib.aloop_datagram_get_write_buffer_size(self._handle, byref(out)) < 0:
+            return 0
+        return out.value
+
+    def get_write_buffer_limits(self) -> Tuple[int, int]:
+        if self._handle is None or self._closed:
+            return (16 * 1024, 64 * 1024)
+        high, low = c_size_t(), c_size_t()
+        lib = self._loop._lib
+        rc = lib.aloop_datagram_get_write_buffer_limits(self._handle, byref(high), byref(low))
+        if rc < 0:
+            raise make_error(rc, _b.last_error(lib))
+        return (low.value, high.value)
+
+    def set_write_buffer_limits(self, high: Optional[int] = None, low: Optional[int] = None) -> None:
+        if high is None:
+            high = 64 * 1024 if low is None else 4 * low
+        if low is None:
+            low = high // 4
+        if not high >= low >= 0:
+            raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
+        if self._handle is None or self._closed:
+            return
+        lib = self._loop._lib
+        rc = lib.aloop_datagram_set_write_buffer_limits(self._handle, high, low)
+        if rc < 0:
+            raise make_error(rc, _b.last_error(lib))

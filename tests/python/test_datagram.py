@@ -1,0 +1,130 @@
+"""UDP and AF_UNIX datagram endpoints (both loops)."""
+
+import asyncio
+import os
+import socket
+import tempfile
+
+import pytest
+
+
+class Collector(asyncio.DatagramProtocol):
+    def __init__(self, loop, n=1):
+        self.got = []
+        self.errors = []
+        self.n = n
+        self.done = loop.create_future()
+        self.lost = loop.create_future()
+
+    def connection_made(self, tr):
+        self.tr = tr
+
+    def datagram_received(self, data, addr):
+        self.got.append((data, addr))
+        if len(self.got) >= self.n and not self.done.done():
+            self.done.set_result(None)
+
+    def error_received(self, exc):
+        self.errors.append(exc)
+
+    def connection_lost(self, exc):
+        if not self.lost.done():
+            self.lost.set_result(exc)
+
+
+class EchoDatagram(asyncio.DatagramProtocol):
+    def connection_made(self, tr):
+        self.tr = tr
+
+    def datagram_received(self, data, addr):
+        self.tr.sendto(data.upper(), addr)
+
+
+def test_udp_echo(loop):
+    async def main():
+        srv_tr, _ = await loop.create_datagram_endpoint(EchoDatagram, local_addr=("127.0.0.1", 0))
+        port = srv_tr.get_extra_info("sockname")[1]
+        tr, proto = await loop.create_datagram_endpoint(
+            lambda: Collector(loop, 3), remote_addr=("127.0.0.1", port))
+        assert tr.get_extra_info("peername") == ("127.0.0.1", port)
+        assert tr.get_extra_info("socket").type == socket.SOCK_DGRAM
+        for m in (b"a", b"bb", b"ccc"):
+            tr.sendto(m)
+        await asyncio.wait_for(proto.done, 10)
+        with pytest.raises(ValueError):
+            tr.sendto(b"x", ("127.0.0.1", port + 1))
+        tr.close()
+        exc = await asyncio.wait_for(proto.lost, 10)
+        srv_tr.close()
+        return sorted(d for d, _ in proto.got), {a for _, a in proto.got}, port, exc
+
+    got, addrs, port, exc = loop.run_until_complete(main())
+    assert got == [b"A", b"BB", b"CCC"]
+    assert addrs == {("127.0.0.1", port)}
+    assert exc is None
+
+
+def test_udp_unconnected_sendto(loop):
+    async def main():
+        a, pa = await loop.create_datagram_endpoint(lambda: Collector(loop), local_addr=("127.0.0.1", 0))
+        b, pb = await loop.create_datagram_endpoint(lambda: Collector(loop), local_addr=("127.0.0.1", 0))
+        b_addr = b.get_extra_info("sockname")
+        a.sendto(b"hello", b_addr)
+        await asyncio.wait_for(pb.done, 10)
+        a.close()
+        b.close()
+        return pb.got[0], a.get_extra_info("sockname")
+
+    (data, addr), a_addr = loop.run_until_complete(main())
+    assert data == b"hello" and addr == a_addr
+
+
+def test_udp_error_received_on_refused(loop):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+
+    async def main():
+        tr, proto = await loop.create_datagram_endpoint(
+            lambda: Collector(loop), remote_addr=("127.0.0.1", port))
+        for _ in range(50):
+            tr.sendto(b"ping")
+            await asyncio.sleep(0.01)
+            if proto.errors:
+                break
+        tr.close()
+        return proto.errors
+
+    errors = loop.run_until_complete(main())
+    assert errors and isinstance(errors[0], ConnectionRefusedError)
+
+
+def test_unix_datagram(loop):
+    with tempfile.TemporaryDirectory() as d:
+        spath = os.path.join(d, "srv")
+        cpath = os.path.join(d, "cli")
+
+        async def main():
+            srv, _ = await loop.create_datagram_endpoint(
+                EchoDatagram, local_addr=spath, family=socket.AF_UNIX)
+            cli, proto = await loop.create_datagram_endpoint(
+                lambda: Collector(loop), local_addr=cpath, remote_addr=spath, family=socket.AF_UNIX)
+            cli.sendto(b"unix dgram")
+            await asyncio.wait_for(proto.done, 10)
+            cli.close()
+            srv.close()
+            return proto.got
+
+        assert loop.run_until_complete(main()) == [(b"UNIX DGRAM", spath)]
+
+
+def test_datagram_argument_errors(loop):
+    async def main():
+        with pytest.raises(ValueError):
+            await loop.create_datagram_endpoint(asyncio.DatagramProtocol)
+        with pytest.raises(TypeError):
+            await loop.create_datagram_endpoint(
+                asyncio.DatagramProtocol, local_addr=("127.0.0.1", 0), reuse_address=True)
+
+    loop.run_until_complete(main())

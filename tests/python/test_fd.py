@@ -1,0 +1,92 @@
+"""add_reader/add_writer and the sock_* functions (both loops)."""
+
+import asyncio
+import socket
+
+import pytest
+
+
+def test_add_reader_writer(loop):
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    b.setblocking(False)
+    got = []
+
+    def on_readable():
+        data = a.recv(100)
+        got.append(data)
+        if b"".join(got) == b"hello world":
+            loop.remove_reader(a)
+            loop.stop()
+
+    def on_writable():
+        b.send(b"hello world")
+        assert loop.remove_writer(b.fileno())
+
+    loop.add_reader(a.fileno(), on_readable)
+    loop.add_writer(b, on_writable)
+    loop.call_later(10, loop.stop)
+    loop.run_forever()
+    assert b"".join(got) == b"hello world"
+    assert not loop.remove_reader(a.fileno())
+    a.close()
+    b.close()
+
+
+def test_add_reader_replaces(loop):
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    seen = []
+
+    def first():
+        seen.append("first")
+
+    def second():
+        seen.append("second")
+        a.recv(10)
+        loop.remove_reader(a)
+        loop.stop()
+
+    loop.add_reader(a, first)
+    loop.add_reader(a, second)
+    b.send(b"x")
+    loop.run_forever()
+    assert seen == ["second"]
+    a.close()
+    b.close()
+
+
+def test_sock_functions(loop):
+    async def main():
+        lsock = socket.socket()
+        lsock.bind(("127.0.0.1", 0))
+        lsock.listen()
+        lsock.setblocking(False)
+        csock = socket.socket()
+        csock.setblocking(False)
+        accept = asyncio.ensure_future(loop.sock_accept(lsock))
+        await loop.sock_connect(csock, lsock.getsockname())
+        ssock, _ = await accept
+        ssock.setblocking(False)
+        payload = b"x" * 500000
+        send = asyncio.ensure_future(loop.sock_sendall(csock, payload))
+        got = bytearray()
+        while len(got) < len(payload):
+            got += await loop.sock_recv(ssock, 65536)
+        await send
+        buf = bytearray(10)
+        await loop.sock_sendall(ssock, b"pong")
+        n = await loop.sock_recv_into(csock, buf)
+        for s in (lsock, csock, ssock):
+            s.close()
+        return bytes(got) == payload, bytes(buf[:n])
+
+    assert loop.run_until_complete(main()) == (True, b"pong")
+
+
+def test_getaddrinfo(loop):
+    async def main():
+        return await loop.getaddrinfo("127.0.0.1", 80, type=socket.SOCK_STREAM)
+
+    res = loop.run_until_complete(main())
+    assert res[0][4] == ("127.0.0.1", 80)
