@@ -661,11 +661,18 @@ func (pp *subprocessPipeProto) DataReceived(_ *Transport, data []byte) {
 
 func (pp *subprocessPipeProto) EOFReceived(*Transport) bool { return false }
 
-func (pp *subprocessPipeProto) ConnectionLost(_ *Transport, err error) {
-	if pp.fd == 0 && Errno(err) == unix.ECONNRESET {
-		// The child closed its stdin with data unread: for a pipe the
-		// writer only sees the reader go away.
-		err = nil
+func (pp *subprocessPipeProto) ConnectionLost(t *Transport, err error) {
+	if pp.fd == 0 {
+		if en := Errno(err); en == unix.ECONNRESET || en == unix.EPIPE {
+			// The child closed its stdin (a socket): report it as asyncio
+			// reports a pipe whose reader went away: a broken pipe if data
+			// was still waiting to be written, else a clean close.
+			if t.DroppedBytes() > 0 {
+				err = &OpError{Op: "write", Err: unix.EPIPE}
+			} else {
+				err = nil
+			}
+		}
 	}
 	pp.p.pipeLost(pp.fd, err)
 }

@@ -570,3 +570,26 @@ func TestLookPath(t *testing.T) {
 		t.Fatalf("path with a slash changed: %q", p)
 	}
 }
+
+// A child that exits without reading its stdin while data is still buffered
+// breaks the pipe: pipe_connection_lost(0) gets EPIPE, as asyncio reports
+// BrokenPipeError; with nothing left to write it is a clean close.
+func TestSubprocessStdinBrokenPipe(t *testing.T) {
+	h := newHarness(t)
+	r := newSpRec(h)
+	p := h.spawn([]string{"sh", "-c", "sleep 0.2"}, r, &SubprocessOptions{Stdout: Stdio{Mode: StdioDevNull}, Stderr: Stdio{Mode: StdioDevNull}})
+	if err := p.PipeTransport(0).Write(pattern(4<<20, 3)); err != nil {
+		t.Fatal(err)
+	}
+	h.waitLost(r)
+	if err := r.pipeLost[0]; Errno(err) != unix.EPIPE {
+		t.Fatalf("pipe_connection_lost(0, %v), want EPIPE", err)
+	}
+
+	r2 := newSpRec(h)
+	h.spawn([]string{"true"}, r2, &SubprocessOptions{Stdout: Stdio{Mode: StdioDevNull}, Stderr: Stdio{Mode: StdioDevNull}})
+	h.waitLost(r2)
+	if err, ok := r2.pipeLost[0]; !ok || err != nil {
+		t.Fatalf("stdin of a child that read nothing: pipe_connection_lost(0, %v) (reported %v), want nil", err, ok)
+	}
+}

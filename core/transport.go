@@ -72,6 +72,7 @@ type Transport struct {
 	readEOF       bool
 	lostScheduled bool
 	lost          bool
+	dropped       int // buffered bytes discarded by forceClose
 
 	pipe      pipeMode // a pipe transport (pipe.go) when not pipeNone
 	pipeWatch bool     // write pipe: watch for the reader going away
@@ -513,11 +514,16 @@ func (t *Transport) forceClose(err error) {
 		return
 	}
 	t.closing = true
+	t.dropped += t.wsize
 	t.wq, t.wqHead, t.wsize = nil, 0, 0
 	t.e.reader, t.e.writer = nil, nil
 	t.loop.update(t.e)
 	t.scheduleLost(err)
 }
+
+// DroppedBytes is the number of buffered bytes a forced close (abort or a
+// connection error) discarded unsent.
+func (t *Transport) DroppedBytes() int { return t.dropped }
 
 func (t *Transport) scheduleLost(err error) {
 	if t.lostScheduled {
