@@ -37,7 +37,10 @@
  *    timers, future done-callbacks, protocol callbacks, reader/writer
  *    callbacks, the exception handler) runs on that thread, inside that call,
  *    never concurrently, and never from inside the function that registered
- *    it.
+ *    it. As in asyncio, a transport's pause_writing / resume_writing may run
+ *    inside aloop_transport_write(), _writev() and
+ *    _set_write_buffer_limits(), and a datagram protocol's error_received
+ *    inside aloop_datagram_sendto().
  *  - Functions marked THREAD-SAFE may be called from any thread at any time:
  *    aloop_call_soon_threadsafe, aloop_loop_stop, aloop_loop_wakeup, and the
  *    version / error-string functions. Every other function that takes a loop
