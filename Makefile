@@ -1,0 +1,63 @@
+# asyncloop, for people. The real build is CMake (see CMakeLists.txt).
+#
+#   make demo    install what is missing, build, run the echo demo
+#   make test    install what is missing, build, run every test suite
+#   make build   configure and build into build/
+#   make deps    install only the missing tools (apt-get / pip)
+#   make clean   remove build/
+
+SHELL := /bin/bash
+BUILD_DIR ?= build
+CTEST_JOBS ?= 2
+
+.PHONY: all build test demo deps clean help
+
+all: build
+
+help:
+	@sed -n '3,8p' Makefile
+
+build:
+	cmake -S . -B $(BUILD_DIR) -G Ninja
+	cmake --build $(BUILD_DIR)
+
+test: deps build
+	ctest --test-dir $(BUILD_DIR) --output-on-failure -j$(CTEST_JOBS)
+
+demo: deps build
+	BUILD_DIR=$(abspath $(BUILD_DIR)) bash examples/demo.sh
+
+# Checks each tool and installs only what is missing (Debian package names).
+# A fresh CI machine already has Go, Python 3 with pytest, Node, gcc, cmake
+# and ninja, so normally this only runs `go mod download`.
+deps:
+	@set -e; \
+	missing=""; \
+	need() { command -v "$$1" >/dev/null 2>&1 || missing="$$missing $$2"; }; \
+	need go golang-go; \
+	need cmake cmake; \
+	need ninja ninja-build; \
+	need gcc "gcc libc6-dev"; \
+	need nm binutils; \
+	need node nodejs; \
+	need python3 python3; \
+	if command -v node >/dev/null 2>&1 && \
+	   [ ! -f /usr/include/node/node_api.h ] && [ ! -f /usr/local/include/node/node_api.h ] && \
+	   [ -z "$${NODE_API_INCLUDE_DIR:-}" ]; then missing="$$missing libnode-dev"; fi; \
+	sudo=""; [ "$$(id -u)" = 0 ] || sudo="sudo"; \
+	if [ -n "$$missing" ]; then \
+	  echo "deps: installing:$$missing"; \
+	  $$sudo apt-get update -qq; \
+	  DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $$missing; \
+	fi; \
+	if ! python3 -m pytest --version >/dev/null 2>&1; then \
+	  echo "deps: installing pytest"; \
+	  python3 -m pip install -q pytest || { \
+	    $$sudo apt-get update -qq; \
+	    DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq python3-pytest; }; \
+	fi; \
+	go mod download; \
+	echo "deps: ok ($$(go version | cut -d' ' -f3), cmake $$(cmake --version | head -1 | cut -d' ' -f3), node $$(node --version), $$(python3 --version))"
+
+clean:
+	rm -rf $(BUILD_DIR)
