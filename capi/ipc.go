@@ -35,6 +35,8 @@ static inline int al_dg_opt(const aloop_datagram_options_t *o, int i, int dflt) 
   case 0: return AL_HAS_FIELD(o, aloop_datagram_options_t, family) ? o->family : dflt;
   case 1: return AL_HAS_FIELD(o, aloop_datagram_options_t, reuse_port) ? o->reuse_port : dflt;
   case 2: return AL_HAS_FIELD(o, aloop_datagram_options_t, allow_broadcast) ? o->allow_broadcast : dflt;
+  case 3: return AL_HAS_FIELD(o, aloop_datagram_options_t, has_sock) ? o->has_sock : dflt;
+  case 4: return AL_HAS_FIELD(o, aloop_datagram_options_t, sock) ? o->sock : dflt;
   }
   return dflt;
 }
@@ -432,6 +434,12 @@ func aloop_create_datagram_endpoint(loop C.uintptr_t, localHost *C.char, localPo
 		Family:         family,
 		ReusePort:      C.al_dg_opt(opts, 1, 0) > 0,
 		AllowBroadcast: C.al_dg_opt(opts, 2, 0) > 0,
+		HasSock:        C.al_dg_opt(opts, 3, 0) != 0,
+		Sock:           int(C.al_dg_opt(opts, 4, -1)),
+	}
+	if do.HasSock && (localHost != nil || remoteHost != nil) {
+		o.release()
+		return fail(C.ALOOP_EINVAL, "local_host and remote_host must be NULL with has_sock")
 	}
 	if localHost != nil {
 		do.Local = &core.DatagramAddr{Host: C.GoString(localHost), Port: int(localPort)}

@@ -54,6 +54,12 @@ type DatagramOptions struct {
 	Local, Remote  *DatagramAddr
 	ReusePort      bool // SO_REUSEPORT
 	AllowBroadcast bool // SO_BROADCAST
+	// HasSock: use Sock, an existing datagram socket (asyncio's sock=),
+	// instead of creating one; Family, Local, Remote, ReusePort and
+	// AllowBroadcast must be unset. A connected socket's peer becomes the
+	// remote address. The transport owns Sock once the call succeeds.
+	HasSock bool
+	Sock    int
 }
 
 type dgram struct {
@@ -113,6 +119,9 @@ func (l *Loop) CreateDatagramEndpoint(proto DatagramProtocol, o *DatagramOptions
 		return nil, ErrInvalid
 	}
 	opts := *o
+	if opts.HasSock {
+		return l.adoptDatagram(proto, &opts)
+	}
 	switch opts.Family {
 	case 0, unix.AF_INET, unix.AF_INET6, unix.AF_UNIX:
 	default:
@@ -298,6 +307,29 @@ func (l *Loop) createUnixDatagram(proto DatagramProtocol, o *DatagramOptions) (*
 		removeStaleSocket(o.Local.Host)
 	}
 	l.datagramSetup(fut, proto, o, [][2]unix.Sockaddr{{local, remote}})
+	return fut, nil
+}
+
+// adoptDatagram wraps the caller's datagram socket (asyncio's sock=).
+func (l *Loop) adoptDatagram(proto DatagramProtocol, o *DatagramOptions) (*Future, error) {
+	if o.Family != 0 || o.Local != nil || o.Remote != nil || o.ReusePort || o.AllowBroadcast {
+		return nil, &OpError{Op: "create_datagram_endpoint", Addr: "family, addresses and socket options must not be given with a socket", Err: ErrInvalid}
+	}
+	if err := l.adoptSock(o.Sock, unix.SOCK_DGRAM); err != nil {
+		return nil, err
+	}
+	fam, err := unix.GetsockoptInt(o.Sock, unix.SOL_SOCKET, unix.SO_DOMAIN)
+	if err != nil {
+		return nil, &OpError{Op: "sock", Err: err}
+	}
+	var remote unix.Sockaddr
+	if sa, err := unix.Getpeername(o.Sock); err == nil && sa != nil {
+		if u, ok := sa.(*unix.SockaddrUnix); !ok || u.Name != "" {
+			remote = sa
+		}
+	}
+	fut := l.NewFuture()
+	l.startDatagram(fut, proto, o.Sock, fam, remote, remote != nil)
 	return fut, nil
 }
 

@@ -45,8 +45,9 @@
  *    aloop_call_soon_threadsafe, aloop_loop_stop, aloop_loop_wakeup, and the
  *    version / error-string functions. Every other function that takes a loop
  *    or an object of a loop must be called from the thread that runs (or
- *    will run) that loop; in debug mode a call from another thread fails with
- *    ALOOP_ENOTLOOPTHREAD.
+ *    will run) that loop; in debug mode a call from another thread while the
+ *    loop runs fails with ALOOP_ENOTLOOPTHREAD (as asyncio, the check is made
+ *    only while the loop runs).
  *  - Socket I/O runs on the loop thread itself (an epoll reactor); the
  *    library's own threads never call into the host.
  *  - Embedding in a host that has its own event loop: watch
@@ -332,6 +333,18 @@ typedef struct aloop_datagram_options_s {
   int reuse_port;      /* > 0: SO_REUSEPORT */
   int allow_broadcast; /* > 0: SO_BROADCAST; a remote address is then only
                           the default destination (not connected) */
+  /* Appended (asyncio's sock=); read only when `size` covers them: */
+  int has_sock; /* nonzero: use `sock`, an existing datagram socket (bound
+                   and/or connected as the caller left it), instead of
+                   creating one: local_host and remote_host must be NULL and
+                   family, reuse_port and allow_broadcast 0 (else
+                   ALOOP_EINVAL); ALOOP_EINVAL for a socket that is not a
+                   datagram socket, ALOOP_EBUSY for an fd the loop uses. The
+                   socket is made non-blocking; when it is connected, its
+                   peer is the endpoint's remote address. The endpoint owns
+                   it once the call succeeds (it stays the caller's when the
+                   call fails). */
+  int sock;
 } aloop_datagram_options_t;
 
 /* Options of aloop_create_unix_server (NULL = defaults). */
@@ -497,7 +510,8 @@ const char *aloop_strerror(int code);
 const char *aloop_err_name(int code);
 /* Copies a NUL-terminated detailed message about the calling thread's last
  * failed call into buf (truncated to buflen). Returns the full message
- * length (excluding NUL), 0 if there is none, or ALOOP_EINVAL. */
+ * length (excluding NUL), 0 if there is none, or ALOOP_EINVAL when buf is
+ * NULL or buflen is 0 (a truncated result tells the length to allocate). */
 int aloop_last_error(char *buf, size_t buflen);
 
 /* ------------------------------------------------------------------------ */
@@ -597,7 +611,9 @@ int aloop_handle_when(aloop_handle_t *handle, double *out_when);
  * value (set by the host), a transport, or a server; a failed future holds
  * an ALOOP_E* code and a message. */
 int aloop_future_new(aloop_loop_t *loop, aloop_future_t **out_future);
-/* Releases the caller's reference; done-callbacks already added still run. */
+/* Releases the caller's reference; done-callbacks already added still run,
+ * and the handle stays valid for them (it is passed to them) until the last
+ * one has run. Freeing twice returns ALOOP_EBADF. */
 int aloop_future_free(aloop_future_t *future);
 /* 1 if done, 0 if not, or error. */
 int aloop_future_done(aloop_future_t *future);
@@ -645,7 +661,8 @@ int aloop_loop_set_exception_handler(aloop_loop_t *loop, aloop_exception_cb cb,
 int aloop_loop_get_exception_handler(aloop_loop_t *loop,
                                      aloop_exception_cb *out_cb,
                                      void **out_userdata);
-/* Calls the current handler with a context built from message and error. */
+/* Calls the current handler with a context built from message (NULL: a
+ * generic message) and error (0: none). */
 int aloop_loop_call_exception_handler(aloop_loop_t *loop, const char *message,
                                       int error);
 /* The default handler: prints the context to stderr. */
@@ -671,7 +688,9 @@ int aloop_remove_writer(aloop_loop_t *loop, int fd);
 /* ------------------------------------------------------------------------ */
 
 /* Connects to host:port (asyncio's create_connection) with the given
- * protocol. The future resolves to the transport after connection_made has
+ * protocol. host NULL means the loopback addresses; every resolved address
+ * is tried (Happy Eyeballs); when several fail, the error message names every
+ * attempt and the code is the last attempt's. The future resolves to the transport after connection_made has
  * run, or fails with the connection error (then no protocol callback runs,
  * and free_cb runs). The future is returned in *out_future. */
 int aloop_create_connection(aloop_loop_t *loop, const char *host, int port,
@@ -706,7 +725,8 @@ int aloop_server_socket_count(aloop_server_t *server);
 /* The fd of listening socket `index`. */
 int aloop_server_socket_fd(aloop_server_t *server, int index);
 /* The address of listening socket `index`: numeric host into host (NUL
- * terminated, ALOOP_ENOSPACE if hostlen is too small) and its port. */
+ * terminated, ALOOP_ENOSPACE if hostlen is too small) and its port into
+ * *out_port. Either host or out_port may be NULL, not both (ALOOP_EINVAL). */
 int aloop_server_sockname(aloop_server_t *server, int index, char *host,
                           size_t hostlen, int *out_port);
 

@@ -541,22 +541,26 @@ def test_keyboard_interrupt_in_protocol_propagates(aloop):
         aloop.run_until_complete(main())
 
 
-def test_unsupported_arguments(aloop):
+def test_bad_arguments(loop):
     async def main():
-        with pytest.raises(NotImplementedError):
-            await aloop.create_connection(asyncio.Protocol, "127.0.0.1", 1, ssl=True)
-        with pytest.raises(NotImplementedError):
-            await aloop.create_server(asyncio.Protocol, "127.0.0.1", 0, ssl=object())
+        with pytest.raises(TypeError):
+            await loop.create_server(asyncio.Protocol, "127.0.0.1", 0, ssl=True)
         with pytest.raises(ValueError):
-            await aloop.create_connection(asyncio.Protocol)
+            await loop.create_connection(asyncio.Protocol, "127.0.0.1", 1,
+                                         server_hostname="x")
         with pytest.raises(ValueError):
-            await aloop.create_connection(asyncio.Protocol, "127.0.0.1", 1, sock=socket.socket())
-        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            await loop.create_connection(asyncio.Protocol, "127.0.0.1", 1,
+                                         ssl_handshake_timeout=1.0)
+        with socket.socket() as s, pytest.raises(ValueError):
+            await loop.create_connection(asyncio.Protocol, sock=s, ssl=True)
         with pytest.raises(ValueError):
-            await aloop.create_connection(asyncio.Protocol, sock=udp)
-        udp.close()
+            await loop.create_connection(asyncio.Protocol)
+        with socket.socket() as s, pytest.raises(ValueError):
+            await loop.create_connection(asyncio.Protocol, "127.0.0.1", 1, sock=s)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp, pytest.raises(ValueError):
+            await loop.create_connection(asyncio.Protocol, sock=udp)
 
-    aloop.run_until_complete(main())
+    loop.run_until_complete(main())
 
 
 def test_many_connections(loop):
@@ -581,17 +585,25 @@ def test_many_connections(loop):
     assert all(loop.run_until_complete(main()))
 
 
-def test_close_loop_with_open_transports(aloop):
+def test_close_loop_with_open_transports(loop):
     async def main():
-        server = await aloop.create_server(asyncio.Protocol, "127.0.0.1", 0)
-        tr, _ = await aloop.create_connection(asyncio.Protocol, "127.0.0.1", _port(server))
+        server = await loop.create_server(asyncio.Protocol, "127.0.0.1", 0)
+        tr, _ = await loop.create_connection(asyncio.Protocol, "127.0.0.1", _port(server))
         return server, tr
 
-    server, tr = aloop.run_until_complete(main())
-    aloop.close()  # must not hang nor crash
-    assert aloop.is_closed()
-    assert tr.is_closing()
-    assert not server.is_serving()
+    server, tr = loop.run_until_complete(main())
+    sock = tr.get_extra_info("socket")
+    loop.close()  # must not hang nor crash
+    assert loop.is_closed()
+    # As asyncio: the transport is not marked closing; it just stops working.
+    assert not tr.is_closing()
+    assert "closed" not in repr(tr)
+    if isinstance(loop, asyncloop.EventLoop):
+        assert not server.is_serving()  # the library's server is gone
+        assert sock.fileno() == -1  # and the connection's socket closed
+    else:
+        tr._sock.close()  # asyncio leaves it to the GC
+        server.close()
 
 
 def test_sync_client_thread_against_server(loop):

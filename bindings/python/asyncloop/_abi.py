@@ -195,6 +195,8 @@ aloop_datagram_options_t._fields_ = [
     ('family', c_int),
     ('reuse_port', c_int),
     ('allow_broadcast', c_int),
+    ('has_sock', c_int),
+    ('sock', c_int),
 ]
 aloop_unix_server_options_t._fields_ = [
     ('size', c_size_t),

@@ -25,15 +25,20 @@ import sys
 import threading
 import time
 import weakref
-from asyncio import coroutines, events, selector_events
+from asyncio import coroutines, events, selector_events, sslproto
 from ctypes import byref, c_char_p, c_size_t, c_void_p, sizeof
 from typing import Any, Callable, Dict, List, Optional
+
+try:
+    import ssl as _ssl
+except ImportError:  # pragma: no cover - Python built without ssl
+    _ssl = None  # type: ignore[assignment]
 
 from . import _bindings as _b
 from . import _errors as asyncloop_errors
 from . import _trampolines as _t
 from ._errors import make_error
-from ._subprocess import SubprocessTransport
+from ._subprocess import SubprocessStdin, SubprocessTransport, _StdinProtocol
 from ._transports import DatagramTransport, Server, Transport
 
 __all__ = ["EventLoop", "EventLoopPolicy", "new_event_loop", "install", "run"]
@@ -48,6 +53,15 @@ _POLL_INTERVAL = 0.001
 
 def _sighandler_noop(signum: int, frame: Any) -> None:
     """Dummy handler: Python writes the signal number to the wakeup fd."""
+
+
+class _Value:
+    """A result read by a reader of _await_core_future."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
 
 
 class _CoreSelector:
@@ -329,10 +343,7 @@ class EventLoop(asyncio.BaseEventLoop):
             lib.aloop_future_free(fut_h)
         self._core_futures.clear()
         for srv in list(self._servers.values()):
-            srv._closed = True
-            srv._freed = True
-            srv._drop_sockets()
-            lib.aloop_server_free(srv._handle)
+            srv._kill()
         self._servers.clear()
         for tr in list(self._transports.values()):
             tr._kill()
@@ -494,7 +505,10 @@ class EventLoop(asyncio.BaseEventLoop):
         def done(fh: int) -> None:
             self._core_futures.pop(fh, None)
             out: Any = c_void_p()
-            if kind == "size":
+            if callable(kind):
+                rc, value = kind(fh)
+                out = _Value(value)
+            elif kind == "size":
                 out = c_size_t()
                 rc = lib.aloop_future_result_size(fh, byref(out))
             elif kind == "transport":
@@ -511,7 +525,8 @@ class EventLoop(asyncio.BaseEventLoop):
             state["freed"] = True
             lib.aloop_future_free(fh)
             if waiter.done():
-                if rc == 0 and on_orphan is not None and kind != "size" and out.value:
+                if (rc == 0 and on_orphan is not None and isinstance(kind, str)
+                        and kind != "size" and out.value):
                     on_orphan(out.value)
                 return
             if rc == 0:
@@ -537,18 +552,42 @@ class EventLoop(asyncio.BaseEventLoop):
     # -- streams: TCP, Unix sockets, accepted sockets, pipes ------------------------
 
     async def _open_stream(self, protocol_factory: Callable[[], asyncio.BaseProtocol],
-                           start: Callable[[int, Any], int],
+                           start: Callable[[int, Any, Any], int],
                            extra: Optional[Dict[str, Any]] = None,
-                           pipe: Any = None, owned_sock: Any = None) -> tuple:
-        """Creates a Transport whose C side start(key, byref(out_future))
-        creates; waits for its future; returns (transport, protocol).
+                           pipe: Any = None, owned_sock: Any = None,
+                           ssl: Any = None, server_side: bool = False,
+                           server_hostname: Optional[str] = None,
+                           ssl_handshake_timeout: Optional[float] = None,
+                           ssl_shutdown_timeout: Optional[float] = None) -> tuple:
+        """Creates a Transport whose C side start(key, protocol_ref,
+        byref(out_future)) creates; waits for its future; returns
+        (transport, protocol).
 
         pipe / owned_sock: the Python object of an fd whose duplicate the
         library got; the transport keeps it and closes it when the
-        connection is lost (asyncio's ownership)."""
+        connection is lost (asyncio's ownership).
+
+        ssl (an ssl.SSLContext, or True for a default one): as asyncio's
+        _make_ssl_transport, the transport's protocol is asyncio's
+        sslproto.SSLProtocol wrapping the user's protocol (TLS by Python's
+        ssl module over the library's transport); this returns once the
+        handshake is done, with the SSL transport."""
         self._check_closed()
         lib = self._lib
-        tr = Transport(self, None, factory=protocol_factory)
+        waiter = None
+        if ssl:
+            app_protocol = protocol_factory()
+            waiter = self.create_future()
+            ssl_protocol = sslproto.SSLProtocol(
+                self, app_protocol, None if isinstance(ssl, bool) else ssl, waiter,
+                server_side, server_hostname,
+                ssl_handshake_timeout=ssl_handshake_timeout,
+                ssl_shutdown_timeout=ssl_shutdown_timeout)
+            tr = Transport(self, ssl_protocol)
+            ref = _t.BUFFERED_PROTOCOL_REF
+        else:
+            tr = Transport(self, None, factory=protocol_factory)
+            ref = _t.PROTOCOL_REF
         if extra:
             tr._extra.update(extra)
         tr._pipe = pipe
@@ -557,8 +596,9 @@ class EventLoop(asyncio.BaseEventLoop):
         key = _t.register(tr)
         tr._key = key
         out = c_void_p()
-        rc = start(key, byref(out))
+        rc = start(key, ref, byref(out))
         if rc < 0:
+            _t.objects.pop(key, None)
             raise make_error(rc, _b.last_error(lib))
         try:
             await self._await_core_future(
@@ -569,7 +609,14 @@ class EventLoop(asyncio.BaseEventLoop):
         if tr._factory_exc is not None:
             exc, tr._factory_exc = tr._factory_exc, None
             raise exc
-        return tr, tr._protocol
+        if waiter is None:
+            return tr, tr._protocol
+        try:
+            await waiter
+        except BaseException:
+            tr.close()
+            raise
+        return ssl_protocol._app_transport, app_protocol
 
     async def create_connection(
             self, protocol_factory: Callable[[], asyncio.BaseProtocol],
@@ -582,19 +629,25 @@ class EventLoop(asyncio.BaseEventLoop):
         """Connects a TCP stream to host:port (or wraps a connected socket
         given as sock=); returns (transport, protocol).
 
-        Supported: host, port, family, flags, local_addr, sock (its ownership
-        passes to the transport: the socket object is detached),
-        happy_eyeballs_delay, interleave.  ssl raises NotImplementedError for
-        now.
+        Supported: host, port, family, flags, local_addr, sock (the
+        transport owns it from then on), happy_eyeballs_delay, interleave,
+        all_errors (single errors are raised as they are), and ssl (an
+        ssl.SSLContext or True) with server_hostname, ssl_handshake_timeout
+        and ssl_shutdown_timeout: TLS by Python's ssl module through
+        asyncio's SSLProtocol, as asyncio does.
         """
         if server_hostname is not None and not ssl:
             raise ValueError("server_hostname is only meaningful with ssl")
+        if server_hostname is None and ssl:
+            if not host:
+                raise ValueError("You must set server_hostname when using ssl without a host")
+            server_hostname = host
         if ssl_handshake_timeout is not None and not ssl:
             raise ValueError("ssl_handshake_timeout is only meaningful with ssl")
         if ssl_shutdown_timeout is not None and not ssl:
             raise ValueError("ssl_shutdown_timeout is only meaningful with ssl")
-        if ssl:
-            raise NotImplementedError("asyncloop: create_connection(ssl=...) is not supported yet")
+        if sock is not None:
+            _check_ssl_socket(sock)
         if happy_eyeballs_delay is not None and interleave is None:
             interleave = 1  # as asyncio
         opts = _b.aloop_connect_options_t()
@@ -623,17 +676,20 @@ class EventLoop(asyncio.BaseEventLoop):
         lib = self._lib
         handle = self._handle
 
-        def start(key: int, out: Any) -> int:
-            rc = lib.aloop_create_connection(handle, chost, cport, _t.PROTOCOL_REF, key,
+        def start(key: int, ref: Any, out: Any) -> int:
+            rc = lib.aloop_create_connection(handle, chost, cport, ref, key,
                                              _t.free_cb, byref(opts), out)
             if rc < 0 and sock is not None:
                 os.close(dup_fd)
             return rc
 
         try:
-            return await self._open_stream(protocol_factory, start, owned_sock=sock)
+            return await self._open_stream(
+                protocol_factory, start, owned_sock=sock, ssl=ssl,
+                server_hostname=server_hostname, ssl_handshake_timeout=ssl_handshake_timeout,
+                ssl_shutdown_timeout=ssl_shutdown_timeout)
         except OSError as exc:
-            if sock is not None:
+            if sock is not None or _is_ssl_error(exc):
                 raise
             raise _connect_error(exc, (host, port), local_addr) from None
 
@@ -642,16 +698,22 @@ class EventLoop(asyncio.BaseEventLoop):
             path: Any = None, *, ssl: Any = None, sock: Optional[socket.socket] = None,
             server_hostname: Any = None, ssl_handshake_timeout: Any = None,
             ssl_shutdown_timeout: Any = None) -> tuple:
-        """Connects to the Unix stream socket at path (or wraps sock)."""
+        """Connects to the Unix stream socket at path (or wraps sock); with
+        ssl (server_hostname required), TLS as create_connection."""
+        assert server_hostname is None or isinstance(server_hostname, str)
         if ssl:
-            raise NotImplementedError(
-                "asyncloop: create_unix_connection(ssl=...) is not supported yet")
-        if server_hostname is not None:
-            raise ValueError("server_hostname is only meaningful with ssl")
-        if ssl_handshake_timeout is not None:
-            raise ValueError("ssl_handshake_timeout is only meaningful with ssl")
-        if ssl_shutdown_timeout is not None:
-            raise ValueError("ssl_shutdown_timeout is only meaningful with ssl")
+            if server_hostname is None:
+                raise ValueError("you have to pass server_hostname when using ssl")
+        else:
+            if server_hostname is not None:
+                raise ValueError("server_hostname is only meaningful with ssl")
+            if ssl_handshake_timeout is not None:
+                raise ValueError("ssl_handshake_timeout is only meaningful with ssl")
+            if ssl_shutdown_timeout is not None:
+                raise ValueError("ssl_shutdown_timeout is only meaningful with ssl")
+        ssl_args = dict(ssl=ssl, server_hostname=server_hostname,
+                        ssl_handshake_timeout=ssl_handshake_timeout,
+                        ssl_shutdown_timeout=ssl_shutdown_timeout)
         if path is not None:
             if sock is not None:
                 raise ValueError("path and sock can not be specified at the same time")
@@ -659,44 +721,46 @@ class EventLoop(asyncio.BaseEventLoop):
             lib, handle = self._lib, self._handle
             return await self._open_stream(
                 protocol_factory,
-                lambda key, out: lib.aloop_create_unix_connection(
-                    handle, cpath, _t.PROTOCOL_REF, key, _t.free_cb, out))
+                lambda key, ref, out: lib.aloop_create_unix_connection(
+                    handle, cpath, ref, key, _t.free_cb, out), **ssl_args)
         if sock is None:
             raise ValueError("no path and sock were specified")
         if sock.family != socket.AF_UNIX or sock.type != socket.SOCK_STREAM:
             raise ValueError(f"A UNIX Domain Stream Socket was expected, got {sock!r}")
-        return await self._adopt_socket(protocol_factory, sock)
+        return await self._adopt_socket(protocol_factory, sock, **ssl_args)
 
     async def connect_accepted_socket(
             self, protocol_factory: Callable[[], asyncio.BaseProtocol],
             sock: socket.socket, *, ssl: Any = None, ssl_handshake_timeout: Any = None,
             ssl_shutdown_timeout: Any = None) -> tuple:
         """Wraps an accepted (connected) stream socket into a transport; the
-        transport owns it from then on (the socket object is detached)."""
-        if ssl:
-            raise NotImplementedError(
-                "asyncloop: connect_accepted_socket(ssl=...) is not supported yet")
-        if ssl_handshake_timeout is not None:
-            raise ValueError("ssl_handshake_timeout is only meaningful with ssl")
-        if ssl_shutdown_timeout is not None:
-            raise ValueError("ssl_shutdown_timeout is only meaningful with ssl")
+        transport owns it from then on.  With ssl, the server side of TLS
+        (as asyncio)."""
         if sock.type != socket.SOCK_STREAM:
             raise ValueError(f"A Stream Socket was expected, got {sock!r}")
-        return await self._adopt_socket(protocol_factory, sock)
+        if ssl_handshake_timeout is not None and not ssl:
+            raise ValueError("ssl_handshake_timeout is only meaningful with ssl")
+        if ssl_shutdown_timeout is not None and not ssl:
+            raise ValueError("ssl_shutdown_timeout is only meaningful with ssl")
+        _check_ssl_socket(sock)
+        return await self._adopt_socket(
+            protocol_factory, sock, ssl=ssl, server_side=True, server_hostname="",
+            ssl_handshake_timeout=ssl_handshake_timeout,
+            ssl_shutdown_timeout=ssl_shutdown_timeout)
 
     async def _adopt_socket(self, protocol_factory: Callable[[], asyncio.BaseProtocol],
-                            sock: socket.socket) -> tuple:
+                            sock: socket.socket, **ssl_args: Any) -> tuple:
         lib, handle = self._lib, self._handle
+        self._check_closed()
         fd = os.dup(sock.fileno())
 
-        def start(key: int, out: Any) -> int:
-            rc = lib.aloop_connect_accepted_socket(handle, fd, _t.PROTOCOL_REF, key,
-                                                   _t.free_cb, out)
+        def start(key: int, ref: Any, out: Any) -> int:
+            rc = lib.aloop_connect_accepted_socket(handle, fd, ref, key, _t.free_cb, out)
             if rc < 0:
                 os.close(fd)
             return rc
 
-        return await self._open_stream(protocol_factory, start, owned_sock=sock)
+        return await self._open_stream(protocol_factory, start, owned_sock=sock, **ssl_args)
 
     async def connect_read_pipe(self, protocol_factory: Callable[[], asyncio.BaseProtocol],
                                 pipe: Any) -> tuple:
@@ -718,8 +782,8 @@ class EventLoop(asyncio.BaseEventLoop):
         fd = os.dup(self._fileno(pipe))
         fn = lib.aloop_connect_read_pipe if read else lib.aloop_connect_write_pipe
 
-        def start(key: int, out: Any) -> int:
-            rc = fn(handle, fd, _t.PROTOCOL_REF, key, _t.free_cb, out)
+        def start(key: int, ref: Any, out: Any) -> int:
+            rc = fn(handle, fd, ref, key, _t.free_cb, out)
             if rc < 0:
                 os.close(fd)
             return rc
@@ -736,16 +800,17 @@ class EventLoop(asyncio.BaseEventLoop):
             start_serving: bool = True) -> Server:
         """Listens on host:port (host None or '' = all interfaces, a sequence
         of hosts = each of them; port 0 or None = any free port), or on a
-        bound socket given as sock= (the server owns it from then on).  ssl
-        raises NotImplementedError for now."""
+        bound socket given as sock= (the server owns it from then on).  With
+        ssl (an ssl.SSLContext), accepted connections do TLS with Python's
+        ssl module through asyncio's SSLProtocol, as asyncio does."""
         if isinstance(ssl, bool):
             raise TypeError("ssl argument must be an SSLContext or None")
         if ssl_handshake_timeout is not None and ssl is None:
             raise ValueError("ssl_handshake_timeout is only meaningful with ssl")
         if ssl_shutdown_timeout is not None and ssl is None:
             raise ValueError("ssl_shutdown_timeout is only meaningful with ssl")
-        if ssl is not None:
-            raise NotImplementedError("asyncloop: create_server(ssl=...) is not supported yet")
+        if sock is not None:
+            _check_ssl_socket(sock)
         self._check_closed()
         opts = _b.aloop_server_options_t()
         opts.size = sizeof(_b.aloop_server_options_t)
@@ -781,7 +846,9 @@ class EventLoop(asyncio.BaseEventLoop):
 
         try:
             return await self._open_server(protocol_factory, start, start_serving,
-                                           owned_sock=sock)
+                                           owned_sock=sock, ssl=ssl,
+                                           ssl_handshake_timeout=ssl_handshake_timeout,
+                                           ssl_shutdown_timeout=ssl_shutdown_timeout)
         except OSError as exc:
             if sock is not None:
                 raise
@@ -798,12 +865,12 @@ class EventLoop(asyncio.BaseEventLoop):
         Python 3.13)."""
         if isinstance(ssl, bool):
             raise TypeError("ssl argument must be an SSLContext or None")
-        if ssl is not None:
-            raise NotImplementedError("asyncloop: create_unix_server(ssl=...) is not supported yet")
-        if ssl_handshake_timeout is not None:
+        if ssl_handshake_timeout is not None and not ssl:
             raise ValueError("ssl_handshake_timeout is only meaningful with ssl")
-        if ssl_shutdown_timeout is not None:
+        if ssl_shutdown_timeout is not None and not ssl:
             raise ValueError("ssl_shutdown_timeout is only meaningful with ssl")
+        ssl_args = dict(ssl=ssl, ssl_handshake_timeout=ssl_handshake_timeout,
+                        ssl_shutdown_timeout=ssl_shutdown_timeout)
         if sock is not None:
             if path is not None:
                 raise ValueError("path and sock can not be specified at the same time")
@@ -811,7 +878,7 @@ class EventLoop(asyncio.BaseEventLoop):
                 raise ValueError(f"A UNIX Domain Stream Socket was expected, got {sock!r}")
             # A bound Unix socket: serve it through the generic sock= path.
             return await self.create_server(protocol_factory, sock=sock, backlog=backlog,
-                                            start_serving=start_serving)
+                                            start_serving=start_serving, **ssl_args)
         if path is None:
             raise ValueError("path was not specified, and no sock specified")
         self._check_closed()
@@ -827,7 +894,7 @@ class EventLoop(asyncio.BaseEventLoop):
                 protocol_factory,
                 lambda key, out: lib.aloop_create_unix_server(
                     handle, cpath, _t.connection_cb, key, _t.free_cb, byref(opts), out),
-                start_serving)
+                start_serving, **ssl_args)
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
                 raise _asyncio_style(exc, f"Address {path!r} is already in use.") from None
@@ -835,10 +902,13 @@ class EventLoop(asyncio.BaseEventLoop):
 
     async def _open_server(self, protocol_factory: Callable[[], asyncio.BaseProtocol],
                            start: Callable[[int, Any], int], start_serving: bool,
-                           owned_sock: Any = None) -> Server:
+                           owned_sock: Any = None, ssl: Any = None,
+                           ssl_handshake_timeout: Optional[float] = None,
+                           ssl_shutdown_timeout: Optional[float] = None) -> Server:
         lib = self._lib
-        srv = Server(self, protocol_factory)
-        srv._owned_sock = owned_sock
+        srv = Server(self, protocol_factory, ssl, ssl_handshake_timeout, ssl_shutdown_timeout)
+        if owned_sock is not None:
+            srv._sockets = [owned_sock]
         key = _t.register(srv)
         srv._key = key
         out = c_void_p()
@@ -889,12 +959,31 @@ class EventLoop(asyncio.BaseEventLoop):
             allow_broadcast: Optional[bool] = None, sock: Any = None) -> tuple:
         """A UDP (or AF_UNIX datagram) endpoint; returns (transport, protocol).
 
-        sock= raises NotImplementedError for now."""
-        if sock is not None:
-            raise NotImplementedError(
-                "asyncloop: create_datagram_endpoint(sock=...) is not supported yet")
+        local_addr is bound, remote_addr connected (names are resolved
+        without blocking the loop); or sock=, an existing datagram socket
+        that the transport owns from then on."""
         self._check_closed()
-        if family == socket.AF_UNIX:
+        opts = _b.aloop_datagram_options_t()
+        opts.size = sizeof(_b.aloop_datagram_options_t)
+        lhost = rhost = None
+        lport = rport = 0
+        dup_fd = -1
+        if sock is not None:
+            if sock.type != socket.SOCK_DGRAM:
+                raise ValueError(f"A UDP Socket was expected, got {sock!r}")
+            if (local_addr or remote_addr or family or proto or flags
+                    or reuse_port or allow_broadcast):
+                given = dict(local_addr=local_addr, remote_addr=remote_addr, family=family,
+                             proto=proto, flags=flags, reuse_port=reuse_port,
+                             allow_broadcast=allow_broadcast)
+                problems = ", ".join(f"{k}={v}" for k, v in given.items() if v)
+                raise ValueError(f"socket modifier keyword arguments can not be used "
+                                 f"when sock is specified. ({problems})")
+            sock.setblocking(False)
+            family = sock.family
+            opts.has_sock = 1
+            opts.sock = dup_fd = os.dup(sock.fileno())
+        elif family == socket.AF_UNIX:
             for addr in (local_addr, remote_addr):
                 if addr is not None and not isinstance(addr, (str, bytes, os.PathLike)):
                     raise TypeError("string is expected")
@@ -907,28 +996,29 @@ class EventLoop(asyncio.BaseEventLoop):
             for addr in (local_addr, remote_addr):
                 if addr is not None and not (isinstance(addr, tuple) and len(addr) >= 2):
                     raise TypeError("2-tuple is expected")
-            lhost = rhost = None
-            lport = rport = 0
             if local_addr is not None:
                 lhost = _encode_host(local_addr[0]) if local_addr[0] else b""
                 lport = int(local_addr[1] or 0)
             if remote_addr is not None:
                 rhost = _encode_host(remote_addr[0])
                 rport = int(remote_addr[1])
-        opts = _b.aloop_datagram_options_t()
-        opts.size = sizeof(_b.aloop_datagram_options_t)
-        opts.family = int(family)
-        opts.reuse_port = 1 if reuse_port else 0
-        opts.allow_broadcast = 1 if allow_broadcast else 0
+        if sock is None:
+            opts.family = int(family)
+            opts.reuse_port = 1 if reuse_port else 0
+            opts.allow_broadcast = 1 if allow_broadcast else 0
         lib = self._lib
         tr = DatagramTransport(self, protocol_factory, family, address=remote_addr)
         key = _t.register(tr)
         tr._key = key
+        if sock is not None:
+            tr._owned_sock = sock
         out = c_void_p()
         rc = lib.aloop_create_datagram_endpoint(
             self._handle, lhost, lport, rhost, rport, _t.DATAGRAM_PROTOCOL_REF, key,
             _t.free_cb, byref(opts), byref(out))
         if rc < 0:
+            if dup_fd >= 0:
+                os.close(dup_fd)
             raise make_error(rc, _b.last_error(lib))
         try:
             await self._await_core_future(
@@ -1011,9 +1101,21 @@ class EventLoop(asyncio.BaseEventLoop):
             opts.cwd = cwd_b
         protocol = protocol_factory()
         tr = SubprocessTransport(self, protocol)
+        lib = self._lib
+        stdin_r = -1
+        if opts.stdin_mode == _b.ALOOP_STDIO_PIPE:
+            # A real pipe, as asyncio on Linux (the library's own stdin pipe
+            # is a socket pair, which a child cannot open as /dev/stdin).
+            stdin_r, stdin_w = os.pipe2(os.O_CLOEXEC)
+            try:
+                stdin_tr = await self._connect_stdin(tr, stdin_w)
+            except BaseException:
+                os.close(stdin_r)
+                raise
+            tr._stdin = stdin_tr
+            opts.stdin_mode, opts.stdin_fd = _b.ALOOP_STDIO_FD, stdin_r
         key = _t.register(tr)
         tr._key = key
-        lib = self._lib
         out = c_void_p()
         # pass_fds: the child is forked inside the call; the fds are made
         # inheritable for its duration only.
@@ -1031,7 +1133,11 @@ class EventLoop(asyncio.BaseEventLoop):
         finally:
             for fd in made_inheritable:
                 os.set_inheritable(fd, False)
+            if stdin_r >= 0:
+                os.close(stdin_r)  # the child has its copy
         if rc < 0:
+            if tr._stdin is not None:
+                tr._stdin.abort()
             raise make_error(rc, _b.last_error(lib))
         try:
             await self._await_core_future(
@@ -1039,13 +1145,38 @@ class EventLoop(asyncio.BaseEventLoop):
         except asyncio.CancelledError:
             tr.close()
             raise
-        except OSError as exc:
-            if argv is not None and exc.errno is not None and not isinstance(
-                    exc, asyncloop_errors.Error):
+        except BaseException as exc:
+            if tr._stdin is not None:
+                tr._stdin.abort()
+            if (isinstance(exc, OSError) and argv is not None and exc.errno is not None
+                    and not isinstance(exc, asyncloop_errors.Error)):
                 raise _asyncio_style(
                     exc, f"{os.strerror(exc.errno)}: {os.fsdecode(argv[0])!r}") from None
             raise
         return tr, protocol
+
+    async def _connect_stdin(self, proc: SubprocessTransport, fd: int) -> SubprocessStdin:
+        """The write end of the child's stdin pipe as a library write-pipe
+        transport whose events go to proc (fd is closed on failure)."""
+        lib, handle = self._lib, self._handle
+        stdin = SubprocessStdin(self, _StdinProtocol(proc))
+        stdin._names_read = True
+        key = _t.register(stdin)
+        stdin._key = key
+        out = c_void_p()
+        rc = lib.aloop_connect_write_pipe(handle, fd, _t.PROTOCOL_REF, key, _t.free_cb,
+                                          byref(out))
+        if rc < 0:
+            _t.objects.pop(key, None)
+            os.close(fd)
+            raise make_error(rc, _b.last_error(lib))
+        try:
+            await self._await_core_future(
+                out.value, "transport", on_orphan=lambda h: lib.aloop_transport_abort(h))
+        except asyncio.CancelledError:
+            stdin.abort()
+            raise
+        return stdin
 
     # -- fd watchers ------------------------------------------------------------------
 
@@ -1137,6 +1268,15 @@ for _name in (
     if _fn is not None:
         setattr(EventLoop, _name, _fn)
 del _name, _fn
+
+
+def _check_ssl_socket(sock: Any) -> None:
+    if _ssl is not None and isinstance(sock, _ssl.SSLSocket):
+        raise TypeError("Socket cannot be of type SSLSocket")
+
+
+def _is_ssl_error(exc: BaseException) -> bool:
+    return _ssl is not None and isinstance(exc, (_ssl.SSLError, _ssl.CertificateError))
 
 
 def _asyncio_style(exc: OSError, message: str) -> OSError:

@@ -41,6 +41,7 @@ class SubprocessPipe(Transport):
         self._handle = None
 
     _sendfile_compatible = constants._SendfileMode.UNSUPPORTED  # type: ignore[assignment]
+    _start_tls_compatible = False  # type: ignore[assignment]
 
     def get_protocol(self) -> Any:
         return self._proc._protocol
@@ -49,8 +50,52 @@ class SubprocessPipe(Transport):
         raise NotImplementedError("the protocol of a subprocess pipe cannot be replaced")
 
 
+class SubprocessStdin(Transport):
+    """The child's stdin with stdin=PIPE: a real pipe (as asyncio on Linux,
+    so that a child can open /dev/stdin), written through the library's
+    write-pipe transport; its events go to the subprocess protocol."""
+
+    __slots__ = ("_proc_ref",)
+
+    _sendfile_compatible = constants._SendfileMode.UNSUPPORTED  # type: ignore[assignment]
+    _start_tls_compatible = False  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"<SubprocessStdin{' closed' if self._closed else ''}>"
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self._extra.get(name, default)
+
+    def set_protocol(self, protocol: Any) -> None:
+        raise NotImplementedError("the protocol of a subprocess pipe cannot be replaced")
+
+
+class _StdinProtocol(asyncio.Protocol):
+    """Forwards the events of the stdin pipe to the subprocess transport."""
+
+    def __init__(self, proc: "SubprocessTransport") -> None:
+        self._proc = proc
+
+    def connection_lost(self, exc: Optional[BaseException]) -> None:
+        self._proc._on_stdin_lost(exc)
+
+    def pause_writing(self) -> None:
+        self._proc._protocol.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._proc._protocol.resume_writing()
+
+
 class SubprocessTransport(asyncio.SubprocessTransport):
-    """A child process (asyncio.SubprocessTransport)."""
+    """A child process (asyncio.SubprocessTransport).
+
+    The library spawns and reaps the child and runs its stdout/stderr pipes.
+    With stdin=PIPE the binding gives the child a real pipe (the library's
+    default is a socket pair, which a child cannot open as /dev/stdin) and
+    writes it through a library write-pipe transport; connection_lost
+    follows once the child exited and every pipe, stdin included, is closed
+    (asyncio's order).
+    """
 
     def __init__(self, loop: "EventLoop", protocol: asyncio.SubprocessProtocol) -> None:
         super().__init__(None)
@@ -63,7 +108,13 @@ class SubprocessTransport(asyncio.SubprocessTransport):
         self._closing = False
         self._closed = False
         self._exit_waiters: List[asyncio.Future] = []
-        self._pipes: Dict[int, Optional[SubprocessPipe]] = {0: None, 1: None, 2: None}
+        self._pipes: Dict[int, Optional[Transport]] = {0: None, 1: None, 2: None}
+        #: The binding's stdin pipe transport (stdin=PIPE), while open.
+        self._stdin: Optional[SubprocessStdin] = None
+        #: The library's connection_lost arrived (child exited, its pipes
+        #: closed); the protocol's waits for the stdin pipe too.
+        self._core_lost = False
+        self._finished = False
 
     def __repr__(self) -> str:
         info = [self.__class__.__name__]
@@ -91,6 +142,9 @@ class SubprocessTransport(asyncio.SubprocessTransport):
         pid = lib.aloop_subprocess_get_pid(handle)
         self._pid = pid if pid > 0 else None
         for fd in (0, 1, 2):
+            if fd == 0 and self._stdin is not None:
+                self._pipes[0] = self._stdin
+                continue
             out = c_void_p()
             if lib.aloop_subprocess_get_pipe_transport(handle, fd, byref(out)) == 0 and out.value:
                 self._pipes[fd] = SubprocessPipe(loop, out.value, fd, self)
@@ -117,14 +171,23 @@ class SubprocessTransport(asyncio.SubprocessTransport):
 
     def _on_pipe_lost(self, fd: int, error: int) -> None:
         pipe = self._pipes.get(fd)
-        if pipe is not None:
+        if isinstance(pipe, SubprocessPipe):
             pipe._lost()
+        self._pipe_lost(fd, make_error(error) if error else None)
+
+    def _pipe_lost(self, fd: int, exc: Optional[BaseException]) -> None:
         try:
-            self._protocol.pipe_connection_lost(fd, make_error(error) if error else None)
+            self._protocol.pipe_connection_lost(fd, exc)
         except (SystemExit, KeyboardInterrupt):
             raise
-        except BaseException as exc:  # noqa: BLE001
-            self._report(exc, "protocol.pipe_connection_lost()")
+        except BaseException as e:  # noqa: BLE001
+            self._report(e, "protocol.pipe_connection_lost()")
+
+    def _on_stdin_lost(self, exc: Optional[BaseException]) -> None:
+        self._stdin = None
+        self._pipe_lost(0, exc)
+        if self._core_lost:
+            self._finish()
 
     def _on_process_exited(self) -> None:
         if self._handle is not None:
@@ -145,13 +208,21 @@ class SubprocessTransport(asyncio.SubprocessTransport):
                 w.set_result(self._returncode)
 
     def _on_connection_lost(self, error: int) -> None:
-        self._closing = self._closed = True
         if self._handle is not None:
             self._loop._transports.pop(self._handle, None)
         self._handle = None
         for pipe in self._pipes.values():
-            if pipe is not None:
+            if isinstance(pipe, SubprocessPipe):
                 pipe._lost()
+        self._core_lost = True
+        if self._stdin is None:
+            self._finish(error)
+
+    def _finish(self, error: int = 0) -> None:
+        if self._finished:
+            return
+        self._finished = True
+        self._closing = self._closed = True
         try:
             self._protocol.connection_lost(make_error(error) if error else None)
         except (SystemExit, KeyboardInterrupt):
@@ -168,10 +239,13 @@ class SubprocessTransport(asyncio.SubprocessTransport):
     def _kill(self) -> None:
         """Loop close: close without calling the protocol (the library kills
         and reaps the child)."""
-        self._closing = self._closed = True
+        self._closing = self._closed = self._finished = True
         for pipe in self._pipes.values():
-            if pipe is not None:
+            if isinstance(pipe, SubprocessPipe):
                 pipe._lost()
+        stdin, self._stdin = self._stdin, None
+        if stdin is not None:
+            stdin._kill()
         if self._handle is not None:
             self._loop._lib.aloop_subprocess_close(self._handle)
             self._handle = None
@@ -225,6 +299,8 @@ class SubprocessTransport(asyncio.SubprocessTransport):
         if self._closing:
             return
         self._closing = True
+        if self._stdin is not None:
+            self._stdin.close()
         if self._handle is not None:
             self._loop._lib.aloop_subprocess_close(self._handle)
             self._loop._poll_skip = 0

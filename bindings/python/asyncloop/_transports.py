@@ -8,7 +8,7 @@ import logging
 import os
 import socket
 import sys
-from asyncio import constants, transports, trsock
+from asyncio import constants, sslproto, transports, trsock
 from ctypes import byref, c_char, c_size_t, c_void_p
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
@@ -86,6 +86,8 @@ class Transport(transports._FlowControlMixin):
             info.append("closing")
         if self._handle is not None and not self._closed:
             info.append(f"fd={self._loop._lib.aloop_transport_get_fd(self._handle)}")
+        if not self._closed:
+            info.append("open")
         return "<{}>".format(" ".join(info))
 
     # -- callbacks from the library (see _trampolines) ----------------------
@@ -146,10 +148,9 @@ class Transport(transports._FlowControlMixin):
             exc = make_error(error)
         self._lost_exc = None
         protocol = self._protocol
-        if protocol is None:  # the factory failed
-            return
         try:
-            protocol.connection_lost(exc)
+            if protocol is not None:  # else the factory failed
+                protocol.connection_lost(exc)
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as e:  # noqa: BLE001
@@ -160,7 +161,14 @@ class Transport(transports._FlowControlMixin):
                 "protocol": protocol,
             })
         finally:
-            self._server = None
+            server, self._server = self._server, None
+            if server is not None:
+                server._detach()
+
+    @property
+    def _start_tls_compatible(self) -> bool:
+        """loop.start_tls() works on stream sockets (not on pipes)."""
+        return self._pipe is None
 
     @property
     def _sendfile_compatible(self) -> Any:
@@ -297,8 +305,9 @@ class Transport(transports._FlowControlMixin):
             extra["peername"] = None
 
     def _kill(self) -> None:
-        """Loop close: abort without calling the protocol."""
-        self._closing = self._closed = True
+        """Loop close: abort without calling the protocol.  As asyncio, the
+        transport is not marked closing: it just stops working with its
+        loop (repr() still says 'open')."""
         self._release_socket()
         if self._handle is not None:
             self._loop._lib.aloop_transport_abort(self._handle)
@@ -479,17 +488,37 @@ class Transport(transports._FlowControlMixin):
 
 
 class Server(asyncio.AbstractServer):
-    """A listening server (asyncio.AbstractServer) driven by libasyncloop."""
+    """A listening server (asyncio.AbstractServer) driven by libasyncloop.
 
-    def __init__(self, loop: "EventLoop", protocol_factory: Any) -> None:
+    It keeps the state of asyncio's own ``Server`` with the same meaning:
+    ``_sockets`` (the listening socket objects, None once closed),
+    ``_active_count`` (connections attached, counted until their
+    connection_lost) and ``_waiters`` (futures of wait_closed(), None once
+    the server is closed and its last connection is gone).  ``wait_closed``
+    follows the running Python's asyncio: before 3.12 it returns at once
+    when the server is already closed; from 3.12 on it waits for the
+    connections then too.
+
+    The library does the listening and accepting; with ``ssl=`` every
+    accepted connection is wrapped in asyncio's ``sslproto.SSLProtocol``
+    (TLS by Python's ssl module over the library's transport).
+    """
+
+    def __init__(self, loop: "EventLoop", protocol_factory: Any, ssl_context: Any = None,
+                 ssl_handshake_timeout: Optional[float] = None,
+                 ssl_shutdown_timeout: Optional[float] = None) -> None:
         self._loop = loop
         self._protocol_factory = protocol_factory
+        self._ssl_context = ssl_context
+        self._ssl_handshake_timeout = ssl_handshake_timeout
+        self._ssl_shutdown_timeout = ssl_shutdown_timeout
         self._handle: Optional[int] = None
         self._key: Optional[int] = None
-        self._closed = False
         self._freed = False
-        self._socks: List[socket.socket] = []
-        self._owned_sock: Optional[socket.socket] = None  # sock= of create_server
+        self._sockets: Optional[List[socket.socket]] = []
+        self._borrowed = True  # _sockets are the library's fds (detach them)
+        self._active_count = 0
+        self._waiters: Optional[List[asyncio.Future]] = []
         self._serving_forever_fut: Optional[asyncio.Future] = None
 
     def __repr__(self) -> str:
@@ -499,6 +528,8 @@ class Server(asyncio.AbstractServer):
 
     def _on_connection(self, transport_h: int) -> int:
         loop = self._loop
+        if self._sockets is None:  # closed: refuse what was still queued
+            return -1
         try:
             protocol = self._protocol_factory()
         except (SystemExit, KeyboardInterrupt):
@@ -509,42 +540,81 @@ class Server(asyncio.AbstractServer):
                 "exception": exc,
             })
             return -1
+        waiter = None
+        app_protocol = protocol
+        if self._ssl_context is not None:
+            waiter = loop.create_future()
+            try:
+                protocol = sslproto.SSLProtocol(
+                    loop, app_protocol, self._ssl_context, waiter, server_side=True,
+                    ssl_handshake_timeout=self._ssl_handshake_timeout,
+                    ssl_shutdown_timeout=self._ssl_shutdown_timeout)
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:  # noqa: BLE001
+                loop.call_exception_handler({
+                    "message": "Error on transport creation for incoming connection",
+                    "exception": exc, "protocol": app_protocol,
+                })
+                return -1
         tr = Transport(loop, protocol, server=self)
         key = _t.register(tr)
         tr._key = key
         ref = _t.BUFFERED_PROTOCOL_REF if tr._buffered else _t.PROTOCOL_REF
         rc = loop._lib.aloop_transport_set_protocol(transport_h, ref, key, _t.free_cb)
         if rc < 0:
+            tr._server = None
             return -1
         tr._handle = transport_h
+        self._attach()
+        if waiter is not None:
+            waiter.add_done_callback(
+                lambda w: _ssl_accept_done(loop, w, tr, app_protocol))
         return 0
+
+    def _attach(self) -> None:
+        self._active_count += 1
+
+    def _detach(self) -> None:
+        self._active_count -= 1
+        if self._active_count == 0 and self._sockets is None:
+            self._wakeup()
+
+    def _wakeup(self) -> None:
+        waiters = self._waiters
+        self._waiters = None
+        if waiters:
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(waiter)
 
     def _attach_handle(self, handle: int) -> None:
         self._handle = handle
         self._loop._servers[handle] = self
         lib = self._loop._lib
-        if self._owned_sock is not None:
-            return  # sockets: the caller's own socket object
+        if self._sockets:
+            self._borrowed = False
+            return  # sock=: the caller's own socket object
         n = lib.aloop_server_socket_count(handle)
+        socks = []
         for i in range(max(n, 0)):
             sock = _borrowed_socket(lib.aloop_server_socket_fd(handle, i))
             if sock is not None:
-                self._socks.append(sock)
+                socks.append(sock)
+        self._sockets = socks
 
-    def _drop_sockets(self) -> None:
-        owned, self._owned_sock = self._owned_sock, None
-        if owned is not None:
-            owned.close()
-        for s in self._socks:
+    def _drop_sockets(self, sockets: Optional[List[socket.socket]]) -> None:
+        for s in sockets or ():
             try:
-                s.detach()
+                if self._borrowed:
+                    s.detach()
+                else:
+                    s.close()
             except OSError:
                 pass
-        self._socks = []
 
     def _release(self) -> None:
-        """Drops the socket objects and frees the library handle."""
-        self._drop_sockets()
+        """Frees the library handle."""
         if self._freed:
             return
         self._freed = True
@@ -556,6 +626,14 @@ class Server(asyncio.AbstractServer):
                 loop._lib.aloop_server_free(handle)
         if self._key is not None:
             _t.objects.pop(self._key, None)
+
+    def _kill(self) -> None:
+        """Loop close: free the library's server without calling anything."""
+        sockets, self._sockets = self._sockets, None
+        self._drop_sockets(sockets)
+        self._freed = True
+        if self._handle is not None:
+            self._loop._lib.aloop_server_free(self._handle)
 
     def _track_close(self) -> None:
         """After close: free the handle once the library says it is done."""
@@ -580,10 +658,11 @@ class Server(asyncio.AbstractServer):
 
     def close(self) -> None:
         """Stops listening; accepted connections stay open."""
-        if self._closed:
+        sockets = self._sockets
+        if sockets is None:
             return
-        self._closed = True
-        self._drop_sockets()
+        self._sockets = None
+        self._drop_sockets(sockets)
         handle = self._handle
         if handle is not None and not self._freed:
             self._loop._lib.aloop_server_close(handle)
@@ -593,25 +672,25 @@ class Server(asyncio.AbstractServer):
         if fut is not None and not fut.done():
             fut.cancel()
             self._serving_forever_fut = None
+        if self._active_count == 0:
+            self._wakeup()
 
     def get_loop(self) -> asyncio.AbstractEventLoop:
         return self._loop
 
     def is_serving(self) -> bool:
-        if self._closed or self._handle is None or self._freed:
+        if self._sockets is None or self._handle is None or self._freed:
             return False
         return self._loop._lib.aloop_server_is_serving(self._handle) == 1
 
     @property
     def sockets(self) -> Tuple[trsock.TransportSocket, ...]:
-        if self._closed:
+        if self._sockets is None:
             return ()
-        if self._owned_sock is not None:
-            return (trsock.TransportSocket(self._owned_sock),)
-        return tuple(trsock.TransportSocket(s) for s in self._socks)
+        return tuple(trsock.TransportSocket(s) for s in self._sockets)
 
     def _start_serving(self) -> None:
-        if self._closed or self._handle is None:
+        if self._sockets is None or self._handle is None:
             return
         lib = self._loop._lib
         rc = lib.aloop_server_start_serving(self._handle)
@@ -619,14 +698,16 @@ class Server(asyncio.AbstractServer):
             raise make_error(rc, _b.last_error(lib))
 
     async def start_serving(self) -> None:
+        """Starts accepting connections (for start_serving=False servers)."""
         self._start_serving()
         # Skip one loop iteration, as asyncio does.
         await asyncio.sleep(0)
 
     async def serve_forever(self) -> None:
+        """Accepts connections until cancelled (then closes the server)."""
         if self._serving_forever_fut is not None:
             raise RuntimeError(f"server {self!r} is already being awaited on serve_forever()")
-        if self._closed:
+        if self._sockets is None:
             raise RuntimeError(f"server {self!r} is closed")
         self._start_serving()
         self._serving_forever_fut = self._loop.create_future()
@@ -644,21 +725,16 @@ class Server(asyncio.AbstractServer):
     async def wait_closed(self) -> None:
         """Waits until the server is closed and its connections are gone.
 
-        As asyncio before Python 3.12, it returns at once when the server is
-        already closed (Python 3.12+ waits for the connections then too)."""
-        if self._freed or self._handle is None:
+        As asyncio of the running Python: before 3.12 it returns at once
+        when the server is already closed (or was never closed: then it
+        waits for close() and the connections)."""
+        if self._waiters is None:
             return
-        if self._closed and sys.version_info < (3, 12):
+        if self._sockets is None and _WAIT_CLOSED_311:
             return
-        loop = self._loop
-        lib = loop._lib
-        out = c_void_p()
-        rc = lib.aloop_server_wait_closed(self._handle, byref(out))
-        if rc < 0:
-            if self._freed:
-                return
-            raise make_error(rc, _b.last_error(lib))
-        await loop._await_core_future(out.value, None)
+        waiter = self._loop.create_future()
+        self._waiters.append(waiter)
+        await waiter
 
     async def __aenter__(self) -> "Server":
         return self
@@ -666,6 +742,29 @@ class Server(asyncio.AbstractServer):
     async def __aexit__(self, *exc: Any) -> None:
         self.close()
         await self.wait_closed()
+
+
+#: Server.wait_closed returns at once on a closed server (asyncio < 3.12).
+_WAIT_CLOSED_311 = sys.version_info < (3, 12)
+
+
+def _ssl_accept_done(loop: "EventLoop", waiter: asyncio.Future, tr: "Transport",
+                     protocol: Any) -> None:
+    """The TLS handshake of an accepted connection ended (asyncio's
+    _accept_connection2): on failure, close the transport and report it in
+    debug mode."""
+    if waiter.cancelled():
+        tr.close()
+        return
+    exc = waiter.exception()
+    if exc is None:
+        return
+    tr.close()
+    if loop.get_debug():
+        loop.call_exception_handler({
+            "message": "Error on transport creation for incoming connection",
+            "exception": exc, "protocol": protocol, "transport": tr,
+        })
 
 
 def _c_addr(family: int, addr: Any) -> Tuple[Optional[bytes], int]:
@@ -718,6 +817,9 @@ class DatagramTransport(asyncio.DatagramTransport, asyncio.Transport):
         self._sock: Optional[socket.socket] = None
         self._factory_exc: Optional[BaseException] = None
         self._lost_exc: Optional[BaseException] = None
+        #: sock= of create_datagram_endpoint: the caller's socket object (the
+        #: library has a duplicate of its fd); closed with the transport.
+        self._owned_sock: Optional[socket.socket] = None
 
     def __repr__(self) -> str:
         state = " closed" if self._closed else (" closing" if self._closing else "")
@@ -729,7 +831,9 @@ class DatagramTransport(asyncio.DatagramTransport, asyncio.Transport):
         self._handle = handle
         loop = self._loop
         loop._transports[handle] = self  # type: ignore[assignment]
-        sock = _borrowed_socket(loop._lib.aloop_datagram_get_fd(handle))
+        sock = self._owned_sock
+        if sock is None:
+            sock = _borrowed_socket(loop._lib.aloop_datagram_get_fd(handle))
         if sock is not None:
             self._sock = sock
             self._family = sock.family
@@ -776,17 +880,22 @@ class DatagramTransport(asyncio.DatagramTransport, asyncio.Transport):
         except BaseException as exc:  # noqa: BLE001
             self._fatal_error(exc, "Fatal error: protocol.error_received() call failed.")
 
+    def _release_socket(self) -> None:
+        sock, self._sock = self._sock, None
+        owned, self._owned_sock = self._owned_sock, None
+        try:
+            if owned is not None:
+                owned.close()
+            elif sock is not None:
+                sock.detach()  # never close: the library owns the fd
+        except OSError:
+            pass
+
     def _on_connection_lost(self, error: int) -> None:
         loop = self._loop
         self._closing = True
         self._closed = True
-        sock = self._sock
-        if sock is not None:
-            self._sock = None
-            try:
-                sock.detach()
-            except OSError:
-                pass
+        self._release_socket()
         if self._handle is not None:
             loop._transports.pop(self._handle, None)
         self._handle = None
@@ -810,12 +919,7 @@ class DatagramTransport(asyncio.DatagramTransport, asyncio.Transport):
     def _kill(self) -> None:
         """Loop close: abort without calling the protocol."""
         self._closing = self._closed = True
-        sock, self._sock = self._sock, None
-        if sock is not None:
-            try:
-                sock.detach()
-            except OSError:
-                pass
+        self._release_socket()
         if self._handle is not None:
             self._loop._lib.aloop_datagram_abort(self._handle)
             self._handle = None
@@ -853,6 +957,8 @@ class DatagramTransport(asyncio.DatagramTransport, asyncio.Transport):
             if addr not in (None, self._address):
                 raise ValueError(f"Invalid address: must be None or {self._address}")
             addr = None
+        elif addr is not None and self._extra.get("peername"):
+            addr = None  # a connected socket (sock=): send() to its peer, as asyncio
         if self._closing:
             if self._address:
                 if self._conn_lost >= _LOG_THRESHOLD_FOR_CONNLOST_WRITES:
