@@ -4,18 +4,20 @@
 #   make test    install what is missing, build, run every test suite
 #   make build   configure and build into build/
 #   make deps    install only the missing tools (apt-get / pip)
+#   make bench   benchmarks side by side with the peers (bench/README.md)
+#   make bench-seam  seam costs per host (docs/architecture.md)
 #   make clean   remove build/
 
 SHELL := /bin/bash
 BUILD_DIR ?= build
 CTEST_JOBS ?= 2
 
-.PHONY: all build test demo deps clean help
+.PHONY: all build test demo deps clean help bench bench-seam
 
 all: build
 
 help:
-	@sed -n '3,8p' Makefile
+	@sed -n '3,10p' Makefile
 
 build:
 	cmake -S . -B $(BUILD_DIR) -G Ninja
@@ -58,6 +60,12 @@ deps:
 	fi; \
 	go mod download; \
 	echo "deps: ok ($$(go version | cut -d' ' -f3), cmake $$(cmake --version | head -1 | cut -d' ' -f3), node $$(node --version), $$(python3 --version))"
+
+bench: deps build
+	BUILD_DIR=$(abspath $(BUILD_DIR)) python3 bench/run.py
+
+bench-seam: deps build
+	BUILD_DIR=$(BUILD_DIR) bash bench/seam.sh
 
 clean:
 	rm -rf $(BUILD_DIR)
