@@ -1,0 +1,180 @@
+'use strict';
+// Process lifetime: Node exits by itself exactly when no asyncloop handle is
+// live, like it does for its own timers and servers.
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const net = require('net');
+const { runNode } = require('./_helpers');
+
+const PRELUDE = `const { Loop } = require(process.env.ASYNCLOOP_BINDING);\n`;
+
+test('a process whose server was closed exits by itself', async () => {
+  const r = await runNode(PRELUDE + `
+    (async () => {
+      const loop = new Loop();
+      const server = await loop.createServer('127.0.0.1', 0, () => ({}));
+      console.log('listening', server.port);
+      server.close();
+      await server.waitClosed();
+      console.log('closed');
+    })();
+  `, { timeoutMs: 10000 });
+  assert.equal(r.killed, false, `did not exit by itself: ${r.stdout}`);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^listening \d+\nclosed\n$/);
+  assert.ok(r.ms < 5000, `took ${r.ms} ms`);
+});
+
+test('a process with an open server does not exit until the server closes', async () => {
+  let port = null;
+  let sawListening;
+  const listening = new Promise((r) => { sawListening = r; });
+  const child = runNode(PRELUDE + `
+    (async () => {
+      const loop = new Loop();
+      const server = await loop.createServer('127.0.0.1', 0, () => ({
+        connectionMade(t) { this.t = t; },
+        dataReceived(d) {
+          if (d.toString().includes('close')) {
+            console.log('closing');
+            server.close();
+            this.t.close();
+          }
+        },
+      }));
+      console.log('listening ' + server.port);
+    })();
+  `, {
+    timeoutMs: 15000,
+    onStdout(line) {
+      const m = /^listening (\d+)$/.exec(line);
+      if (m) { port = Number(m[1]); sawListening(); }
+    },
+  });
+  const early = await Promise.race([
+    listening.then(() => new Promise((r) => setTimeout(() => r('still running'), 1500))),
+    child.then((res) => `exited early: ${JSON.stringify(res)}`),
+  ]);
+  assert.equal(early, 'still running');
+  // Ask it to close its server; then it must exit by itself.
+  const sock = net.connect(port, '127.0.0.1');
+  sock.on('error', () => {});
+  sock.write('please close');
+  const asked = Date.now();
+  const r = await child;
+  sock.destroy();
+  assert.equal(r.killed, false, 'the child did not exit after closing its server');
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /closing/);
+  assert.ok(Date.now() - asked < 5000);
+});
+
+test('a pending timer keeps the process alive until it fires', async () => {
+  const r = await runNode(PRELUDE + `
+    const loop = new Loop();
+    const t0 = Date.now();
+    loop.callLater(0.3, () => console.log('fired after', Date.now() - t0 >= 290));
+  `);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, 'fired after true\n');
+});
+
+test('a cancelled long timer does not keep the process alive', async () => {
+  const r = await runNode(PRELUDE + `
+    const loop = new Loop();
+    const h = loop.callLater(3600, () => console.log('never'));
+    loop.callLater(0.05, () => { h.cancel(); console.log('cancelled'); });
+  `, { timeoutMs: 10000 });
+  assert.equal(r.killed, false);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, 'cancelled\n');
+});
+
+test('a timer cancelled before Node waits does not keep the process alive', async () => {
+  const r = await runNode(PRELUDE + `
+    const loop = new Loop();
+    loop.callLater(3600, () => console.log('never')).cancel();
+    console.log('done');
+  `, { timeoutMs: 10000 });
+  assert.equal(r.killed, false);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, 'done\n');
+});
+
+test('a pending connection keeps the process alive until it fails', async () => {
+  const r = await runNode(PRELUDE + `
+    const loop = new Loop();
+    loop.createConnection('127.0.0.1', 1, {}).catch((e) => console.log(e.code));
+  `);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, 'ALOOP_ECONNREFUSED\n');
+});
+
+test('an idle loop, and a loop left unclosed, do not keep the process alive', async () => {
+  const r = await runNode(PRELUDE + `
+    const idle = new Loop();
+    const used = new Loop();
+    used.callSoon(() => console.log('ran'));
+  `, { timeoutMs: 10000 });
+  assert.equal(r.killed, false);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, 'ran\n');
+});
+
+test('an open connection keeps the process alive until the peer closes it', async () => {
+  // The peer is a Node server in this process that ends the connection
+  // after 500 ms; the child has nothing but the connection.
+  const server = net.createServer((sock) => setTimeout(() => sock.end(), 500));
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  const r = await runNode(PRELUDE + `
+    const loop = new Loop();
+    const t0 = Date.now();
+    loop.createConnection('127.0.0.1', ${server.address().port}, {
+      eofReceived() { console.log('eof after', Date.now() - t0 >= 450); return false; },
+    });
+  `, { timeoutMs: 10000 });
+  server.close();
+  assert.equal(r.killed, false);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, 'eof after true\n');
+});
+
+test('many loops can live in one process, and garbage collection frees closed ones', async () => {
+  const r = await runNode(PRELUDE + `
+    (async () => {
+      let n = 0;
+      for (let i = 0; i < 200; i++) {
+        const loop = new Loop();
+        await new Promise((r) => loop.callSoon(r));
+        n++;
+        if (i % 2) loop.close();
+      }
+      if (global.gc) { global.gc(); await new Promise((r) => setImmediate(r)); global.gc(); }
+      console.log('loops', n);
+    })();
+  `, { timeoutMs: 20000, nodeArgs: ['--expose-gc'] });
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, 'loops 200\n');
+});
+
+test('terminating a Worker releases its loop: servers close, ports are freed', async () => {
+  const r = await runNode(`
+    const { Worker } = require('worker_threads');
+    const net = require('net');
+    const w = new Worker(\`
+      const { parentPort } = require('worker_threads');
+      const { Loop } = require(process.env.ASYNCLOOP_BINDING);
+      const loop = new Loop();
+      loop.createServer('127.0.0.1', 0, () => ({})).then((s) => parentPort.postMessage(s.port));
+    \`, { eval: true });
+    w.on('message', async (port) => {
+      await w.terminate();
+      const probe = net.connect(port, '127.0.0.1');
+      probe.on('connect', () => { console.log('still listening'); probe.destroy(); });
+      probe.on('error', (e) => console.log(e.code));
+    });
+  `, { timeoutMs: 15000 });
+  assert.equal(r.killed, false);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, 'ECONNREFUSED\n');
+});
