@@ -533,12 +533,15 @@ func (l *Loop) drainThreadsafe() {
 
 func (l *Loop) runHandle(h *Handle) {
 	fn := h.fn
+	// Read debug once: a callback that turns debug mode on must not be
+	// timed from 0.
+	debug := l.debug
 	var t0 float64
-	if l.debug {
+	if debug {
 		t0 = l.Time()
 	}
 	l.protect(h, fn)
-	if l.debug {
+	if debug {
 		if dt := l.Time() - t0; dt >= l.SlowCallback {
 			l.CallExceptionHandler(&ExceptionContext{
 				Message: fmt.Sprintf("Executing callback took %.3f seconds", dt),
