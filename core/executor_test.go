@@ -27,7 +27,7 @@ func TestExecutorResultOffLoopThread(t *testing.T) {
 	if !h.l.Alive() {
 		t.Fatalf("a pending executor job must keep the loop alive")
 	}
-	if err := h.l.Close(); err != ErrBusy {
+	if err := h.l.Close(); !errors.Is(err, ErrBusy) {
 		t.Fatalf("Close with a pending job: %v, want ErrBusy", err)
 	}
 	v, err := h.await(f, 5*time.Second)

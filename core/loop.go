@@ -580,7 +580,9 @@ func (l *Loop) Close() error {
 		if l.debug {
 			l.reportUnclosed()
 		}
-		return ErrBusy
+		return &OpError{Op: "close", Err: ErrBusy, Addr: fmt.Sprintf(
+			"the loop still has %d live transports, servers, subprocesses or pending operations and %d watched fds",
+			l.objects, l.nfds)}
 	}
 	l.closeSignals()
 	l.closeSubprocesses()

@@ -2,6 +2,7 @@ package core
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -454,7 +455,7 @@ func TestSubprocessCloseKills(t *testing.T) {
 	h := newHarness(t)
 	r := newSpRec(h)
 	p := h.spawn([]string{"sleep", "30"}, r, nil)
-	if err := h.l.Close(); err != ErrBusy {
+	if err := h.l.Close(); !errors.Is(err, ErrBusy) {
 		t.Fatalf("loop Close with a running subprocess: %v, want ErrBusy", err)
 	}
 	p.Close()
