@@ -47,29 +47,41 @@ func (fo *futureObj) unref() {
 }
 
 func getFuture(h C.uintptr_t) (*futureObj, C.int) {
-	fo, _ := reg.get(uintptr(h), kFuture).(*futureObj)
-	if fo == nil {
-		return nil, fail(C.ALOOP_EBADF, "invalid future handle %#x", uintptr(h))
-	}
-	if err := fo.f.Loop().CheckThread(); err != nil {
-		return nil, failErr(err)
-	}
-	return fo, 0
+	return lookupT(h, kFuture, "invalid future handle", func(fo *futureObj) *core.Loop { return fo.f.Loop() })
 }
 
 // futureHandleIfAny is the handle for an exception context: futures in
 // contexts are not handed to hosts yet.
 func futureHandleIfAny(f *core.Future) uintptr { return 0 }
 
+// loopForFuture resolves the loop of an export that returns a future (on the
+// loop's thread) and checks out_future.
+func loopForFuture(loop C.uintptr_t, out *C.uintptr_t) (*loopObj, C.int) {
+	lo, rc := getLoopT(loop)
+	if lo == nil {
+		return nil, rc
+	}
+	if out == nil {
+		return nil, fail(C.ALOOP_EINVAL, "out_future is NULL")
+	}
+	return lo, 0
+}
+
+// putFuture returns the future of a core operation to C, or its error.
+func putFuture(fut *core.Future, err error, out *C.uintptr_t) C.int {
+	if err != nil {
+		return failErr(err)
+	}
+	*out = C.uintptr_t(newFutureObj(fut).h)
+	return 0
+}
+
 //export aloop_future_new
 func aloop_future_new(loop C.uintptr_t, out *C.uintptr_t) (rc C.int) {
 	defer guard(&rc)
-	lo, rc := getLoopT(loop)
+	lo, rc := loopForFuture(loop, out)
 	if lo == nil {
 		return rc
-	}
-	if out == nil {
-		return fail(C.ALOOP_EINVAL, "out_future is NULL")
 	}
 	inject()
 	if lo.l.IsClosed() {
@@ -82,64 +94,38 @@ func aloop_future_new(loop C.uintptr_t, out *C.uintptr_t) (rc C.int) {
 //export aloop_future_free
 func aloop_future_free(fut C.uintptr_t) (rc C.int) {
 	defer guard(&rc)
-	fo, rc := getFuture(fut)
-	if fo == nil {
-		return rc
-	}
-	inject()
-	if fo.released {
-		return fail(C.ALOOP_EBADF, "future %#x was already freed", fo.h)
-	}
-	fo.released = true
-	fo.unref()
-	return 0
+	return with(fut, getFuture, func(fo *futureObj) C.int {
+		if fo.released {
+			return fail(C.ALOOP_EBADF, "future %#x was already freed", fo.h)
+		}
+		fo.released = true
+		fo.unref()
+		return 0
+	})
 }
 
 //export aloop_future_done
 func aloop_future_done(fut C.uintptr_t) (rc C.int) {
 	defer guard(&rc)
-	fo, rc := getFuture(fut)
-	if fo == nil {
-		return rc
-	}
-	inject()
-	return boolRC(fo.f.Done())
+	return with(fut, getFuture, func(fo *futureObj) C.int { return boolRC(fo.f.Done()) })
 }
 
 //export aloop_future_cancelled
 func aloop_future_cancelled(fut C.uintptr_t) (rc C.int) {
 	defer guard(&rc)
-	fo, rc := getFuture(fut)
-	if fo == nil {
-		return rc
-	}
-	inject()
-	return boolRC(fo.f.Cancelled())
+	return with(fut, getFuture, func(fo *futureObj) C.int { return boolRC(fo.f.Cancelled()) })
 }
 
 //export aloop_future_cancel
 func aloop_future_cancel(fut C.uintptr_t) (rc C.int) {
 	defer guard(&rc)
-	fo, rc := getFuture(fut)
-	if fo == nil {
-		return rc
-	}
-	inject()
-	return boolRC(fo.f.Cancel(""))
+	return with(fut, getFuture, func(fo *futureObj) C.int { return boolRC(fo.f.Cancel("")) })
 }
 
 //export aloop_future_set_result
 func aloop_future_set_result(fut C.uintptr_t, result C.uintptr_t) (rc C.int) {
 	defer guard(&rc)
-	fo, rc := getFuture(fut)
-	if fo == nil {
-		return rc
-	}
-	inject()
-	if err := fo.f.SetResult(hostResult(result)); err != nil {
-		return failErr(err)
-	}
-	return 0
+	return with(fut, getFuture, func(fo *futureObj) C.int { return failErrOrZero(fo.f.SetResult(hostResult(result))) })
 }
 
 //export aloop_future_set_exception
@@ -222,12 +208,7 @@ func aloop_future_result_server(fut C.uintptr_t, out *C.uintptr_t) (rc C.int) {
 //export aloop_future_exception
 func aloop_future_exception(fut C.uintptr_t) (rc C.int) {
 	defer guard(&rc)
-	fo, rc := getFuture(fut)
-	if fo == nil {
-		return rc
-	}
-	inject()
-	return errCode(fo.f.Exception())
+	return with(fut, getFuture, func(fo *futureObj) C.int { return errCode(fo.f.Exception()) })
 }
 
 //export aloop_future_error_message
@@ -278,10 +259,5 @@ func aloop_future_add_done_callback(fut, cb, ud, free C.uintptr_t) (rc C.int) {
 //export aloop_future_remove_done_callback
 func aloop_future_remove_done_callback(fut, cb, ud C.uintptr_t) (rc C.int) {
 	defer guard(&rc)
-	fo, rc := getFuture(fut)
-	if fo == nil {
-		return rc
-	}
-	inject()
-	return C.int(fo.f.RemoveDoneCallback(cbKey{cb, ud}))
+	return with(fut, getFuture, func(fo *futureObj) C.int { return C.int(fo.f.RemoveDoneCallback(cbKey{cb, ud})) })
 }

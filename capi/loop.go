@@ -21,23 +21,12 @@ type loopObj struct {
 }
 
 func getLoop(h C.uintptr_t) (*loopObj, C.int) {
-	lo, _ := reg.get(uintptr(h), kLoop).(*loopObj)
-	if lo == nil {
-		return nil, fail(C.ALOOP_EBADF, "invalid loop handle %#x", uintptr(h))
-	}
-	return lo, 0
+	return lookup[loopObj](h, kLoop, "invalid loop handle")
 }
 
 // getLoopT is getLoop for functions that must run on the loop's thread.
 func getLoopT(h C.uintptr_t) (*loopObj, C.int) {
-	lo, rc := getLoop(h)
-	if lo == nil {
-		return nil, rc
-	}
-	if err := lo.l.CheckThread(); err != nil {
-		return nil, failErr(err)
-	}
-	return lo, 0
+	return lookupT(h, kLoop, "invalid loop handle", func(lo *loopObj) *core.Loop { return lo.l })
 }
 
 //export aloop_loop_new
@@ -61,36 +50,25 @@ func aloop_loop_new(out *C.uintptr_t) (rc C.int) {
 //export aloop_loop_close
 func aloop_loop_close(loop C.uintptr_t) (rc C.int) {
 	defer guard(&rc)
-	lo, rc := getLoopT(loop)
-	if lo == nil {
-		return rc
-	}
-	inject()
-	if err := lo.l.Close(); err != nil {
-		return failErr(err)
-	}
-	return 0
+	return with(loop, getLoopT, func(lo *loopObj) C.int { return failErrOrZero(lo.l.Close()) })
 }
 
 //export aloop_loop_free
 func aloop_loop_free(loop C.uintptr_t) (rc C.int) {
 	defer guard(&rc)
-	lo, rc := getLoopT(loop)
-	if lo == nil {
-		return rc
-	}
-	inject()
-	if err := lo.l.Close(); err != nil {
-		return failErr(err)
-	}
-	reg.del(lo.h, kLoop)
-	forgetLoop(lo) // capi/current.go
-	lo.setExceptionHandler(0, 0, 0)
-	if lo.wakeFree != nil {
-		lo.wakeFree()
-		lo.wakeFree = nil
-	}
-	return 0
+	return with(loop, getLoopT, func(lo *loopObj) C.int {
+		if err := lo.l.Close(); err != nil {
+			return failErr(err)
+		}
+		reg.del(lo.h, kLoop)
+		forgetLoop(lo) // capi/current.go
+		lo.setExceptionHandler(0, 0, 0)
+		if lo.wakeFree != nil {
+			lo.wakeFree()
+			lo.wakeFree = nil
+		}
+		return 0
+	})
 }
 
 //export aloop_loop_run
@@ -159,25 +137,13 @@ func aloop_loop_run_until_complete(loop C.uintptr_t, fut C.uintptr_t) (rc C.int)
 //export aloop_loop_stop
 func aloop_loop_stop(loop C.uintptr_t) (rc C.int) {
 	defer guard(&rc)
-	lo, rc := getLoop(loop)
-	if lo == nil {
-		return rc
-	}
-	inject()
-	lo.l.Stop()
-	return 0
+	return with(loop, getLoop, func(lo *loopObj) C.int { lo.l.Stop(); return 0 })
 }
 
 //export aloop_loop_wakeup
 func aloop_loop_wakeup(loop C.uintptr_t) (rc C.int) {
 	defer guard(&rc)
-	lo, rc := getLoop(loop)
-	if lo == nil {
-		return rc
-	}
-	inject()
-	lo.l.Wakeup()
-	return 0
+	return with(loop, getLoop, func(lo *loopObj) C.int { lo.l.Wakeup(); return 0 })
 }
 
 func boolRC(b bool) C.int {
@@ -190,34 +156,19 @@ func boolRC(b bool) C.int {
 //export aloop_loop_is_running
 func aloop_loop_is_running(loop C.uintptr_t) (rc C.int) {
 	defer guard(&rc)
-	lo, rc := getLoop(loop)
-	if lo == nil {
-		return rc
-	}
-	inject()
-	return boolRC(lo.l.IsRunning())
+	return with(loop, getLoop, func(lo *loopObj) C.int { return boolRC(lo.l.IsRunning()) })
 }
 
 //export aloop_loop_is_closed
 func aloop_loop_is_closed(loop C.uintptr_t) (rc C.int) {
 	defer guard(&rc)
-	lo, rc := getLoop(loop)
-	if lo == nil {
-		return rc
-	}
-	inject()
-	return boolRC(lo.l.IsClosed())
+	return with(loop, getLoop, func(lo *loopObj) C.int { return boolRC(lo.l.IsClosed()) })
 }
 
 //export aloop_loop_alive
 func aloop_loop_alive(loop C.uintptr_t) (rc C.int) {
 	defer guard(&rc)
-	lo, rc := getLoopT(loop)
-	if lo == nil {
-		return rc
-	}
-	inject()
-	return boolRC(!lo.l.IsClosed() && lo.l.Alive())
+	return with(loop, getLoopT, func(lo *loopObj) C.int { return boolRC(!lo.l.IsClosed() && lo.l.Alive()) })
 }
 
 //export aloop_loop_time
@@ -238,38 +189,24 @@ func aloop_loop_time(loop C.uintptr_t, out *C.double) (rc C.int) {
 //export aloop_loop_set_debug
 func aloop_loop_set_debug(loop C.uintptr_t, enabled C.int) (rc C.int) {
 	defer guard(&rc)
-	lo, rc := getLoop(loop)
-	if lo == nil {
-		return rc
-	}
-	inject()
-	lo.l.SetDebug(enabled != 0)
-	return 0
+	return with(loop, getLoop, func(lo *loopObj) C.int { lo.l.SetDebug(enabled != 0); return 0 })
 }
 
 //export aloop_loop_get_debug
 func aloop_loop_get_debug(loop C.uintptr_t) (rc C.int) {
 	defer guard(&rc)
-	lo, rc := getLoop(loop)
-	if lo == nil {
-		return rc
-	}
-	inject()
-	return boolRC(lo.l.Debug())
+	return with(loop, getLoop, func(lo *loopObj) C.int { return boolRC(lo.l.Debug()) })
 }
 
 //export aloop_loop_set_slow_callback_duration
 func aloop_loop_set_slow_callback_duration(loop C.uintptr_t, seconds C.double) (rc C.int) {
 	defer guard(&rc)
-	lo, rc := getLoopT(loop)
-	if lo == nil {
-		return rc
-	}
-	inject()
-	if err := lo.l.SetSlowCallbackDuration(float64(seconds)); err != nil {
-		return fail(C.ALOOP_EINVAL, "slow callback duration must be >= 0, got %g", float64(seconds))
-	}
-	return 0
+	return with(loop, getLoopT, func(lo *loopObj) C.int {
+		if err := lo.l.SetSlowCallbackDuration(float64(seconds)); err != nil {
+			return fail(C.ALOOP_EINVAL, "slow callback duration must be >= 0, got %g", float64(seconds))
+		}
+		return 0
+	})
 }
 
 //export aloop_loop_get_slow_callback_duration
@@ -399,9 +336,25 @@ func (r *registry) set(h uintptr, k kind, obj any) {
 	r.mu.Unlock()
 }
 
-//export aloop_call_soon
-func aloop_call_soon(loop, cb, ud, free C.uintptr_t, out *C.uintptr_t) (rc C.int) {
-	defer guard(&rc)
+// callSoon is aloop_call_soon (get: getLoopT) and aloop_call_soon_threadsafe
+// (getLoop); sched is the core.Loop method.
+func callSoon(loop, cb, ud, free C.uintptr_t, out *C.uintptr_t, get func(C.uintptr_t) (*loopObj, C.int),
+	sched func(l *core.Loop, fn, release func()) (*core.Handle, error)) C.int {
+	o := own(free, ud)
+	defer o.onPanic()
+	lo, rc := get(loop)
+	if lo == nil {
+		o.release()
+		return rc
+	}
+	inject()
+	return lo.schedule(o, cb, out, func(fn, rel func()) (*core.Handle, error) { return sched(lo.l, fn, rel) })
+}
+
+// callTimer is aloop_call_later and aloop_call_at: t (named what) is the
+// delay or the time; sched is the core.Loop method.
+func callTimer(loop C.uintptr_t, t C.double, what string, cb, ud, free C.uintptr_t, out *C.uintptr_t,
+	sched func(l *core.Loop, t float64, fn, release func()) (*core.Handle, error)) C.int {
 	o := own(free, ud)
 	defer o.onPanic()
 	lo, rc := getLoopT(loop)
@@ -409,85 +362,46 @@ func aloop_call_soon(loop, cb, ud, free C.uintptr_t, out *C.uintptr_t) (rc C.int
 		o.release()
 		return rc
 	}
+	if t != t {
+		o.release()
+		return fail(C.ALOOP_EINVAL, "%s is NaN", what)
+	}
 	inject()
-	return lo.schedule(o, cb, out, lo.l.CallSoon)
+	return lo.schedule(o, cb, out, func(fn, rel func()) (*core.Handle, error) { return sched(lo.l, float64(t), fn, rel) })
+}
+
+//export aloop_call_soon
+func aloop_call_soon(loop, cb, ud, free C.uintptr_t, out *C.uintptr_t) (rc C.int) {
+	defer guard(&rc)
+	return callSoon(loop, cb, ud, free, out, getLoopT, (*core.Loop).CallSoon)
 }
 
 //export aloop_call_soon_threadsafe
 func aloop_call_soon_threadsafe(loop, cb, ud, free C.uintptr_t, out *C.uintptr_t) (rc C.int) {
 	defer guard(&rc)
-	o := own(free, ud)
-	defer o.onPanic()
-	lo, rc := getLoop(loop)
-	if lo == nil {
-		o.release()
-		return rc
-	}
-	inject()
-	return lo.schedule(o, cb, out, lo.l.CallSoonThreadsafe)
+	return callSoon(loop, cb, ud, free, out, getLoop, (*core.Loop).CallSoonThreadsafe)
 }
 
 //export aloop_call_later
 func aloop_call_later(loop C.uintptr_t, delay C.double, cb, ud, free C.uintptr_t, out *C.uintptr_t) (rc C.int) {
 	defer guard(&rc)
-	o := own(free, ud)
-	defer o.onPanic()
-	lo, rc := getLoopT(loop)
-	if lo == nil {
-		o.release()
-		return rc
-	}
-	if delay != delay {
-		o.release()
-		return fail(C.ALOOP_EINVAL, "delay is NaN")
-	}
-	inject()
-	return lo.schedule(o, cb, out, func(fn, rel func()) (*core.Handle, error) {
-		return lo.l.CallLater(float64(delay), fn, rel)
-	})
+	return callTimer(loop, delay, "delay", cb, ud, free, out, (*core.Loop).CallLater)
 }
 
 //export aloop_call_at
 func aloop_call_at(loop C.uintptr_t, when C.double, cb, ud, free C.uintptr_t, out *C.uintptr_t) (rc C.int) {
 	defer guard(&rc)
-	o := own(free, ud)
-	defer o.onPanic()
-	lo, rc := getLoopT(loop)
-	if lo == nil {
-		o.release()
-		return rc
-	}
-	if when != when {
-		o.release()
-		return fail(C.ALOOP_EINVAL, "when is NaN")
-	}
-	inject()
-	return lo.schedule(o, cb, out, func(fn, rel func()) (*core.Handle, error) {
-		return lo.l.CallAt(float64(when), fn, rel)
-	})
+	return callTimer(loop, when, "when", cb, ud, free, out, (*core.Loop).CallAt)
 }
 
 func getHandle(h C.uintptr_t) (*core.Handle, C.int) {
-	hd, _ := reg.get(uintptr(h), kHandle).(*core.Handle)
-	if hd == nil {
-		return nil, fail(C.ALOOP_EBADF, "invalid or finished handle %#x", uintptr(h))
-	}
-	if err := hd.Loop().CheckThread(); err != nil {
-		return nil, failErr(err)
-	}
-	return hd, 0
+	return lookupT(h, kHandle, "invalid or finished handle", (*core.Handle).Loop)
 }
 
 //export aloop_handle_cancel
 func aloop_handle_cancel(handle C.uintptr_t) (rc C.int) {
 	defer guard(&rc)
-	h, rc := getHandle(handle)
-	if h == nil {
-		return rc
-	}
-	inject()
-	h.Cancel()
-	return 0
+	return with(handle, getHandle, func(h *core.Handle) C.int { h.Cancel(); return 0 })
 }
 
 //export aloop_handle_when
@@ -573,17 +487,14 @@ func aloop_loop_get_exception_handler(loop C.uintptr_t, outCb, outUd *C.uintptr_
 //export aloop_loop_call_exception_handler
 func aloop_loop_call_exception_handler(loop C.uintptr_t, message *C.char, code C.int) (rc C.int) {
 	defer guard(&rc)
-	lo, rc := getLoopT(loop)
-	if lo == nil {
-		return rc
-	}
-	inject()
-	ctx := &core.ExceptionContext{Message: goString(message)}
-	if code != 0 {
-		ctx.Err = &core.CodedError{Code: int(code), Msg: C.GoString(C.aloop_strerror(code))}
-	}
-	lo.l.CallExceptionHandler(ctx)
-	return 0
+	return with(loop, getLoopT, func(lo *loopObj) C.int {
+		ctx := &core.ExceptionContext{Message: goString(message)}
+		if code != 0 {
+			ctx.Err = &core.CodedError{Code: int(code), Msg: C.GoString(C.aloop_strerror(code))}
+		}
+		lo.l.CallExceptionHandler(ctx)
+		return 0
+	})
 }
 
 //export aloop_loop_default_exception_handler
@@ -627,8 +538,17 @@ func subprocessHandleIfAny(p *core.Subprocess) uintptr {
 // ---------------------------------------------------------------------------
 // fd watchers.
 
-func (lo *loopObj) watch(o *ownedUD, fd C.int, cb C.uintptr_t, add func(int, func(), func()) error) C.int {
-	free, ud := o.free, o.ud
+// watch is aloop_add_reader and aloop_add_writer; add is the core.Loop
+// method.
+func watch(loop C.uintptr_t, fd C.int, cb, ud, free C.uintptr_t, add func(l *core.Loop, fd int, fn, release func()) error) C.int {
+	o := own(free, ud)
+	defer o.onPanic()
+	lo, rc := getLoopT(loop)
+	if lo == nil {
+		o.release()
+		return rc
+	}
+	inject()
 	if cb == 0 {
 		o.release()
 		return fail(C.ALOOP_EINVAL, "callback is NULL")
@@ -639,7 +559,7 @@ func (lo *loopObj) watch(o *ownedUD, fd C.int, cb C.uintptr_t, add func(int, fun
 	}
 	lh := C.uintptr_t(lo.h)
 	o.handOff()
-	if err := add(int(fd), func() { C.al_call_fd_cb(cb, lh, fd, ud) }, releaser(free, ud)); err != nil {
+	if err := add(lo.l, int(fd), func() { C.al_call_fd_cb(cb, lh, fd, ud) }, releaser(free, ud)); err != nil {
 		callFree(free, ud)
 		return failErr(err)
 	}
@@ -649,49 +569,23 @@ func (lo *loopObj) watch(o *ownedUD, fd C.int, cb C.uintptr_t, add func(int, fun
 //export aloop_add_reader
 func aloop_add_reader(loop C.uintptr_t, fd C.int, cb, ud, free C.uintptr_t) (rc C.int) {
 	defer guard(&rc)
-	o := own(free, ud)
-	defer o.onPanic()
-	lo, rc := getLoopT(loop)
-	if lo == nil {
-		o.release()
-		return rc
-	}
-	inject()
-	return lo.watch(o, fd, cb, lo.l.AddReader)
+	return watch(loop, fd, cb, ud, free, (*core.Loop).AddReader)
 }
 
 //export aloop_add_writer
 func aloop_add_writer(loop C.uintptr_t, fd C.int, cb, ud, free C.uintptr_t) (rc C.int) {
 	defer guard(&rc)
-	o := own(free, ud)
-	defer o.onPanic()
-	lo, rc := getLoopT(loop)
-	if lo == nil {
-		o.release()
-		return rc
-	}
-	inject()
-	return lo.watch(o, fd, cb, lo.l.AddWriter)
+	return watch(loop, fd, cb, ud, free, (*core.Loop).AddWriter)
 }
 
 //export aloop_remove_reader
 func aloop_remove_reader(loop C.uintptr_t, fd C.int) (rc C.int) {
 	defer guard(&rc)
-	lo, rc := getLoopT(loop)
-	if lo == nil {
-		return rc
-	}
-	inject()
-	return boolRC(lo.l.RemoveReader(int(fd)))
+	return with(loop, getLoopT, func(lo *loopObj) C.int { return boolRC(lo.l.RemoveReader(int(fd))) })
 }
 
 //export aloop_remove_writer
 func aloop_remove_writer(loop C.uintptr_t, fd C.int) (rc C.int) {
 	defer guard(&rc)
-	lo, rc := getLoopT(loop)
-	if lo == nil {
-		return rc
-	}
-	inject()
-	return boolRC(lo.l.RemoveWriter(int(fd)))
+	return with(loop, getLoopT, func(lo *loopObj) C.int { return boolRC(lo.l.RemoveWriter(int(fd))) })
 }

@@ -120,6 +120,29 @@ func (r *registry) del(h uintptr, k kind) bool {
 	return true
 }
 
+// lookup returns the object of h if h is a live handle of kind k; otherwise
+// nil, and ALOOP_EBADF with the message "<invalid> <h>".
+func lookup[T any](h C.uintptr_t, k kind, invalid string) (*T, C.int) {
+	obj, _ := reg.get(uintptr(h), k).(*T)
+	if obj == nil {
+		return nil, fail(C.ALOOP_EBADF, "%s %#x", invalid, uintptr(h))
+	}
+	return obj, 0
+}
+
+// lookupT is lookup for an object that is used on its loop's thread only
+// (loopOf gives the loop): from another thread it fails with that error.
+func lookupT[T any](h C.uintptr_t, k kind, invalid string, loopOf func(*T) *core.Loop) (*T, C.int) {
+	obj, rc := lookup[T](h, k, invalid)
+	if obj == nil {
+		return nil, rc
+	}
+	if err := loopOf(obj).CheckThread(); err != nil {
+		return nil, failErr(err)
+	}
+	return obj, 0
+}
+
 // ---------------------------------------------------------------------------
 // Errors.
 
@@ -243,17 +266,48 @@ func guard(rc *C.int) {
 	}
 }
 
-// inject panics when fault injection covers the calling export.
+// inject panics when fault injection covers an export on the call stack.
 func inject() {
 	if faultAll {
 		panic("ASYNCLOOP_FAULT_INJECT")
 	}
-	if faultNames != nil {
-		pc, _, _, _ := runtime.Caller(1)
-		if f := runtime.FuncForPC(pc); f != nil && faultNames[f.Name()] {
+	if faultNames == nil {
+		return
+	}
+	// Any export on the stack counts, so helpers doing an export's work
+	// inject on its behalf.
+	var pcs [32]uintptr
+	frames := runtime.CallersFrames(pcs[:runtime.Callers(2, pcs[:])])
+	for {
+		f, more := frames.Next()
+		if faultNames[f.Function] {
 			panic("ASYNCLOOP_FAULT_INJECT")
 		}
+		if !more {
+			return
+		}
 	}
+}
+
+// failArg fails with ALOOP_EINVAL (msg) for a bad argument of an export that
+// takes handle h, or with get's error when h is bad too: that comes first.
+func failArg[T any](h C.uintptr_t, get func(C.uintptr_t) (*T, C.int), msg string) C.int {
+	if _, rc := get(h); rc != 0 {
+		return rc
+	}
+	return fail(C.ALOOP_EINVAL, "%s", msg)
+}
+
+// with resolves handle h with get, then (after fault injection for the
+// calling export) runs op on its object: the whole body of an export that
+// takes one handle and checks no other argument before it acts.
+func with[T any](h C.uintptr_t, get func(C.uintptr_t) (*T, C.int), op func(*T) C.int) C.int {
+	obj, rc := get(h)
+	if obj == nil {
+		return rc
+	}
+	inject()
+	return op(obj)
 }
 
 // ownedUD is the userdata an export owns until it hands it off to core or

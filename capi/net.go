@@ -171,14 +171,7 @@ func transportHandleIfAny(t *core.Transport) uintptr {
 }
 
 func getTransport(h C.uintptr_t) (*core.Transport, C.int) {
-	t, _ := reg.get(uintptr(h), kTransport).(*core.Transport)
-	if t == nil {
-		return nil, fail(C.ALOOP_EBADF, "invalid or closed transport handle %#x", uintptr(h))
-	}
-	if err := t.Loop().CheckThread(); err != nil {
-		return nil, failErr(err)
-	}
-	return t, 0
+	return lookupT(h, kTransport, "invalid or closed transport handle", (*core.Transport).Loop)
 }
 
 // ---------------------------------------------------------------------------
@@ -220,14 +213,7 @@ func serverHandleIfAny(s *core.Server) uintptr {
 }
 
 func getServer(h C.uintptr_t) (*serverObj, C.int) {
-	so, _ := reg.get(uintptr(h), kServer).(*serverObj)
-	if so == nil {
-		return nil, fail(C.ALOOP_EBADF, "invalid server handle %#x", uintptr(h))
-	}
-	if err := so.s.Loop().CheckThread(); err != nil {
-		return nil, failErr(err)
-	}
-	return so, 0
+	return lookupT(h, kServer, "invalid server handle", func(so *serverObj) *core.Loop { return so.s.Loop() })
 }
 
 // ---------------------------------------------------------------------------
@@ -382,53 +368,34 @@ func aloop_create_server(loop C.uintptr_t, host *C.char, port C.int, cb, ud, fre
 //export aloop_server_close
 func aloop_server_close(server C.uintptr_t) (rc C.int) {
 	defer guard(&rc)
-	so, rc := getServer(server)
-	if so == nil {
-		return rc
-	}
-	inject()
-	so.s.Close()
-	so.releaseUserdata()
-	return 0
+	return with(server, getServer, func(so *serverObj) C.int {
+		so.s.Close()
+		so.releaseUserdata()
+		return 0
+	})
 }
 
 //export aloop_server_free
 func aloop_server_free(server C.uintptr_t) (rc C.int) {
 	defer guard(&rc)
-	so, rc := getServer(server)
-	if so == nil {
-		return rc
-	}
-	inject()
-	so.s.Close()
-	so.releaseUserdata()
-	reg.del(so.h, kServer)
-	return 0
+	return with(server, getServer, func(so *serverObj) C.int {
+		so.s.Close()
+		so.releaseUserdata()
+		reg.del(so.h, kServer)
+		return 0
+	})
 }
 
 //export aloop_server_start_serving
 func aloop_server_start_serving(server C.uintptr_t) (rc C.int) {
 	defer guard(&rc)
-	so, rc := getServer(server)
-	if so == nil {
-		return rc
-	}
-	inject()
-	if err := so.s.StartServing(); err != nil {
-		return failErr(err)
-	}
-	return 0
+	return with(server, getServer, func(so *serverObj) C.int { return failErrOrZero(so.s.StartServing()) })
 }
 
 //export aloop_server_is_serving
 func aloop_server_is_serving(server C.uintptr_t) (rc C.int) {
 	defer guard(&rc)
-	so, rc := getServer(server)
-	if so == nil {
-		return rc
-	}
-	inject()
-	return boolRC(so.s.IsServing())
+	return with(server, getServer, func(so *serverObj) C.int { return boolRC(so.s.IsServing()) })
 }
 
 //export aloop_server_wait_closed
@@ -449,15 +416,12 @@ func aloop_server_wait_closed(server C.uintptr_t, out *C.uintptr_t) (rc C.int) {
 //export aloop_server_socket_count
 func aloop_server_socket_count(server C.uintptr_t) (rc C.int) {
 	defer guard(&rc)
-	so, rc := getServer(server)
-	if so == nil {
-		return rc
-	}
-	inject()
-	if so.s.IsClosed() {
-		return 0
-	}
-	return C.int(len(so.s.Sockets()))
+	return with(server, getServer, func(so *serverObj) C.int {
+		if so.s.IsClosed() {
+			return 0
+		}
+		return C.int(len(so.s.Sockets()))
+	})
 }
 
 func serverSocket(so *serverObj, index C.int) (int, unix.Sockaddr, C.int) {
@@ -474,31 +438,25 @@ func serverSocket(so *serverObj, index C.int) (int, unix.Sockaddr, C.int) {
 //export aloop_server_socket_fd
 func aloop_server_socket_fd(server C.uintptr_t, index C.int) (rc C.int) {
 	defer guard(&rc)
-	so, rc := getServer(server)
-	if so == nil {
-		return rc
-	}
-	inject()
-	fd, _, rc := serverSocket(so, index)
-	if rc != 0 {
-		return rc
-	}
-	return C.int(fd)
+	return with(server, getServer, func(so *serverObj) C.int {
+		fd, _, rc := serverSocket(so, index)
+		if rc != 0 {
+			return rc
+		}
+		return C.int(fd)
+	})
 }
 
 //export aloop_server_sockname
 func aloop_server_sockname(server C.uintptr_t, index C.int, host *C.char, hostlen C.size_t, port *C.int) (rc C.int) {
 	defer guard(&rc)
-	so, rc := getServer(server)
-	if so == nil {
-		return rc
-	}
-	inject()
-	_, sa, rc := serverSocket(so, index)
-	if rc != 0 {
-		return rc
-	}
-	return putAddr(sa, host, hostlen, port)
+	return with(server, getServer, func(so *serverObj) C.int {
+		_, sa, rc := serverSocket(so, index)
+		if rc != 0 {
+			return rc
+		}
+		return putAddr(sa, host, hostlen, port)
+	})
 }
 
 func putAddr(sa unix.Sockaddr, host *C.char, hostlen C.size_t, port *C.int) C.int {
@@ -584,12 +542,7 @@ func aloop_transport_write(tr C.uintptr_t, data unsafe.Pointer, n C.size_t) (rc 
 }
 
 func transportOp(tr C.uintptr_t, op func(t *core.Transport) C.int) C.int {
-	t, rc := getTransport(tr)
-	if t == nil {
-		return rc
-	}
-	inject()
-	return op(t)
+	return with(tr, getTransport, op)
 }
 
 //export aloop_transport_close
@@ -651,10 +604,7 @@ func aloop_transport_is_reading(tr C.uintptr_t) (rc C.int) {
 func aloop_transport_get_write_buffer_size(tr C.uintptr_t, out *C.size_t) (rc C.int) {
 	defer guard(&rc)
 	if out == nil {
-		if _, rc := getTransport(tr); rc != 0 {
-			return rc
-		}
-		return fail(C.ALOOP_EINVAL, "out_size is NULL")
+		return failArg(tr, getTransport, "out_size is NULL")
 	}
 	return transportOp(tr, func(t *core.Transport) C.int { *out = C.size_t(t.WriteBufferSize()); return 0 })
 }
@@ -674,10 +624,7 @@ func aloop_transport_set_write_buffer_limits(tr C.uintptr_t, high, low C.size_t)
 func aloop_transport_get_write_buffer_limits(tr C.uintptr_t, outHigh, outLow *C.size_t) (rc C.int) {
 	defer guard(&rc)
 	if outHigh == nil || outLow == nil {
-		if _, rc := getTransport(tr); rc != 0 {
-			return rc
-		}
-		return fail(C.ALOOP_EINVAL, "out_high or out_low is NULL")
+		return failArg(tr, getTransport, "out_high or out_low is NULL")
 	}
 	return transportOp(tr, func(t *core.Transport) C.int {
 		h, l := t.WriteBufferLimits()
@@ -697,11 +644,12 @@ func aloop_transport_get_fd(tr C.uintptr_t) (rc C.int) {
 	})
 }
 
-//export aloop_transport_get_peername
-func aloop_transport_get_peername(tr C.uintptr_t, host *C.char, hostlen C.size_t, port *C.int) (rc C.int) {
-	defer guard(&rc)
+// transportAddr is aloop_transport_get_peername and _sockname; addr is the
+// core.Transport method.
+func transportAddr(tr C.uintptr_t, host *C.char, hostlen C.size_t, port *C.int,
+	addr func(*core.Transport) (unix.Sockaddr, error)) C.int {
 	return transportOp(tr, func(t *core.Transport) C.int {
-		sa, err := t.Peername()
+		sa, err := addr(t)
 		if err != nil {
 			return failErr(err)
 		}
@@ -709,14 +657,14 @@ func aloop_transport_get_peername(tr C.uintptr_t, host *C.char, hostlen C.size_t
 	})
 }
 
+//export aloop_transport_get_peername
+func aloop_transport_get_peername(tr C.uintptr_t, host *C.char, hostlen C.size_t, port *C.int) (rc C.int) {
+	defer guard(&rc)
+	return transportAddr(tr, host, hostlen, port, (*core.Transport).Peername)
+}
+
 //export aloop_transport_get_sockname
 func aloop_transport_get_sockname(tr C.uintptr_t, host *C.char, hostlen C.size_t, port *C.int) (rc C.int) {
 	defer guard(&rc)
-	return transportOp(tr, func(t *core.Transport) C.int {
-		sa, err := t.Sockname()
-		if err != nil {
-			return failErr(err)
-		}
-		return putAddr(sa, host, hostlen, port)
-	})
+	return transportAddr(tr, host, hostlen, port, (*core.Transport).Sockname)
 }

@@ -110,14 +110,7 @@ func subprocessHandle(p *core.Subprocess) uintptr {
 }
 
 func getSubprocess(h C.uintptr_t) (*core.Subprocess, C.int) {
-	p, _ := reg.get(uintptr(h), kSubprocess).(*core.Subprocess)
-	if p == nil {
-		return nil, fail(C.ALOOP_EBADF, "invalid or finished subprocess handle %#x", uintptr(h))
-	}
-	if err := p.Loop().CheckThread(); err != nil {
-		return nil, failErr(err)
-	}
-	return p, 0
+	return lookupT(h, kSubprocess, "invalid or finished subprocess handle", (*core.Subprocess).Loop)
 }
 
 // cSubprocessProto adapts a C aloop_subprocess_protocol_t to core.
@@ -341,12 +334,7 @@ func aloop_future_result_subprocess(fut C.uintptr_t, out *C.uintptr_t) (rc C.int
 //export aloop_subprocess_get_pid
 func aloop_subprocess_get_pid(proc C.uintptr_t) (rc C.int) {
 	defer guard(&rc)
-	p, rc := getSubprocess(proc)
-	if p == nil {
-		return rc
-	}
-	inject()
-	return C.int(p.Pid())
+	return with(proc, getSubprocess, func(p *core.Subprocess) C.int { return C.int(p.Pid()) })
 }
 
 //export aloop_subprocess_get_returncode
@@ -389,57 +377,31 @@ func aloop_subprocess_get_pipe_transport(proc C.uintptr_t, fd C.int, out *C.uint
 //export aloop_subprocess_send_signal
 func aloop_subprocess_send_signal(proc C.uintptr_t, sig C.int) (rc C.int) {
 	defer guard(&rc)
-	p, rc := getSubprocess(proc)
-	if p == nil {
-		return rc
-	}
-	inject()
-	return failErrOrZero(p.SendSignal(int(sig)))
+	return with(proc, getSubprocess, func(p *core.Subprocess) C.int { return failErrOrZero(p.SendSignal(int(sig))) })
 }
 
 //export aloop_subprocess_terminate
 func aloop_subprocess_terminate(proc C.uintptr_t) (rc C.int) {
 	defer guard(&rc)
-	p, rc := getSubprocess(proc)
-	if p == nil {
-		return rc
-	}
-	inject()
-	return failErrOrZero(p.Terminate())
+	return with(proc, getSubprocess, func(p *core.Subprocess) C.int { return failErrOrZero(p.Terminate()) })
 }
 
 //export aloop_subprocess_kill
 func aloop_subprocess_kill(proc C.uintptr_t) (rc C.int) {
 	defer guard(&rc)
-	p, rc := getSubprocess(proc)
-	if p == nil {
-		return rc
-	}
-	inject()
-	return failErrOrZero(p.Kill())
+	return with(proc, getSubprocess, func(p *core.Subprocess) C.int { return failErrOrZero(p.Kill()) })
 }
 
 //export aloop_subprocess_close
 func aloop_subprocess_close(proc C.uintptr_t) (rc C.int) {
 	defer guard(&rc)
-	p, rc := getSubprocess(proc)
-	if p == nil {
-		return rc
-	}
-	inject()
-	p.Close()
-	return 0
+	return with(proc, getSubprocess, func(p *core.Subprocess) C.int { p.Close(); return 0 })
 }
 
 //export aloop_subprocess_is_closing
 func aloop_subprocess_is_closing(proc C.uintptr_t) (rc C.int) {
 	defer guard(&rc)
-	p, rc := getSubprocess(proc)
-	if p == nil {
-		return rc
-	}
-	inject()
-	return boolRC(p.IsClosing())
+	return with(proc, getSubprocess, func(p *core.Subprocess) C.int { return boolRC(p.IsClosing()) })
 }
 
 // ---------------------------------------------------------------------------
@@ -477,16 +439,13 @@ func aloop_add_signal_handler(loop C.uintptr_t, sig C.int, cb, ud, free C.uintpt
 //export aloop_remove_signal_handler
 func aloop_remove_signal_handler(loop C.uintptr_t, sig C.int) (rc C.int) {
 	defer guard(&rc)
-	lo, rc := getLoopT(loop)
-	if lo == nil {
-		return rc
-	}
-	inject()
-	ok, err := lo.l.RemoveSignalHandler(int(sig))
-	if err != nil {
-		return fail(C.ALOOP_EINVAL, "signal %d cannot be handled", int(sig))
-	}
-	return boolRC(ok)
+	return with(loop, getLoopT, func(lo *loopObj) C.int {
+		ok, err := lo.l.RemoveSignalHandler(int(sig))
+		if err != nil {
+			return fail(C.ALOOP_EINVAL, "signal %d cannot be handled", int(sig))
+		}
+		return boolRC(ok)
+	})
 }
 
 // ---------------------------------------------------------------------------
@@ -524,29 +483,17 @@ func aloop_run_in_executor(loop, fn, arg, free C.uintptr_t, out *C.uintptr_t) (r
 //export aloop_loop_set_default_executor_size
 func aloop_loop_set_default_executor_size(loop C.uintptr_t, n C.int) (rc C.int) {
 	defer guard(&rc)
-	lo, rc := getLoopT(loop)
-	if lo == nil {
-		return rc
-	}
-	inject()
-	return failErrOrZero(lo.l.SetDefaultExecutorSize(int(n)))
+	return with(loop, getLoopT, func(lo *loopObj) C.int { return failErrOrZero(lo.l.SetDefaultExecutorSize(int(n))) })
 }
 
 //export aloop_loop_shutdown_default_executor
 func aloop_loop_shutdown_default_executor(loop C.uintptr_t, out *C.uintptr_t) (rc C.int) {
 	defer guard(&rc)
-	lo, rc := getLoopT(loop)
+	lo, rc := loopForFuture(loop, out)
 	if lo == nil {
 		return rc
 	}
-	if out == nil {
-		return fail(C.ALOOP_EINVAL, "out_future is NULL")
-	}
 	inject()
 	f, err := lo.l.ShutdownDefaultExecutor()
-	if err != nil {
-		return failErr(err)
-	}
-	*out = C.uintptr_t(newFutureObj(f).h)
-	return 0
+	return putFuture(f, err, out)
 }

@@ -18,27 +18,6 @@ import (
 // The sock_*, DNS and sendfile API (include/asyncloop.h, @@NET-SOCK@@), and
 // the typed result getters of their futures.
 
-// sockFuture returns the future of a core operation to C, or its error.
-func sockFuture(fut *core.Future, err error, out *C.uintptr_t) C.int {
-	if err != nil {
-		return failErr(err)
-	}
-	*out = C.uintptr_t(newFutureObj(fut).h)
-	return 0
-}
-
-// sockLoop resolves the loop and checks out_future.
-func sockLoop(loop C.uintptr_t, out *C.uintptr_t) (*loopObj, C.int) {
-	lo, rc := getLoopT(loop)
-	if lo == nil {
-		return nil, rc
-	}
-	if out == nil {
-		return nil, fail(C.ALOOP_EINVAL, "out_future is NULL")
-	}
-	return lo, 0
-}
-
 // cBytes views C memory as a slice (nil for an empty one).
 func cBytes(p unsafe.Pointer, n C.size_t) []byte {
 	if n == 0 || p == nil {
@@ -49,10 +28,30 @@ func cBytes(p unsafe.Pointer, n C.size_t) []byte {
 
 const maxLen = C.size_t(1) << 40
 
-//export aloop_sock_recv
-func aloop_sock_recv(loop C.uintptr_t, fd C.int, nbytes C.size_t, out *C.uintptr_t) (rc C.int) {
-	defer guard(&rc)
-	lo, rc := sockLoop(loop, out)
+// checkBuf checks a buffer argument (named what) and its length.
+func checkBuf(p unsafe.Pointer, n C.size_t, what string) C.int {
+	if (p == nil && n > 0) || n > maxLen {
+		return fail(C.ALOOP_EINVAL, "%s is NULL or len too large", what)
+	}
+	return 0
+}
+
+// checkHostPort checks a host and port argument.
+func checkHostPort(host *C.char, port C.int) C.int {
+	if host == nil {
+		return fail(C.ALOOP_EINVAL, "host is NULL")
+	}
+	if port < 0 || port > 65535 {
+		return fail(C.ALOOP_EINVAL, "port %d out of range", int(port))
+	}
+	return 0
+}
+
+// sockRecv is aloop_sock_recv and aloop_sock_recvfrom; recv is the core.Loop
+// method.
+func sockRecv(loop C.uintptr_t, fd C.int, nbytes C.size_t, out *C.uintptr_t,
+	recv func(l *core.Loop, fd, n int) (*core.Future, error)) C.int {
+	lo, rc := loopForFuture(loop, out)
 	if lo == nil {
 		return rc
 	}
@@ -60,125 +59,114 @@ func aloop_sock_recv(loop C.uintptr_t, fd C.int, nbytes C.size_t, out *C.uintptr
 		return fail(C.ALOOP_EINVAL, "nbytes %d is too large", uint64(nbytes))
 	}
 	inject()
-	f, err := lo.l.SockRecv(int(fd), int(nbytes))
-	return sockFuture(f, err, out)
+	f, err := recv(lo.l, int(fd), int(nbytes))
+	return putFuture(f, err, out)
+}
+
+// sockRecvInto is aloop_sock_recv_into and aloop_sock_recvfrom_into; recv is
+// the core.Loop method.
+func sockRecvInto(loop C.uintptr_t, fd C.int, buf unsafe.Pointer, n C.size_t, out *C.uintptr_t,
+	recv func(l *core.Loop, fd int, buf []byte) (*core.Future, error)) C.int {
+	lo, rc := loopForFuture(loop, out)
+	if lo == nil {
+		return rc
+	}
+	if rc := checkBuf(buf, n, "buf"); rc != 0 {
+		return rc
+	}
+	inject()
+	f, err := recv(lo.l, int(fd), cBytes(buf, n))
+	return putFuture(f, err, out)
+}
+
+//export aloop_sock_recv
+func aloop_sock_recv(loop C.uintptr_t, fd C.int, nbytes C.size_t, out *C.uintptr_t) (rc C.int) {
+	defer guard(&rc)
+	return sockRecv(loop, fd, nbytes, out, (*core.Loop).SockRecv)
 }
 
 //export aloop_sock_recv_into
 func aloop_sock_recv_into(loop C.uintptr_t, fd C.int, buf unsafe.Pointer, n C.size_t, out *C.uintptr_t) (rc C.int) {
 	defer guard(&rc)
-	lo, rc := sockLoop(loop, out)
-	if lo == nil {
-		return rc
-	}
-	if (buf == nil && n > 0) || n > maxLen {
-		return fail(C.ALOOP_EINVAL, "buf is NULL or len too large")
-	}
-	inject()
-	f, err := lo.l.SockRecvInto(int(fd), cBytes(buf, n))
-	return sockFuture(f, err, out)
+	return sockRecvInto(loop, fd, buf, n, out, (*core.Loop).SockRecvInto)
 }
 
 //export aloop_sock_recvfrom
 func aloop_sock_recvfrom(loop C.uintptr_t, fd C.int, nbytes C.size_t, out *C.uintptr_t) (rc C.int) {
 	defer guard(&rc)
-	lo, rc := sockLoop(loop, out)
-	if lo == nil {
-		return rc
-	}
-	if nbytes > maxLen {
-		return fail(C.ALOOP_EINVAL, "nbytes %d is too large", uint64(nbytes))
-	}
-	inject()
-	f, err := lo.l.SockRecvfrom(int(fd), int(nbytes))
-	return sockFuture(f, err, out)
+	return sockRecv(loop, fd, nbytes, out, (*core.Loop).SockRecvfrom)
 }
 
 //export aloop_sock_recvfrom_into
 func aloop_sock_recvfrom_into(loop C.uintptr_t, fd C.int, buf unsafe.Pointer, n C.size_t, out *C.uintptr_t) (rc C.int) {
 	defer guard(&rc)
-	lo, rc := sockLoop(loop, out)
-	if lo == nil {
-		return rc
-	}
-	if (buf == nil && n > 0) || n > maxLen {
-		return fail(C.ALOOP_EINVAL, "buf is NULL or len too large")
-	}
-	inject()
-	f, err := lo.l.SockRecvfromInto(int(fd), cBytes(buf, n))
-	return sockFuture(f, err, out)
+	return sockRecvInto(loop, fd, buf, n, out, (*core.Loop).SockRecvfromInto)
 }
 
 //export aloop_sock_sendall
 func aloop_sock_sendall(loop C.uintptr_t, fd C.int, data unsafe.Pointer, n C.size_t, out *C.uintptr_t) (rc C.int) {
 	defer guard(&rc)
-	lo, rc := sockLoop(loop, out)
+	lo, rc := loopForFuture(loop, out)
 	if lo == nil {
 		return rc
 	}
-	if (data == nil && n > 0) || n > maxLen {
-		return fail(C.ALOOP_EINVAL, "data is NULL or len too large")
+	if rc := checkBuf(data, n, "data"); rc != 0 {
+		return rc
 	}
 	inject()
 	f, err := lo.l.SockSendall(int(fd), cBytes(data, n))
-	return sockFuture(f, err, out)
+	return putFuture(f, err, out)
 }
 
 //export aloop_sock_sendto
 func aloop_sock_sendto(loop C.uintptr_t, fd C.int, data unsafe.Pointer, n C.size_t, host *C.char, port C.int, out *C.uintptr_t) (rc C.int) {
 	defer guard(&rc)
-	lo, rc := sockLoop(loop, out)
+	lo, rc := loopForFuture(loop, out)
 	if lo == nil {
 		return rc
 	}
-	if (data == nil && n > 0) || n > maxLen {
-		return fail(C.ALOOP_EINVAL, "data is NULL or len too large")
+	if rc := checkBuf(data, n, "data"); rc != 0 {
+		return rc
 	}
-	if host == nil {
-		return fail(C.ALOOP_EINVAL, "host is NULL")
-	}
-	if port < 0 || port > 65535 {
-		return fail(C.ALOOP_EINVAL, "port %d out of range", int(port))
+	if rc := checkHostPort(host, port); rc != 0 {
+		return rc
 	}
 	inject()
 	f, err := lo.l.SockSendtoHost(int(fd), cBytes(data, n), C.GoString(host), int(port))
-	return sockFuture(f, err, out)
+	return putFuture(f, err, out)
 }
 
 //export aloop_sock_connect
 func aloop_sock_connect(loop C.uintptr_t, fd C.int, host *C.char, port C.int, out *C.uintptr_t) (rc C.int) {
 	defer guard(&rc)
-	lo, rc := sockLoop(loop, out)
+	lo, rc := loopForFuture(loop, out)
 	if lo == nil {
 		return rc
 	}
-	if host == nil {
-		return fail(C.ALOOP_EINVAL, "host is NULL")
-	}
-	if port < 0 || port > 65535 {
-		return fail(C.ALOOP_EINVAL, "port %d out of range", int(port))
+	if rc := checkHostPort(host, port); rc != 0 {
+		return rc
 	}
 	inject()
 	f, err := lo.l.SockConnect(int(fd), C.GoString(host), int(port))
-	return sockFuture(f, err, out)
+	return putFuture(f, err, out)
 }
 
 //export aloop_sock_accept
 func aloop_sock_accept(loop C.uintptr_t, fd C.int, out *C.uintptr_t) (rc C.int) {
 	defer guard(&rc)
-	lo, rc := sockLoop(loop, out)
+	lo, rc := loopForFuture(loop, out)
 	if lo == nil {
 		return rc
 	}
 	inject()
 	f, err := lo.l.SockAccept(int(fd))
-	return sockFuture(f, err, out)
+	return putFuture(f, err, out)
 }
 
 //export aloop_sock_sendfile
 func aloop_sock_sendfile(loop C.uintptr_t, fd, file C.int, offset, count C.int64_t, fallback C.int, out *C.uintptr_t) (rc C.int) {
 	defer guard(&rc)
-	lo, rc := sockLoop(loop, out)
+	lo, rc := loopForFuture(loop, out)
 	if lo == nil {
 		return rc
 	}
@@ -187,7 +175,7 @@ func aloop_sock_sendfile(loop C.uintptr_t, fd, file C.int, offset, count C.int64
 	}
 	inject()
 	f, err := lo.l.SockSendfile(int(fd), int(file), int64(offset), int64(count), fallback != 0)
-	return sockFuture(f, err, out)
+	return putFuture(f, err, out)
 }
 
 //export aloop_transport_sendfile
@@ -205,7 +193,7 @@ func aloop_transport_sendfile(tr C.uintptr_t, file C.int, offset, count C.int64_
 	}
 	inject()
 	f, err := t.Sendfile(int(file), int64(offset), int64(count), fallback != 0)
-	return sockFuture(f, err, out)
+	return putFuture(f, err, out)
 }
 
 //export aloop_transport_writev
@@ -250,31 +238,28 @@ func aloop_transport_writev(tr C.uintptr_t, iov *C.aloop_iovec_t, iovcnt C.size_
 //export aloop_getaddrinfo
 func aloop_getaddrinfo(loop C.uintptr_t, host, service *C.char, family, socktype, proto, flags C.int, out *C.uintptr_t) (rc C.int) {
 	defer guard(&rc)
-	lo, rc := sockLoop(loop, out)
+	lo, rc := loopForFuture(loop, out)
 	if lo == nil {
 		return rc
 	}
 	inject()
 	f, err := lo.l.Getaddrinfo(goString(host), goString(service), int(family), int(socktype), int(proto), int(flags))
-	return sockFuture(f, err, out)
+	return putFuture(f, err, out)
 }
 
 //export aloop_getnameinfo
 func aloop_getnameinfo(loop C.uintptr_t, host *C.char, port, flags C.int, out *C.uintptr_t) (rc C.int) {
 	defer guard(&rc)
-	lo, rc := sockLoop(loop, out)
+	lo, rc := loopForFuture(loop, out)
 	if lo == nil {
 		return rc
 	}
-	if host == nil {
-		return fail(C.ALOOP_EINVAL, "host is NULL")
-	}
-	if port < 0 || port > 65535 {
-		return fail(C.ALOOP_EINVAL, "port %d out of range", int(port))
+	if rc := checkHostPort(host, port); rc != 0 {
+		return rc
 	}
 	inject()
 	f, err := lo.l.Getnameinfo(C.GoString(host), int(port), int(flags))
-	return sockFuture(f, err, out)
+	return putFuture(f, err, out)
 }
 
 // ---------------------------------------------------------------------------
@@ -301,10 +286,7 @@ func otherKind() C.int {
 func aloop_future_result_size(fut C.uintptr_t, out *C.size_t) (rc C.int) {
 	defer guard(&rc)
 	if out == nil {
-		if _, rc := getFuture(fut); rc != 0 {
-			return rc
-		}
-		return fail(C.ALOOP_EINVAL, "out_size is NULL")
+		return failArg(fut, getFuture, "out_size is NULL")
 	}
 	inject()
 	v, rc := futureValue(fut)
@@ -330,10 +312,7 @@ func aloop_future_result_size(fut C.uintptr_t, out *C.size_t) (rc C.int) {
 func aloop_future_result_bytes(fut C.uintptr_t, outData *unsafe.Pointer, outLen *C.size_t) (rc C.int) {
 	defer guard(&rc)
 	if outData == nil || outLen == nil {
-		if _, rc := getFuture(fut); rc != 0 {
-			return rc
-		}
-		return fail(C.ALOOP_EINVAL, "out_data or out_len is NULL")
+		return failArg(fut, getFuture, "out_data or out_len is NULL")
 	}
 	inject()
 	v, rc := futureValue(fut)
@@ -376,10 +355,7 @@ func aloop_buffer_free(p unsafe.Pointer) (rc C.int) {
 func aloop_future_result_addr(fut C.uintptr_t, host *C.char, hostlen C.size_t, port *C.int) (rc C.int) {
 	defer guard(&rc)
 	if host == nil && port == nil {
-		if _, rc := getFuture(fut); rc != 0 {
-			return rc
-		}
-		return fail(C.ALOOP_EINVAL, "host and out_port are both NULL")
+		return failArg(fut, getFuture, "host and out_port are both NULL")
 	}
 	if host != nil && hostlen == 0 {
 		return fail(C.ALOOP_EINVAL, "hostlen is 0")
@@ -405,10 +381,7 @@ func aloop_future_result_addr(fut C.uintptr_t, host *C.char, hostlen C.size_t, p
 func aloop_future_result_fd(fut C.uintptr_t, out *C.int) (rc C.int) {
 	defer guard(&rc)
 	if out == nil {
-		if _, rc := getFuture(fut); rc != 0 {
-			return rc
-		}
-		return fail(C.ALOOP_EINVAL, "out_fd is NULL")
+		return failArg(fut, getFuture, "out_fd is NULL")
 	}
 	inject()
 	v, rc := futureValue(fut)
@@ -427,10 +400,7 @@ func aloop_future_result_fd(fut C.uintptr_t, out *C.int) (rc C.int) {
 func aloop_future_result_nameinfo(fut C.uintptr_t, host *C.char, hostlen C.size_t, service *C.char, servicelen C.size_t) (rc C.int) {
 	defer guard(&rc)
 	if (host == nil && service == nil) || (host != nil && hostlen == 0) || (service != nil && servicelen == 0) {
-		if _, rc := getFuture(fut); rc != 0 {
-			return rc
-		}
-		return fail(C.ALOOP_EINVAL, "host and service are both NULL, or a length is 0")
+		return failArg(fut, getFuture, "host and service are both NULL, or a length is 0")
 	}
 	inject()
 	v, rc := futureValue(fut)
@@ -480,10 +450,7 @@ func rawSockaddr(sa unix.Sockaddr) []byte {
 func aloop_future_result_addrinfo(fut C.uintptr_t, outList **C.aloop_addrinfo_t, outCount *C.size_t) (rc C.int) {
 	defer guard(&rc)
 	if outList == nil {
-		if _, rc := getFuture(fut); rc != 0 {
-			return rc
-		}
-		return fail(C.ALOOP_EINVAL, "out_list is NULL")
+		return failArg(fut, getFuture, "out_list is NULL")
 	}
 	inject()
 	v, rc := futureValue(fut)

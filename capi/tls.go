@@ -38,11 +38,7 @@ type tlsConfigObj struct {
 }
 
 func getTLSConfig(h C.uintptr_t) (*tlsConfigObj, C.int) {
-	co, _ := reg.get(uintptr(h), kTLSConfig).(*tlsConfigObj)
-	if co == nil {
-		return nil, fail(C.ALOOP_EBADF, "invalid TLS config handle %#x", uintptr(h))
-	}
-	return co, 0
+	return lookup[tlsConfigObj](h, kTLSConfig, "invalid TLS config handle")
 }
 
 // options returns the core options of a connection made now with co.
@@ -92,13 +88,7 @@ func aloop_tls_config_new(out *C.uintptr_t, isServer C.int) (rc C.int) {
 //export aloop_tls_config_free
 func aloop_tls_config_free(cfg C.uintptr_t) (rc C.int) {
 	defer guard(&rc)
-	co, rc := getTLSConfig(cfg)
-	if co == nil {
-		return rc
-	}
-	inject()
-	reg.del(co.h, kTLSConfig)
-	return 0
+	return with(cfg, getTLSConfig, func(co *tlsConfigObj) C.int { reg.del(co.h, kTLSConfig); return 0 })
 }
 
 // cBytes borrows len bytes of C memory.
@@ -246,29 +236,23 @@ func aloop_tls_config_load_ca_pem(cfg C.uintptr_t, pem *C.char, n C.size_t) (rc 
 //export aloop_tls_config_load_default_ca
 func aloop_tls_config_load_default_ca(cfg C.uintptr_t) (rc C.int) {
 	defer guard(&rc)
-	co, rc := getTLSConfig(cfg)
-	if co == nil {
-		return rc
-	}
-	inject()
-	co.mu.Lock()
-	defer co.mu.Unlock()
-	co.sysCA = true
-	return co.rebuildRoots()
+	return with(cfg, getTLSConfig, func(co *tlsConfigObj) C.int {
+		co.mu.Lock()
+		defer co.mu.Unlock()
+		co.sysCA = true
+		return co.rebuildRoots()
+	})
 }
 
 //export aloop_tls_config_set_server_hostname
 func aloop_tls_config_set_server_hostname(cfg C.uintptr_t, hostname *C.char) (rc C.int) {
 	defer guard(&rc)
-	co, rc := getTLSConfig(cfg)
-	if co == nil {
-		return rc
-	}
-	inject()
-	co.mu.Lock()
-	co.hostname = goString(hostname)
-	co.mu.Unlock()
-	return 0
+	return with(cfg, getTLSConfig, func(co *tlsConfigObj) C.int {
+		co.mu.Lock()
+		co.hostname = goString(hostname)
+		co.mu.Unlock()
+		return 0
+	})
 }
 
 //export aloop_tls_config_set_alpn
@@ -313,9 +297,9 @@ func tlsVersion(v C.int) (uint16, bool) {
 	return 0, false
 }
 
-//export aloop_tls_config_set_min_version
-func aloop_tls_config_set_min_version(cfg C.uintptr_t, version C.int) (rc C.int) {
-	defer guard(&rc)
+// setTLSVersion is aloop_tls_config_set_min_version and _max_version: field
+// picks the bound it sets.
+func setTLSVersion(cfg C.uintptr_t, version C.int, field func(co *tlsConfigObj) *uint16) C.int {
 	co, rc := getTLSConfig(cfg)
 	if co == nil {
 		return rc
@@ -326,27 +310,21 @@ func aloop_tls_config_set_min_version(cfg C.uintptr_t, version C.int) (rc C.int)
 	}
 	inject()
 	co.mu.Lock()
-	co.minV = v
+	*field(co) = v
 	co.mu.Unlock()
 	return 0
+}
+
+//export aloop_tls_config_set_min_version
+func aloop_tls_config_set_min_version(cfg C.uintptr_t, version C.int) (rc C.int) {
+	defer guard(&rc)
+	return setTLSVersion(cfg, version, func(co *tlsConfigObj) *uint16 { return &co.minV })
 }
 
 //export aloop_tls_config_set_max_version
 func aloop_tls_config_set_max_version(cfg C.uintptr_t, version C.int) (rc C.int) {
 	defer guard(&rc)
-	co, rc := getTLSConfig(cfg)
-	if co == nil {
-		return rc
-	}
-	v, ok := tlsVersion(version)
-	if !ok {
-		return fail(C.ALOOP_EINVAL, "unsupported TLS version %#x (ALOOP_TLS_VERSION_1_2 or _1_3)", int(version))
-	}
-	inject()
-	co.mu.Lock()
-	co.maxV = v
-	co.mu.Unlock()
-	return 0
+	return setTLSVersion(cfg, version, func(co *tlsConfigObj) *uint16 { return &co.maxV })
 }
 
 //export aloop_tls_config_set_verify
@@ -427,11 +405,7 @@ func aloop_transport_start_tls(tr C.uintptr_t, cfg C.uintptr_t, hostname *C.char
 		o.ServerHostname = C.GoString(hostname)
 	}
 	fut, err := t.StartTLS(o)
-	if err != nil {
-		return failErr(err)
-	}
-	*out = C.uintptr_t(newFutureObj(fut).h)
-	return 0
+	return putFuture(fut, err, out)
 }
 
 // tlsState returns the TLS state of a transport after its handshake.

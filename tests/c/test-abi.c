@@ -1047,21 +1047,6 @@ TEST(last_error) {
 #define ALOOP_HEADER_PATH "include/asyncloop.h"
 #endif
 
-static char *slurp(const char *path) {
-  FILE *f = fopen(path, "rb");
-  if (!f)
-    FAIL("cannot open %s: %s", path, strerror(errno));
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  char *s = malloc((size_t)n + 1);
-  ASSERT(s != NULL);
-  ASSERT_EQ(fread(s, 1, (size_t)n, f), n);
-  s[n] = 0;
-  fclose(f);
-  return s;
-}
-
 /* Blanks out C comments in place. */
 static void strip_comments(char *s) {
   for (char *p = s; *p; p++) {
@@ -1080,8 +1065,8 @@ static void strip_comments(char *s) {
 }
 
 TEST(covers_every_declaration) {
-  char *header = slurp(ALOOP_HEADER_PATH);
-  char *self = slurp(__FILE__);
+  char *header = test_read_file(ALOOP_HEADER_PATH, NULL);
+  char *self = test_read_file(__FILE__, NULL);
   strip_comments(header);
   int declared = 0, missing = 0;
   for (char *p = header; (p = strstr(p, "aloop_")) != NULL;) {

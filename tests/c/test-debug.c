@@ -5,28 +5,12 @@
  * aloop_loop_close.
  */
 #include "test.h"
+#define RUN_UNTIL_STEP 0.02
+#include "helpers.h"
 
 #include <math.h>
 #include <pthread.h>
 #include <sys/socket.h>
-
-static aloop_loop_t *loop;
-
-#define RUN_UNTIL(cond)                                                        \
-  do {                                                                         \
-    double t0_ = test_now();                                                   \
-    while (!(cond)) {                                                          \
-      if (test_now() - t0_ > 20.0)                                             \
-        FAIL("timed out waiting for %s", #cond);                               \
-      OK(aloop_loop_run_once(loop, 0.02));                                     \
-    }                                                                          \
-  } while (0)
-
-static void run_for(double seconds) {
-  double t0 = test_now();
-  while (test_now() - t0 < seconds)
-    OK(aloop_loop_run_once(loop, 0.01));
-}
 
 /* ---- an exception handler that records ---------------------------------- */
 

@@ -5,39 +5,12 @@
  * cancellation and the library-owned result list.
  */
 #include "test.h"
+#include "helpers.h"
 
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
-
-static aloop_loop_t *loop;
-
-static void loop_up(void) {
-  if (!loop)
-    OK(aloop_loop_new(&loop));
-}
-
-#define RUN_UNTIL(cond)                                                        \
-  do {                                                                         \
-    double t0_ = test_now();                                                   \
-    while (!(cond)) {                                                          \
-      if (test_now() - t0_ > 20.0)                                             \
-        FAIL("timed out waiting for %s", #cond);                               \
-      OK(aloop_loop_run_once(loop, 0.05));                                     \
-    }                                                                          \
-  } while (0)
-
-static void await_done(aloop_future_t *f) { RUN_UNTIL(aloop_future_done(f) == 1); }
-
-static void assert_ok(aloop_future_t *f) {
-  int e = aloop_future_exception(f);
-  if (e != 0) {
-    char msg[256] = "";
-    aloop_future_error_message(f, msg, sizeof msg);
-    FAIL("future failed: %s: %s", aloop_err_name(e), msg);
-  }
-}
 
 /* Compares the library's results with libc's getaddrinfo for the same
  * query, entry by entry (order included). */

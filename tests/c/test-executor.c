@@ -5,35 +5,21 @@
  * free_cb exactly once on the loop thread.
  */
 #include "test.h"
+#define RUN_UNTIL_STEP 0.02
+#include "helpers.h"
 
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <sys/syscall.h>
 
-static aloop_loop_t *loop;
 static pid_t loop_tid;
-
-#define RUN_UNTIL(cond)                                                        \
-  do {                                                                         \
-    double t0_ = test_now();                                                   \
-    while (!(cond)) {                                                          \
-      if (test_now() - t0_ > 20.0)                                             \
-        FAIL("timed out waiting for %s", #cond);                               \
-      OK(aloop_loop_run_once(loop, 0.02));                                     \
-    }                                                                          \
-  } while (0)
-
-static void run_for(double seconds) {
-  double t0 = test_now();
-  while (test_now() - t0 < seconds)
-    OK(aloop_loop_run_once(loop, 0.01));
-}
 
 static pid_t gettid_(void) { return (pid_t)syscall(SYS_gettid); }
 
-static void loop_up(void) {
-  OK(aloop_loop_new(&loop));
+/* The loop, made on this thread (free_cb must run there). */
+static void loop_here(void) {
+  loop_up();
   loop_tid = gettid_();
 }
 
@@ -97,7 +83,7 @@ static int cpus(void) {
 }
 
 TEST(result_and_worker_thread) {
-  loop_up();
+  loop_here();
   struct job j = {0};
   j.value = 41;
   aloop_future_t *f = submit(&j);
@@ -121,7 +107,7 @@ TEST(default_pool_is_bounded) {
   int n = want + 4;
   struct job *jobs = calloc((size_t)n, sizeof *jobs);
   aloop_future_t **f = calloc((size_t)n, sizeof *f);
-  loop_up();
+  loop_here();
   for (int i = 0; i < n; i++) {
     jobs[i].gated = 1;
     f[i] = submit(&jobs[i]);
@@ -143,7 +129,7 @@ TEST(set_default_executor_size) {
   struct job jobs[N];
   aloop_future_t *f[N];
   memset(jobs, 0, sizeof jobs);
-  loop_up();
+  loop_here();
   ASSERT_EQ(aloop_loop_set_default_executor_size(loop, 0), ALOOP_EINVAL);
   ASSERT_EQ(aloop_loop_set_default_executor_size(loop, -3), ALOOP_EINVAL);
   ASSERT_EQ(aloop_loop_set_default_executor_size(NULL, 2), ALOOP_EBADF);
@@ -170,7 +156,7 @@ TEST(set_default_executor_size) {
 
 TEST(cancel_queued_job_never_runs) {
   struct job a = {0}, b = {0}, c = {0};
-  loop_up();
+  loop_here();
   OK(aloop_loop_set_default_executor_size(loop, 1));
   a.gated = 1;
   aloop_future_t *fa = submit(&a);
@@ -197,7 +183,7 @@ TEST(cancel_queued_job_never_runs) {
 
 TEST(cancel_running_job) {
   struct job a = {0};
-  loop_up();
+  loop_here();
   a.gated = 1;
   aloop_future_t *fa = submit(&a);
   RUN_UNTIL(atomic_load(&running) == 1);
@@ -214,7 +200,7 @@ TEST(cancel_running_job) {
 
 TEST(shutdown_default_executor) {
   struct job a = {0}, b = {0}, late = {0};
-  loop_up();
+  loop_here();
   OK(aloop_loop_set_default_executor_size(loop, 1));
   a.gated = 1;
   aloop_future_t *fa = submit(&a);
@@ -250,7 +236,7 @@ TEST(shutdown_default_executor) {
 TEST(invalid_arguments) {
   int frees = 0;
   aloop_future_t *f;
-  loop_up();
+  loop_here();
   ASSERT_EQ(aloop_run_in_executor(NULL, job_fn, &frees, test_count_free, &f), ALOOP_EBADF);
   ASSERT_EQ(aloop_run_in_executor(loop, NULL, &frees, test_count_free, &f), ALOOP_EINVAL);
   ASSERT_EQ(aloop_run_in_executor(loop, job_fn, &frees, test_count_free, NULL), ALOOP_EINVAL);
@@ -277,7 +263,7 @@ static void on_done(aloop_future_t *f, void *ud) {
 TEST(many_jobs) {
   enum { N = 2000 };
   struct job *jobs = calloc(N, sizeof *jobs);
-  loop_up();
+  loop_here();
   for (int i = 0; i < N; i++) {
     jobs[i].value = (uintptr_t)i;
     aloop_future_t *f = submit(&jobs[i]);

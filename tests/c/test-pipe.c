@@ -4,43 +4,11 @@
  * and no SIGPIPE), write_eof/abort, and the fds that are refused.
  */
 #include "test.h"
+#include "helpers.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <termios.h>
-
-static aloop_loop_t *loop;
-
-static void loop_up(void) {
-  if (!loop)
-    OK(aloop_loop_new(&loop));
-}
-
-#define RUN_UNTIL(cond)                                                        \
-  do {                                                                         \
-    double t0_ = test_now();                                                   \
-    while (!(cond)) {                                                          \
-      if (test_now() - t0_ > 20.0)                                             \
-        FAIL("timed out waiting for %s", #cond);                               \
-      OK(aloop_loop_run_once(loop, 0.05));                                     \
-    }                                                                          \
-  } while (0)
-
-static void run_for(double seconds) {
-  double t0 = test_now();
-  while (test_now() - t0 < seconds)
-    OK(aloop_loop_run_once(loop, 0.01));
-}
-
-static unsigned char *make_pattern(size_t n) {
-  unsigned char *p = malloc(n);
-  ASSERT(p != NULL);
-  for (size_t i = 0; i < n; i++)
-    p[i] = (unsigned char)(((uint32_t)i * 2654435761u) >> 24);
-  return p;
-}
-
-static int fd_is_open(int fd) { return fcntl(fd, F_GETFD) != -1; }
 
 /* ---- the protocol userdata -------------------------------------------------- */
 
@@ -68,16 +36,7 @@ static void p_data(aloop_transport_t *t, const char *data, size_t len,
   ASSERT_EQ(c->eofs, 0);
   ASSERT_PTR_EQ(t, c->t);
   ASSERT_CMP(len, >, 0);
-  if (c->len + len > c->cap) {
-    size_t cap = c->cap ? c->cap : 4096;
-    while (cap < c->len + len)
-      cap *= 2;
-    c->buf = realloc(c->buf, cap);
-    ASSERT(c->buf != NULL);
-    c->cap = cap;
-  }
-  memcpy(c->buf + c->len, data, len);
-  c->len += len;
+  buf_append(&c->buf, &c->len, &c->cap, data, len);
 }
 
 static int p_eof(aloop_transport_t *t, void *ud) {
@@ -126,16 +85,13 @@ static aloop_transport_t *pipe_transport(int fd, int write, struct conn *c) {
   loop_up();
   aloop_protocol_t p = protocol();
   aloop_future_t *f = NULL;
-  aloop_transport_t *t = NULL;
   if (write)
     OK(aloop_connect_write_pipe(loop, fd, &p, c, conn_free, &f));
   else
     OK(aloop_connect_read_pipe(loop, fd, &p, c, conn_free, &f));
   ASSERT_EQ(c->made, 0); /* connection_made is scheduled, never inline */
-  OK(aloop_loop_run_until_complete(loop, f));
-  ASSERT_EQ(aloop_future_exception(f), 0);
-  OK(aloop_future_result_transport(f, &t));
-  OK(aloop_future_free(f));
+  aloop_transport_t *t = complete_transport(
+      f, write ? "connect_write_pipe" : "connect_read_pipe");
   ASSERT_EQ(c->made, 1);
   ASSERT_PTR_EQ(t, c->t);
   return t;

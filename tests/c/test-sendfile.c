@@ -6,46 +6,14 @@
  * and errors (peer reset without SIGPIPE, abort, bad arguments).
  */
 #include "test.h"
+#define RUN_FOR_STEP 0.005
+#include "helpers.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <sys/socket.h>
-
-static aloop_loop_t *loop;
-
-static void loop_up(void) {
-  if (!loop)
-    OK(aloop_loop_new(&loop));
-}
-
-#define RUN_UNTIL(cond)                                                        \
-  do {                                                                         \
-    double t0_ = test_now();                                                   \
-    while (!(cond)) {                                                          \
-      if (test_now() - t0_ > 20.0)                                             \
-        FAIL("timed out waiting for %s", #cond);                               \
-      OK(aloop_loop_run_once(loop, 0.05));                                     \
-    }                                                                          \
-  } while (0)
-
-static void run_for(double seconds) {
-  double t0 = test_now();
-  while (test_now() - t0 < seconds)
-    OK(aloop_loop_run_once(loop, 0.005));
-}
-
-static void await_done(aloop_future_t *f) { RUN_UNTIL(aloop_future_done(f) == 1); }
-
-static void assert_ok(aloop_future_t *f) {
-  int e = aloop_future_exception(f);
-  if (e != 0) {
-    char msg[256] = "";
-    aloop_future_error_message(f, msg, sizeof msg);
-    FAIL("future failed: %s: %s", aloop_err_name(e), msg);
-  }
-}
 
 static size_t result_size(aloop_future_t *f) {
   size_t n = 0;
@@ -130,13 +98,7 @@ static void c_made(aloop_transport_t *t, void *ud) {
 }
 static void c_data(aloop_transport_t *t, const char *d, size_t n, void *ud) {
   struct conn *c = ud;
-  if (c->len + n > c->cap) {
-    c->cap = (c->len + n) * 2;
-    c->buf = realloc(c->buf, c->cap);
-    ASSERT(c->buf != NULL);
-  }
-  memcpy(c->buf + c->len, d, n);
-  c->len += n;
+  buf_append(&c->buf, &c->len, &c->cap, d, n);
 }
 static int c_eof(aloop_transport_t *t, void *ud) {
   ((struct conn *)ud)->eofs++;
@@ -174,21 +136,12 @@ static int on_conn(aloop_server_t *s, aloop_transport_t *t, void *ud) {
 /* A server with one collecting connection, and a client transport to it. */
 static aloop_transport_t *connect_pair(struct conn *client) {
   loop_up();
-  aloop_future_t *f;
-  OK(aloop_create_server(loop, "127.0.0.1", 0, on_conn, NULL, NULL, NULL, &f));
-  await_done(f);
-  assert_ok(f);
-  OK(aloop_future_result_server(f, &server));
-  aloop_future_free(f);
-  OK(aloop_server_sockname(server, 0, NULL, 0, &server_port));
+  server = serve_local(on_conn, NULL, NULL, NULL, &server_port);
   aloop_protocol_t p = protocol();
+  aloop_future_t *f;
   OK(aloop_create_connection(loop, "127.0.0.1", server_port, &p, client, c_free,
                              NULL, &f));
-  await_done(f);
-  assert_ok(f);
-  aloop_transport_t *t;
-  OK(aloop_future_result_transport(f, &t));
-  aloop_future_free(f);
+  aloop_transport_t *t = await_transport(f);
   RUN_UNTIL(server_conn.made == 1);
   return t;
 }
@@ -293,15 +246,7 @@ TEST(sock_sendfile_native_and_fallback) {
   unsigned char *got = malloc(n);
   aloop_future_t *f;
   OK(aloop_sock_sendfile(loop, sv[0], file, 100, 0, 0, &f));
-  size_t have = 0;
-  while (have < n - 100) {
-    aloop_future_t *r;
-    OK(aloop_sock_recv_into(loop, sv[1], got + have, n - have, &r));
-    await_done(r);
-    assert_ok(r);
-    have += result_size(r);
-    aloop_future_free(r);
-  }
+  sock_recv_all(sv[1], got, n - 100);
   await_done(f);
   assert_ok(f);
   ASSERT_EQ(result_size(f), n - 100);
@@ -312,15 +257,7 @@ TEST(sock_sendfile_native_and_fallback) {
   struct pipe_feed pf;
   feed_start(&pf, data, n);
   OK(aloop_sock_sendfile(loop, sv[0], pf.fds[0], 0, 300000, 1, &f));
-  have = 0;
-  while (have < 300000) {
-    aloop_future_t *r;
-    OK(aloop_sock_recv_into(loop, sv[1], got + have, 300000 - have, &r));
-    await_done(r);
-    assert_ok(r);
-    have += result_size(r);
-    aloop_future_free(r);
-  }
+  sock_recv_all(sv[1], got, 300000);
   await_done(f);
   assert_ok(f);
   ASSERT_EQ(result_size(f), 300000);
@@ -345,17 +282,28 @@ TEST(sock_sendfile_native_and_fallback) {
   OK(aloop_loop_close(loop));
 }
 
+/* A sendfile of STALLED_SIZE bytes (make_data(..., seed)) from the temporary
+ * file *file to the server's connection, which stops reading: it cannot
+ * finish. */
+#define STALLED_SIZE ((size_t)64 << 20)
+
+static aloop_future_t *stalled_sendfile(aloop_transport_t *t, unsigned seed,
+                                        int fallback, int *file) {
+  *file = temp_file(make_data(STALLED_SIZE, seed), STALLED_SIZE);
+  OK(aloop_transport_pause_reading(server_conn.t)); /* the peer stops reading */
+  aloop_future_t *f;
+  OK(aloop_transport_sendfile(t, *file, 0, 0, fallback, &f));
+  return f;
+}
+
 /* The peer resets the connection while the sendfile waits for it: the future
  * fails and the transport is lost with the error (and SIGPIPE does not kill
  * the process). */
 TEST(peer_reset_during_sendfile) {
   struct conn client = {0};
   aloop_transport_t *t = connect_pair(&client);
-  const size_t n = 64u << 20;
-  int file = temp_file(make_data(n, 5), n);
-  OK(aloop_transport_pause_reading(server_conn.t)); /* the peer stops reading */
-  aloop_future_t *f;
-  OK(aloop_transport_sendfile(t, file, 0, 0, 0, &f));
+  int file;
+  aloop_future_t *f = stalled_sendfile(t, 5, 0, &file);
   run_for(0.1);
   ASSERT_EQ(aloop_future_done(f), 0);
   /* reset: SO_LINGER 0, then close */
@@ -378,11 +326,8 @@ TEST(peer_reset_during_sendfile) {
 TEST(abort_fails_sendfile) {
   struct conn client = {0};
   aloop_transport_t *t = connect_pair(&client);
-  const size_t n = 64u << 20;
-  int file = temp_file(make_data(n, 6), n);
-  OK(aloop_transport_pause_reading(server_conn.t));
-  aloop_future_t *f;
-  OK(aloop_transport_sendfile(t, file, 0, 0, 1, &f));
+  int file;
+  aloop_future_t *f = stalled_sendfile(t, 6, 1, &file);
   run_for(0.05);
   ASSERT_EQ(aloop_future_done(f), 0);
   OK(aloop_transport_abort(t));
@@ -400,18 +345,15 @@ TEST(abort_fails_sendfile) {
 TEST(cancel_sendfile) {
   struct conn client = {0};
   aloop_transport_t *t = connect_pair(&client);
-  const size_t n = 64u << 20;
-  int file = temp_file(make_data(n, 7), n);
-  OK(aloop_transport_pause_reading(server_conn.t));
-  aloop_future_t *f;
-  OK(aloop_transport_sendfile(t, file, 0, 0, 0, &f));
+  int file;
+  aloop_future_t *f = stalled_sendfile(t, 7, 0, &file);
   run_for(0.05);
   ASSERT_EQ(aloop_future_cancel(f), 1);
   run_for(0.02);
   /* the transport is usable again; the file offset tells what was sent */
   off_t sent = lseek(file, 0, SEEK_CUR);
   ASSERT_CMP(sent, >, 0);
-  ASSERT_CMP(sent, <, (off_t)n);
+  ASSERT_CMP(sent, <, (off_t)STALLED_SIZE);
   OK(aloop_transport_write(t, "after", 5));
   OK(aloop_transport_resume_reading(server_conn.t));
   RUN_UNTIL(server_conn.len == (size_t)sent + 5);

@@ -6,28 +6,11 @@
  * signal numbers are rejected.
  */
 #include "test.h"
+#include "helpers.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/syscall.h>
-
-static aloop_loop_t *loop;
-
-#define RUN_UNTIL(l, cond)                                                     \
-  do {                                                                         \
-    double t0_ = test_now();                                                   \
-    while (!(cond)) {                                                          \
-      if (test_now() - t0_ > 20.0)                                             \
-        FAIL("timed out waiting for %s", #cond);                               \
-      OK(aloop_loop_run_once((l), 0.05));                                      \
-    }                                                                          \
-  } while (0)
-
-static void run_for(double seconds) {
-  double t0 = test_now();
-  while (test_now() - t0 < seconds)
-    OK(aloop_loop_run_once(loop, 0.01));
-}
 
 static pid_t gettid_(void) { return (pid_t)syscall(SYS_gettid); }
 
@@ -83,7 +66,7 @@ TEST(handler_runs_on_loop_thread) {
   ASSERT_EQ(kill(getpid(), SIGUSR1), 0);
   test_sleep(0.05);
   ASSERT_EQ(atomic_load(&c.calls), 0); /* never outside the loop's run */
-  RUN_UNTIL(loop, atomic_load(&c.calls) == 1);
+  RUN_UNTIL(atomic_load(&c.calls) == 1);
   ASSERT_EQ(c.last_sig, SIGUSR1);
   ASSERT_EQ(c.frees, 0);
   ASSERT_EQ(aloop_remove_signal_handler(loop, SIGUSR1), 1);
@@ -103,7 +86,7 @@ TEST(replace_handler) {
   OK(aloop_add_signal_handler(loop, SIGUSR2, on_signal, &c, counter_free));
   ASSERT_EQ(frees1, 1); /* the replaced handler's free_cb ran */
   ASSERT_EQ(raise(SIGUSR2), 0);
-  RUN_UNTIL(loop, atomic_load(&c.calls) == 1);
+  RUN_UNTIL(atomic_load(&c.calls) == 1);
   /* Closing the loop removes its handlers (free_cb runs). */
   ASSERT_EQ(c.frees, 0);
   OK(aloop_loop_close(loop));
@@ -143,7 +126,7 @@ static void check_given_back(int sig) {
   c.loop = loop;
   OK(aloop_add_signal_handler(loop, sig, on_signal, &c, NULL));
   ASSERT_EQ(raise(sig), 0);
-  RUN_UNTIL(loop, atomic_load(&c.calls) == 1);
+  RUN_UNTIL(atomic_load(&c.calls) == 1);
   ASSERT_EQ(c_handler_calls, 1); /* not called while asyncloop has it */
   ASSERT_EQ(aloop_remove_signal_handler(loop, sig), 1);
 
@@ -164,7 +147,7 @@ static void check_given_back(int sig) {
   ASSERT_EQ(aloop_remove_signal_handler(loop, sig), 1);
   ASSERT_EQ(raise(sig), 0);
   ASSERT_EQ(c_handler_calls, 2); /* l2 still has it */
-  RUN_UNTIL(l2, atomic_load(&c2.calls) == 1);
+  RUN_LOOP_UNTIL(l2, atomic_load(&c2.calls) == 1);
   OK(aloop_loop_close(l2));
   ASSERT_EQ(raise(sig), 0);
   ASSERT_EQ(c_handler_calls, 3);
@@ -215,7 +198,7 @@ TEST(burst_of_1000_keeps_the_last) {
   OK(aloop_loop_new(&loop));
   OK(aloop_add_signal_handler(loop, SIGUSR1, on_burst, NULL, NULL));
   ASSERT_EQ(pthread_create(&th, NULL, sender, NULL), 0);
-  RUN_UNTIL(loop, seen_after_last);
+  RUN_UNTIL(seen_after_last);
   pthread_join(th, NULL);
   ASSERT_CMP(burst_calls, >=, 1);
   ASSERT_CMP(burst_calls, <=, 1000);
@@ -264,10 +247,10 @@ TEST(second_loop_in_another_thread) {
   ASSERT_EQ(c2_usr2.last_sig, SIGUSR2);
   /* SIGUSR1: only the main loop. */
   ASSERT_EQ(kill(getpid(), SIGUSR1), 0);
-  RUN_UNTIL(loop, atomic_load(&usr1.calls) == 1);
+  RUN_UNTIL(atomic_load(&usr1.calls) == 1);
   /* SIGHUP: both loops, each on its own thread. */
   ASSERT_EQ(kill(getpid(), SIGHUP), 0);
-  RUN_UNTIL(loop, atomic_load(&hup.calls) == 1 && atomic_load(&c2_usr1.calls) == 1);
+  RUN_UNTIL(atomic_load(&hup.calls) == 1 && atomic_load(&c2_usr1.calls) == 1);
   run_for(0.05);
   ASSERT_EQ(atomic_load(&c2_usr2.calls), 1);
   ASSERT_EQ(atomic_load(&usr1.calls), 1);
@@ -276,7 +259,7 @@ TEST(second_loop_in_another_thread) {
   OK(aloop_loop_free(loop2));
   /* The closed loop's handlers are gone; the main loop's still work. */
   ASSERT_EQ(kill(getpid(), SIGHUP), 0);
-  RUN_UNTIL(loop, atomic_load(&hup.calls) == 2);
+  RUN_UNTIL(atomic_load(&hup.calls) == 2);
   ASSERT_EQ(atomic_load(&c2_usr1.calls), 1);
   OK(aloop_remove_signal_handler(loop, SIGUSR1));
   OK(aloop_remove_signal_handler(loop, SIGHUP));

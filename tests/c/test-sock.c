@@ -5,6 +5,8 @@
  * and aloop_transport_writev.
  */
 #include "test.h"
+#define RUN_FOR_STEP 0.005
+#include "helpers.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -12,73 +14,15 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
-static aloop_loop_t *loop;
-
-static void loop_up(void) {
-  if (!loop)
-    OK(aloop_loop_new(&loop));
-}
-
-/* Runs the loop until cond holds (20 s at most). */
-#define RUN_UNTIL(cond)                                                        \
-  do {                                                                         \
-    double t0_ = test_now();                                                   \
-    while (!(cond)) {                                                          \
-      if (test_now() - t0_ > 20.0)                                             \
-        FAIL("timed out waiting for %s", #cond);                               \
-      OK(aloop_loop_run_once(loop, 0.05));                                     \
-    }                                                                          \
-  } while (0)
-
-static void run_for(double seconds) {
-  double t0 = test_now();
-  while (test_now() - t0 < seconds)
-    OK(aloop_loop_run_once(loop, 0.005));
-}
-
-static void await_done(aloop_future_t *f) { RUN_UNTIL(aloop_future_done(f) == 1); }
-
-/* Asserts that a done future succeeded (prints its message otherwise). */
-static void assert_ok(aloop_future_t *f) {
-  int e = aloop_future_exception(f);
-  if (e != 0) {
-    char msg[256] = "";
-    aloop_future_error_message(f, msg, sizeof msg);
-    FAIL("future failed: %s: %s", aloop_err_name(e), msg);
-  }
-}
-
-static unsigned char pattern(size_t i) {
-  return (unsigned char)(((uint32_t)i * 2654435761u) >> 24);
-}
-
 static void pair(int fds[2], int type) {
   ASSERT_EQ(socketpair(AF_UNIX, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds), 0);
 }
 
 /* A non-blocking listening TCP socket on 127.0.0.1; returns it, port in *port. */
 static int listener(int *port) {
-  int s = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  ASSERT(s >= 0);
-  struct sockaddr_in a;
-  memset(&a, 0, sizeof a);
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(bind(s, (struct sockaddr *)&a, sizeof a), 0);
+  int s = loopback_socket(SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, port);
   ASSERT_EQ(listen(s, 16), 0);
-  socklen_t len = sizeof a;
-  ASSERT_EQ(getsockname(s, (struct sockaddr *)&a, &len), 0);
-  *port = ntohs(a.sin_port);
   return s;
-}
-
-static int local_port(int fd) {
-  struct sockaddr_storage ss;
-  socklen_t len = sizeof ss;
-  ASSERT_EQ(getsockname(fd, (struct sockaddr *)&ss, &len), 0);
-  if (ss.ss_family == AF_INET6)
-    return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-  return ntohs(((struct sockaddr_in *)&ss)->sin_port);
 }
 
 /* The bytes of a done recv/recvfrom future, NUL-terminated copy in buf. */
@@ -234,9 +178,7 @@ TEST(sendall_large_in_order) {
   int sv[2];
   pair(sv, SOCK_STREAM);
   const size_t total = 8u << 20;
-  unsigned char *data = malloc(total);
-  for (size_t i = 0; i < total; i++)
-    data[i] = pattern(i);
+  unsigned char *data = make_pattern(total);
   aloop_future_t *s1, *s2;
   OK(aloop_sock_sendall(loop, sv[0], data, 5u << 20, &s1));
   OK(aloop_sock_sendall(loop, sv[0], data + (5u << 20), total - (5u << 20), &s2));
@@ -245,18 +187,7 @@ TEST(sendall_large_in_order) {
   memcpy(keep, data, total);
   memset(data, 0, total);
   unsigned char *got = malloc(total);
-  size_t have = 0;
-  while (have < total) {
-    aloop_future_t *r;
-    OK(aloop_sock_recv_into(loop, sv[1], got + have, total - have, &r));
-    await_done(r);
-    assert_ok(r);
-    size_t n;
-    OK(aloop_future_result_size(r, &n));
-    ASSERT_CMP(n, >, 0);
-    have += n;
-    aloop_future_free(r);
-  }
+  sock_recv_all(sv[1], got, total);
   ASSERT(memcmp(got, keep, total) == 0);
   await_done(s2);
   assert_ok(s1);
@@ -359,12 +290,7 @@ TEST(unix_socket_connect_accept) {
   char path[64];
   snprintf(path, sizeof path, "@aloop-test-sock-%d", (int)getpid());
   int l = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  struct sockaddr_un un;
-  memset(&un, 0, sizeof un);
-  un.sun_family = AF_UNIX;
-  memcpy(un.sun_path + 1, path + 1, strlen(path) - 1); /* abstract */
-  ASSERT_EQ(bind(l, (struct sockaddr *)&un,
-                 offsetof(struct sockaddr_un, sun_path) + strlen(path)), 0);
+  bind_unix(l, path); /* abstract */
   ASSERT_EQ(listen(l, 4), 0);
   aloop_future_t *af, *cf;
   OK(aloop_sock_accept(loop, l, &af));
@@ -392,15 +318,8 @@ TEST(unix_socket_connect_accept) {
 TEST(datagrams) {
   loop_up();
   int s[2], port[2];
-  for (int i = 0; i < 2; i++) {
-    s[i] = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ASSERT_EQ(bind(s[i], (struct sockaddr *)&a, sizeof a), 0);
-    port[i] = local_port(s[i]);
-  }
+  for (int i = 0; i < 2; i++)
+    s[i] = loopback_socket(SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, &port[i]);
   aloop_future_t *rf, *sf;
   OK(aloop_sock_recvfrom(loop, s[1], 2048, &rf));
   run_for(0.01);
@@ -534,21 +453,13 @@ static int on_conn(aloop_server_t *s, aloop_transport_t *t, void *ud) {
 
 TEST(transport_writev_and_busy_fd) {
   loop_up();
-  aloop_future_t *f;
-  aloop_server_t *server;
-  OK(aloop_create_server(loop, "127.0.0.1", 0, on_conn, NULL, NULL, NULL, &f));
-  await_done(f);
-  OK(aloop_future_result_server(f, &server));
-  aloop_future_free(f);
   int port;
-  OK(aloop_server_sockname(server, 0, NULL, 0, &port));
+  aloop_server_t *server = serve_local(on_conn, NULL, NULL, NULL, &port);
   struct sink client = {0};
   aloop_protocol_t p = sink_protocol();
+  aloop_future_t *f;
   OK(aloop_create_connection(loop, "127.0.0.1", port, &p, &client, NULL, NULL, &f));
-  await_done(f);
-  aloop_transport_t *t;
-  OK(aloop_future_result_transport(f, &t));
-  aloop_future_free(f);
+  aloop_transport_t *t = await_transport(f);
 
   /* sock_* on the transport's or server's fd: EBUSY */
   ASSERT_EQ(aloop_sock_recv(loop, aloop_transport_get_fd(t), 1, &f), ALOOP_EBUSY);

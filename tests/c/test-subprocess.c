@@ -6,34 +6,11 @@
  * for children of a loop closed before their exit was seen).
  */
 #include "test.h"
+#include "helpers.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-
-static aloop_loop_t *loop;
-
-static void loop_up(void) {
-  if (!loop)
-    OK(aloop_loop_new(&loop));
-}
-
-/* Runs the loop until cond holds (20 s at most). */
-#define RUN_UNTIL(cond)                                                        \
-  do {                                                                         \
-    double t0_ = test_now();                                                   \
-    while (!(cond)) {                                                          \
-      if (test_now() - t0_ > 20.0)                                             \
-        FAIL("timed out waiting for %s", #cond);                               \
-      OK(aloop_loop_run_once(loop, 0.05));                                     \
-    }                                                                          \
-  } while (0)
-
-static void run_for(double seconds) {
-  double t0 = test_now();
-  while (test_now() - t0 < seconds)
-    OK(aloop_loop_run_once(loop, 0.01));
-}
 
 static pid_t gettid_(void) { return (pid_t)syscall(SYS_gettid); }
 static pid_t loop_tid;
@@ -69,17 +46,6 @@ static void on_loop(const char *what) {
     FAIL("%s ran off the loop thread", what);
 }
 
-static void append(unsigned char **buf, size_t *len, size_t *cap,
-                   const char *data, size_t n) {
-  if (*len + n > *cap) {
-    *cap = (*len + n) * 2;
-    *buf = realloc(*buf, *cap);
-    ASSERT(*buf != NULL);
-  }
-  memcpy(*buf + *len, data, n);
-  *len += n;
-}
-
 static void c_made(aloop_subprocess_t *p, void *ud) {
   struct proc *s = ud;
   on_loop("connection_made");
@@ -101,9 +67,9 @@ static void c_data(aloop_subprocess_t *p, int fd, const char *data,
   if (len == 0)
     FAIL("pipe_data_received with no data");
   if (fd == 1)
-    append(&s->out, &s->out_len, &s->out_cap, data, len);
+    buf_append(&s->out, &s->out_len, &s->out_cap, data, len);
   else if (fd == 2)
-    append(&s->err, &s->err_len, &s->err_cap, data, len);
+    buf_append(&s->err, &s->err_len, &s->err_cap, data, len);
   else
     FAIL("data on fd %d", fd);
   if (s->pipe_lost[fd])
@@ -328,9 +294,7 @@ TEST(stdin_write_and_eof) {
   OK(aloop_subprocess_get_pipe_transport(p, 0, &in));
   OK(aloop_subprocess_get_pipe_transport(p, 1, &out));
   ASSERT(in != NULL && out != NULL && in != out);
-  unsigned char *data = malloc(N);
-  for (size_t i = 0; i < N; i++)
-    data[i] = (unsigned char)((i * 2654435761u) >> 24);
+  unsigned char *data = make_pattern(N);
   OK(aloop_transport_write(in, data, N));
   ASSERT_CMP(s->pauses, ==, 1); /* 3 MB buffered > the 64 KiB high mark */
   size_t buffered = 0;

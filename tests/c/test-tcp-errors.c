@@ -13,6 +13,9 @@
  * machine runs that way.
  */
 #include "test.h"
+#define RUN_UNTIL_STEP 0.02
+#define RUN_FOR_STEP 0.005
+#include "helpers.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -22,40 +25,6 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <dirent.h>
-
-static aloop_loop_t *loop;
-
-static void loop_up(void) {
-  if (!loop)
-    OK(aloop_loop_new(&loop));
-}
-
-#define RUN_UNTIL(cond)                                                        \
-  do {                                                                         \
-    double t0_ = test_now();                                                   \
-    while (!(cond)) {                                                          \
-      if (test_now() - t0_ > 20.0)                                             \
-        FAIL("timed out waiting for %s", #cond);                               \
-      OK(aloop_loop_run_once(loop, 0.02));                                     \
-    }                                                                          \
-  } while (0)
-
-static void run_for(double seconds) {
-  double t0 = test_now();
-  while (test_now() - t0 < seconds)
-    OK(aloop_loop_run_once(loop, 0.005));
-}
-
-static void await_done(aloop_future_t *f) { RUN_UNTIL(aloop_future_done(f) == 1); }
-
-static void assert_ok(aloop_future_t *f) {
-  int e = aloop_future_exception(f);
-  if (e != 0) {
-    char msg[256] = "";
-    aloop_future_error_message(f, msg, sizeof msg);
-    FAIL("future failed: %s: %s", aloop_err_name(e), msg);
-  }
-}
 
 /* ---- exception handler ---------------------------------------------------- */
 
@@ -167,26 +136,14 @@ static void server_free(void *ud) { ((struct server_state *)ud)->frees++; }
 
 static void start_server(struct server_state *ss) {
   loop_up();
-  aloop_future_t *f;
-  OK(aloop_create_server(loop, "127.0.0.1", 0, on_connection, ss, server_free,
-                         NULL, &f));
-  await_done(f);
-  assert_ok(f);
-  OK(aloop_future_result_server(f, &ss->server));
-  OK(aloop_future_free(f));
-  OK(aloop_server_sockname(ss->server, 0, NULL, 0, &ss->port));
+  ss->server = serve_local(on_connection, ss, server_free, NULL, &ss->port);
 }
 
 static aloop_transport_t *connect_to(int port, struct conn *c) {
   aloop_protocol_t p = protocol();
   aloop_future_t *f;
   OK(aloop_create_connection(loop, "127.0.0.1", port, &p, c, p_free, NULL, &f));
-  await_done(f);
-  assert_ok(f);
-  aloop_transport_t *t;
-  OK(aloop_future_result_transport(f, &t));
-  OK(aloop_future_free(f));
-  return t;
+  return await_transport(f);
 }
 
 static void close_server(struct server_state *ss) {
@@ -221,16 +178,9 @@ static int connect_fails(const char *host, int port,
 
 /* A 127.0.0.1 port nobody listens on (bound, so it stays unused). */
 static int closed_port(int *keep) {
-  int s = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a;
-  memset(&a, 0, sizeof a);
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(bind(s, (struct sockaddr *)&a, sizeof a), 0);
-  socklen_t len = sizeof a;
-  getsockname(s, (struct sockaddr *)&a, &len);
-  *keep = s;
-  return ntohs(a.sin_port);
+  int port;
+  *keep = loopback_socket(SOCK_STREAM, &port);
+  return port;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -320,11 +270,7 @@ TEST(address_in_use) {
   ASSERT_EQ(b.frees, 1); /* the failed server's userdata */
   /* sock_* view: bind() of a raw socket fails the same way */
   int s = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons(a.port);
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  struct sockaddr_in sa = loopback_addr(a.port);
   ASSERT_EQ(bind(s, (struct sockaddr *)&sa, sizeof sa), -1);
   ASSERT_EQ(-errno, ALOOP_EADDRINUSE);
   close(s);
@@ -334,17 +280,9 @@ TEST(address_in_use) {
   static struct server_state c, d;
   o.reuse_port = 1;
   loop_up();
-  OK(aloop_create_server(loop, "127.0.0.1", 0, on_connection, &c, server_free, &o, &f));
-  await_done(f);
-  assert_ok(f);
-  OK(aloop_future_result_server(f, &c.server));
-  OK(aloop_future_free(f));
-  OK(aloop_server_sockname(c.server, 0, NULL, 0, &c.port));
+  c.server = serve_local(on_connection, &c, server_free, &o, &c.port);
   OK(aloop_create_server(loop, "127.0.0.1", c.port, on_connection, &d, server_free, &o, &f));
-  await_done(f);
-  assert_ok(f);
-  OK(aloop_future_result_server(f, &d.server));
-  OK(aloop_future_free(f));
+  d.server = await_server(f);
   close_server(&c);
   close_server(&d);
   OK(aloop_loop_close(loop));
@@ -506,11 +444,7 @@ static int raw_connect(int port) {
   int s = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (s < 0)
     return -errno;
-  struct sockaddr_in a;
-  memset(&a, 0, sizeof a);
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  struct sockaddr_in a = loopback_addr(port);
   if (connect(s, (struct sockaddr *)&a, sizeof a) != 0 && errno != EINPROGRESS)
     FAIL("connect: %s", strerror(errno));
   return s;
@@ -657,12 +591,8 @@ TEST(happy_eyeballs) {
   struct conn c2 = {0};
   double t0 = test_now();
   OK(aloop_create_connection(loop, NULL, ss.port, &p, &c2, p_free, &o, &f));
-  await_done(f);
-  assert_ok(f);
+  aloop_transport_t *t = await_transport(f);
   printf("connected after %.3f s\n", test_now() - t0);
-  aloop_transport_t *t;
-  OK(aloop_future_result_transport(f, &t));
-  OK(aloop_future_free(f));
   char host[64];
   int port;
   OK(aloop_transport_get_peername(t, host, sizeof host, &port));
@@ -681,10 +611,7 @@ TEST(happy_eyeballs) {
   o.family = AF_INET;
   struct conn c3 = {0};
   OK(aloop_create_connection(loop, NULL, ss.port, &p, &c3, p_free, &o, &f));
-  await_done(f);
-  assert_ok(f);
-  OK(aloop_future_result_transport(f, &t));
-  OK(aloop_future_free(f));
+  t = await_transport(f);
   OK(aloop_transport_close(t));
 
   /* an options struct of the first version: the appended fields are not
@@ -696,10 +623,7 @@ TEST(happy_eyeballs) {
   o.family = AF_INET;
   struct conn c4 = {0};
   OK(aloop_create_connection(loop, "127.0.0.1", ss.port, &p, &c4, p_free, &o, &f));
-  await_done(f);
-  assert_ok(f);
-  OK(aloop_future_result_transport(f, &t));
-  OK(aloop_future_free(f));
+  t = await_transport(f);
   ASSERT_CMP(aloop_transport_get_fd(t), >, 2);
   OK(aloop_transport_close(t));
   RUN_UNTIL(c2.lost == 1 && c3.lost == 1 && c4.lost == 1);
@@ -714,11 +638,7 @@ TEST(connect_existing_socket) {
   ss.tmpl.echo = 1;
   start_server(&ss);
   int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0); /* blocking */
-  struct sockaddr_in a;
-  memset(&a, 0, sizeof a);
-  a.sin_family = AF_INET;
-  a.sin_port = htons(ss.port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  struct sockaddr_in a = loopback_addr(ss.port);
   ASSERT_EQ(connect(s, (struct sockaddr *)&a, sizeof a), 0);
   aloop_connect_options_t o;
   memset(&o, 0, sizeof o);
@@ -733,11 +653,7 @@ TEST(connect_existing_socket) {
             ALOOP_EINVAL);
   ASSERT_EQ(bad.frees, 1);
   OK(aloop_create_connection(loop, NULL, 0, &p, &c, p_free, &o, &f));
-  await_done(f);
-  assert_ok(f);
-  aloop_transport_t *t;
-  OK(aloop_future_result_transport(f, &t));
-  OK(aloop_future_free(f));
+  aloop_transport_t *t = await_transport(f);
   ASSERT_EQ(aloop_transport_get_fd(t), s);
   ASSERT(fcntl(s, F_GETFL) & O_NONBLOCK); /* made non-blocking */
   OK(aloop_transport_write(t, "wrapped", 7));
@@ -773,10 +689,7 @@ TEST(server_hosts_and_socket) {
   ASSERT_EQ(aloop_create_server(loop, "127.0.0.1", 0, on_connection, &ss, NULL, &o, &f),
             ALOOP_EINVAL);
   OK(aloop_create_server(loop, NULL, 0, on_connection, &ss, server_free, &o, &f));
-  await_done(f);
-  assert_ok(f);
-  OK(aloop_future_result_server(f, &ss.server));
-  OK(aloop_future_free(f));
+  ss.server = await_server(f);
   ASSERT_EQ(aloop_server_socket_count(ss.server), 2); /* duplicates dropped */
   for (int i = 0; i < 2; i++) {
     char host[64];
@@ -784,13 +697,9 @@ TEST(server_hosts_and_socket) {
     OK(aloop_server_sockname(ss.server, i, host, sizeof host, &port));
     ASSERT(strcmp(host, "127.0.0.1") == 0 || strcmp(host, "::1") == 0);
     struct conn c = {0};
-    aloop_transport_t *t;
     aloop_protocol_t p = protocol();
     OK(aloop_create_connection(loop, host, port, &p, &c, p_free, NULL, &f));
-    await_done(f);
-    assert_ok(f);
-    OK(aloop_future_result_transport(f, &t));
-    OK(aloop_future_free(f));
+    aloop_transport_t *t = await_transport(f);
     OK(aloop_transport_write(t, "hi", 2));
     RUN_UNTIL(c.len == 2);
     OK(aloop_transport_close(t));
@@ -801,12 +710,7 @@ TEST(server_hosts_and_socket) {
   /* an existing bound socket */
   static struct server_state s2;
   s2.tmpl.echo = 1;
-  int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  struct sockaddr_in a;
-  memset(&a, 0, sizeof a);
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(bind(ls, (struct sockaddr *)&a, sizeof a), 0);
+  int ls = loopback_socket(SOCK_STREAM | SOCK_CLOEXEC, NULL);
   memset(&o, 0, sizeof o);
   o.size = sizeof o;
   o.reuse_address = -1;
@@ -814,10 +718,7 @@ TEST(server_hosts_and_socket) {
   o.has_sock = 1;
   o.sock = ls;
   OK(aloop_create_server(loop, NULL, 0, on_connection, &s2, server_free, &o, &f));
-  await_done(f);
-  assert_ok(f);
-  OK(aloop_future_result_server(f, &s2.server));
-  OK(aloop_future_free(f));
+  s2.server = await_server(f);
   ASSERT_EQ(aloop_server_socket_fd(s2.server, 0), ls);
   OK(aloop_server_sockname(s2.server, 0, NULL, 0, &s2.port));
   int c = raw_connect(s2.port);

@@ -8,42 +8,10 @@
  * No timing is asserted; the times are printed.
  */
 #include "test.h"
+#define RUN_FOR_STEP 0.005
+#include "helpers.h"
 
 #include <sys/resource.h>
-
-static aloop_loop_t *loop;
-
-static void loop_up(void) {
-  if (!loop)
-    OK(aloop_loop_new(&loop));
-}
-
-#define RUN_UNTIL_T(cond, secs)                                                \
-  do {                                                                         \
-    double t0_ = test_now();                                                   \
-    while (!(cond)) {                                                          \
-      if (test_now() - t0_ > (secs))                                           \
-        FAIL("timed out waiting for %s", #cond);                               \
-      OK(aloop_loop_run_once(loop, 0.05));                                     \
-    }                                                                          \
-  } while (0)
-
-static void run_for(double seconds) {
-  double t0 = test_now();
-  while (test_now() - t0 < seconds)
-    OK(aloop_loop_run_once(loop, 0.005));
-}
-
-static void await_done(aloop_future_t *f) { RUN_UNTIL_T(aloop_future_done(f) == 1, 20); }
-
-static void assert_ok(aloop_future_t *f) {
-  int e = aloop_future_exception(f);
-  if (e != 0) {
-    char msg[256] = "";
-    aloop_future_error_message(f, msg, sizeof msg);
-    FAIL("future failed: %s: %s", aloop_err_name(e), msg);
-  }
-}
 
 static inline unsigned char pattern(uint64_t i) {
   uint64_t x = (i >> 3) * 0x9E3779B97F4A7C15ull;
@@ -193,15 +161,8 @@ static void cl_resume(aloop_transport_t *t, void *ud) {
 
 TEST(echo_100mib_slow_reader) {
   loop_up();
-  aloop_future_t *f;
-  aloop_server_t *server;
-  OK(aloop_create_server(loop, "127.0.0.1", 0, es_conn, NULL, NULL, NULL, &f));
-  await_done(f);
-  assert_ok(f);
-  OK(aloop_future_result_server(f, &server));
-  aloop_future_free(f);
   int port;
-  OK(aloop_server_sockname(server, 0, NULL, 0, &port));
+  aloop_server_t *server = serve_local(es_conn, NULL, NULL, NULL, &port);
 
   aloop_protocol_t p;
   memset(&p, 0, sizeof p);
@@ -212,6 +173,7 @@ TEST(echo_100mib_slow_reader) {
   p.connection_lost = cl_lost;
   p.pause_writing = cl_pause;
   p.resume_writing = cl_resume;
+  aloop_future_t *f;
   OK(aloop_create_connection(loop, "127.0.0.1", port, &p, NULL, NULL, NULL, &f));
   await_done(f);
   assert_ok(f);
@@ -355,15 +317,8 @@ TEST(concurrent_1000_connections) {
   o.backlog = 2 * NCONN;
   o.reuse_address = -1;
   o.start_serving = -1;
-  aloop_future_t *f;
-  aloop_server_t *server;
-  OK(aloop_create_server(loop, "127.0.0.1", 0, s_conn, NULL, NULL, &o, &f));
-  await_done(f);
-  assert_ok(f);
-  OK(aloop_future_result_server(f, &server));
-  aloop_future_free(f);
   int port;
-  OK(aloop_server_sockname(server, 0, NULL, 0, &port));
+  aloop_server_t *server = serve_local(s_conn, NULL, NULL, &o, &port);
 
   aloop_protocol_t p;
   memset(&p, 0, sizeof p);

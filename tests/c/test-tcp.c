@@ -3,47 +3,11 @@
  * callbacks, half-close, flow control, abort/close, addresses, server close.
  */
 #include "test.h"
+#include "helpers.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
-
-static aloop_loop_t *loop;
-
-static void loop_up(void) {
-  if (!loop)
-    OK(aloop_loop_new(&loop));
-}
-
-/* Runs the loop until cond holds (20 s at most). */
-#define RUN_UNTIL(cond)                                                        \
-  do {                                                                         \
-    double t0_ = test_now();                                                   \
-    while (!(cond)) {                                                          \
-      if (test_now() - t0_ > 20.0)                                             \
-        FAIL("timed out waiting for %s", #cond);                               \
-      OK(aloop_loop_run_once(loop, 0.05));                                     \
-    }                                                                          \
-  } while (0)
-
-/* Runs the loop for about `seconds`. */
-static void run_for(double seconds) {
-  double t0 = test_now();
-  while (test_now() - t0 < seconds)
-    OK(aloop_loop_run_once(loop, 0.01));
-}
-
-static unsigned char pattern(size_t i) {
-  return (unsigned char)(((uint32_t)i * 2654435761u) >> 24);
-}
-
-static unsigned char *make_pattern(size_t n) {
-  unsigned char *p = malloc(n);
-  ASSERT(p != NULL);
-  for (size_t i = 0; i < n; i++)
-    p[i] = pattern(i);
-  return p;
-}
 
 /* ---- a connection's state (the protocol userdata) ------------------------- */
 
@@ -61,19 +25,6 @@ struct conn {
   unsigned char *buf;
   size_t len, cap;
 };
-
-static void conn_append(struct conn *c, const char *data, size_t len) {
-  if (c->len + len > c->cap) {
-    size_t cap = c->cap ? c->cap : 4096;
-    while (cap < c->len + len)
-      cap *= 2;
-    c->buf = realloc(c->buf, cap);
-    ASSERT(c->buf != NULL);
-    c->cap = cap;
-  }
-  memcpy(c->buf + c->len, data, len);
-  c->len += len;
-}
 
 static void p_made(aloop_transport_t *t, void *ud) {
   struct conn *c = ud;
@@ -95,7 +46,7 @@ static void p_data(aloop_transport_t *t, const char *data, size_t len,
   ASSERT_PTR_EQ(t, c->t);
   ASSERT_CMP(len, >, 0);
   c->data_calls++;
-  conn_append(c, data, len);
+  buf_append(&c->buf, &c->len, &c->cap, data, len);
   if (c->echo)
     OK(aloop_transport_write(t, data, len));
 }
@@ -185,7 +136,7 @@ static void b_updated(aloop_transport_t *t, size_t n, void *ud) {
   struct conn *c = ud;
   ASSERT_CMP(n, >, 0);
   ASSERT_CMP(n, <=, sizeof small_buf);
-  conn_append(c, small_buf, n);
+  buf_append(&c->buf, &c->len, &c->cap, small_buf, n);
   OK(aloop_transport_write(t, small_buf, n));
 }
 
@@ -240,20 +191,11 @@ static aloop_transport_t *connect_to(int port, struct conn *c) {
   loop_up();
   aloop_protocol_t p = protocol();
   aloop_future_t *f = NULL;
-  aloop_transport_t *t = NULL;
   OK(aloop_create_connection(loop, "127.0.0.1", port, &p, c, conn_free, NULL,
                              &f));
   c->connect_future = f;
-  OK(aloop_loop_run_until_complete(loop, f));
-  if (aloop_future_exception(f) != 0) {
-    char msg[256] = "";
-    aloop_future_error_message(f, msg, sizeof msg);
-    FAIL("connect failed: %s: %s", aloop_err_name(aloop_future_exception(f)),
-         msg);
-  }
-  OK(aloop_future_result_transport(f, &t));
+  aloop_transport_t *t = complete_transport(f, "connect failed");
   c->connect_future = NULL;
-  OK(aloop_future_free(f));
   ASSERT_EQ(c->made, 1);
   ASSERT_EQ(c->future_done_in_made, 0); /* made ran before the future resolved */
   ASSERT_PTR_EQ(t, c->t);
@@ -270,22 +212,6 @@ static void close_server(struct server_state *ss) {
   OK(aloop_server_free(ss->server));
   run_for(0.01);
   ASSERT_EQ(ss->frees, 1);
-}
-
-/* A port on 127.0.0.1 that is bound but not listening: connecting to it is
- * refused. Returns the socket (keep it open while using the port). */
-static int refusing_port(int *port) {
-  int s = socket(AF_INET, SOCK_STREAM, 0);
-  ASSERT(s >= 0);
-  struct sockaddr_in a;
-  memset(&a, 0, sizeof a);
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(bind(s, (struct sockaddr *)&a, sizeof a), 0);
-  socklen_t len = sizeof a;
-  ASSERT_EQ(getsockname(s, (struct sockaddr *)&a, &len), 0);
-  *port = ntohs(a.sin_port);
-  return s;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -341,8 +267,10 @@ static void refused_lost(aloop_transport_t *t, int e, void *ud) {
 
 TEST(connection_refused) {
   loop_up();
+  /* a port that is bound but not listening: connecting to it is refused
+   * (s stays open while the port is used) */
   int port = 0;
-  int s = refusing_port(&port);
+  int s = loopback_socket(SOCK_STREAM, &port);
   aloop_protocol_t p = protocol();
   p.connection_made = refused_made;
   p.connection_lost = refused_lost;

@@ -9,33 +9,12 @@
  * source file (tests/c/fixtures).
  */
 #include "test.h"
+#define RUN_UNTIL_SECONDS 30.0
+#include "helpers.h"
 
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/un.h>
-
-static aloop_loop_t *loop;
-
-static void loop_up(void) {
-  if (!loop)
-    OK(aloop_loop_new(&loop));
-}
-
-#define RUN_UNTIL(cond)                                                        \
-  do {                                                                         \
-    double t0_ = test_now();                                                   \
-    while (!(cond)) {                                                          \
-      if (test_now() - t0_ > 30.0)                                             \
-        FAIL("timed out waiting for %s", #cond);                               \
-      OK(aloop_loop_run_once(loop, 0.05));                                     \
-    }                                                                          \
-  } while (0)
-
-static void run_for(double seconds) {
-  double t0 = test_now();
-  while (test_now() - t0 < seconds)
-    OK(aloop_loop_run_once(loop, 0.01));
-}
 
 /* ---- fixtures ------------------------------------------------------------- */
 
@@ -60,25 +39,10 @@ static const char *fixture(const char *name) {
   return p;
 }
 
-static char *read_file(const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  ASSERT(f != NULL);
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  char *b = malloc((size_t)n + 1);
-  ASSERT(b != NULL);
-  ASSERT_EQ(fread(b, 1, (size_t)n, f), n);
-  b[n] = 0;
-  fclose(f);
-  *len = (size_t)n;
-  return b;
-}
-
 /* The DER bytes of the first certificate of a PEM file. */
 static unsigned char *pem_to_der(const char *path, size_t *out_len) {
   size_t n;
-  char *pem = read_file(path, &n);
+  char *pem = test_read_file(path, &n);
   char *b = strstr(pem, "-----BEGIN CERTIFICATE-----");
   ASSERT(b != NULL);
   b = strchr(b, '\n') + 1;
@@ -135,19 +99,6 @@ struct conn {
   size_t len, cap;
 };
 
-static void conn_append(struct conn *c, const char *data, size_t len) {
-  if (c->len + len > c->cap) {
-    size_t cap = c->cap ? c->cap : 65536;
-    while (cap < c->len + len)
-      cap *= 2;
-    c->buf = realloc(c->buf, cap);
-    ASSERT(c->buf != NULL);
-    c->cap = cap;
-  }
-  memcpy(c->buf + c->len, data, len);
-  c->len += len;
-}
-
 static void p_made(aloop_transport_t *t, void *ud) {
   struct conn *c = ud;
   ASSERT_EQ(c->made, 0);
@@ -165,7 +116,7 @@ static void p_data(aloop_transport_t *t, const char *data, size_t len,
   if (c->echo)
     OK(aloop_transport_write(t, data, len));
   else
-    conn_append(c, data, len);
+    buf_append(&c->buf, &c->len, &c->cap, data, len);
 }
 
 static int p_eof(aloop_transport_t *t, void *ud) {
@@ -226,22 +177,28 @@ static int on_connection(aloop_server_t *s, aloop_transport_t *t, void *ud) {
   return 0;
 }
 
-static void start_server(struct server_state *ss, aloop_tls_config_t *cfg) {
+/* Starts a server on 127.0.0.1 (a free port) calling cb; o may be NULL. */
+static void serve(struct server_state *ss, aloop_connection_cb cb,
+                  const aloop_server_options_t *o) {
   loop_up();
+  aloop_future_t *f = NULL;
+  OK(aloop_create_server(loop, "127.0.0.1", 0, cb, ss, NULL, o, &f));
+  OK(aloop_loop_run_until_complete(loop, f));
+  ASSERT_EQ(aloop_future_exception(f), 0);
+  OK(aloop_future_result_server(f, &ss->server));
+  OK(aloop_future_free(f));
+  OK(aloop_server_sockname(ss->server, 0, NULL, 0, &ss->port));
+}
+
+/* A TLS server with cfg. */
+static void start_server(struct server_state *ss, aloop_tls_config_t *cfg) {
   aloop_server_options_t o;
   memset(&o, 0, sizeof o);
   o.size = sizeof o;
   o.reuse_address = -1;
   o.start_serving = -1;
   o.tls = cfg;
-  aloop_future_t *f = NULL;
-  OK(aloop_create_server(loop, "127.0.0.1", 0, on_connection, ss, NULL, &o,
-                         &f));
-  OK(aloop_loop_run_until_complete(loop, f));
-  ASSERT_EQ(aloop_future_exception(f), 0);
-  OK(aloop_future_result_server(f, &ss->server));
-  OK(aloop_future_free(f));
-  OK(aloop_server_sockname(ss->server, 0, NULL, 0, &ss->port));
+  serve(ss, on_connection, &o);
 }
 
 /* Starts a TLS connection; returns its future (not yet run). */
@@ -262,22 +219,9 @@ static aloop_future_t *tls_connect(const char *host, int port,
   return f;
 }
 
-static aloop_transport_t *await_transport(aloop_future_t *f) {
-  OK(aloop_loop_run_until_complete(loop, f));
-  int err = aloop_future_exception(f);
-  if (err != 0) {
-    char msg[512] = "";
-    aloop_future_error_message(f, msg, sizeof msg);
-    FAIL("TLS connect failed: %s: %s", aloop_err_name(err), msg);
-  }
-  aloop_transport_t *t = NULL;
-  OK(aloop_future_result_transport(f, &t));
-  OK(aloop_future_free(f));
-  return t;
-}
-
-static unsigned char pattern(size_t i) {
-  return (unsigned char)(((uint32_t)i * 2654435761u) >> 24);
+/* Runs a connection's future to completion; returns the transport. */
+static aloop_transport_t *connected(aloop_future_t *f) {
+  return complete_transport(f, "TLS connect failed");
 }
 
 /* ---- tests ------------------------------------------------------------------ */
@@ -291,15 +235,13 @@ TEST(echo_10mb) {
   aloop_tls_config_t *ccfg = client_config();
   struct conn c;
   memset(&c, 0, sizeof c);
-  aloop_transport_t *t = await_transport(tls_connect("127.0.0.1", ss.port, ccfg, NULL, &c));
+  aloop_transport_t *t = connected(tls_connect("127.0.0.1", ss.port, ccfg, NULL, &c));
   OK(aloop_tls_config_free(ccfg));
   ASSERT_EQ(c.made, 1);
   ASSERT_EQ(aloop_transport_get_tls_version(t), ALOOP_TLS_VERSION_1_3);
 
   size_t n = 10u << 20;
-  unsigned char *data = malloc(n);
-  for (size_t i = 0; i < n; i++)
-    data[i] = pattern(i);
+  unsigned char *data = make_pattern(n);
   double t0 = test_now();
   OK(aloop_transport_write(t, data, n));
   RUN_UNTIL(c.len >= n || c.lost);
@@ -339,7 +281,7 @@ TEST(tls_info) {
   OK(aloop_tls_config_load_cert_file(ccfg, fixture("client.pem"), fixture("client-key.pem")));
   struct conn c;
   memset(&c, 0, sizeof c);
-  aloop_transport_t *t = await_transport(tls_connect("localhost", ss.port, ccfg, NULL, &c));
+  aloop_transport_t *t = connected(tls_connect("localhost", ss.port, ccfg, NULL, &c));
   RUN_UNTIL(ss.accepted == 1 && ss.conns[0].made == 1);
   aloop_transport_t *st = ss.conns[0].t;
 
@@ -392,7 +334,7 @@ static void check_version(int version) {
   OK(aloop_tls_config_set_max_version(ccfg, version));
   struct conn c;
   memset(&c, 0, sizeof c);
-  aloop_transport_t *t = await_transport(tls_connect("127.0.0.1", ss.port, ccfg, NULL, &c));
+  aloop_transport_t *t = connected(tls_connect("127.0.0.1", ss.port, ccfg, NULL, &c));
   ASSERT_EQ(aloop_transport_get_tls_version(t), version);
   OK(aloop_transport_write(t, "ping", 4));
   RUN_UNTIL(c.len == 4);
@@ -475,14 +417,14 @@ TEST(verify_off_and_server_hostname) {
   aloop_tls_config_t *ccfg = client_config();
   struct conn c;
   memset(&c, 0, sizeof c);
-  aloop_transport_t *t = await_transport(tls_connect("127.0.0.1", ss.port, ccfg, "wrong.example", &c));
+  aloop_transport_t *t = connected(tls_connect("127.0.0.1", ss.port, ccfg, "wrong.example", &c));
   OK(aloop_transport_abort(t));
   RUN_UNTIL(c.lost == 1);
   /* ... and so does the config's hostname */
   OK(aloop_tls_config_set_server_hostname(ccfg, "wrong.example"));
   struct conn c2;
   memset(&c2, 0, sizeof c2);
-  t = await_transport(tls_connect("127.0.0.1", ss.port, ccfg, NULL, &c2));
+  t = connected(tls_connect("127.0.0.1", ss.port, ccfg, NULL, &c2));
   OK(aloop_transport_abort(t));
   RUN_UNTIL(c2.lost == 1);
   /* verification off accepts a self-signed certificate */
@@ -495,7 +437,7 @@ TEST(verify_off_and_server_hostname) {
   OK(aloop_tls_config_set_verify(none, ALOOP_TLS_VERIFY_NONE));
   struct conn c3;
   memset(&c3, 0, sizeof c3);
-  t = await_transport(tls_connect("127.0.0.1", ss2.port, none, NULL, &c3));
+  t = connected(tls_connect("127.0.0.1", ss2.port, none, NULL, &c3));
   OK(aloop_transport_close(t));
   RUN_UNTIL(c3.lost == 1 && ss2.conns[0].lost == 1 && ss.conns[1].lost == 1);
   OK(aloop_server_close(ss.server));
@@ -513,7 +455,7 @@ static aloop_tls_config_t *starttls_server_cfg;
 static void starttls_data(aloop_transport_t *t, const char *data, size_t len,
                           void *ud) {
   struct conn *c = ud;
-  conn_append(c, data, len);
+  buf_append(&c->buf, &c->len, &c->cap, data, len);
   if (c->len == 9 && memcmp(c->buf, "STARTTLS\n", 9) == 0 && !server_tls_future) {
     OK(aloop_transport_write(t, "OK\n", 3)); /* plaintext, sent first */
     OK(aloop_transport_start_tls(t, starttls_server_cfg, NULL, &server_tls_future));
@@ -535,24 +477,18 @@ static int starttls_on_connection(aloop_server_t *s, aloop_transport_t *t,
 }
 
 TEST(start_tls) {
-  loop_up();
   struct server_state ss;
   memset(&ss, 0, sizeof ss);
   starttls_server_cfg = server_config("server");
+  serve(&ss, starttls_on_connection, NULL);
   aloop_future_t *f = NULL;
-  OK(aloop_create_server(loop, "127.0.0.1", 0, starttls_on_connection, &ss,
-                         NULL, NULL, &f));
-  OK(aloop_loop_run_until_complete(loop, f));
-  OK(aloop_future_result_server(f, &ss.server));
-  OK(aloop_future_free(f));
-  OK(aloop_server_sockname(ss.server, 0, NULL, 0, &ss.port));
 
   struct conn c;
   memset(&c, 0, sizeof c);
   aloop_protocol_t p = protocol();
   p.connection_made = plain_made;
   OK(aloop_create_connection(loop, "127.0.0.1", ss.port, &p, &c, conn_free, NULL, &f));
-  aloop_transport_t *t = await_transport(f);
+  aloop_transport_t *t = connected(f);
   OK(aloop_transport_write(t, "STARTTLS\n", 9));
   RUN_UNTIL(c.len == 3);
   ASSERT(memcmp(c.buf, "OK\n", 3) == 0);
@@ -593,13 +529,8 @@ TEST(handshake_timeout) {
   struct server_state ss;
   memset(&ss, 0, sizeof ss);
   ss.plain = 1;
-  loop_up();
+  serve(&ss, on_connection, NULL);
   aloop_future_t *f = NULL;
-  OK(aloop_create_server(loop, "127.0.0.1", 0, on_connection, &ss, NULL, NULL, &f));
-  OK(aloop_loop_run_until_complete(loop, f));
-  OK(aloop_future_result_server(f, &ss.server));
-  OK(aloop_future_free(f));
-  OK(aloop_server_sockname(ss.server, 0, NULL, 0, &ss.port));
   aloop_tls_config_t *ccfg = client_config();
   OK(aloop_tls_config_set_handshake_timeout(ccfg, 0.2));
   struct conn c;
@@ -632,8 +563,8 @@ TEST(bad_arguments) {
   ASSERT_EQ(aloop_tls_config_load_ca_pem(cfg, "garbage", 7), ALOOP_EINVAL);
   ASSERT_EQ(aloop_tls_config_load_ca_file(cfg, "/nonexistent/ca.pem"), ALOOP_ENOENT);
   size_t n, kn;
-  char *pem = read_file(fixture("server.pem"), &n);
-  char *key = read_file(fixture("server-key.pem"), &kn);
+  char *pem = test_read_file(fixture("server.pem"), &n);
+  char *key = test_read_file(fixture("server-key.pem"), &kn);
   OK(aloop_tls_config_load_cert_pem(scfg, pem, n, key, kn));
   ASSERT_EQ(aloop_tls_config_load_cert_pem(scfg, pem, n, NULL, 0), ALOOP_EINVAL); /* no key in it */
   OK(aloop_tls_config_load_ca_pem(cfg, pem, n));
@@ -704,19 +635,14 @@ TEST(plain_transport) {
   struct server_state ss;
   memset(&ss, 0, sizeof ss);
   ss.plain = 1;
-  loop_up();
+  serve(&ss, on_connection, NULL);
   aloop_future_t *f = NULL;
-  OK(aloop_create_server(loop, "127.0.0.1", 0, on_connection, &ss, NULL, NULL, &f));
-  OK(aloop_loop_run_until_complete(loop, f));
-  OK(aloop_future_result_server(f, &ss.server));
-  OK(aloop_future_free(f));
-  OK(aloop_server_sockname(ss.server, 0, NULL, 0, &ss.port));
   struct conn c;
   memset(&c, 0, sizeof c);
   aloop_protocol_t p = protocol();
   p.connection_made = plain_made;
   OK(aloop_create_connection(loop, "127.0.0.1", ss.port, &p, &c, conn_free, NULL, &f));
-  aloop_transport_t *t = await_transport(f);
+  aloop_transport_t *t = connected(f);
   ASSERT_EQ(aloop_transport_get_tls_version(t), 0);
   char buf[64];
   size_t len;
@@ -757,12 +683,8 @@ TEST(unix_socket) {
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   ASSERT_CMP(fd, >=, 0);
   struct sockaddr_un sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sun_family = AF_UNIX;
-  size_t plen = strlen(path);
-  memcpy(sa.sun_path, path, plen);
-  sa.sun_path[0] = 0; /* abstract */
-  ASSERT_EQ(connect(fd, (struct sockaddr *)&sa, (socklen_t)(sizeof sa.sun_family + plen)), 0);
+  socklen_t salen = unix_addr(path, &sa); /* "@...": abstract */
+  ASSERT_EQ(connect(fd, (struct sockaddr *)&sa, salen), 0);
 
   aloop_tls_config_t *ccfg = client_config();
   aloop_connect_options_t o;
@@ -780,7 +702,7 @@ TEST(unix_socket) {
   c.frees = 0;
   o.server_hostname = "localhost";
   OK(aloop_create_connection(loop, NULL, 0, &p, &c, conn_free, &o, &f));
-  aloop_transport_t *t = await_transport(f);
+  aloop_transport_t *t = connected(f);
   ASSERT_EQ(aloop_transport_get_tls_version(t), ALOOP_TLS_VERSION_1_3);
   OK(aloop_transport_write(t, "over unix", 9));
   RUN_UNTIL(c.len == 9);

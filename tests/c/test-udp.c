@@ -5,6 +5,7 @@
  * protocol switching, and argument errors.
  */
 #include "test.h"
+#include "helpers.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -12,31 +13,6 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-
-static aloop_loop_t *loop;
-
-static void loop_up(void) {
-  if (!loop)
-    OK(aloop_loop_new(&loop));
-}
-
-#define RUN_UNTIL(cond)                                                        \
-  do {                                                                         \
-    double t0_ = test_now();                                                   \
-    while (!(cond)) {                                                          \
-      if (test_now() - t0_ > 20.0)                                             \
-        FAIL("timed out waiting for %s", #cond);                               \
-      OK(aloop_loop_run_once(loop, 0.05));                                     \
-    }                                                                          \
-  } while (0)
-
-static void run_for(double seconds) {
-  double t0 = test_now();
-  while (test_now() - t0 < seconds)
-    OK(aloop_loop_run_once(loop, 0.01));
-}
-
-static int fd_is_open(int fd) { return fcntl(fd, F_GETFD) != -1; }
 
 /* ---- an endpoint's state (the protocol userdata) ------------------------- */
 
@@ -303,16 +279,10 @@ TEST(udp_unconnected_and_names) {
 /* A connected UDP socket to a closed port: the ICMP error arrives as
  * error_received(ALOOP_ECONNREFUSED) and the endpoint stays open. */
 TEST(udp_connected_refused) {
-  int s = socket(AF_INET, SOCK_DGRAM, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET};
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(bind(s, (struct sockaddr *)&a, sizeof a), 0);
-  socklen_t len = sizeof a;
-  ASSERT_EQ(getsockname(s, (struct sockaddr *)&a, &len), 0);
-  close(s); /* the port is closed now */
+  int port;
+  close(loopback_socket(SOCK_DGRAM, &port)); /* the port is closed now */
   static struct ep e;
-  aloop_datagram_t *d = endpoint(&e, NULL, 0, "127.0.0.1", ntohs(a.sin_port),
-                                 NULL);
+  aloop_datagram_t *d = endpoint(&e, NULL, 0, "127.0.0.1", port, NULL);
   double t0 = test_now();
   while (e.errors == 0) {
     if (test_now() - t0 > 10)
@@ -373,11 +343,7 @@ TEST(broadcast_and_reuse_port) {
 /* ---- Unix datagram sockets ------------------------------------------------ */
 
 static const char *sock_path(const char *name) {
-  static char buf[8][108];
-  static int next;
-  char *p = buf[next++ % 8];
-  snprintf(p, 108, "/tmp/aloop-test-udp-%d-%s.sock", (int)getpid(), name);
-  return p;
+  return tmp_sock_path("udp", name);
 }
 
 TEST(unix_datagram_echo) {
@@ -386,11 +352,7 @@ TEST(unix_datagram_echo) {
   unlink(cpath);
   /* a stale socket file at the server's path is replaced */
   unlink(spath);
-  int s = socket(AF_UNIX, SOCK_DGRAM, 0);
-  struct sockaddr_un a = {.sun_family = AF_UNIX};
-  strcpy(a.sun_path, spath);
-  ASSERT_EQ(bind(s, (struct sockaddr *)&a, sizeof a), 0);
-  close(s);
+  stale_socket_file(spath, SOCK_DGRAM);
   static struct ep srv, cli;
   srv.echo = 1;
   aloop_datagram_options_t ou = opts(AF_UNIX, 0, 0);
@@ -441,10 +403,7 @@ TEST(unix_datagram_buffering) {
   char name[64];
   snprintf(name, sizeof name, "@aloop-test-slow-%d", (int)getpid());
   int r = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  struct sockaddr_un a = {.sun_family = AF_UNIX};
-  memcpy(a.sun_path + 1, name + 1, strlen(name) - 1);
-  socklen_t alen = offsetof(struct sockaddr_un, sun_path) + strlen(name);
-  ASSERT_EQ(bind(r, (struct sockaddr *)&a, alen), 0);
+  bind_unix(r, name);
   static struct ep e;
   aloop_datagram_options_t ou = opts(AF_UNIX, 0, 0);
   aloop_datagram_t *d = endpoint(&e, NULL, 0, name, 0, &ou);
@@ -491,11 +450,7 @@ TEST(abort_drops_buffer) {
   char name[64];
   snprintf(name, sizeof name, "@aloop-test-abort-%d", (int)getpid());
   int r = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  struct sockaddr_un a = {.sun_family = AF_UNIX};
-  memcpy(a.sun_path + 1, name + 1, strlen(name) - 1);
-  ASSERT_EQ(bind(r, (struct sockaddr *)&a,
-                 offsetof(struct sockaddr_un, sun_path) + strlen(name)),
-            0);
+  bind_unix(r, name);
   static struct ep e;
   aloop_datagram_options_t ou = opts(AF_UNIX, 0, 0);
   aloop_datagram_t *d = endpoint(&e, NULL, 0, name, 0, &ou);

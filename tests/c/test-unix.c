@@ -4,6 +4,7 @@
  * socketpair and an accepted TCP socket.
  */
 #include "test.h"
+#include "helpers.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -13,46 +14,9 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 
-static aloop_loop_t *loop;
-
-static void loop_up(void) {
-  if (!loop)
-    OK(aloop_loop_new(&loop));
-}
-
-#define RUN_UNTIL(cond)                                                        \
-  do {                                                                         \
-    double t0_ = test_now();                                                   \
-    while (!(cond)) {                                                          \
-      if (test_now() - t0_ > 20.0)                                             \
-        FAIL("timed out waiting for %s", #cond);                               \
-      OK(aloop_loop_run_once(loop, 0.05));                                     \
-    }                                                                          \
-  } while (0)
-
-static void run_for(double seconds) {
-  double t0 = test_now();
-  while (test_now() - t0 < seconds)
-    OK(aloop_loop_run_once(loop, 0.01));
-}
-
-static unsigned char *make_pattern(size_t n) {
-  unsigned char *p = malloc(n);
-  ASSERT(p != NULL);
-  for (size_t i = 0; i < n; i++)
-    p[i] = (unsigned char)(((uint32_t)i * 2654435761u) >> 24);
-  return p;
-}
-
-static int fd_is_open(int fd) { return fcntl(fd, F_GETFD) != -1; }
-
 /* A socket path in /tmp unique to this process and name. */
 static const char *sock_path(const char *name) {
-  static char buf[8][108];
-  static int next;
-  char *p = buf[next++ % 8];
-  snprintf(p, 108, "/tmp/aloop-test-unix-%d-%s.sock", (int)getpid(), name);
-  return p;
+  return tmp_sock_path("unix", name);
 }
 
 static int is_socket_file(const char *path) {
@@ -83,16 +47,7 @@ static void p_data(aloop_transport_t *t, const char *data, size_t len,
   ASSERT_EQ(c->made, 1);
   ASSERT_EQ(c->lost, 0);
   ASSERT_PTR_EQ(t, c->t);
-  if (c->len + len > c->cap) {
-    size_t cap = c->cap ? c->cap : 4096;
-    while (cap < c->len + len)
-      cap *= 2;
-    c->buf = realloc(c->buf, cap);
-    ASSERT(c->buf != NULL);
-    c->cap = cap;
-  }
-  memcpy(c->buf + c->len, data, len);
-  c->len += len;
+  buf_append(&c->buf, &c->len, &c->cap, data, len);
   if (c->echo)
     OK(aloop_transport_write(t, data, len));
 }
@@ -154,12 +109,7 @@ static void start_server(struct server_state *ss, const char *path,
   OK(aloop_create_unix_server(loop, path, on_connection, ss, server_free_cb,
                               opts, &f));
   OK(aloop_loop_run_until_complete(loop, f));
-  if (aloop_future_exception(f) != 0) {
-    char msg[256] = "";
-    aloop_future_error_message(f, msg, sizeof msg);
-    FAIL("create_unix_server(%s): %s: %s", path,
-         aloop_err_name(aloop_future_exception(f)), msg);
-  }
+  assert_future_ok(f, "create_unix_server(%s)", path);
   OK(aloop_future_result_server(f, &ss->server));
   OK(aloop_future_free(f));
   ASSERT_EQ(aloop_server_socket_count(ss->server), 1);
@@ -184,17 +134,9 @@ static aloop_transport_t *connect_unix(const char *path, struct conn *c) {
   loop_up();
   aloop_protocol_t p = protocol();
   aloop_future_t *f = NULL;
-  aloop_transport_t *t = NULL;
   OK(aloop_create_unix_connection(loop, path, &p, c, conn_free, &f));
-  OK(aloop_loop_run_until_complete(loop, f));
-  if (aloop_future_exception(f) != 0) {
-    char msg[256] = "";
-    aloop_future_error_message(f, msg, sizeof msg);
-    FAIL("create_unix_connection(%s): %s: %s", path,
-         aloop_err_name(aloop_future_exception(f)), msg);
-  }
-  OK(aloop_future_result_transport(f, &t));
-  OK(aloop_future_free(f));
+  aloop_transport_t *t =
+      complete_transport(f, "create_unix_connection(%s)", path);
   ASSERT_EQ(c->made, 1);
   ASSERT_PTR_EQ(t, c->t);
   return t;
@@ -268,11 +210,7 @@ TEST(echo_abstract) {
 TEST(stale_socket_replaced) {
   const char *path = sock_path("stale");
   unlink(path);
-  int s = socket(AF_UNIX, SOCK_STREAM, 0);
-  struct sockaddr_un a = {.sun_family = AF_UNIX};
-  strcpy(a.sun_path, path);
-  ASSERT_EQ(bind(s, (struct sockaddr *)&a, sizeof a), 0);
-  close(s);
+  stale_socket_file(path, SOCK_STREAM);
   ASSERT_EQ(is_socket_file(path), 1);
   static struct server_state ss;
   start_server(&ss, path, NULL);
@@ -379,11 +317,7 @@ TEST(connect_errors) {
   /* a socket file nobody listens on */
   const char *dead = sock_path("dead");
   unlink(dead);
-  int s = socket(AF_UNIX, SOCK_STREAM, 0);
-  struct sockaddr_un a = {.sun_family = AF_UNIX};
-  strcpy(a.sun_path, dead);
-  ASSERT_EQ(bind(s, (struct sockaddr *)&a, sizeof a), 0);
-  close(s);
+  stale_socket_file(dead, SOCK_STREAM);
   ASSERT_EQ(connect_error(dead), ALOOP_ECONNREFUSED);
   unlink(dead);
   char name[64];
@@ -430,13 +364,9 @@ static aloop_transport_t *accept_fd(int fd, struct conn *c) {
   loop_up();
   aloop_protocol_t p = protocol();
   aloop_future_t *f = NULL;
-  aloop_transport_t *t = NULL;
   OK(aloop_connect_accepted_socket(loop, fd, &p, c, conn_free, &f));
   ASSERT_EQ(c->made, 0);
-  OK(aloop_loop_run_until_complete(loop, f));
-  ASSERT_EQ(aloop_future_exception(f), 0);
-  OK(aloop_future_result_transport(f, &t));
-  OK(aloop_future_free(f));
+  aloop_transport_t *t = complete_transport(f, "connect_accepted_socket");
   ASSERT_EQ(c->made, 1);
   ASSERT_PTR_EQ(t, c->t);
   return t;
@@ -488,13 +418,10 @@ TEST(accepted_socketpair) {
 }
 
 TEST(accepted_tcp) {
-  int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET};
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(bind(l, (struct sockaddr *)&a, sizeof a), 0);
+  int lport;
+  int l = loopback_socket(SOCK_STREAM | SOCK_CLOEXEC, &lport);
   ASSERT_EQ(listen(l, 1), 0);
-  socklen_t len = sizeof a;
-  ASSERT_EQ(getsockname(l, (struct sockaddr *)&a, &len), 0);
+  struct sockaddr_in a = loopback_addr(lport);
   int cfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   ASSERT_EQ(connect(cfd, (struct sockaddr *)&a, sizeof a), 0);
   int afd = accept(l, NULL, NULL);
@@ -504,7 +431,7 @@ TEST(accepted_tcp) {
   c.echo = 1;
   aloop_transport_t *t = accept_fd(afd, &c);
   int nodelay = 0;
-  len = sizeof nodelay;
+  socklen_t len = sizeof nodelay;
   ASSERT_EQ(getsockopt(afd, IPPROTO_TCP, TCP_NODELAY, &nodelay, &len), 0);
   ASSERT_EQ(nodelay, 1);
   char host[64];

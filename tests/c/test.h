@@ -161,6 +161,25 @@ static inline void test_sleep(double seconds) {
   }
 }
 
+/* A file's contents, NUL-terminated (malloc'ed); its length in *len unless
+ * len is NULL. */
+static inline char *test_read_file(const char *path, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  if (!f)
+    FAIL("cannot open %s: %s", path, strerror(errno));
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  char *s = malloc((size_t)n + 1);
+  ASSERT(s != NULL);
+  ASSERT_EQ(fread(s, 1, (size_t)n, f), n);
+  s[n] = 0;
+  fclose(f);
+  if (len)
+    *len = (size_t)n;
+  return s;
+}
+
 /* A free_cb that counts into an int the userdata points at. */
 static inline void test_count_free(void *userdata) {
   if (userdata)
