@@ -21,6 +21,13 @@ import (
 // own call. When the last handler of a signal in the process is removed,
 // signal.Stop gives the signal back to the handler installed before the Go
 // runtime took it (in a c-shared library: the host's handler, or SIG_DFL).
+//
+// Removing the last handler of a signal retires its channel: signal.Stop
+// returns once no more signals can reach it, but a signal already in it (or
+// already taken by its dispatcher) is still in flight. Such a signal arrived
+// while only the removed handlers existed, so the retired channel's
+// dispatcher drops it: a loop subscribing afterwards is served by a new
+// channel and must not get calls for signals that arrived before it did.
 
 // NSIG is one more than the highest signal number (Linux).
 const NSIG = 65
@@ -56,7 +63,10 @@ type sigEntry struct {
 var sigReg struct {
 	mu    sync.Mutex
 	loops map[int]map[*Loop]*sigDelivery
-	chans map[int]chan os.Signal
+	chans map[int]chan os.Signal // the current channel of each signal
+	// dispatchers counts the sigDispatch goroutines still running,
+	// including those of retired channels that are draining (tests).
+	dispatchers int
 }
 
 func sigSubscribe(d *sigDelivery) {
@@ -75,6 +85,7 @@ func sigSubscribe(d *sigDelivery) {
 	if sigReg.chans[d.sig] == nil {
 		ch := make(chan os.Signal, 1)
 		sigReg.chans[d.sig] = ch
+		sigReg.dispatchers++
 		go sigDispatch(d.sig, ch)
 		signal.Notify(ch, syscall.Signal(d.sig))
 	}
@@ -106,10 +117,21 @@ func sigUnsubscribe(d *sigDelivery) {
 // sigDispatch forwards the signals received on ch to every subscribed loop.
 // It never calls into a host: it only posts to the loops.
 func sigDispatch(sig int, ch chan os.Signal) {
+	defer func() {
+		sigReg.mu.Lock()
+		sigReg.dispatchers--
+		sigReg.mu.Unlock()
+	}()
 	var post []*sigDelivery
 	for range ch {
 		post = post[:0]
 		sigReg.mu.Lock()
+		if sigReg.chans[sig] != ch {
+			// ch was retired (its last handler removed) after this
+			// signal reached it; the loops now subscribed came later.
+			sigReg.mu.Unlock()
+			continue
+		}
 		for _, d := range sigReg.loops[sig] {
 			if d.pending.CompareAndSwap(false, true) {
 				post = append(post, d)

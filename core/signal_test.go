@@ -23,6 +23,28 @@ func init() {
 	}()
 }
 
+// raise sends sig to the calling thread. Unlike kill(getpid()), which the
+// kernel may deliver to another thread after kill returns, a signal sent to
+// the calling thread reaches the Go runtime before the call returns, so a
+// test knows when its signal has arrived.
+func raise(t *testing.T, sig int) {
+	t.Helper()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if err := unix.Tgkill(unix.Getpid(), unix.Gettid(), unix.Signal(sig)); err != nil {
+		t.Errorf("tgkill(%d): %v", sig, err)
+	}
+}
+
+// settleSignals returns once the Go runtime has handed every signal that
+// has arrived to the os/signal channels (signal.Stop waits for that). The
+// init channel above keeps the signals caught meanwhile.
+func settleSignals(sigs ...os.Signal) {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, sigs...)
+	signal.Stop(ch)
+}
+
 func TestSignalValidation(t *testing.T) {
 	h := newHarness(t)
 	for _, sig := range []int{0, -1, NSIG, 1000, int(unix.SIGKILL), int(unix.SIGSTOP), 32, 33} {
@@ -73,8 +95,11 @@ func TestSignalHandlerRunsOnLoop(t *testing.T) {
 	if !ok || err != nil || rel2 != 1 {
 		t.Fatalf("remove: %v %v released %d", ok, err, rel2)
 	}
-	unix.Kill(os.Getpid(), unix.SIGUSR1)
+	// Raised on this thread so that it has arrived when runFor starts, and
+	// settled so that it cannot reach a handler of the next test.
+	raise(t, int(unix.SIGUSR1))
 	h.runFor(50 * time.Millisecond)
+	settleSignals(unix.SIGUSR1)
 	if calls != 1 {
 		t.Fatalf("a removed handler ran")
 	}
@@ -93,14 +118,34 @@ func TestSignalBurstKeepsLast(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer h.l.RemoveSignalHandler(int(unix.SIGUSR2))
+	// The first n-1 signals come from another thread while the loop runs
+	// their handlers. Each is raised on the sending thread, so every one
+	// has arrived when the goroutine ends (and, with the handler removal
+	// that retires the channel, none is left for the next test).
+	burst := make(chan struct{})
 	go func() {
-		pid := os.Getpid()
-		for i := 1; i <= n; i++ {
-			unix.Kill(pid, unix.SIGUSR2)
+		defer close(burst)
+		for i := 1; i < n; i++ {
+			raise(t, int(unix.SIGUSR2))
 			sent.Store(int64(i))
 		}
 	}()
-	// A handler call must start after the last kill returned.
+	defer func() { <-burst }()
+	h.runUntil("the burst to be sent", 10*time.Second, func() bool {
+		select {
+		case <-burst:
+			return true
+		default:
+			return false
+		}
+	})
+	// The last one is raised by the loop thread, between iterations: no
+	// handler can start between its arrival and sent.Store(n), so
+	// lastSeen == n proves a call started after the last signal arrived.
+	// (Raised from the burst goroutine, the whole call could run before
+	// that goroutine got to sent.Store(n): no call would see n.)
+	raise(t, int(unix.SIGUSR2))
+	sent.Store(n)
 	h.runUntil("a call after the last signal", 10*time.Second, func() bool { return lastSeen == n })
 	if calls < 1 || calls > n {
 		t.Fatalf("%d calls for %d signals", calls, n)
@@ -116,8 +161,8 @@ func TestSignalTwoLoops(t *testing.T) {
 	h.l.AddSignalHandler(int(unix.SIGUSR1), func(int) { mainUsr1.Add(1) }, nil)
 
 	var otherUsr1, otherUsr2 atomic.Int32
-	ready := make(chan *Loop)
-	done := make(chan error)
+	ready := make(chan *Loop, 1)
+	done := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
 		defer runtime.UnlockOSThread()
@@ -141,7 +186,24 @@ func TestSignalTwoLoops(t *testing.T) {
 		}
 		done <- err
 	}()
-	l2 := <-ready
+	var l2 *Loop
+	select {
+	case l2 = <-ready:
+	case err := <-done:
+		t.Fatalf("second loop: %v", err)
+	}
+	// If the test fails before the end, stop and close the second loop
+	// anyway: left running, its handlers would stay registered.
+	joined := false
+	join := func() error {
+		if joined {
+			return nil
+		}
+		joined = true
+		l2.Stop()
+		return <-done
+	}
+	t.Cleanup(func() { join() })
 	pid := os.Getpid()
 	unix.Kill(pid, unix.SIGUSR2)
 	h.runUntil("second loop's SIGUSR2", 5*time.Second, func() bool { return otherUsr2.Load() == 1 })
@@ -150,8 +212,7 @@ func TestSignalTwoLoops(t *testing.T) {
 	}
 	unix.Kill(pid, unix.SIGUSR1)
 	h.runUntil("both loops' SIGUSR1", 5*time.Second, func() bool { return mainUsr1.Load() == 1 && otherUsr1.Load() == 1 })
-	l2.Stop()
-	if err := <-done; err != nil {
+	if err := join(); err != nil {
 		t.Fatalf("second loop: %v", err)
 	}
 	// The closed loop's handlers are gone; the main loop's still works.
@@ -188,4 +249,93 @@ func TestSignalCloseReleases(t *testing.T) {
 	if err := l.AddSignalHandler(int(unix.SIGUSR1), func(int) {}, nil); err != ErrClosed {
 		t.Fatalf("add after close: %v", err)
 	}
+}
+
+// A signal that reached a channel before its last handler was removed must
+// not be delivered to a handler added afterwards. The dispatcher of the
+// retired channel is held (posting to this loop, whose thread-safe queue the
+// test locks) while the second signal waits in the channel; the handler is
+// removed and a new one added; then the old dispatcher is let go.
+func TestSignalRetiredChannelNotDelivered(t *testing.T) {
+	h := newHarness(t)
+	sig := int(unix.SIGUSR2)
+	dispatchers := func() int {
+		sigReg.mu.Lock()
+		defer sigReg.mu.Unlock()
+		return sigReg.dispatchers
+	}
+	waitDispatchers := func(what string, n int) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for dispatchers() != n {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s: %d dispatchers, want %d", what, dispatchers(), n)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	// Dispatchers of channels retired by earlier tests end by themselves.
+	waitDispatchers("earlier dispatchers to end", 0)
+
+	calls1, calls2 := 0, 0
+	if err := h.l.AddSignalHandler(sig, func(int) { calls1++ }, nil); err != nil {
+		t.Fatal(err)
+	}
+	sigReg.mu.Lock()
+	ch1 := sigReg.chans[sig]
+	sigReg.mu.Unlock()
+	if ch1 == nil || dispatchers() != 1 {
+		t.Fatalf("no channel or dispatcher after AddSignalHandler")
+	}
+
+	unlocked := false
+	h.l.tsMu.Lock()
+	defer func() {
+		if !unlocked {
+			h.l.tsMu.Unlock()
+		}
+	}()
+	// First signal: the dispatcher takes it and blocks posting it here.
+	raise(t, sig)
+	settleSignals(unix.Signal(sig))
+	deadline := time.Now().Add(5 * time.Second)
+	for len(ch1) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the dispatcher did not take the first signal")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	// Second signal: it stays in the channel (the dispatcher is blocked).
+	raise(t, sig)
+	settleSignals(unix.Signal(sig))
+	if len(ch1) != 1 {
+		t.Fatalf("second signal not queued in the channel (len %d)", len(ch1))
+	}
+	if ok, err := h.l.RemoveSignalHandler(sig); !ok || err != nil {
+		t.Fatalf("remove: %v %v", ok, err)
+	}
+	if err := h.l.AddSignalHandler(sig, func(int) { calls2++ }, nil); err != nil {
+		t.Fatal(err)
+	}
+	defer h.l.RemoveSignalHandler(sig)
+	unlocked = true
+	h.l.tsMu.Unlock()
+
+	// The old dispatcher posts the first signal (to the removed handler),
+	// reads the second from its closed channel, and ends.
+	waitDispatchers("the retired channel's dispatcher to end", 1)
+	for i := 0; i < 3; i++ {
+		if err := h.l.RunOnceTimeout(0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if calls1 != 0 {
+		t.Fatalf("a removed handler ran %d times", calls1)
+	}
+	if calls2 != 0 {
+		t.Fatalf("a handler added after a signal arrived was called for it (%d calls)", calls2)
+	}
+	// The new handler does get the signals that arrive after it was added.
+	raise(t, sig)
+	h.runUntil("the new handler", 5*time.Second, func() bool { return calls2 == 1 })
 }

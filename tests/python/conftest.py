@@ -9,6 +9,8 @@ asyncloop's loop, as uvloop's tests do.
 
 import asyncio
 import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -66,3 +68,34 @@ def loop(request):
 def _no_leaked_policy():
     yield
     asyncio.set_event_loop_policy(None)
+
+
+@pytest.fixture(scope="session")
+def certs(tmp_path_factory):
+    """A test CA and a certificate for localhost / 127.0.0.1 / ::1 signed by
+    it, made with the openssl command: {"ca", "cert", "key"} paths."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        # CPython's test certificates (localhost, signed by its test CA).
+        try:
+            from test.test_asyncio import utils as cpython_test_utils
+        except ImportError:
+            pytest.skip("neither the openssl command nor CPython's test certificates")
+        return {"ca": cpython_test_utils.SIGNING_CA,
+                "cert": cpython_test_utils.SIGNED_CERTFILE,
+                "key": cpython_test_utils.SIGNED_CERTFILE}
+    d = tmp_path_factory.mktemp("certs")
+
+    def run(*args):
+        subprocess.run([openssl, *args], cwd=d, check=True, capture_output=True)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+        "/CN=asyncloop test CA", "-keyout", "ca.key", "-out", "ca.pem")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
+        "-keyout", "key.pem", "-out", "req.csr")
+    (d / "ext.cnf").write_text(
+        "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1\n"
+        "basicConstraints=CA:FALSE\n")
+    run("x509", "-req", "-in", "req.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+        "-CAcreateserial", "-days", "2", "-extfile", "ext.cnf", "-out", "cert.pem")
+    return {"ca": str(d / "ca.pem"), "cert": str(d / "cert.pem"), "key": str(d / "key.pem")}

@@ -36,44 +36,34 @@ try:
 except ImportError:  # pragma: no cover - depends on the Python installation
     pytest.skip("CPython's test.test_asyncio is not installed", allow_module_level=True)
 
-INTERNALS = "reads or mocks private internals of asyncio's selector loop: "
+INTERNALS = "reads or mocks private internals of the stdlib's loop implementation: "
 
 #: test name (or "Class.test") -> the written reason it is skipped.
 SKIPS = {
     # test_events
-    "test_prompt_cancellation": INTERNALS + "wraps loop._run_once and counts its calls "
-                                "(asyncloop's iteration has its own structure)",
-    "test_create_server_multiple_hosts_ipv4": INTERNALS + "mocks loop.getaddrinfo and "
-                                              "loop._start_serving (our DNS and accept run in "
-                                              "the core)",
-    "test_create_server_multiple_hosts_ipv6": INTERNALS + "mocks loop.getaddrinfo and "
-                                              "loop._start_serving",
+    "test_prompt_cancellation": INTERNALS + "calls loop._stop_serving(sock), a private "
+                                "method of BaseSelectorEventLoop",
+    "test_create_server_multiple_hosts_ipv4": INTERNALS + "mocks asyncio.base_events.socket "
+                                              "and replaces loop._start_serving (asyncloop's "
+                                              "core creates, binds and accepts the sockets)",
+    "test_create_server_multiple_hosts_ipv6": INTERNALS + "mocks asyncio.base_events.socket "
+                                              "and replaces loop._start_serving",
+    "test_internal_fds": INTERNALS + "reads loop._internal_fds, _csock and _ssock (the self-pipe "
+                         "of BaseSelectorEventLoop; CPython skips it itself for other loops)",
     # test_subprocess
-    "test_popen_error": INTERNALS + "mocks subprocess.Popen, which asyncloop does not use "
-                        "(the core spawns the child)",
-    "test_popen_error_with_stdin_pipe": INTERNALS + "mocks subprocess.Popen",
-    "test_close_kill_running": INTERNALS + "mocks transport._proc.kill (the Popen object of "
-                               "asyncio's BaseSubprocessTransport)",
-    "test_close_dont_kill_finished": INTERNALS + "reads transport._proc (the Popen object of "
-                                    "asyncio's BaseSubprocessTransport)",
-    "test_pause_reading": INTERNALS + "mocks the private _pipes / pause_reading of asyncio's "
-                          "BaseSubprocessTransport",
+    "test_popen_error": INTERNALS + "mocks subprocess.Popen, which asyncio's "
+                        "_UnixSubprocessTransport uses to spawn (asyncloop's core spawns the "
+                        "child without it)",
+    "test_popen_error_with_stdin_pipe": INTERNALS + "mocks subprocess.Popen (as above)",
+    "test_pause_reading": INTERNALS + "replaces loop.connect_read_pipe, which asyncio's "
+                          "BaseSubprocessTransport calls internally to make the child's pipes "
+                          "(asyncloop's core makes them), to mock their pause_reading",
 }
-
-#: Skips pending a fix in the library (not the binding): see the report.
-PENDING_LIBRARY_FIX = {
-    "test_stdin_broken_pipe": "library bug being fixed by the lead: pipe_connection_lost "
-                              "reports error 0 instead of EPIPE when the child exits with "
-                              "stdin data still buffered",
-}
-
 
 def _skip_reason(cls, attr):
     for key in (f"{cls.__name__}.{attr}", attr):
         if key in SKIPS:
             return SKIPS[key]
-        if key in PENDING_LIBRARY_FIX:
-            return PENDING_LIBRARY_FIX[key]
     return None
 
 
@@ -166,11 +156,10 @@ del _mod, _prefix, _name, _cls
 
 
 def test_skips_have_reasons():
-    """Every skip names why; only private internals of the stdlib's loop (or
-    a library fix in progress) are acceptable reasons."""
+    """Every skip names why; only private internals of the stdlib's loop are
+    an acceptable reason."""
     for name, reason in SKIPS.items():
         assert reason.startswith(INTERNALS), name
-    assert set(SKIPS).isdisjoint(PENDING_LIBRARY_FIX)
 
 
 # These modules must not be collected on their own.

@@ -128,3 +128,58 @@ def test_datagram_argument_errors(loop):
                 asyncio.DatagramProtocol, local_addr=("127.0.0.1", 0), reuse_address=True)
 
     loop.run_until_complete(main())
+
+
+def test_datagram_endpoint_with_sock(loop):
+    """sock=: an existing (bound, or connected) UDP socket; the transport
+    owns it from then on."""
+
+    async def main():
+        srv_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        srv_sock.bind(("127.0.0.1", 0))
+        port = srv_sock.getsockname()[1]
+        srv_tr, _ = await loop.create_datagram_endpoint(EchoDatagram, sock=srv_sock)
+        assert srv_tr.get_extra_info("sockname") == ("127.0.0.1", port)
+        assert srv_tr.get_extra_info("socket").fileno() == srv_sock.fileno()
+        assert srv_sock.gettimeout() == 0  # made non-blocking
+
+        cli_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        cli_sock.connect(("127.0.0.1", port))
+        tr, proto = await loop.create_datagram_endpoint(lambda: Collector(loop, 2), sock=cli_sock)
+        assert tr.get_extra_info("peername") == ("127.0.0.1", port)
+        tr.sendto(b"one")
+        tr.sendto(b"two", ("127.0.0.1", port))  # a connected socket sends to its peer
+        await asyncio.wait_for(proto.done, 10)
+        assert [d for d, _ in proto.got] == [b"ONE", b"TWO"]
+        tr.close()
+        srv_tr.close()
+        assert await proto.lost is None
+        await asyncio.sleep(0.01)
+        assert cli_sock.fileno() == -1 and srv_sock.fileno() == -1  # closed with them
+
+        with socket.socket() as tcp:
+            with pytest.raises(ValueError, match="A UDP Socket was expected"):
+                await loop.create_datagram_endpoint(asyncio.DatagramProtocol, sock=tcp)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            with pytest.raises(ValueError, match="socket modifier keyword arguments"):
+                await loop.create_datagram_endpoint(asyncio.DatagramProtocol, sock=udp,
+                                                    local_addr=("127.0.0.1", 0))
+
+    loop.run_until_complete(main())
+
+
+def test_unix_datagram_endpoint_with_sock(loop, tmp_path):
+    async def main():
+        path = str(tmp_path / "dg.sock")
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        s.bind(path)
+        tr, proto = await loop.create_datagram_endpoint(lambda: Collector(loop), sock=s)
+        assert tr.get_extra_info("sockname") == path
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as c:
+            c.sendto(b"ping", path)
+            await asyncio.wait_for(proto.done, 10)
+        assert proto.got[0][0] == b"ping"
+        tr.close()
+        await proto.lost
+
+    loop.run_until_complete(main())

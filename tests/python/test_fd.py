@@ -90,3 +90,44 @@ def test_getaddrinfo(loop):
 
     res = loop.run_until_complete(main())
     assert res[0][4] == ("127.0.0.1", 80)
+
+
+def test_fd_of_a_transport_cannot_be_watched(loop):
+    async def main():
+        server = await loop.create_server(asyncio.Protocol, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        tr, _ = await loop.create_connection(asyncio.Protocol, "127.0.0.1", port)
+        fd = tr.get_extra_info("socket").fileno()
+        with pytest.raises(RuntimeError, match="is used by transport"):
+            loop.add_reader(fd, print)
+        with pytest.raises(RuntimeError, match="is used by transport"):
+            loop.add_writer(fd, print)
+        tr.close()
+        server.close()
+        await server.wait_closed()
+
+    loop.run_until_complete(main())
+
+
+def test_sock_sendfile_native_and_blocking_fallback(loop, tmp_path):
+    data = bytes(range(256)) * 4000
+    path = tmp_path / "f.bin"
+    path.write_bytes(data)
+
+    async def main():
+        for blocking in (False, True):
+            a, b = socket.socketpair()
+            a.setblocking(blocking)
+            b.setblocking(False)
+            with open(path, "rb") as f:
+                task = loop.create_task(loop.sock_sendfile(a, f, 1000, 50000))
+                got = bytearray()
+                while len(got) < 50000:
+                    got += await loop.sock_recv(b, 65536)
+                assert await task == 50000
+                assert f.tell() == 51000  # the file position follows, as asyncio
+            assert bytes(got) == data[1000:51000]
+            a.close()
+            b.close()
+
+    loop.run_until_complete(main())

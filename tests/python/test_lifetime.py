@@ -78,3 +78,114 @@ def test_loop_is_collected():
     del loop
     gc.collect()
     assert ref() is None
+
+
+def _open_fds():
+    return set(os.listdir("/proc/self/fd"))
+
+
+def _full_workload(loop, certs):
+    import socket
+    import ssl
+
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(certs["cert"], certs["key"])
+    client_ctx = ssl.create_default_context(cafile=certs["ca"])
+
+    async def handle(reader, writer):
+        data = await reader.readline()
+        if data == b"STARTTLS\n":
+            writer.write(b"GO\n")
+            await writer.drain()
+            await writer.start_tls(server_ctx)
+            data = await reader.readline()
+        writer.write(data)
+        await writer.drain()
+        writer.close()
+
+    async def main():
+        plain = await asyncio.start_server(handle, "127.0.0.1", 0)
+        tls = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=server_ctx)
+        pport = plain.sockets[0].getsockname()[1]
+        tport = tls.sockets[0].getsockname()[1]
+        for _ in range(3):
+            r, w = await asyncio.open_connection("127.0.0.1", tport, ssl=client_ctx,
+                                                 server_hostname="localhost")
+            w.write(b"tls\n")
+            assert await r.readline() == b"tls\n"
+            w.close()
+            await w.wait_closed()
+            r, w = await asyncio.open_connection("127.0.0.1", pport)
+            w.write(b"STARTTLS\n")
+            assert await r.readline() == b"GO\n"
+            await w.start_tls(client_ctx, server_hostname="localhost")
+            w.write(b"up\n")
+            assert await r.readline() == b"up\n"
+            w.close()
+            await w.wait_closed()
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(("127.0.0.1", 0))
+        dg, _ = await loop.create_datagram_endpoint(asyncio.DatagramProtocol, sock=s)
+        dg.close()
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", "import sys; sys.stdout.write(sys.stdin.read())",
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        out, _ = await proc.communicate(b"piped")
+        assert out == b"piped"
+        await loop.getaddrinfo("localhost", 80)
+        plain.close()
+        tls.close()
+        await plain.wait_closed()
+        await tls.wait_closed()
+        await asyncio.sleep(0.05)
+
+    loop.run_until_complete(main())
+
+
+def test_no_fd_or_key_leaks_across_loops(certs):
+    """Loops that ran TLS, start_tls, datagram sock=, subprocesses with a
+    stdin pipe and DNS leave no file descriptor and no key behind once
+    closed (counted; one warm-up run loads everything lazily loaded)."""
+    warm = asyncloop.new_event_loop()
+    _full_workload(warm, certs)
+    warm.close()
+    gc.collect()
+    fds_before = _open_fds()
+    keys_before = len(_trampolines.objects)
+    for _ in range(3):
+        loop = asyncloop.new_event_loop()
+        _full_workload(loop, certs)
+        loop.close()
+    gc.collect()
+    assert len(_trampolines.objects) == keys_before
+    assert _open_fds() == fds_before
+
+
+def test_closing_with_live_stdin_pipe_and_tls_releases_everything(certs):
+    """Closing a loop while a subprocess (with its stdin pipe) and a TLS
+    connection are still open releases their keys and fds too."""
+    import ssl
+
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(certs["cert"], certs["key"])
+    client_ctx = ssl.create_default_context(cafile=certs["ca"])
+    gc.collect()
+    fds_before = _open_fds()
+    keys_before = len(_trampolines.objects)
+    loop = asyncloop.new_event_loop()
+
+    async def main():
+        server = await loop.create_server(asyncio.Protocol, "127.0.0.1", 0, ssl=server_ctx)
+        port = server.sockets[0].getsockname()[1]
+        await loop.create_connection(asyncio.Protocol, "127.0.0.1", port, ssl=client_ctx,
+                                     server_hostname="localhost")
+        await asyncio.create_subprocess_exec(sys.executable, "-c", "import time; time.sleep(30)",
+                                             stdin=subprocess.PIPE)
+        await asyncio.sleep(0.05)
+
+    loop.run_until_complete(main())
+    loop.close()
+    del loop
+    gc.collect()
+    assert len(_trampolines.objects) == keys_before
+    assert _open_fds() == fds_before

@@ -17,7 +17,7 @@ The shared library is found through the environment variable
 loop is created.
 """
 
-from ._errors import Error, ResolveError, err_name
+from ._errors import Error, NotLoopThreadError, ResolveError, err_name
 from ._loop import EventLoop, EventLoopPolicy, install, new_event_loop, run
 from ._subprocess import SubprocessTransport
 from ._transports import DatagramTransport, Server, Transport
@@ -44,6 +44,7 @@ __all__ = [
     "EventLoop",
     "EventLoopPolicy",
     "Error",
+    "NotLoopThreadError",
     "ResolveError",
     "Server",
     "SubprocessTransport",

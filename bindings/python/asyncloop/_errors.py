@@ -45,7 +45,49 @@ class Error(OSError):
 
 
 class ResolveError(Error, socket.gaierror):
-    """ALOOP_ERESOLVE: name resolution failed (also a :class:`socket.gaierror`)."""
+    """ALOOP_ERESOLVE: name resolution failed (also a :class:`socket.gaierror`).
+
+    As the ``socket.gaierror`` that ``socket.getaddrinfo`` raises, ``.errno``
+    is the ``socket.EAI_*`` code (when the reason is one getaddrinfo gives)
+    and ``.strerror`` the reason ("Name or service not known"); ``.code`` is
+    ALOOP_ERESOLVE.
+    """
+
+    def __init__(self, code: int, message: Optional[str] = None) -> None:
+        reason = (message or "name resolution failed").rsplit(": ", 1)[-1]
+        eai = _EAI_CODES.get(reason.replace(" (NI_NAMEREQD)", ""))
+        if eai is None:
+            Error.__init__(self, code, message)
+            return
+        OSError.__init__(self, eai, reason)
+        self.code = code
+        self.name = err_name(code)
+
+
+#: getaddrinfo's reasons (gai_strerror) -> socket.EAI_* codes.
+_EAI_CODES = {
+    text: getattr(socket, name)
+    for text, name in (
+        ("Name or service not known", "EAI_NONAME"),
+        ("Temporary failure in name resolution", "EAI_AGAIN"),
+        ("Non-recoverable failure in name resolution", "EAI_FAIL"),
+        ("ai_family not supported", "EAI_FAMILY"),
+        ("Address family for hostname not supported", "EAI_ADDRFAMILY"),
+        ("ai_socktype not supported", "EAI_SOCKTYPE"),
+        ("Servname not supported for ai_socktype", "EAI_SERVICE"),
+        ("No address associated with hostname", "EAI_NODATA"),
+        ("Bad value for ai_flags", "EAI_BADFLAGS"),
+        ("Memory allocation failure", "EAI_MEMORY"),
+        ("System error", "EAI_SYSTEM"),
+    )
+    if hasattr(socket, name)
+}
+
+
+class NotLoopThreadError(Error, RuntimeError):
+    """ALOOP_ENOTLOOPTHREAD (debug mode): a non-thread-safe operation was
+    called from a thread other than the loop's.  Also a RuntimeError, as
+    asyncio's own check in debug mode raises."""
 
 
 def err_name(code: int) -> str:
@@ -73,6 +115,10 @@ def make_error(code: int, detail: str = "") -> OSError:
         return exc
     if code == _b.ALOOP_ERESOLVE:  # type: ignore[attr-defined]
         return ResolveError(code, detail or None)
+    if code == _b.ALOOP_ENOTLOOPTHREAD:  # type: ignore[attr-defined]
+        return NotLoopThreadError(
+            code, detail or "Non-thread-safe operation invoked on an event loop other "
+                            "than the current one")
     return Error(code, detail or None)
 
 

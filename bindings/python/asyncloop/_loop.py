@@ -171,10 +171,12 @@ class EventLoop(asyncio.BaseEventLoop):
     """An asyncio event loop whose I/O is done by libasyncloop.
 
     A complete :class:`asyncio.AbstractEventLoop`: scheduling, futures and
-    tasks (asyncio's own), executors, TCP and Unix stream transports and
-    servers (so asyncio streams), accepted sockets, pipes, datagram
-    endpoints, subprocesses, sendfile, add_reader/add_writer, the sock_*
-    coroutines and signal handlers.  Not yet: SSL/TLS (NotImplementedError).
+    tasks (asyncio's own), executors, DNS, TCP and Unix stream transports and
+    servers (so asyncio streams), TLS (``ssl=`` and ``start_tls`` with a
+    Python :class:`ssl.SSLContext`, done by asyncio's ``sslproto`` over the
+    library's transports, as asyncio does), accepted sockets, pipes,
+    datagram endpoints, subprocesses, sendfile, add_reader/add_writer, the
+    sock_* coroutines and signal handlers.
 
     Create it with :func:`asyncloop.new_event_loop`, :func:`asyncloop.run`,
     ``asyncio.Runner(loop_factory=asyncloop.new_event_loop)`` or, after
@@ -492,10 +494,12 @@ class EventLoop(asyncio.BaseEventLoop):
         if rc < 0:
             raise make_error(rc, _b.last_error(self._lib))
 
-    async def _await_core_future(self, fut_h: int, kind: Optional[str],
+    async def _await_core_future(self, fut_h: int, kind: Any,
                                  on_orphan: Optional[Callable[[int], None]] = None) -> Any:
-        """Awaits a future of the library.  kind: 'transport', 'server' or None
-        (no result).  The core future is freed here.  If the awaiting task is
+        """Awaits a future of the library.  kind: 'transport', 'server',
+        'subprocess', 'datagram', 'size', None (no result), or a reader
+        ``fn(future) -> (rc, value)`` that reads the result before the future
+        is freed.  The core future is freed here.  If the awaiting task is
         cancelled, the core future is cancelled; a result that arrives anyway
         is handed to on_orphan (to close it)."""
         lib = self._lib
@@ -548,6 +552,61 @@ class EventLoop(asyncio.BaseEventLoop):
             if not state["freed"]:
                 lib.aloop_future_cancel(fut_h)
             raise
+
+    # -- DNS ----------------------------------------------------------------------
+
+    async def getaddrinfo(self, host: Any, port: Any, *, family: int = 0, type: int = 0,
+                          proto: int = 0, flags: int = 0) -> List[tuple]:
+        """socket.getaddrinfo() without blocking the loop: numeric hosts are
+        resolved at once by the library, names in a library thread.  Returns
+        socket.getaddrinfo's list of (family, type, proto, canonname,
+        sockaddr)."""
+        self._check_closed()
+        chost = _gai_host(host)
+        cport = _gai_port(port)
+        lib = self._lib
+        out = c_void_p()
+        rc = lib.aloop_getaddrinfo(self._handle, chost, cport, int(family), int(type),
+                                   int(proto), int(flags), byref(out))
+        if rc < 0:
+            raise make_error(rc, _b.last_error(lib))
+        fut_h = out.value
+        if lib.aloop_future_done(fut_h) == 1:  # numeric: done on return
+            try:
+                rc, value = _read_addrinfo(lib, fut_h)
+                if rc < 0:
+                    raise make_error(rc, _b.future_error_message(lib, fut_h))
+                return value
+            finally:
+                lib.aloop_future_free(fut_h)
+        return await self._await_core_future(fut_h, lambda fh: _read_addrinfo(lib, fh))
+
+    async def getnameinfo(self, sockaddr: Any, flags: int = 0) -> tuple:
+        """socket.getnameinfo() without blocking the loop (the library)."""
+        self._check_closed()
+        if not isinstance(sockaddr, tuple) or not 2 <= len(sockaddr) <= 4:
+            raise TypeError("getnameinfo() argument 1 must be a tuple")
+        host, port = sockaddr[0], sockaddr[1]
+        if not isinstance(host, str) or not isinstance(port, int):
+            raise TypeError("getnameinfo(): illegal sockaddr argument")
+        if len(sockaddr) == 4 and sockaddr[3] and "%" not in host:
+            host = f"{host}%{sockaddr[3]}"
+        lib = self._lib
+        out = c_void_p()
+        rc = lib.aloop_getnameinfo(self._handle, host.encode("idna"), port, int(flags),
+                                   byref(out))
+        if rc < 0:
+            raise make_error(rc, _b.last_error(lib))
+        fut_h = out.value
+        if lib.aloop_future_done(fut_h) == 1:
+            try:
+                rc, value = _read_nameinfo(lib, fut_h)
+                if rc < 0:
+                    raise make_error(rc, _b.future_error_message(lib, fut_h))
+                return value
+            finally:
+                lib.aloop_future_free(fut_h)
+        return await self._await_core_future(fut_h, lambda fh: _read_nameinfo(lib, fh))
 
     # -- streams: TCP, Unix sockets, accepted sockets, pipes ------------------------
 
@@ -631,10 +690,11 @@ class EventLoop(asyncio.BaseEventLoop):
 
         Supported: host, port, family, flags, local_addr, sock (the
         transport owns it from then on), happy_eyeballs_delay, interleave,
-        all_errors (single errors are raised as they are), and ssl (an
-        ssl.SSLContext or True) with server_hostname, ssl_handshake_timeout
-        and ssl_shutdown_timeout: TLS by Python's ssl module through
-        asyncio's SSLProtocol, as asyncio does.
+        all_errors (as Python 3.12: a failed connect raises an
+        ExceptionGroup), and ssl (an ssl.SSLContext or True) with
+        server_hostname, ssl_handshake_timeout and ssl_shutdown_timeout: TLS
+        by Python's ssl module through asyncio's SSLProtocol, as asyncio
+        does.  (proto is accepted and ignored: the library picks TCP.)
         """
         if server_hostname is not None and not ssl:
             raise ValueError("server_hostname is only meaningful with ssl")
@@ -670,6 +730,18 @@ class EventLoop(asyncio.BaseEventLoop):
             chost, cport = _encode_host(host), int(port)
         if local_addr is not None:
             lhost, lport = local_addr[0], local_addr[1]
+            if lhost and not _is_numeric_host(lhost):
+                # The library binds numeric addresses: resolve the name
+                # first (asyncio binds the first local address of the
+                # family it connects with; here the first one's family is
+                # the one to connect with).
+                infos = await self.getaddrinfo(lhost, lport, family=family,
+                                               type=socket.SOCK_STREAM, proto=proto, flags=flags)
+                if not infos:
+                    raise OSError("getaddrinfo() returned empty list")
+                lfam, _, _, _, laddr = infos[0]
+                lhost, lport = laddr[0], laddr[1]
+                opts.family = family = int(lfam)
             opts.local_host = _encode_host(
                 lhost or ("::" if family == socket.AF_INET6 else "0.0.0.0"))
             opts.local_port = int(lport or 0)
@@ -691,7 +763,10 @@ class EventLoop(asyncio.BaseEventLoop):
         except OSError as exc:
             if sock is not None or _is_ssl_error(exc):
                 raise
-            raise _connect_error(exc, (host, port), local_addr) from None
+            err = _connect_error(exc, (host, port), local_addr)
+            if all_errors:
+                raise ExceptionGroup("create_connection failed", [err]) from None
+            raise err from None
 
     async def create_unix_connection(
             self, protocol_factory: Callable[[], asyncio.BaseProtocol],
@@ -923,6 +998,40 @@ class EventLoop(asyncio.BaseEventLoop):
             await asyncio.sleep(0)
         return srv
 
+    async def _sock_sendfile_native(self, sock: socket.socket, file: Any, offset: int,
+                                    count: Optional[int]) -> int:
+        """loop.sock_sendfile(): aloop_sock_sendfile (zero-copy sendfile(2)
+        for regular files; asyncio falls back to reading the file for the
+        others)."""
+        try:
+            fileno = file.fileno()
+        except (AttributeError, io.UnsupportedOperation) as err:
+            raise asyncio.SendfileNotAvailableError("not a regular file") from err
+        try:
+            fsize = os.fstat(fileno).st_size
+        except OSError:
+            raise asyncio.SendfileNotAvailableError("not a regular file") from None
+        if sock.gettimeout() != 0:
+            # The library wants a non-blocking socket; asyncio's fallback
+            # (sock_sendall) takes this one, as asyncio does.
+            raise asyncio.SendfileNotAvailableError("the socket is blocking")
+        if not (count if count else fsize):
+            return 0  # an empty file (asyncio sends nothing either)
+        lib = self._lib
+        out = c_void_p()
+        rc = lib.aloop_sock_sendfile(self._handle, sock.fileno(), fileno, int(offset),
+                                     int(count or 0), 0, byref(out))
+        if rc == _b.ALOOP_ENOSYS:  # type: ignore[attr-defined]
+            raise asyncio.SendfileNotAvailableError("not a regular file")
+        if rc < 0:
+            raise make_error(rc, _b.last_error(lib))
+        try:
+            return await self._await_core_future(out.value, "size")
+        except OSError as exc:
+            if getattr(exc, "code", None) == _b.ALOOP_ENOSYS:  # type: ignore[attr-defined]
+                raise asyncio.SendfileNotAvailableError("not a regular file") from None
+            raise
+
     async def _sendfile_native(self, transp: Any, file: Any, offset: int,
                                count: Optional[int]) -> int:
         """loop.sendfile() on a stream transport: aloop_transport_sendfile
@@ -1046,7 +1155,8 @@ class EventLoop(asyncio.BaseEventLoop):
         if shell:
             raise ValueError("shell must be False")
         argv = [_fsencode_arg(a) for a in (program,) + args]
-        return await self._spawn(protocol_factory, argv, None, stdin, stdout, stderr, kwargs)
+        return await self._spawn(protocol_factory, argv, None, stdin, stdout, stderr, kwargs,
+                                 [program, *args])
 
     async def subprocess_shell(self, protocol_factory: Callable[[], asyncio.SubprocessProtocol],
                                cmd: Any, *, stdin: Any = subprocess.PIPE,
@@ -1061,11 +1171,12 @@ class EventLoop(asyncio.BaseEventLoop):
         if not shell:
             raise ValueError("shell must be True")
         return await self._spawn(protocol_factory, None, os.fsencode(cmd),
-                                 stdin, stdout, stderr, kwargs)
+                                 stdin, stdout, stderr, kwargs, cmd)
 
     async def _spawn(self, protocol_factory: Callable[[], asyncio.SubprocessProtocol],
                      argv: Optional[List[bytes]], cmd: Optional[bytes],
-                     stdin: Any, stdout: Any, stderr: Any, kwargs: Dict[str, Any]) -> tuple:
+                     stdin: Any, stdout: Any, stderr: Any, kwargs: Dict[str, Any],
+                     popen_args: Any = None) -> tuple:
         self._check_closed()
         env = kwargs.pop("env", None)
         cwd = kwargs.pop("cwd", None)
@@ -1100,7 +1211,7 @@ class EventLoop(asyncio.BaseEventLoop):
             keep.append(cwd_b)
             opts.cwd = cwd_b
         protocol = protocol_factory()
-        tr = SubprocessTransport(self, protocol)
+        tr = SubprocessTransport(self, protocol, popen_args)
         lib = self._lib
         stdin_r = -1
         if opts.stdin_mode == _b.ALOOP_STDIO_PIPE:
@@ -1206,6 +1317,10 @@ class EventLoop(asyncio.BaseEventLoop):
         add = lib.aloop_add_writer if writer else lib.aloop_add_reader
         rc = add(self._handle, fileno, _t.fd_cb, key, _t.free_cb)
         if rc < 0:
+            if rc == _b.ALOOP_EBUSY:  # type: ignore[attr-defined]
+                # As asyncio: the fd belongs to a transport (or a server).
+                raise RuntimeError(f"File descriptor {fd!r} is used by transport "
+                                   f"{self._transport_of_fd(fileno)!r}")
             raise make_error(rc, _b.last_error(lib))
         table = self._writers if writer else self._readers
         old = table.get(fileno)
@@ -1213,6 +1328,16 @@ class EventLoop(asyncio.BaseEventLoop):
         if old is not None:
             old.handle.cancel()
         return handle
+
+    def _transport_of_fd(self, fileno: int) -> Any:
+        lib = self._lib
+        for h, tr in list(self._transports.items()):
+            if isinstance(tr, Transport) and lib.aloop_transport_get_fd(h) == fileno:
+                return tr
+        for srv in self._servers.values():
+            if any(s.fileno() == fileno for s in srv._sockets or ()):
+                return srv
+        return None
 
     def _remove_watch(self, fd: Any, writer: bool) -> bool:
         if self.is_closed():
@@ -1268,6 +1393,90 @@ for _name in (
     if _fn is not None:
         setattr(EventLoop, _name, _fn)
 del _name, _fn
+
+
+def _is_numeric_host(host: Any) -> bool:
+    if isinstance(host, bytes):
+        host = host.decode("ascii", "replace")
+    host = str(host).split("%", 1)[0]
+    for fam in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(fam, host)
+            return True
+        except OSError:
+            pass
+    return False
+
+
+def _gai_host(host: Any) -> Optional[bytes]:
+    if host is None:
+        return None
+    if isinstance(host, str):
+        try:
+            return host.encode("ascii")
+        except UnicodeEncodeError:
+            return host.encode("idna")
+    if isinstance(host, (bytes, bytearray)):
+        return bytes(host)
+    raise TypeError(f"getaddrinfo() argument 1 must be string or None, not {type(host).__name__}")
+
+
+def _gai_port(port: Any) -> Optional[bytes]:
+    if port is None:
+        return None
+    if isinstance(port, int):
+        return str(port).encode()
+    if isinstance(port, str):
+        return port.encode("utf-8")
+    if isinstance(port, (bytes, bytearray)):
+        return bytes(port)
+    raise OSError("Int or String expected")
+
+
+def _sockaddr_from(family: int, host: str, port: int, scope_id: int) -> tuple:
+    if family == socket.AF_INET6:
+        return (host, port, 0, scope_id)
+    return (host, port)
+
+
+def _read_addrinfo(lib: Any, fut_h: int) -> tuple:
+    """(rc, socket.getaddrinfo-style list) of a done aloop_getaddrinfo future."""
+    head = ctypes.POINTER(_b.aloop_addrinfo_t)()
+    rc = lib.aloop_future_result_addrinfo(fut_h, byref(head), None)
+    if rc < 0:
+        return rc, None
+    result = []
+    try:
+        node = head
+        while node:
+            ai = node.contents
+            fam = _intenum(ai.family, socket.AddressFamily)
+            typ = _intenum(ai.type, socket.SocketKind)
+            host = (ai.host or b"").decode("utf-8", "surrogateescape")
+            canon = (ai.canonname or b"").decode("utf-8", "surrogateescape")
+            result.append((fam, typ, ai.protocol, canon,
+                           _sockaddr_from(ai.family, host, ai.port, ai.scope_id)))
+            node = ai.next
+    finally:
+        lib.aloop_addrinfo_free(head)
+    return 0, result
+
+
+def _read_nameinfo(lib: Any, fut_h: int) -> tuple:
+    host = ctypes.create_string_buffer(1025)
+    serv = ctypes.create_string_buffer(256)
+    rc = lib.aloop_future_result_nameinfo(fut_h, host, 1025, serv, 256)
+    if rc < 0:
+        return rc, None
+    return 0, (host.value.decode("utf-8", "surrogateescape"),
+               serv.value.decode("utf-8", "surrogateescape"))
+
+
+def _intenum(value: int, enum_klass: Any) -> Any:
+    try:
+        return enum_klass(value)
+    except ValueError:
+        return value
 
 
 def _check_ssl_socket(sock: Any) -> None:

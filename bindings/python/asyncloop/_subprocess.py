@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from asyncio import constants
+import os
+import signal
+import subprocess
+import threading
+import time
 import warnings
+from asyncio import constants
 from ctypes import byref, c_int, c_void_p
 from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
@@ -55,7 +60,7 @@ class SubprocessStdin(Transport):
     so that a child can open /dev/stdin), written through the library's
     write-pipe transport; its events go to the subprocess protocol."""
 
-    __slots__ = ("_proc_ref",)
+    __slots__ = ()
 
     _sendfile_compatible = constants._SendfileMode.UNSUPPORTED  # type: ignore[assignment]
     _start_tls_compatible = False  # type: ignore[assignment]
@@ -86,6 +91,102 @@ class _StdinProtocol(asyncio.Protocol):
         self._proc._protocol.resume_writing()
 
 
+class ChildPopen(subprocess.Popen):
+    """``get_extra_info('subprocess')``: a :class:`subprocess.Popen` view of a
+    child that the library started and reaps.
+
+    ``pid``, ``args``, ``returncode``, ``poll()``, ``wait()``,
+    ``send_signal()``, ``terminate()`` and ``kill()`` work as for a Popen;
+    the pipes are the transport's (``stdin``/``stdout``/``stderr`` are None
+    here).  ``poll()``/``wait()`` observe the exit without reaping the child
+    (the library reaps it and then tells the transport).
+    """
+
+    def __init__(self, transport: "SubprocessTransport", args: Any) -> None:  # noqa: D107
+        # No Popen.__init__: the child already runs.
+        self._transport = transport
+        self.args = args
+        self.pid = transport._pid
+        self.returncode = None
+        self.stdin = self.stdout = self.stderr = None
+        self.text_mode = False
+        self.universal_newlines = False
+        self.encoding = self.errors = None
+        self.pipesize = -1
+        self._child_created = False  # nothing for Popen.__del__ to do
+        self._waitpid_lock = threading.Lock()
+        self._sigint_wait_secs = 0.25
+        self._closed_child_pipe_fds = False
+        self._communication_started = False
+        self._input = None
+        self._fileobj2output: Any = None
+
+    def __repr__(self) -> str:
+        return f"<ChildPopen: returncode: {self.returncode} args: {self.args!r}>"
+
+    def _known_returncode(self) -> Optional[int]:
+        tr = self._transport
+        rc = tr._returncode
+        if rc is None and tr._handle is not None:
+            out = c_int()
+            if tr._loop._lib.aloop_subprocess_get_returncode(tr._handle, byref(out)) == 1:
+                rc = out.value
+        return rc
+
+    def _waitid(self, block: bool) -> Optional[int]:
+        """The exit status without reaping the child (WNOWAIT)."""
+        rc = self._known_returncode()
+        if rc is not None or self.pid is None:
+            return rc
+        flags = os.WEXITED | os.WNOWAIT | (0 if block else os.WNOHANG)
+        try:
+            info = os.waitid(os.P_PID, self.pid, flags)
+        except ChildProcessError:  # reaped by the library meanwhile
+            return self._known_returncode()
+        except InterruptedError:
+            return None
+        if info is None:
+            return None
+        if info.si_code == os.CLD_EXITED:
+            return info.si_status
+        return -info.si_status  # killed by a signal (asyncio's convention)
+
+    def poll(self) -> Optional[int]:
+        if self.returncode is None:
+            self.returncode = self._waitid(block=False)
+        return self.returncode
+
+    def wait(self, timeout: Optional[float] = None) -> int:
+        if self.returncode is not None:
+            return self.returncode
+        if timeout is None:
+            while self.returncode is None:
+                self.returncode = self._waitid(block=True)
+                if self.returncode is None:
+                    time.sleep(0.001)  # the library is reaping it
+            return self.returncode
+        deadline = time.monotonic() + timeout
+        delay = 0.0005
+        while self.poll() is None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise subprocess.TimeoutExpired(self.args, timeout)
+            time.sleep(min(delay, remaining))
+            delay = min(delay * 2, 0.05)
+        return self.returncode  # type: ignore[return-value]
+
+    def send_signal(self, sig: int) -> None:
+        if self.poll() is not None:
+            return  # as Popen: no signal to a child that has exited
+        self._transport.send_signal(sig)
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+
 class SubprocessTransport(asyncio.SubprocessTransport):
     """A child process (asyncio.SubprocessTransport).
 
@@ -97,8 +198,10 @@ class SubprocessTransport(asyncio.SubprocessTransport):
     (asyncio's order).
     """
 
-    def __init__(self, loop: "EventLoop", protocol: asyncio.SubprocessProtocol) -> None:
+    def __init__(self, loop: "EventLoop", protocol: asyncio.SubprocessProtocol,
+                 args: Any = None) -> None:
         super().__init__(None)
+        self._args = args
         self._loop = loop
         self._protocol = protocol
         self._handle: Optional[int] = None
@@ -115,6 +218,7 @@ class SubprocessTransport(asyncio.SubprocessTransport):
         #: closed); the protocol's waits for the stdin pipe too.
         self._core_lost = False
         self._finished = False
+        self._made = False  # connection_made ran (the protocol may be called)
 
     def __repr__(self) -> str:
         info = [self.__class__.__name__]
@@ -141,6 +245,8 @@ class SubprocessTransport(asyncio.SubprocessTransport):
         loop._transports[handle] = self  # type: ignore[assignment]
         pid = lib.aloop_subprocess_get_pid(handle)
         self._pid = pid if pid > 0 else None
+        self._extra["subprocess"] = ChildPopen(self, self._args)
+        self._made = True
         for fd in (0, 1, 2):
             if fd == 0 and self._stdin is not None:
                 self._pipes[0] = self._stdin
@@ -185,6 +291,8 @@ class SubprocessTransport(asyncio.SubprocessTransport):
 
     def _on_stdin_lost(self, exc: Optional[BaseException]) -> None:
         self._stdin = None
+        if not self._made:  # the spawn failed: the protocol never started
+            return
         self._pipe_lost(0, exc)
         if self._core_lost:
             self._finish()
@@ -222,7 +330,7 @@ class SubprocessTransport(asyncio.SubprocessTransport):
         if self._finished:
             return
         self._finished = True
-        self._closing = self._closed = True
+        self._closed = True  # (is_closing() stays False until close(), as asyncio)
         try:
             self._protocol.connection_lost(make_error(error) if error else None)
         except (SystemExit, KeyboardInterrupt):
@@ -299,6 +407,17 @@ class SubprocessTransport(asyncio.SubprocessTransport):
         if self._closing:
             return
         self._closing = True
+        popen = self._extra.get("subprocess")
+        if (popen is not None and self._handle is not None and self._returncode is None
+                and popen.poll() is None):
+            # As asyncio: kill a child that still runs (through the Popen
+            # view, which callers may wrap); the library kills it too.
+            if self._loop.get_debug():
+                logger.warning("Close running child process: kill %r", self)
+            try:
+                popen.kill()
+            except ProcessLookupError:
+                pass
         if self._stdin is not None:
             self._stdin.close()
         if self._handle is not None:

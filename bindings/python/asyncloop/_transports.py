@@ -426,6 +426,8 @@ class Transport(transports._FlowControlMixin):
             return
         if rc == _b.ALOOP_EBUSY:  # type: ignore[attr-defined]
             raise RuntimeError("unable to write; sendfile is in progress")
+        if rc == _b.ALOOP_ENOTLOOPTHREAD:  # type: ignore[attr-defined]
+            raise make_error(rc)  # debug mode: a call from another thread
         self._fatal_error(make_error(rc), "Fatal write error on socket transport")
 
     def writelines(self, list_of_data: Any) -> None:
