@@ -578,8 +578,9 @@ func TestLookPath(t *testing.T) {
 func TestSubprocessStdinBrokenPipe(t *testing.T) {
 	h := newHarness(t)
 	r := newSpRec(h)
-	p := h.spawn([]string{"sh", "-c", "sleep 0.2"}, r, &SubprocessOptions{Stdout: Stdio{Mode: StdioDevNull}, Stderr: Stdio{Mode: StdioDevNull}})
-	if err := p.PipeTransport(0).Write(pattern(4<<20, 3)); err != nil {
+	data := pattern(4<<20, 3) // before the spawn: the child must still be alive to refuse it
+	p := h.spawn([]string{"sh", "-c", "sleep 0.5"}, r, &SubprocessOptions{Stdout: Stdio{Mode: StdioDevNull}, Stderr: Stdio{Mode: StdioDevNull}})
+	if err := p.PipeTransport(0).Write(data); err != nil {
 		t.Fatal(err)
 	}
 	h.waitLost(r)
