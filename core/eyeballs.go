@@ -1,9 +1,6 @@
 package core
 
 import (
-	"errors"
-	"strings"
-
 	"golang.org/x/sys/unix"
 )
 
@@ -209,25 +206,7 @@ func (c *eyeballs) combinedError() error {
 	if len(c.errs) == 0 {
 		return &OpError{Op: "connect", Err: unix.EHOSTUNREACH, Addr: "no address to connect to"}
 	}
-	if len(c.errs) == 1 {
-		return c.errs[0]
-	}
-	first := c.errs[0].Error()
-	same := true
-	for _, e := range c.errs[1:] {
-		if e.Error() != first {
-			same = false
-		}
-	}
-	if same {
-		return c.errs[0]
-	}
-	msgs := make([]string, len(c.errs))
-	for i, e := range c.errs {
-		msgs[i] = e.Error()
-	}
-	// Keep the errno of the last attempt so callers can still match it.
-	return &OpError{Op: "connect", Addr: "multiple exceptions: " + strings.Join(msgs, ", "), Err: errors.Unwrap(c.errs[len(c.errs)-1])}
+	return combinedConnectError(c.errs)
 }
 
 // connected wraps fd (connected) in a transport for fut; ConnectionMade

@@ -206,25 +206,32 @@ func (c *connector) combinedError() error {
 	if len(c.errs) == 0 {
 		return &OpError{Op: "connect", Err: unix.EHOSTUNREACH}
 	}
-	if len(c.errs) == 1 {
-		return c.errs[0]
+	return combinedConnectError(c.errs)
+}
+
+// combinedConnectError is the error of a connection attempt over several
+// addresses (asyncio's create_connection): the only error, the common one
+// when all are alike, else one naming every attempt that keeps the errno of
+// the last attempt so callers can still match it. errs is not empty.
+func combinedConnectError(errs []error) error {
+	if len(errs) == 1 {
+		return errs[0]
 	}
-	first := c.errs[0].Error()
+	first := errs[0].Error()
 	same := true
-	for _, e := range c.errs[1:] {
+	for _, e := range errs[1:] {
 		if e.Error() != first {
 			same = false
 		}
 	}
 	if same {
-		return c.errs[0]
+		return errs[0]
 	}
-	msgs := make([]string, len(c.errs))
-	for i, e := range c.errs {
+	msgs := make([]string, len(errs))
+	for i, e := range errs {
 		msgs[i] = e.Error()
 	}
-	// Keep the errno of the last attempt so callers can still match it.
-	return &OpError{Op: "connect", Addr: "multiple exceptions: " + strings.Join(msgs, ", "), Err: errors.Unwrap(c.errs[len(c.errs)-1])}
+	return &OpError{Op: "connect", Addr: "multiple exceptions: " + strings.Join(msgs, ", "), Err: errors.Unwrap(errs[len(errs)-1])}
 }
 
 func (c *connector) onWritable(sa unix.Sockaddr) {
