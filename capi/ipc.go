@@ -137,7 +137,7 @@ func aloop_create_unix_server(loop C.uintptr_t, path *C.char, cb, ud, free C.uin
 		return fail(C.ALOOP_EINVAL, "options.size is not set")
 	}
 	inject()
-	so := &serverObj{cb: cb, ud: ud, free: free}
+	so := &serverObj{cb: cb, hostData: hostData{ud: ud, free: free}}
 	uo := core.UnixServerOptions{
 		Backlog:   int(C.al_unix_server_opt(opts, 0, 100)),
 		NoStart:   C.al_unix_server_opt(opts, 1, -1) == 0,
@@ -171,7 +171,7 @@ func aloop_create_unix_server(loop C.uintptr_t, path *C.char, cb, ud, free C.uin
 		return failErr(err)
 	}
 	o.handOff()
-	releaseOnFailure(fut, so.releaseUserdata)
+	releaseOnFailure(fut, so.release)
 	*out = C.uintptr_t(newFutureObj(fut).h)
 	return 0
 }
@@ -259,16 +259,8 @@ const (
 )
 
 type cDgProto struct {
-	fn       [dCount]C.uintptr_t
-	ud, free C.uintptr_t
-	released bool
-}
-
-func (p *cDgProto) release() {
-	if !p.released {
-		p.released = true
-		callFree(p.free, p.ud)
-	}
+	fn [dCount]C.uintptr_t
+	hostData
 }
 
 func dgProtoFrom(pp *C.aloop_datagram_protocol_t, ud, free C.uintptr_t) (*cDgProto, C.int) {
@@ -278,7 +270,7 @@ func dgProtoFrom(pp *C.aloop_datagram_protocol_t, ud, free C.uintptr_t) (*cDgPro
 	if pp.size < C.size_t(unsafe.Sizeof(pp.size)) || pp.size > 4096 {
 		return nil, fail(C.ALOOP_EINVAL, "protocol.size is %d; set it to sizeof(aloop_datagram_protocol_t)", int(pp.size))
 	}
-	p := &cDgProto{ud: ud, free: free}
+	p := &cDgProto{hostData: hostData{ud: ud, free: free}}
 	for i := range p.fn {
 		p.fn[i] = C.al_dgproto_field(pp, C.int(i))
 	}

@@ -340,6 +340,19 @@ func (o *ownedUD) onPanic() {
 	}
 }
 
+// hostData is a host's userdata with its free_cb, dropped exactly once.
+type hostData struct {
+	ud, free C.uintptr_t
+	released bool
+}
+
+func (d *hostData) release() {
+	if !d.released {
+		d.released = true
+		callFree(d.free, d.ud)
+	}
+}
+
 func callFree(free C.uintptr_t, ud C.uintptr_t) {
 	if free != 0 {
 		C.al_call_free(free, ud)

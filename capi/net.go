@@ -29,16 +29,8 @@ const (
 )
 
 type cProto struct {
-	fn       [pCount]C.uintptr_t
-	ud, free C.uintptr_t
-	released bool
-}
-
-func (p *cProto) release() {
-	if !p.released {
-		p.released = true
-		callFree(p.free, p.ud)
-	}
+	fn [pCount]C.uintptr_t
+	hostData
 }
 
 func protoFrom(pp *C.aloop_protocol_t, ud, free C.uintptr_t) (*cProto, C.int) {
@@ -48,7 +40,7 @@ func protoFrom(pp *C.aloop_protocol_t, ud, free C.uintptr_t) (*cProto, C.int) {
 	if pp.size < C.size_t(unsafe.Sizeof(pp.size)) || pp.size > 4096 {
 		return nil, fail(C.ALOOP_EINVAL, "protocol.size is %d; set it to sizeof(aloop_protocol_t)", int(pp.size))
 	}
-	p := &cProto{ud: ud, free: free}
+	p := &cProto{hostData: hostData{ud: ud, free: free}}
 	for i := range p.fn {
 		p.fn[i] = C.al_proto_field(pp, C.int(i))
 	}
@@ -181,21 +173,13 @@ type serverObj struct {
 	h        uintptr
 	s        *core.Server
 	cb       C.uintptr_t
-	ud, free C.uintptr_t
-	released bool
-}
-
-func (so *serverObj) releaseUserdata() {
-	if !so.released {
-		so.released = true
-		callFree(so.free, so.ud)
-	}
+	hostData // on_connection's userdata, dropped when the server closes
 }
 
 func serverHandle(s *core.Server) uintptr {
 	so, ok := s.Tag.(*serverObj)
 	if !ok {
-		so = &serverObj{released: true}
+		so = &serverObj{hostData: hostData{released: true}}
 		s.Tag = so
 	}
 	if so.h == 0 {
@@ -313,7 +297,7 @@ func aloop_create_server(loop C.uintptr_t, host *C.char, port C.int, cb, ud, fre
 	}
 	inject()
 	o.handOff()
-	so := &serverObj{cb: cb, ud: ud, free: free}
+	so := &serverObj{cb: cb, hostData: hostData{ud: ud, free: free}}
 	so2 := core.ServerOptions{
 		Backlog:     int(C.al_server_opt(opts, 0, 100)),
 		NoReuseAddr: C.al_server_opt(opts, 1, -1) == 0,
@@ -329,20 +313,20 @@ func aloop_create_server(loop C.uintptr_t, host *C.char, port C.int, cb, ud, fre
 		hp := unsafe.Slice((**C.char)(unsafe.Pointer(hl)), 4097)
 		for i := 0; hp[i] != nil; i++ {
 			if i == 4096 {
-				so.releaseUserdata()
+				so.release()
 				return fail(C.ALOOP_EINVAL, "hosts is not NULL-terminated (more than 4096 entries)")
 			}
 			so2.Hosts = append(so2.Hosts, C.GoString(hp[i]))
 		}
 		if len(so2.Hosts) == 0 {
-			so.releaseUserdata()
+			so.release()
 			return fail(C.ALOOP_EINVAL, "hosts is empty")
 		}
 	}
 	if th := C.al_server_tls(opts); th != 0 { // TLS (capi/tls.go)
 		topts, rc := tlsFromHandle(C.uintptr_t(th), true)
 		if topts == nil {
-			so.releaseUserdata()
+			so.release()
 			return rc
 		}
 		so2.TLS = topts
@@ -357,10 +341,10 @@ func aloop_create_server(loop C.uintptr_t, host *C.char, port C.int, cb, ud, fre
 	}
 	fut, err := lo.l.CreateServer(goString(host), int(port), factory, &so2)
 	if err != nil {
-		so.releaseUserdata()
+		so.release()
 		return failErr(err)
 	}
-	releaseOnFailure(fut, so.releaseUserdata)
+	releaseOnFailure(fut, so.release)
 	*out = C.uintptr_t(newFutureObj(fut).h)
 	return 0
 }
@@ -370,7 +354,7 @@ func aloop_server_close(server C.uintptr_t) (rc C.int) {
 	defer guard(&rc)
 	return with(server, getServer, func(so *serverObj) C.int {
 		so.s.Close()
-		so.releaseUserdata()
+		so.release()
 		return 0
 	})
 }
@@ -380,7 +364,7 @@ func aloop_server_free(server C.uintptr_t) (rc C.int) {
 	defer guard(&rc)
 	return with(server, getServer, func(so *serverObj) C.int {
 		so.s.Close()
-		so.releaseUserdata()
+		so.release()
 		reg.del(so.h, kServer)
 		return 0
 	})

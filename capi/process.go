@@ -88,17 +88,9 @@ const (
 // procObj is a subprocess's C side: its protocol and its handle (registered
 // when the subprocess is first handed to C, released with the subprocess).
 type procObj struct {
-	h        uintptr
-	fn       [spCount]C.uintptr_t
-	ud, free C.uintptr_t
-	released bool
-}
-
-func (po *procObj) release() {
-	if !po.released {
-		po.released = true
-		callFree(po.free, po.ud)
-	}
+	h  uintptr
+	fn [spCount]C.uintptr_t
+	hostData
 }
 
 func subprocessHandle(p *core.Subprocess) uintptr {
@@ -241,7 +233,7 @@ func spawnC(lo *loopObj, argv []string, proto *C.aloop_subprocess_protocol_t, o 
 		o.release()
 		return rc
 	}
-	po := &procObj{ud: o.ud, free: o.free}
+	po := &procObj{hostData: hostData{ud: o.ud, free: o.free}}
 	for i := range po.fn {
 		po.fn[i] = C.al_sp_field(proto, C.int(i))
 	}
