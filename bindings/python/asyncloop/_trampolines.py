@@ -45,6 +45,27 @@ _pop = objects.pop
 _get = objects.get
 
 
+def _forward(cbtype, method: str, with_handle: bool = False):  # type: ignore[no-untyped-def]
+    """A trampoline of type cbtype that calls the registered object's
+    ``method`` with the callback's arguments (the object's handle first when
+    with_handle; the userdata, last, selects the object); an exception is
+    stored and re-raised after the C call returns."""
+
+    def trampoline(handle, *args):  # type: ignore[no-untyped-def]
+        tr = _get(args[-1])
+        if tr is None:
+            return
+        try:
+            if with_handle:
+                getattr(tr, method)(handle, *args[:-1])
+            else:
+                getattr(tr, method)(*args[:-1])
+        except BaseException as exc:  # noqa: BLE001
+            _store(tr, exc)
+
+    return cbtype(trampoline)
+
+
 @_b.aloop_free_cb
 def free_cb(ud):  # type: ignore[no-untyped-def]
     _pop(ud, None)
@@ -123,15 +144,7 @@ def connection_cb(server_h, transport_h, ud):  # type: ignore[no-untyped-def]
 _SYSEXC = (SystemExit, KeyboardInterrupt)
 
 
-@_b.aloop_protocol_connection_made_cb
-def _connection_made(t, ud):  # type: ignore[no-untyped-def]
-    tr = _get(ud)
-    if tr is None:
-        return
-    try:
-        tr._on_connection_made(t)
-    except BaseException as exc:  # noqa: BLE001
-        _store(tr, exc)
+_connection_made = _forward(_b.aloop_protocol_connection_made_cb, "_on_connection_made", with_handle=True)
 
 
 @_b.aloop_protocol_data_received_cb
@@ -162,37 +175,13 @@ def _eof_received(t, ud):  # type: ignore[no-untyped-def]
         return 0
 
 
-@_b.aloop_protocol_connection_lost_cb
-def _connection_lost(t, error, ud):  # type: ignore[no-untyped-def]
-    tr = _get(ud)
-    if tr is None:
-        return
-    try:
-        tr._on_connection_lost(error)
-    except BaseException as exc:  # noqa: BLE001
-        _store(tr, exc)
+_connection_lost = _forward(_b.aloop_protocol_connection_lost_cb, "_on_connection_lost")
 
 
-@_b.aloop_protocol_pause_writing_cb
-def _pause_writing(t, ud):  # type: ignore[no-untyped-def]
-    tr = _get(ud)
-    if tr is None:
-        return
-    try:
-        tr._on_pause_writing()
-    except BaseException as exc:  # noqa: BLE001
-        _store(tr, exc)
+_pause_writing = _forward(_b.aloop_protocol_pause_writing_cb, "_on_pause_writing")
 
 
-@_b.aloop_protocol_resume_writing_cb
-def _resume_writing(t, ud):  # type: ignore[no-untyped-def]
-    tr = _get(ud)
-    if tr is None:
-        return
-    try:
-        tr._on_resume_writing()
-    except BaseException as exc:  # noqa: BLE001
-        _store(tr, exc)
+_resume_writing = _forward(_b.aloop_protocol_resume_writing_cb, "_on_resume_writing")
 
 
 # A scratch buffer handed to the library when a protocol's get_buffer()
@@ -216,15 +205,7 @@ def _get_buffer(t, sizehint, plen, ud):  # type: ignore[no-untyped-def]
     return _SCRATCH_ADDR
 
 
-@_b.aloop_protocol_buffer_updated_cb
-def _buffer_updated(t, nbytes, ud):  # type: ignore[no-untyped-def]
-    tr = _get(ud)
-    if tr is None:
-        return
-    try:
-        tr._on_buffer_updated(nbytes)
-    except BaseException as exc:  # noqa: BLE001
-        _store(tr, exc)
+_buffer_updated = _forward(_b.aloop_protocol_buffer_updated_cb, "_on_buffer_updated")
 
 
 def _make_protocol(buffered: bool) -> _b.aloop_protocol_t:
@@ -256,15 +237,7 @@ BUFFERED_PROTOCOL_REF = ctypes.byref(BUFFERED_PROTOCOL)
 # ---------------------------------------------------------------------------
 
 
-@_b.aloop_datagram_protocol_connection_made_cb
-def _dg_connection_made(d, ud):  # type: ignore[no-untyped-def]
-    tr = _get(ud)
-    if tr is None:
-        return
-    try:
-        tr._on_connection_made(d)
-    except BaseException as exc:  # noqa: BLE001
-        _store(tr, exc)
+_dg_connection_made = _forward(_b.aloop_datagram_protocol_connection_made_cb, "_on_connection_made", with_handle=True)
 
 
 @_b.aloop_datagram_protocol_datagram_received_cb
@@ -278,48 +251,16 @@ def _dg_datagram_received(d, data, n, host, port, ud):  # type: ignore[no-untype
         _store(tr, exc)
 
 
-@_b.aloop_datagram_protocol_error_received_cb
-def _dg_error_received(d, error, ud):  # type: ignore[no-untyped-def]
-    tr = _get(ud)
-    if tr is None:
-        return
-    try:
-        tr._on_error_received(error)
-    except BaseException as exc:  # noqa: BLE001
-        _store(tr, exc)
+_dg_error_received = _forward(_b.aloop_datagram_protocol_error_received_cb, "_on_error_received")
 
 
-@_b.aloop_datagram_protocol_connection_lost_cb
-def _dg_connection_lost(d, error, ud):  # type: ignore[no-untyped-def]
-    tr = _get(ud)
-    if tr is None:
-        return
-    try:
-        tr._on_connection_lost(error)
-    except BaseException as exc:  # noqa: BLE001
-        _store(tr, exc)
+_dg_connection_lost = _forward(_b.aloop_datagram_protocol_connection_lost_cb, "_on_connection_lost")
 
 
-@_b.aloop_datagram_protocol_pause_writing_cb
-def _dg_pause_writing(d, ud):  # type: ignore[no-untyped-def]
-    tr = _get(ud)
-    if tr is None:
-        return
-    try:
-        tr._on_pause_writing()
-    except BaseException as exc:  # noqa: BLE001
-        _store(tr, exc)
+_dg_pause_writing = _forward(_b.aloop_datagram_protocol_pause_writing_cb, "_on_pause_writing")
 
 
-@_b.aloop_datagram_protocol_resume_writing_cb
-def _dg_resume_writing(d, ud):  # type: ignore[no-untyped-def]
-    tr = _get(ud)
-    if tr is None:
-        return
-    try:
-        tr._on_resume_writing()
-    except BaseException as exc:  # noqa: BLE001
-        _store(tr, exc)
+_dg_resume_writing = _forward(_b.aloop_datagram_protocol_resume_writing_cb, "_on_resume_writing")
 
 
 DATAGRAM_PROTOCOL = _b.aloop_datagram_protocol_t()
@@ -338,15 +279,7 @@ DATAGRAM_PROTOCOL_REF = ctypes.byref(DATAGRAM_PROTOCOL)
 # ---------------------------------------------------------------------------
 
 
-@_b.aloop_subprocess_protocol_connection_made_cb
-def _sp_connection_made(p, ud):  # type: ignore[no-untyped-def]
-    tr = _get(ud)
-    if tr is None:
-        return
-    try:
-        tr._on_connection_made(p)
-    except BaseException as exc:  # noqa: BLE001
-        _store(tr, exc)
+_sp_connection_made = _forward(_b.aloop_subprocess_protocol_connection_made_cb, "_on_connection_made", with_handle=True)
 
 
 @_b.aloop_subprocess_protocol_pipe_data_received_cb
@@ -360,59 +293,19 @@ def _sp_pipe_data_received(p, fd, data, n, ud):  # type: ignore[no-untyped-def]
         _store(tr, exc)
 
 
-@_b.aloop_subprocess_protocol_pipe_connection_lost_cb
-def _sp_pipe_connection_lost(p, fd, error, ud):  # type: ignore[no-untyped-def]
-    tr = _get(ud)
-    if tr is None:
-        return
-    try:
-        tr._on_pipe_lost(fd, error)
-    except BaseException as exc:  # noqa: BLE001
-        _store(tr, exc)
+_sp_pipe_connection_lost = _forward(_b.aloop_subprocess_protocol_pipe_connection_lost_cb, "_on_pipe_lost")
 
 
-@_b.aloop_subprocess_protocol_process_exited_cb
-def _sp_process_exited(p, ud):  # type: ignore[no-untyped-def]
-    tr = _get(ud)
-    if tr is None:
-        return
-    try:
-        tr._on_process_exited()
-    except BaseException as exc:  # noqa: BLE001
-        _store(tr, exc)
+_sp_process_exited = _forward(_b.aloop_subprocess_protocol_process_exited_cb, "_on_process_exited")
 
 
-@_b.aloop_subprocess_protocol_connection_lost_cb
-def _sp_connection_lost(p, error, ud):  # type: ignore[no-untyped-def]
-    tr = _get(ud)
-    if tr is None:
-        return
-    try:
-        tr._on_connection_lost(error)
-    except BaseException as exc:  # noqa: BLE001
-        _store(tr, exc)
+_sp_connection_lost = _forward(_b.aloop_subprocess_protocol_connection_lost_cb, "_on_connection_lost")
 
 
-@_b.aloop_subprocess_protocol_pause_writing_cb
-def _sp_pause_writing(p, ud):  # type: ignore[no-untyped-def]
-    tr = _get(ud)
-    if tr is None:
-        return
-    try:
-        tr._on_pause_writing()
-    except BaseException as exc:  # noqa: BLE001
-        _store(tr, exc)
+_sp_pause_writing = _forward(_b.aloop_subprocess_protocol_pause_writing_cb, "_on_pause_writing")
 
 
-@_b.aloop_subprocess_protocol_resume_writing_cb
-def _sp_resume_writing(p, ud):  # type: ignore[no-untyped-def]
-    tr = _get(ud)
-    if tr is None:
-        return
-    try:
-        tr._on_resume_writing()
-    except BaseException as exc:  # noqa: BLE001
-        _store(tr, exc)
+_sp_resume_writing = _forward(_b.aloop_subprocess_protocol_resume_writing_cb, "_on_resume_writing")
 
 
 SUBPROCESS_PROTOCOL = _b.aloop_subprocess_protocol_t()
