@@ -18,6 +18,7 @@ type loopObj struct {
 	excUd    C.uintptr_t
 	excFree  C.uintptr_t
 	wakeFree func()
+	wq       writeQueue // queued writes (events.go)
 }
 
 func getLoop(h C.uintptr_t) (*loopObj, C.int) {

@@ -29,7 +29,8 @@ const (
 )
 
 type cProto struct {
-	fn [pCount]C.uintptr_t
+	fn    [pCount]C.uintptr_t
+	flags C.uint
 	hostData
 }
 
@@ -47,15 +48,23 @@ func protoFrom(pp *C.aloop_protocol_t, ud, free C.uintptr_t) (*cProto, C.int) {
 	if (p.fn[pGetBuffer] == 0) != (p.fn[pBufferUpdated] == 0) {
 		return nil, fail(C.ALOOP_EINVAL, "get_buffer and buffer_updated go together")
 	}
+	p.flags = C.al_proto_flags(pp)
+	if p.flags&^C.ALOOP_PROTOCOL_QUEUED != 0 {
+		return nil, fail(C.ALOOP_EINVAL, "protocol.flags has unknown bits %#x", uint(p.flags))
+	}
 	return p, 0
 }
 
 // adapter returns the core.Protocol calling p.
 func (p *cProto) adapter() core.Protocol {
+	var a core.Protocol = &cAdapter{p}
 	if p.fn[pGetBuffer] != 0 {
-		return &cBufAdapter{cAdapter{p}}
+		a = &cBufAdapter{cAdapter{p}}
 	}
-	return &cAdapter{p}
+	if p.flags&C.ALOOP_PROTOCOL_QUEUED != 0 {
+		return &cQueued{core.QueuedProtocol{Fallback: a, Userdata: uint64(p.ud)}, p}
+	}
+	return a
 }
 
 type cAdapter struct{ p *cProto }
@@ -144,7 +153,7 @@ func tobj(t *core.Transport) *transportObj {
 	t.OnRelease = func(*core.Transport) {
 		reg.del(to.h, kTransport)
 		if to.proto != nil {
-			to.proto.release()
+			releaseProto(t, to.proto)
 		}
 	}
 	return to
@@ -482,7 +491,7 @@ func aloop_transport_set_protocol(tr C.uintptr_t, proto *C.aloop_protocol_t, ud,
 	to.proto = p
 	t.SetProtocol(p.adapter())
 	if old != nil && old != p {
-		old.release()
+		releaseProto(t, old)
 	}
 	return 0
 }

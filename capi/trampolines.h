@@ -84,6 +84,9 @@ static inline uintptr_t al_proto_field(const aloop_protocol_t *p, int i) {
   }
   return 0;
 }
+static inline unsigned al_proto_flags(const aloop_protocol_t *p) {
+  return AL_HAS_FIELD(p, aloop_protocol_t, flags) ? p->flags : 0;
+}
 static inline int al_server_opt(const aloop_server_options_t *o, int i, int dflt) {
   if (!o) return dflt;
   switch (i) {

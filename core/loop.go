@@ -168,6 +168,8 @@ type Loop struct {
 	readBuf []byte
 	tlsBuf  []byte // plaintext of TLS transports (tls.go)
 
+	evq *EventQueue // queued protocol events (events.go)
+
 	cur loopCurrent // running-loop registry (current.go)
 
 	// waiting holds the pending futures that have done-callbacks, so Close
@@ -604,6 +606,9 @@ func (l *Loop) Close() error {
 		h.finish()
 	}
 	l.dropWaitingFutures()
+	if l.evq != nil {
+		l.evq.close()
+	}
 	l.SetWakeupHook(nil)
 	return l.poller.Close()
 }

@@ -191,6 +191,9 @@ func (t *Transport) guard(name string, fn func()) (ok bool) {
 }
 
 func (t *Transport) onReadable() {
+	if q, ok := t.proto.(interface{ readDeferred(*Transport) bool }); ok && q.readDeferred(t) {
+		return // the event queue is full: the next Poll reads (level-triggered)
+	}
 	if t.pipe != pipeNone {
 		t.pipeReadable()
 		return

@@ -222,7 +222,17 @@ typedef struct aloop_protocol_s {
                       size_t *len, void *userdata);
   void (*buffer_updated)(aloop_transport_t *transport, size_t nbytes,
                          void *userdata);
+  /* Appended; read only when `size` covers it: */
+  unsigned int flags; /* ALOOP_PROTOCOL_* (0: an ordinary protocol) */
 } aloop_protocol_t;
+
+/* aloop_protocol_t.flags: while the loop is inside aloop_loop_poll(), this
+ * protocol's callbacks are not called: each becomes an aloop_event_t record
+ * in the loop's event queue (see "The event queue" below). Outside
+ * aloop_loop_poll() (aloop_loop_run*, or a callback caused synchronously by
+ * a call of yours, such as pause_writing inside aloop_transport_write) the
+ * function pointers are called as usual, so set them all. */
+#define ALOOP_PROTOCOL_QUEUED 1u
 
 /* A server's connection callback (asyncio's protocol_factory): called on the
  * loop thread for every accepted connection, before connection_made. Set the
@@ -491,6 +501,69 @@ typedef enum aloop_tls_verify_e {
                                     one is sent; client: as REQUIRED */
 } aloop_tls_verify_t;
 
+/* ------------------------------------------------------------------------ */
+/* Event queue records (see aloop_loop_poll)                                 */
+/* ------------------------------------------------------------------------ */
+/* For hosts whose every call into the library, or callback out of it, is
+ * expensive (Python over ctypes: 0.2-1.5 us per crossing). One call,
+ * aloop_loop_poll(), performs the host's queued writes, runs one iteration
+ * and leaves every event of protocols flagged ALOOP_PROTOCOL_QUEUED in an
+ * array of records plus a read arena, memory the host owns and reads
+ * directly. The host dispatches them itself, in order (asyncio appends them
+ * to its ready queue, behind the callbacks that were ready before the poll).
+ *
+ *  - ALOOP_EVENT_DATA: `length` bytes at `arena + offset` (read straight
+ *    into the arena by the socket read; valid until the next poll).
+ *  - ALOOP_EVENT_EOF: the peer closed its write side. Nothing else is done:
+ *    call aloop_transport_close() (or queue ALOOP_WRITE_CLOSE) unless you
+ *    keep the transport half-open (asyncio's eof_received returning true).
+ *  - ALOOP_EVENT_CONNECTION_LOST: the last event of a transport; `error` is
+ *    0 or an ALOOP_E* code. The transport handle in it is already stale; the
+ *    protocol's free_cb runs at the start of the next aloop_loop_poll(), so
+ *    `userdata` is valid while you dispatch.
+ *  - CONNECTION_MADE, PAUSE_WRITING, RESUME_WRITING as the callbacks.
+ *
+ * Nothing is dropped: a transport is not read while the arena has less than
+ * 4 KiB free (it stays readable), and a record that does not fit is kept in
+ * order and delivered first by the next poll, which then does not wait.
+ * Layout: 40 bytes, little- or big-endian as the platform. */
+typedef enum aloop_event_kind_e {
+  ALOOP_EVENT_CONNECTION_MADE = 1,
+  ALOOP_EVENT_DATA = 2,
+  ALOOP_EVENT_EOF = 3,
+  ALOOP_EVENT_CONNECTION_LOST = 4,
+  ALOOP_EVENT_PAUSE_WRITING = 5,
+  ALOOP_EVENT_RESUME_WRITING = 6
+} aloop_event_kind_t;
+
+typedef struct aloop_event_s {
+  uint32_t kind;                /* aloop_event_kind_t */
+  int32_t error;                /* CONNECTION_LOST: 0 or an ALOOP_E* code */
+  aloop_transport_t *transport; /* the transport (stale in CONNECTION_LOST) */
+  void *userdata;               /* the protocol's userdata */
+  uint64_t offset;              /* DATA: where the bytes start in the arena */
+  uint64_t length;              /* DATA: how many bytes */
+} aloop_event_t;
+
+/* A queued write operation, performed in order by the next
+ * aloop_loop_poll() or aloop_loop_flush(). ALOOP_WRITE_DATA takes the next
+ * `length` bytes of the write arena (operations consume the arena in order,
+ * from its start); ALOOP_WRITE_EOF and ALOOP_WRITE_CLOSE are
+ * aloop_transport_write_eof() / _close() after the writes before them.
+ * An operation on a transport that is already closed is skipped (its
+ * connection_lost reported why). 16 bytes. */
+typedef enum aloop_write_kind_e {
+  ALOOP_WRITE_DATA = 0,
+  ALOOP_WRITE_EOF = 1,
+  ALOOP_WRITE_CLOSE = 2
+} aloop_write_kind_t;
+
+typedef struct aloop_write_op_s {
+  aloop_transport_t *transport;
+  uint32_t length; /* ALOOP_WRITE_DATA: bytes taken from the arena */
+  uint32_t kind;   /* aloop_write_kind_t */
+} aloop_write_op_t;
+
 /* The library's own build defines ALOOP_NO_PROTOTYPES to use the types
  * above without the function declarations below. */
 #ifndef ALOOP_NO_PROTOTYPES
@@ -538,6 +611,35 @@ int aloop_loop_run(aloop_loop_t *loop, aloop_run_mode_t mode);
  * callback is ready (timeout < 0: until the next timer or I/O). For hosts
  * that keep their own ready queue and timers. */
 int aloop_loop_run_once(aloop_loop_t *loop, double timeout);
+/* ------------------------------------------------------------------------ */
+/* The event queue: one call per iteration (batched polling)                 */
+/* ------------------------------------------------------------------------ */
+/* (The records and their rules: "Event queue records" above.) */
+/* Gives the loop the memory aloop_loop_poll() fills: room for `nevents`
+ * records (>= 1) and a read arena of `arena_size` bytes (>= 4096). Both
+ * stay yours; they must stay valid until replaced or the loop is freed, and
+ * you must not use them while a poll runs. NULL/0 for both removes the
+ * queue. ALOOP_EBUSY inside a poll. */
+int aloop_loop_set_event_queue(aloop_loop_t *loop, aloop_event_t *events,
+                               size_t nevents, void *arena,
+                               size_t arena_size);
+/* Gives the loop the memory of queued writes: room for `nops` operations
+ * and a write arena of `arena_size` bytes; aloop_loop_poll() and
+ * aloop_loop_flush() are told how many operations are filled. NULL/0 for
+ * both removes it. */
+int aloop_loop_set_write_queue(aloop_loop_t *loop, const aloop_write_op_t *ops,
+                               size_t nops, const void *arena,
+                               size_t arena_size);
+/* Performs the first `nwrites` queued write operations, then runs one
+ * iteration as aloop_loop_run_once(loop, timeout) with the event queue
+ * open. Returns the number of event records written (>= 0), or a negative
+ * error (ALOOP_EINVAL without an event queue or with more writes than
+ * queued room, ALOOP_EBUSY while running, ALOOP_ECLOSED). */
+int aloop_loop_poll(aloop_loop_t *loop, double timeout, size_t nwrites);
+/* Performs the first `nwrites` queued write operations now (protocol
+ * callbacks they cause, such as pause_writing, are called directly). */
+int aloop_loop_flush(aloop_loop_t *loop, size_t nwrites);
+
 /* Runs the loop until the future is done (asyncio's run_until_complete).
  * Returns 0 when it is done (read it with the future getters),
  * ALOOP_ESTOPPED if the loop was stopped first. */

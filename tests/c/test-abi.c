@@ -226,6 +226,15 @@ static void bad_loop(aloop_loop_t *l) {
   ASSERT_EQ(aloop_loop_free(l), EBADF_);
   ASSERT_EQ(aloop_loop_run(l, ALOOP_RUN_NOWAIT), EBADF_);
   ASSERT_EQ(aloop_loop_run_once(l, 0.0), EBADF_);
+  {
+    aloop_event_t evs[4];
+    aloop_write_op_t wops[4];
+    char arena[4096];
+    ASSERT_EQ(aloop_loop_set_event_queue(l, evs, 4, arena, sizeof arena), EBADF_);
+    ASSERT_EQ(aloop_loop_set_write_queue(l, wops, 4, arena, sizeof arena), EBADF_);
+    ASSERT_EQ(aloop_loop_poll(l, 0.0, 0), EBADF_);
+    ASSERT_EQ(aloop_loop_flush(l, 0), EBADF_);
+  }
   ASSERT_EQ(aloop_loop_run_until_complete(l, W.done_future), EBADF_);
   ASSERT_EQ(aloop_loop_stop(l), EBADF_);
   ASSERT_EQ(aloop_loop_wakeup(l), EBADF_);
@@ -956,6 +965,39 @@ TEST(invalid_arguments) {
   int port;
   ASSERT_EQ(aloop_server_sockname(W.server, 99, host, sizeof host, &port),
             ALOOP_EINVAL);
+  /* the event queue */
+  {
+    aloop_event_t evs[4];
+    aloop_write_op_t wops[2];
+    static char arena[8192];
+    ASSERT_EQ(aloop_loop_poll(W.loop, 0.0, 0), ALOOP_EINVAL); /* no queue */
+    ASSERT_EQ(aloop_loop_set_event_queue(W.loop, evs, 4, arena, 100),
+              ALOOP_EINVAL); /* arena < 4096 */
+    ASSERT_EQ(aloop_loop_set_event_queue(W.loop, evs, 0, arena, sizeof arena),
+              ALOOP_EINVAL);
+    ASSERT_EQ(aloop_loop_set_event_queue(W.loop, NULL, 4, arena, sizeof arena),
+              ALOOP_EINVAL);
+    OK(aloop_loop_set_event_queue(W.loop, evs, 4, arena, sizeof arena));
+    ASSERT_EQ(aloop_loop_poll(W.loop, 0.0 / 0.0, 0), ALOOP_EINVAL); /* NaN */
+    ASSERT_EQ(aloop_loop_poll(W.loop, 0.0, 1), ALOOP_EINVAL); /* no room */
+    ASSERT_EQ(aloop_loop_flush(W.loop, 1), ALOOP_EINVAL);
+    OK(aloop_loop_set_write_queue(W.loop, wops, 2, arena, 16));
+    memset(wops, 0, sizeof wops);
+    wops[0].transport = W.client;
+    wops[0].length = 17; /* more than the write arena */
+    ASSERT_EQ(aloop_loop_poll(W.loop, 0.0, 1), ALOOP_EINVAL);
+    wops[0].length = 1;
+    wops[0].kind = 9; /* unknown kind */
+    ASSERT_EQ(aloop_loop_flush(W.loop, 1), ALOOP_EINVAL);
+    ASSERT_EQ(aloop_loop_poll(W.loop, 0.0, 3), ALOOP_EINVAL);
+    aloop_protocol_t bad_flags = never_protocol();
+    bad_flags.flags = 0x80;
+    EXPECT_FREED(ALOOP_EINVAL,
+                 aloop_transport_set_protocol(W.client, &bad_flags, &frees,
+                                              test_count_free));
+    OK(aloop_loop_set_write_queue(W.loop, NULL, 0, NULL, 0));
+    OK(aloop_loop_set_event_queue(W.loop, NULL, 0, NULL, 0));
+  }
   /* a call_soon handle has no deadline */
   double when;
   aloop_handle_t *soon = NULL;

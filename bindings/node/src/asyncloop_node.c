@@ -930,7 +930,8 @@ static void pr_resume_writing(aloop_transport_t *t, void *ud) {
 static const aloop_protocol_t js_protocol = {
     sizeof(aloop_protocol_t), pr_connection_made, pr_data_received,
     pr_eof_received,          pr_connection_lost, pr_pause_writing,
-    pr_resume_writing,        NULL,               NULL};
+    pr_resume_writing,        NULL,               NULL,
+    0};
 
 /* ------------------------------------------------------------------------ */
 /* Servers                                                                   */

@@ -1,0 +1,386 @@
+package core
+
+import "unsafe"
+
+// The event queue: protocol callbacks as records in memory the host reads,
+// instead of calls into the host.
+//
+// A host whose calls into the library are expensive (Python over ctypes pays
+// 0.2-1.5 µs per crossing) polls with Loop.Poll: one call per iteration that
+// waits, reads, and leaves every protocol event of the iteration in an array
+// of Event records plus a read arena (both host memory), which the host walks
+// and dispatches itself. Only transports whose protocol is a QueuedProtocol
+// are queued; everything else keeps calling its callbacks.
+//
+// The contract:
+//   - Events are queued only while a Poll runs. A QueuedProtocol event caused
+//     synchronously by a host call outside a Poll (pause_writing inside a
+//     write, for instance) goes to the protocol's Fallback at once, as asyncio
+//     calls pause_writing inside write().
+//   - Data is read straight into the arena (no copy in Go); a transport is not
+//     read while the arena has less than minQueuedRead bytes free, and stays
+//     readable (level-triggered), so the next Poll reads it.
+//   - An event that does not fit (array full, or TLS plaintext larger than the
+//     free arena) is kept in order and delivered first by the next Poll, which
+//     then does not wait. Nothing is dropped.
+//   - The arena and the array are reused by the next Poll: the host must be
+//     done with the previous records before it polls again.
+//   - Release hooks registered with DeferRelease (the host's userdata of a
+//     closed queued transport) run at the start of the next Poll (or when the
+//     loop closes), after the host has seen the events that name them.
+
+// EventKind says which protocol callback an Event stands for.
+type EventKind uint32
+
+// Event kinds (the C ABI's ALOOP_EVENT_*).
+const (
+	EventConnectionMade EventKind = 1 + iota
+	EventData                     // Offset/Length: the bytes in the arena
+	EventEOF                      // eof_received: the host decides whether to close
+	EventConnectionLost           // Err: 0 or the error code
+	EventPauseWriting
+	EventResumeWriting
+)
+
+// Event is one protocol event. Its layout is the C ABI's aloop_event_t
+// (40 bytes on 64-bit platforms).
+type Event struct {
+	Kind      EventKind
+	Err       int32  // connection_lost: 0 for a clean close, else the error code
+	Transport uint64 // the host's handle of the transport (EventQueue.ObjectID)
+	Userdata  uint64 // QueuedProtocol.Userdata
+	Offset    uint64 // EventData: where the bytes start in the arena
+	Length    uint64 // EventData: how many bytes
+}
+
+// EventSize is the size of one Event record.
+const EventSize = int(unsafe.Sizeof(Event{}))
+
+// minQueuedRead is the least free arena space worth a read.
+const minQueuedRead = 4096
+
+type pendingEvent struct {
+	ev   Event
+	data []byte // EventData that did not fit in the arena (a copy)
+}
+
+// EventQueue holds the memory a host gave for queued events (see Poll).
+type EventQueue struct {
+	events []Event
+	arena  []byte
+	n      int // records written by this Poll
+	used   int // arena bytes used by this Poll
+	open   bool
+
+	overflow []pendingEvent // in order, delivered first by the next Poll
+	releases []func()
+
+	// ObjectID gives the host's handle of a transport (Event.Transport).
+	ObjectID func(*Transport) uint64
+	// ErrorCode maps a connection_lost error to the host's code (Event.Err).
+	ErrorCode func(error) int32
+}
+
+// SetEventQueue gives the loop the memory Poll fills: room for len(events)
+// records and an arena of len(arena) bytes. Both must stay valid and unused
+// by the host while a Poll runs. Nil slices remove the queue.
+func (l *Loop) SetEventQueue(events []Event, arena []byte) error {
+	if l.evq != nil && l.evq.open {
+		return ErrRunning
+	}
+	if len(events) == 0 && len(arena) == 0 {
+		if l.evq != nil {
+			l.evq.events, l.evq.arena = nil, nil
+		}
+		return nil
+	}
+	if len(events) == 0 || len(arena) < minQueuedRead {
+		return ErrInvalid
+	}
+	if l.evq == nil {
+		l.evq = &EventQueue{}
+	}
+	l.evq.events, l.evq.arena = events, arena
+	return nil
+}
+
+// Events returns the loop's event queue (nil until SetEventQueue).
+func (l *Loop) Events() *EventQueue { return l.evq }
+
+// Poll runs one iteration of the loop (as RunOnceTimeout) with the event
+// queue open and returns the number of Event records it wrote. before, if not
+// nil, runs first inside the open queue (the host's queued writes).
+// Poll does not wait when events are already queued.
+func (l *Loop) Poll(timeout float64, before func()) (int, error) {
+	q := l.evq
+	if q == nil || len(q.events) == 0 {
+		return 0, ErrInvalid
+	}
+	if l.closed {
+		return 0, ErrClosed
+	}
+	if q.open || l.running.Load() {
+		return 0, ErrRunning
+	}
+	q.n, q.used = 0, 0
+	q.runReleases()
+	q.open = true
+	q.drainOverflow()
+	if before != nil {
+		before()
+	}
+	if q.n > 0 || len(q.overflow) > 0 {
+		timeout = 0
+	}
+	err := l.RunOnceTimeout(timeout)
+	q.open = false
+	if err != nil && q.n == 0 {
+		return 0, err
+	}
+	return q.n, nil
+}
+
+// Pending reports whether events are waiting for the next Poll (the host
+// should then poll without waiting).
+func (q *EventQueue) Pending() bool { return len(q.overflow) > 0 }
+
+// DeferRelease runs fn at the start of the next Poll, or at once when no
+// Poll is running.
+func (q *EventQueue) DeferRelease(fn func()) {
+	if !q.open {
+		fn()
+		return
+	}
+	q.releases = append(q.releases, fn)
+}
+
+func (q *EventQueue) runReleases() {
+	for len(q.releases) > 0 {
+		r := q.releases
+		q.releases = nil
+		for _, fn := range r {
+			fn()
+		}
+	}
+}
+
+// close drops what the host will never see (loop close).
+func (q *EventQueue) close() {
+	q.overflow = nil
+	q.open = false
+	q.runReleases()
+	q.events, q.arena = nil, nil
+}
+
+func (q *EventQueue) drainOverflow() {
+	k := 0
+	for ; k < len(q.overflow); k++ {
+		p := &q.overflow[k]
+		if p.data == nil {
+			if q.n == len(q.events) {
+				break
+			}
+			q.events[q.n] = p.ev
+			q.n++
+			continue
+		}
+		p.data = q.emitData(p.ev, p.data)
+		if len(p.data) > 0 {
+			break
+		}
+	}
+	if k == len(q.overflow) {
+		q.overflow = q.overflow[:0]
+	} else {
+		q.overflow = append(q.overflow[:0], q.overflow[k:]...)
+	}
+}
+
+// emitData writes as much of data as the array and the arena take (data
+// larger than the whole arena goes in arena-sized records) and returns the
+// rest.
+func (q *EventQueue) emitData(ev Event, data []byte) []byte {
+	for len(data) > 0 && q.n < len(q.events) {
+		free := len(q.arena) - q.used
+		if free < len(data) && free < minQueuedRead {
+			break
+		}
+		ev.Offset = uint64(q.used)
+		ev.Length = uint64(copy(q.arena[q.used:], data))
+		q.used += int(ev.Length)
+		data = data[ev.Length:]
+		q.events[q.n] = ev
+		q.n++
+	}
+	return data
+}
+
+func (q *EventQueue) push(ev Event, data []byte) {
+	if len(q.overflow) == 0 {
+		if data == nil {
+			if q.n < len(q.events) {
+				q.events[q.n] = ev
+				q.n++
+				return
+			}
+		} else if data = q.emitData(ev, data); len(data) == 0 {
+			return
+		}
+	}
+	p := pendingEvent{ev: ev}
+	if data != nil {
+		p.data = append([]byte(nil), data...)
+	}
+	q.overflow = append(q.overflow, p)
+}
+
+// QueuedProtocol is a Protocol whose callbacks become Event records while
+// the loop is inside Poll; outside Poll they go to Fallback (which may be a
+// BufferedProtocol). EOF is queued without closing: the host calls Close
+// when its eof_received says so.
+type QueuedProtocol struct {
+	Fallback Protocol
+	Userdata uint64
+
+	pending int // what the last GetBuffer handed out: bufArena, bufScratch, bufFallback
+}
+
+const (
+	bufNone = iota
+	bufArena
+	bufScratch
+	bufFallback
+)
+
+var _ BufferedProtocol = (*QueuedProtocol)(nil)
+
+func (p *QueuedProtocol) queue(t *Transport) *EventQueue {
+	if q := t.loop.evq; q != nil && q.open {
+		return q
+	}
+	return nil
+}
+
+func (p *QueuedProtocol) event(q *EventQueue, t *Transport, kind EventKind) Event {
+	ev := Event{Kind: kind, Userdata: p.Userdata}
+	if q.ObjectID != nil {
+		ev.Transport = q.ObjectID(t)
+	}
+	return ev
+}
+
+// readDeferred: inside Poll, a read waits while the arena is (nearly) full
+// or while events wait in the overflow (order).
+func (p *QueuedProtocol) readDeferred(t *Transport) bool {
+	q := p.queue(t)
+	return q != nil && (len(q.overflow) > 0 || q.n == len(q.events) || len(q.arena)-q.used < minQueuedRead)
+}
+
+func (p *QueuedProtocol) ConnectionMade(t *Transport) {
+	if q := p.queue(t); q != nil {
+		q.push(p.event(q, t, EventConnectionMade), nil)
+		return
+	}
+	p.Fallback.ConnectionMade(t)
+}
+
+func (p *QueuedProtocol) DataReceived(t *Transport, data []byte) {
+	if len(data) == 0 {
+		return
+	}
+	if q := p.queue(t); q != nil {
+		q.push(p.event(q, t, EventData), data)
+		return
+	}
+	if b, ok := p.Fallback.(BufferedProtocol); ok {
+		for len(data) > 0 {
+			buf := b.GetBuffer(t, len(data))
+			if len(buf) == 0 {
+				return
+			}
+			n := copy(buf, data)
+			b.BufferUpdated(t, n)
+			data = data[n:]
+		}
+		return
+	}
+	p.Fallback.DataReceived(t, data)
+}
+
+func (p *QueuedProtocol) EOFReceived(t *Transport) bool {
+	if q := p.queue(t); q != nil {
+		q.push(p.event(q, t, EventEOF), nil)
+		return true // the host closes when its eof_received says so
+	}
+	return p.Fallback.EOFReceived(t)
+}
+
+func (p *QueuedProtocol) ConnectionLost(t *Transport, err error) {
+	if q := p.queue(t); q != nil {
+		ev := p.event(q, t, EventConnectionLost)
+		if err != nil && q.ErrorCode != nil {
+			ev.Err = q.ErrorCode(err)
+		}
+		q.push(ev, nil)
+		return
+	}
+	p.Fallback.ConnectionLost(t, err)
+}
+
+func (p *QueuedProtocol) PauseWriting(t *Transport) {
+	if q := p.queue(t); q != nil {
+		q.push(p.event(q, t, EventPauseWriting), nil)
+		return
+	}
+	p.Fallback.PauseWriting(t)
+}
+
+func (p *QueuedProtocol) ResumeWriting(t *Transport) {
+	if q := p.queue(t); q != nil {
+		q.push(p.event(q, t, EventResumeWriting), nil)
+		return
+	}
+	p.Fallback.ResumeWriting(t)
+}
+
+// GetBuffer hands out the free arena inside Poll (the transport does not
+// read when it is short: readDeferred), else the Fallback's buffer or the
+// loop's read buffer.
+func (p *QueuedProtocol) GetBuffer(t *Transport, sizehint int) []byte {
+	if q := p.queue(t); q != nil && len(q.overflow) == 0 && q.n < len(q.events) && len(q.arena)-q.used >= minQueuedRead {
+		p.pending = bufArena
+		end := len(q.arena)
+		if end-q.used > readSize {
+			end = q.used + readSize
+		}
+		return q.arena[q.used:end]
+	}
+	if b, ok := p.Fallback.(BufferedProtocol); ok {
+		p.pending = bufFallback
+		return b.GetBuffer(t, sizehint)
+	}
+	p.pending = bufScratch
+	l := t.loop
+	if l.readBuf == nil {
+		l.readBuf = make([]byte, readSize)
+	}
+	return l.readBuf
+}
+
+func (p *QueuedProtocol) BufferUpdated(t *Transport, n int) {
+	kind := p.pending
+	p.pending = bufNone
+	switch kind {
+	case bufArena:
+		q := t.loop.evq
+		ev := p.event(q, t, EventData)
+		ev.Offset, ev.Length = uint64(q.used), uint64(n)
+		q.used += n
+		q.events[q.n] = ev
+		q.n++
+	case bufFallback:
+		p.Fallback.(BufferedProtocol).BufferUpdated(t, n)
+	case bufScratch:
+		p.Fallback.DataReceived(t, t.loop.readBuf[:n])
+	}
+}

@@ -1,0 +1,262 @@
+package core
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// qHost is a host of the event queue: it polls, walks the records and keeps
+// what a host would see.
+type qHost struct {
+	h      *harness
+	events []Event
+	arena  []byte
+	log    []string
+	data   map[uint64][]byte
+	lost   map[uint64]int32
+	made   map[uint64]uint64 // userdata -> transport id
+	polls  int
+	onEv   func(ev Event)
+}
+
+func newQHost(h *harness, nevents, arena int) *qHost {
+	q := &qHost{h: h, events: make([]Event, nevents), arena: make([]byte, arena),
+		data: map[uint64][]byte{}, lost: map[uint64]int32{}, made: map[uint64]uint64{}}
+	if err := h.l.SetEventQueue(q.events, q.arena); err != nil {
+		h.t.Fatalf("SetEventQueue: %v", err)
+	}
+	ids := map[*Transport]uint64{}
+	h.l.Events().ObjectID = func(t *Transport) uint64 {
+		if id, ok := ids[t]; ok {
+			return id
+		}
+		ids[t] = uint64(len(ids) + 100)
+		return ids[t]
+	}
+	h.l.Events().ErrorCode = func(err error) int32 { return -int32(Errno(err)) }
+	return q
+}
+
+func (q *qHost) poll(timeout float64) int {
+	q.h.t.Helper()
+	n, err := q.h.l.Poll(timeout, nil)
+	if err != nil {
+		q.h.t.Fatalf("Poll: %v", err)
+	}
+	q.polls++
+	for _, ev := range q.events[:n] {
+		switch ev.Kind {
+		case EventConnectionMade:
+			q.made[ev.Userdata] = ev.Transport
+			q.log = append(q.log, "made")
+		case EventData:
+			q.data[ev.Userdata] = append(q.data[ev.Userdata], q.arena[ev.Offset:ev.Offset+ev.Length]...)
+		case EventEOF:
+			q.log = append(q.log, "eof")
+		case EventConnectionLost:
+			q.lost[ev.Userdata] = ev.Err
+			q.log = append(q.log, "lost")
+		case EventPauseWriting:
+			q.log = append(q.log, "pause")
+		case EventResumeWriting:
+			q.log = append(q.log, "resume")
+		default:
+			q.h.t.Fatalf("unknown event kind %d", ev.Kind)
+		}
+		if q.onEv != nil {
+			q.onEv(ev)
+		}
+	}
+	return n
+}
+
+func (q *qHost) pollUntil(what string, cond func() bool) {
+	q.h.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			q.h.t.Fatalf("timed out waiting for %s (log %v)", what, q.log)
+		}
+		q.poll(0.01)
+	}
+}
+
+// accepted connects one end of a socketpair to the loop with proto; *tr is
+// set once the connection is made.
+func accepted(h *harness, proto Protocol) (**Transport, int) {
+	h.t.Helper()
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	f, err := h.l.ConnectAcceptedSocket(fds[0], proto)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	tr := new(*Transport)
+	f.AddDoneCallback(func(f *Future) {
+		if v, err := f.Result(); err == nil {
+			*tr = v.(*Transport)
+		}
+	}, nil, nil)
+	h.t.Cleanup(func() { unix.Close(fds[1]) })
+	return tr, fds[1]
+}
+
+func TestQueuedProtocolEventsInOrder(t *testing.T) {
+	h := newHarness(t)
+	q := newQHost(h, 64, 64*1024)
+	fb := newRec(h, "fallback")
+	p := &QueuedProtocol{Fallback: fb, Userdata: 7}
+	tr, peer := accepted(h, p)
+	q.pollUntil("connection_made", func() bool { return len(q.log) > 0 && *tr != nil })
+	if _, err := unix.Write(peer, []byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	unix.Shutdown(peer, unix.SHUT_WR)
+	q.pollUntil("eof", func() bool { return len(q.log) >= 2 })
+	if got := string(q.data[7]); got != "hello" {
+		t.Fatalf("data %q, want hello", got)
+	}
+	if q.made[7] != 100 {
+		t.Fatalf("transport id %d, want the ObjectID 100", q.made[7])
+	}
+	// EOF was queued, not acted on: the transport stays open until the
+	// host closes it (its eof_received decides).
+	q.poll(0.02)
+	if len(q.lost) != 0 || (*tr).IsClosing() {
+		t.Fatalf("transport closed after EOF without a Close: %v", q.log)
+	}
+	(*tr).Close()
+	q.pollUntil("connection_lost", func() bool { return len(q.lost) == 1 })
+	if want := []string{"made", "eof", "lost"}; strings.Join(q.log, ",") != strings.Join(want, ",") {
+		t.Fatalf("events %v, want %v", q.log, want)
+	}
+	if q.lost[7] != 0 {
+		t.Fatalf("clean close reported error %d", q.lost[7])
+	}
+	if fb.made+fb.eofs+fb.losts != 0 || len(fb.data) != 0 {
+		t.Fatalf("the fallback was called inside Poll: made=%d eof=%d lost=%d data=%d", fb.made, fb.eofs, fb.losts, len(fb.data))
+	}
+}
+
+// A small arena: reads wait for room (no byte lost or reordered), and
+// TLS-like DataReceived calls that do not fit overflow to the next Poll.
+func TestQueuedProtocolSmallArenaKeepsEveryByte(t *testing.T) {
+	h := newHarness(t)
+	q := newQHost(h, 4, minQueuedRead)
+	p := &QueuedProtocol{Fallback: newRec(h, "fallback"), Userdata: 1}
+	tr, peer := accepted(h, p)
+	want := pattern(1<<20, 3)
+	go func() {
+		for off := 0; off < len(want); {
+			n, err := unix.Write(peer, want[off:])
+			if err == unix.EAGAIN || err == unix.EINTR {
+				continue
+			}
+			if err != nil {
+				return
+			}
+			off += n
+		}
+	}()
+	maxEvents := 0
+	deadline := time.Now().Add(10 * time.Second)
+	for len(q.data[1]) < len(want) && time.Now().Before(deadline) {
+		if n := q.poll(0.01); n > maxEvents {
+			maxEvents = n
+		}
+	}
+	if !bytes.Equal(q.data[1], want) {
+		t.Fatalf("received %d bytes, want %d; %s", len(q.data[1]), len(want), firstDiff(q.data[1], want))
+	}
+	if maxEvents > 4 {
+		t.Fatalf("a Poll wrote %d records into room for 4", maxEvents)
+	}
+	(*tr).Abort()
+	q.pollUntil("connection_lost", func() bool { return len(q.lost) == 1 })
+}
+
+// Records beyond the array's room are delivered, in order, by the next Poll.
+func TestQueuedProtocolOverflowInOrder(t *testing.T) {
+	h := newHarness(t)
+	q := newQHost(h, 2, 64*1024)
+	var trs []**Transport
+	for i := 0; i < 5; i++ {
+		tr, _ := accepted(h, &QueuedProtocol{Fallback: newRec(h, "fb"), Userdata: uint64(i + 1)})
+		trs = append(trs, tr)
+	}
+	var order []uint64
+	q.onEv = func(ev Event) { order = append(order, ev.Userdata) }
+	q.pollUntil("five connection_made", func() bool { return len(order) == 5 })
+	for i, u := range order {
+		if u != uint64(i+1) {
+			t.Fatalf("connection_made order %v, want 1..5", order)
+		}
+	}
+	// Direct TLS-style data: DataReceived inside Poll beyond the arena.
+	big := pattern(100*1024, 9)
+	h.l.CallSoon(func() {
+		for _, tr := range trs {
+			(*tr).proto.DataReceived(*tr, big)
+		}
+	}, nil)
+	q.pollUntil("all data", func() bool {
+		for i := range trs {
+			if len(q.data[uint64(i+1)]) < len(big) {
+				return false
+			}
+		}
+		return true
+	})
+	for i := range trs {
+		if !bytes.Equal(q.data[uint64(i+1)], big) {
+			t.Fatalf("transport %d: %s", i+1, firstDiff(q.data[uint64(i+1)], big))
+		}
+	}
+	for _, tr := range trs {
+		(*tr).Abort()
+	}
+	q.pollUntil("all lost", func() bool { return len(q.lost) == 5 })
+}
+
+// Outside Poll (a host that drives the loop with Run), a QueuedProtocol is
+// an ordinary protocol: its Fallback is called.
+func TestQueuedProtocolFallbackOutsidePoll(t *testing.T) {
+	h := newHarness(t)
+	newQHost(h, 16, 64*1024)
+	fb := newRec(h, "fallback")
+	fb.onEOF = func(*Transport) bool { return false }
+	_, peer := accepted(h, &QueuedProtocol{Fallback: fb, Userdata: 1})
+	h.runUntil("connection_made", time.Second, func() bool { return fb.made == 1 })
+	unix.Write(peer, []byte("abc"))
+	unix.Shutdown(peer, unix.SHUT_WR)
+	h.runUntil("connection_lost", time.Second, func() bool { return fb.losts == 1 })
+	if string(fb.data) != "abc" || fb.eofs != 1 {
+		t.Fatalf("fallback saw data %q eof %d", fb.data, fb.eofs)
+	}
+}
+
+// Release hooks deferred inside a Poll run at the start of the next one.
+func TestEventQueueDeferRelease(t *testing.T) {
+	h := newHarness(t)
+	q := newQHost(h, 16, 64*1024)
+	released := 0
+	h.l.CallSoon(func() { h.l.Events().DeferRelease(func() { released++ }) }, nil)
+	q.poll(0)
+	if released != 0 {
+		t.Fatalf("released during the Poll that deferred it")
+	}
+	q.poll(0)
+	if released != 1 {
+		t.Fatalf("released %d times after the next Poll, want 1", released)
+	}
+	h.l.Events().DeferRelease(func() { released++ })
+	if released != 2 {
+		t.Fatalf("DeferRelease outside a Poll did not run at once")
+	}
+}
