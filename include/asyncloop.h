@@ -232,7 +232,7 @@ typedef struct aloop_protocol_s {
  * aloop_loop_poll() (aloop_loop_run*, or a callback caused synchronously by
  * a call of yours, such as pause_writing inside aloop_transport_write) the
  * function pointers are called as usual, so set them all. */
-#define ALOOP_PROTOCOL_QUEUED 1u
+typedef enum aloop_protocol_flag_e { ALOOP_PROTOCOL_QUEUED = 1 } aloop_protocol_flag_t;
 
 /* A server's connection callback (asyncio's protocol_factory): called on the
  * loop thread for every accepted connection, before connection_made. Set the

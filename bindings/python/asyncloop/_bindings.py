@@ -85,6 +85,8 @@ def _missing_stub(name: str, path: str) -> Callable[..., Any]:
 _REQUIRED = (
     "aloop_version", "aloop_loop_new", "aloop_loop_close", "aloop_loop_free",
     "aloop_loop_run_once", "aloop_loop_wakeup", "aloop_last_error",
+    "aloop_loop_set_event_queue", "aloop_loop_set_write_queue", "aloop_loop_poll",
+    "aloop_loop_flush",
 )
 
 
@@ -117,6 +119,11 @@ class Library:
             fn = getattr(pydll, "aloop_loop_run_once")
             fn.restype, fn.argtypes = c_int, [c_void_p, c_double]
             self.aloop_loop_run_once_nowait = fn
+        # ... and aloop_loop_poll likewise, for polls that cannot wait.
+        if "aloop_loop_poll" not in missing:
+            fn = getattr(pydll, "aloop_loop_poll")
+            fn.restype, fn.argtypes = c_int, [c_void_p, c_double, ctypes.c_size_t]
+            self.aloop_loop_poll_nowait = fn
         required = [n for n in _REQUIRED if n in missing]
         if required:
             raise ImportError(
@@ -127,7 +134,7 @@ class Library:
         self._pydll = pydll
 
     def _poison(self) -> None:
-        for name in list(SIGNATURES) + ["aloop_loop_run_once_nowait"]:
+        for name in list(SIGNATURES) + ["aloop_loop_run_once_nowait", "aloop_loop_poll_nowait"]:
             setattr(self, name, _fork_stub(name))
 
     def __getattr__(self, name: str) -> Any:  # only for names not in the table

@@ -38,6 +38,8 @@ from . import _bindings as _b
 from . import _errors as asyncloop_errors
 from . import _trampolines as _t
 from ._errors import make_error
+from . import _seam
+from ._seam import Seam
 from ._subprocess import SubprocessStdin, SubprocessTransport, _StdinProtocol
 from ._transports import DatagramTransport, Server, Transport
 
@@ -211,6 +213,12 @@ class EventLoop(asyncio.BaseEventLoop):
         self._sig_installed = False
         self._saved_wakeup_fd = -1
         self._selector = _CoreSelector(self._poll)
+        try:
+            self._seam = Seam(self, lib, out.value)
+        except BaseException:
+            self._handle = None
+            lib.aloop_loop_free(out.value)
+            raise
         super().__init__()
         key = _t.register(_ExceptionHandlerRef(self))
         lib.aloop_loop_set_exception_handler(self._handle, _t.exception_cb, key, _t.free_cb)
@@ -222,27 +230,28 @@ class EventLoop(asyncio.BaseEventLoop):
     # -- the iteration --------------------------------------------------------
 
     def _poll(self, timeout: Optional[float]) -> tuple:
-        """One wait of the core: runs the I/O callbacks of one iteration.
+        """One aloop_loop_poll: the queued writes, one wait of the core, and
+        the protocol events of the iteration appended to the ready queue
+        (behind what was ready before, as asyncio's selector loop does).
 
-        While Python callbacks are ready the core is polled (without
-        waiting) only every _POLL_EVERY iterations or every _POLL_INTERVAL
-        seconds, whichever comes first: I/O is never starved, and a chain of
-        ready callbacks does not pay a crossing per iteration.
+        While Python callbacks are ready and no write is queued, the core is
+        polled (without waiting) only every _POLL_EVERY iterations or every
+        _POLL_INTERVAL seconds, whichever comes first: I/O is never starved,
+        and a chain of ready callbacks does not pay a crossing per iteration.
         """
-        handle = self._handle
-        if handle is None:
+        if self._handle is None:
             raise RuntimeError("Event loop is closed")
-        lib = self._lib
+        seam = self._seam
         if self._ready:
             skip = self._poll_skip
-            if skip > 0:
+            if skip > 0 and not seam.wn:
                 now = _monotonic()
                 if now < self._poll_deadline:
                     self._poll_skip = skip - 1
                     return ()
             self._poll_skip = _POLL_EVERY
             self._poll_deadline = _monotonic() + _POLL_INTERVAL
-            rc = lib.aloop_loop_run_once_nowait(handle, 0.0)
+            rc = seam.poll(0.0, True)
         else:
             self._wake_sent = False
             self._polling = True  # before looking at _ready: see _write_to_self
@@ -253,7 +262,7 @@ class EventLoop(asyncio.BaseEventLoop):
                     t = -1.0
                 else:
                     t = timeout
-                rc = lib.aloop_loop_run_once(handle, t)
+                rc = seam.poll(t, False)
             finally:
                 self._polling = False
             self._poll_skip = _POLL_EVERY
@@ -261,7 +270,7 @@ class EventLoop(asyncio.BaseEventLoop):
         if self._pending_exc is not None:
             self._raise_pending()
         if rc < 0:
-            raise make_error(rc, _b.last_error(lib))
+            raise make_error(rc, _b.last_error(self._lib))
         return ()
 
     def _raise_pending(self) -> None:
@@ -295,17 +304,28 @@ class EventLoop(asyncio.BaseEventLoop):
         self._check_running()
         self._pending_exc = None
         installed = self._install_signal_wakeup()
+        seam = self._seam
         try:
+            # Writes are queued only while the loop runs (and not in debug
+            # mode): outside it they are sent at once, as asyncio does.
+            if not self._debug:
+                seam.wcap = _seam.WRITE_OPS
             super().run_forever()
         finally:
+            seam.wcap = 0
             if installed:
                 self._uninstall_signal_wakeup()
+            if self._handle is not None:
+                seam.flush()  # a stopped loop holds no unsent byte
 
     def set_debug(self, enabled: bool) -> None:
         super().set_debug(enabled)
         handle = getattr(self, "_handle", None)
         if handle is not None:
             self._lib.aloop_loop_set_debug(handle, 1 if enabled else 0)
+            seam = self._seam
+            seam.flush()
+            seam.wcap = _seam.WRITE_OPS if self.is_running() and not enabled else 0
 
     def close(self) -> None:
         """Closes the loop (asyncio semantics), then the core loop.
@@ -335,6 +355,7 @@ class EventLoop(asyncio.BaseEventLoop):
             self._handle = None
             self._close_sig_pipe()
             return
+        self._seam.close()
         objects = _t.objects
         # No user code runs from here on: forget every key of this loop.
         for key, obj in list(objects.items()):
@@ -643,10 +664,9 @@ class EventLoop(asyncio.BaseEventLoop):
                 ssl_handshake_timeout=ssl_handshake_timeout,
                 ssl_shutdown_timeout=ssl_shutdown_timeout)
             tr = Transport(self, ssl_protocol)
-            ref = _t.BUFFERED_PROTOCOL_REF
         else:
             tr = Transport(self, None, factory=protocol_factory)
-            ref = _t.PROTOCOL_REF
+        ref = _t.PROTOCOL_REF
         if extra:
             tr._extra.update(extra)
         tr._pipe = pipe
@@ -1045,6 +1065,7 @@ class EventLoop(asyncio.BaseEventLoop):
             raise RuntimeError("Transport is closing")
         lib = self._lib
         out = c_void_p()
+        self._seam.flush()  # what was written before goes first
         rc = lib.aloop_transport_sendfile(handle, fileno, int(offset), int(count or 0), 0,
                                           byref(out))
         if rc == _b.ALOOP_ENOSYS:  # type: ignore[attr-defined]

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import ctypes
 import itertools
-from ctypes import addressof, c_char, string_at
+from ctypes import string_at
 from typing import Any, Dict
 
 from . import _bindings as _b
@@ -45,11 +45,43 @@ _pop = objects.pop
 _get = objects.get
 
 
-def _forward(cbtype, method: str, with_handle: bool = False):  # type: ignore[no-untyped-def]
+class _Call:
+    """A protocol callback the loop's poll found, queued on the loop's ready
+    queue behind what was ready before the poll (asyncio's order; an asyncio
+    Handle look-alike).  The methods it calls report their own errors."""
+
+    __slots__ = ("_cancelled", "_callback", "_args")
+
+    def __init__(self, fn: Any, args: Any) -> None:
+        self._cancelled = False
+        self._callback = fn
+        self._args = args
+
+    def cancel(self) -> None:
+        self._cancelled = True
+
+    def _run(self) -> None:
+        self._callback(*self._args)
+
+
+def _call(tr: Any, fn: Any, args: Any) -> None:
+    """Runs fn(*args) for tr: queued behind the ready callbacks when the
+    loop is polling, else at once (a callback of a call being made)."""
+    loop = tr._loop
+    if loop._seam.busy:
+        loop._ready.append(_Call(fn, args))
+    else:
+        fn(*args)
+
+
+def _forward(cbtype, method: str, with_handle: bool = False,  # type: ignore[no-untyped-def]
+             defer: bool = False):
     """A trampoline of type cbtype that calls the registered object's
     ``method`` with the callback's arguments (the object's handle first when
-    with_handle; the userdata, last, selects the object); an exception is
-    stored and re-raised after the C call returns."""
+    with_handle; the userdata, last, selects the object), queued on the
+    loop's ready queue when defer and the loop is polling (see _call); an
+    exception is stored and re-raised after the C call returns."""
+    run = _call if defer else (lambda tr, fn, args: fn(*args))
 
     def trampoline(handle, *args):  # type: ignore[no-untyped-def]
         tr = _get(args[-1])
@@ -57,9 +89,9 @@ def _forward(cbtype, method: str, with_handle: bool = False):  # type: ignore[no
             return
         try:
             if with_handle:
-                getattr(tr, method)(handle, *args[:-1])
+                run(tr, getattr(tr, method), (handle,) + args[:-1])
             else:
-                getattr(tr, method)(*args[:-1])
+                run(tr, getattr(tr, method), args[:-1])
         except BaseException as exc:  # noqa: BLE001
             _store(tr, exc)
 
@@ -153,14 +185,9 @@ def _data_received(t, data, n, ud):  # type: ignore[no-untyped-def]
     if tr is None:
         return
     try:
-        tr._protocol.data_received(string_at(data, n))
-    except _SYSEXC as exc:
-        _store(tr, exc)
+        tr._on_data(string_at(data, n))
     except BaseException as exc:  # noqa: BLE001
-        try:
-            tr._fatal_error(exc, "Fatal error: protocol.data_received() call failed.")
-        except BaseException as exc2:  # noqa: BLE001
-            _store(tr, exc2)
+        _store(tr, exc)
 
 
 @_b.aloop_protocol_eof_received_cb
@@ -184,52 +211,27 @@ _pause_writing = _forward(_b.aloop_protocol_pause_writing_cb, "_on_pause_writing
 _resume_writing = _forward(_b.aloop_protocol_resume_writing_cb, "_on_resume_writing")
 
 
-# A scratch buffer handed to the library when a protocol's get_buffer()
-# fails (the library needs memory; the transport is being aborted).
-_SCRATCH = (c_char * 65536)()
-_SCRATCH_ADDR = addressof(_SCRATCH)
-
-
-@_b.aloop_protocol_get_buffer_cb
-def _get_buffer(t, sizehint, plen, ud):  # type: ignore[no-untyped-def]
-    tr = _get(ud)
-    try:
-        if tr is not None:
-            arr = tr._on_get_buffer(sizehint)
-            if arr is not None:
-                plen[0] = len(arr)
-                return addressof(arr)
-    except BaseException as exc:  # noqa: BLE001
-        _store(tr, exc)
-    plen[0] = len(_SCRATCH)
-    return _SCRATCH_ADDR
-
-
-_buffer_updated = _forward(_b.aloop_protocol_buffer_updated_cb, "_on_buffer_updated")
-
-
-def _make_protocol(buffered: bool) -> _b.aloop_protocol_t:
+def _make_protocol() -> _b.aloop_protocol_t:
     p = _b.aloop_protocol_t()
     p.size = ctypes.sizeof(_b.aloop_protocol_t)
     p.connection_made = _connection_made
+    p.data_received = _data_received
     p.eof_received = _eof_received
     p.connection_lost = _connection_lost
     p.pause_writing = _pause_writing
     p.resume_writing = _resume_writing
-    if buffered:
-        p.get_buffer = _get_buffer
-        p.buffer_updated = _buffer_updated
-    else:
-        p.data_received = _data_received
     return p
 
 
-#: The two C protocols every Python transport uses: one for
-#: asyncio.Protocol (data_received) and one for asyncio.BufferedProtocol.
-PROTOCOL = _make_protocol(False)
-BUFFERED_PROTOCOL = _make_protocol(True)
+#: The C protocol of the loop's stream transports: queued
+#: (ALOOP_PROTOCOL_QUEUED), so that inside aloop_loop_poll its events are
+#: records the loop dispatches (EventLoop._dispatch_events) for
+#: asyncio.Protocol and asyncio.BufferedProtocol alike; the callbacks
+#: above run only for what a call causes synchronously (pause_writing
+#: inside a write) or outside a poll.
+PROTOCOL = _make_protocol()
+PROTOCOL.flags = _b.ALOOP_PROTOCOL_QUEUED
 PROTOCOL_REF = ctypes.byref(PROTOCOL)
-BUFFERED_PROTOCOL_REF = ctypes.byref(BUFFERED_PROTOCOL)
 
 
 # ---------------------------------------------------------------------------
@@ -237,7 +239,7 @@ BUFFERED_PROTOCOL_REF = ctypes.byref(BUFFERED_PROTOCOL)
 # ---------------------------------------------------------------------------
 
 
-_dg_connection_made = _forward(_b.aloop_datagram_protocol_connection_made_cb, "_on_connection_made", with_handle=True)
+_dg_connection_made = _forward(_b.aloop_datagram_protocol_connection_made_cb, "_on_connection_made", with_handle=True, defer=True)
 
 
 @_b.aloop_datagram_protocol_datagram_received_cb
@@ -246,21 +248,21 @@ def _dg_datagram_received(d, data, n, host, port, ud):  # type: ignore[no-untype
     if tr is None:
         return
     try:
-        tr._on_datagram(string_at(data, n) if n else b"", host, port)
+        _call(tr, tr._on_datagram, (string_at(data, n) if n else b"", host, port))
     except BaseException as exc:  # noqa: BLE001
         _store(tr, exc)
 
 
-_dg_error_received = _forward(_b.aloop_datagram_protocol_error_received_cb, "_on_error_received")
+_dg_error_received = _forward(_b.aloop_datagram_protocol_error_received_cb, "_on_error_received", defer=True)
 
 
-_dg_connection_lost = _forward(_b.aloop_datagram_protocol_connection_lost_cb, "_on_connection_lost")
+_dg_connection_lost = _forward(_b.aloop_datagram_protocol_connection_lost_cb, "_on_connection_lost", defer=True)
 
 
-_dg_pause_writing = _forward(_b.aloop_datagram_protocol_pause_writing_cb, "_on_pause_writing")
+_dg_pause_writing = _forward(_b.aloop_datagram_protocol_pause_writing_cb, "_on_pause_writing", defer=True)
 
 
-_dg_resume_writing = _forward(_b.aloop_datagram_protocol_resume_writing_cb, "_on_resume_writing")
+_dg_resume_writing = _forward(_b.aloop_datagram_protocol_resume_writing_cb, "_on_resume_writing", defer=True)
 
 
 DATAGRAM_PROTOCOL = _b.aloop_datagram_protocol_t()

@@ -9,11 +9,14 @@ import os
 import socket
 import sys
 from asyncio import constants, sslproto, transports, trsock
-from ctypes import byref, c_char, c_size_t, c_void_p
+from ctypes import byref, c_size_t, c_void_p
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 from . import _bindings as _b
+from . import _seam
 from . import _trampolines as _t
+from ._seam import QUEUE_MAX as _QUEUE_MAX
+from ._seam import WRITE_ARENA as _WRITE_ARENA
 from ._errors import make_error
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -52,7 +55,7 @@ class Transport(transports._FlowControlMixin):
         "_protocol", "_factory", "_server", "_handle", "_key",
         "_closing", "_closed", "_eof", "_paused", "_conn_lost", "_buffered",
         "_sock", "_names_read", "_lost_exc", "_factory_exc", "_bufref", "_pipe",
-        "_owned",
+        "_owned", "_seam", "_wq", "_held",
         "__weakref__",
     )
 
@@ -77,6 +80,9 @@ class Transport(transports._FlowControlMixin):
         self._bufref: Any = None
         self._pipe: Any = None  # the file object of a pipe transport
         self._owned = False  # _sock is the caller's socket object (sock=)
+        self._seam = loop._seam
+        self._wq = 0  # bytes queued in the loop's write queue (_seam)
+        self._held: Optional[List[Any]] = None  # data read before pause_reading
 
     def __repr__(self) -> str:
         info = [self.__class__.__name__]
@@ -108,8 +114,7 @@ class Transport(transports._FlowControlMixin):
                 loop._lib.aloop_transport_abort(handle)
                 return
             self._factory = None
-            if isinstance(protocol, asyncio.BufferedProtocol):
-                self._switch_c_protocol(True)
+            self._buffered = isinstance(protocol, asyncio.BufferedProtocol)
         try:
             protocol.connection_made(self)
         except (SystemExit, KeyboardInterrupt):
@@ -127,6 +132,8 @@ class Transport(transports._FlowControlMixin):
             return False
 
     def _on_connection_lost(self, error: int) -> None:
+        if self._closed:
+            return  # already delivered when close()/abort() scheduled it
         loop = self._loop
         self._closing = True
         self._closed = True
@@ -178,6 +185,8 @@ class Transport(transports._FlowControlMixin):
         return constants._SendfileMode.TRY_NATIVE
 
     def _on_pause_writing(self) -> None:
+        if self._closed:
+            return
         self._protocol_paused = True
         try:
             self._protocol.pause_writing()
@@ -192,6 +201,8 @@ class Transport(transports._FlowControlMixin):
             })
 
     def _on_resume_writing(self) -> None:
+        if self._closed:
+            return
         self._protocol_paused = False
         try:
             self._protocol.resume_writing()
@@ -205,49 +216,78 @@ class Transport(transports._FlowControlMixin):
                 "protocol": self._protocol,
             })
 
-    def _on_get_buffer(self, sizehint: int) -> Any:
-        try:
-            buf = self._protocol.get_buffer(sizehint if sizehint else -1)
-            mv = memoryview(buf).cast("B")
-            if not mv.nbytes:
-                raise RuntimeError("get_buffer() returned an empty buffer")
-            arr = (c_char * mv.nbytes).from_buffer(mv)
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:  # noqa: BLE001
-            self._fatal_error(exc, "Fatal error: protocol.get_buffer() call failed.")
-            return None
-        self._bufref = (mv, arr)
-        return arr
-
-    def _on_buffer_updated(self, nbytes: int) -> None:
-        ref = self._bufref
-        self._bufref = None
-        if ref is None:  # get_buffer failed; the data went to scratch memory
+    def _on_data(self, data: bytes) -> None:
+        """Bytes read for the protocol (an event of the loop's poll)."""
+        if self._closing:
+            return  # as asyncio: nothing is delivered after close()/abort()
+        if self._paused:
+            # Read before pause_reading(): delivered by resume_reading().
+            if self._held is None:
+                self._held = []
+            self._held.append(data)
             return
-        del ref
-        try:
-            self._protocol.buffer_updated(nbytes)
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:  # noqa: BLE001
-            self._fatal_error(exc, "Fatal error: protocol.buffer_updated() call failed.")
+        if not self._buffered:
+            try:
+                self._protocol.data_received(data)
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:  # noqa: BLE001
+                self._fatal_error(exc, "Fatal error: protocol.data_received() call failed.")
+            return
+        protocol = self._protocol
+        view = memoryview(data)
+        while view:
+            try:
+                buf = protocol.get_buffer(-1)
+                dst = memoryview(buf).cast("B")
+                if not dst.nbytes:
+                    raise RuntimeError("get_buffer() returned an empty buffer")
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:  # noqa: BLE001
+                self._fatal_error(exc, "Fatal error: protocol.get_buffer() call failed.")
+                return
+            n = min(dst.nbytes, view.nbytes)
+            dst[:n] = view[:n]
+            view = view[n:]
+            del dst, buf
+            try:
+                protocol.buffer_updated(n)
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:  # noqa: BLE001
+                self._fatal_error(exc, "Fatal error: protocol.buffer_updated() call failed.")
+                return
+            if self._closing or self._paused:
+                if view and not self._closing:
+                    self._held = [bytes(view)] + (self._held or [])
+                return
+
+    def _on_eof(self) -> None:
+        """The peer closed its side (an event of the loop's poll)."""
+        if self._closing:
+            return
+        if self._paused:
+            if self._held is None:
+                self._held = []
+            self._held.append(None)
+            return
+        if not self._on_eof_received():
+            self.close()
+
+    def _deliver_held(self) -> None:
+        """What was read before pause_reading(), after resume_reading()."""
+        held = self._held
+        while held and not self._paused and not self._closing:
+            item = held.pop(0)
+            if item is None:
+                self._on_eof()
+            else:
+                self._on_data(item)
+        if not held:
+            self._held = None
 
     # -- helpers -------------------------------------------------------------
-
-    def _switch_c_protocol(self, buffered: bool) -> None:
-        """Selects the C protocol (data_received or get_buffer) for the
-        current Python protocol; a new key replaces the old one."""
-        self._buffered = buffered
-        handle = self._handle
-        if handle is None or self._closed:
-            return
-        key = _t.register(self)
-        ref = _t.BUFFERED_PROTOCOL_REF if buffered else _t.PROTOCOL_REF
-        rc = self._loop._lib.aloop_transport_set_protocol(handle, ref, key, _t.free_cb)
-        if rc < 0:
-            raise make_error(rc, _b.last_error(self._loop._lib))
-        self._key = key
 
     def _adopt_socket(self, sock: socket.socket) -> None:
         """sock= : the library got a duplicate of sock's fd; the transport
@@ -338,10 +378,16 @@ class Transport(transports._FlowControlMixin):
         if self._lost_exc is None:
             self._lost_exc = exc
         self._closing = True
-        if self._handle is not None:
+        self._held = None
+        handle = self._handle
+        if handle is not None:
             loop = self._loop
-            loop._lib.aloop_transport_abort(self._handle)
-            loop._poll_skip = 0
+            self._seam.drop(handle)
+            loop._lib.aloop_transport_abort(handle)
+            loop._poll_skip = 0  # the library closes the socket at the next poll
+            # As asyncio: connection_lost is scheduled now (the library's
+            # own event comes later and finds it delivered).
+            loop.call_soon(self._on_connection_lost, 0)
 
     # -- asyncio.BaseTransport ----------------------------------------------
 
@@ -359,15 +405,25 @@ class Transport(transports._FlowControlMixin):
         if self._closing:
             return
         self._closing = True
-        if self._handle is not None:
-            loop = self._loop
-            loop._lib.aloop_transport_close(self._handle)
-            loop._poll_skip = 0  # let the core act on it in the next iteration
+        self._held = None
+        handle = self._handle
+        if handle is None:
+            return
+        if not self._wq:
+            out = c_size_t()
+            lib = self._loop._lib
+            if lib.aloop_transport_get_write_buffer_size(handle, byref(out)) == 0 and not out.value:
+                # Nothing to flush: as asyncio, connection_lost is scheduled
+                # now (the library's own event finds it delivered).
+                lib.aloop_transport_close(handle)
+                loop = self._loop
+                loop._poll_skip = 0  # the library closes the socket at the next poll
+                loop.call_soon(self._on_connection_lost, 0)
+                return
+        self._seam.queue_op(self, _seam.OP_CLOSE)  # after the queued writes
 
     def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
-        buffered = isinstance(protocol, asyncio.BufferedProtocol)
-        if buffered != self._buffered:
-            self._switch_c_protocol(buffered)
+        self._buffered = isinstance(protocol, asyncio.BufferedProtocol)
         self._protocol = protocol
 
     def get_protocol(self) -> asyncio.BaseProtocol:
@@ -389,6 +445,8 @@ class Transport(transports._FlowControlMixin):
         if self._closing or not self._paused:
             return
         self._paused = False
+        if self._held:
+            self._loop.call_soon(self._deliver_held)
         if self._handle is not None:
             self._loop._lib.aloop_transport_resume_reading(self._handle)
 
@@ -412,6 +470,28 @@ class Transport(transports._FlowControlMixin):
                 logger.warning("socket.send() raised exception.")
             self._conn_lost += 1
             return
+        # Queued in the loop's write queue, sent by the next poll (_seam).
+        seam = self._seam
+        n = len(data)
+        off = seam.woff
+        end = off + n
+        q = self._wq + n
+        if q <= _QUEUE_MAX and end <= _WRITE_ARENA and seam.wn < seam.wcap:
+            seam.warena[off:end] = data
+            j = seam.wn
+            ops = seam.ops
+            ops[2 * j] = self._handle
+            ops[2 * j + 1] = n
+            seam.wn = j + 1
+            seam.woff = end
+            if not self._wq:
+                seam.wtrs.append(self)
+            self._wq = q
+            return
+        if seam.busy and seam.wcap:  # written by a callback of a flush: after it
+            seam.later.append((self, data))
+            return
+        seam.flush()  # order: what is queued goes first
         loop = self._loop
         rc = loop._lib.aloop_transport_write(self._handle, data, len(data))
         if rc < 0:
@@ -438,10 +518,7 @@ class Transport(transports._FlowControlMixin):
             return
         self._eof = True
         if self._handle is not None:
-            self._loop._poll_skip = 0
-            rc = self._loop._lib.aloop_transport_write_eof(self._handle)
-            if rc < 0 and rc not in (_b.ALOOP_ECLOSED, _b.ALOOP_EBADF):  # type: ignore[attr-defined]
-                self._fatal_error(make_error(rc), "Fatal error in write_eof()")
+            self._seam.queue_op(self, _seam.OP_EOF)  # after the queued writes
 
     def can_write_eof(self) -> bool:
         if self._handle is None or self._closed:
@@ -457,8 +534,8 @@ class Transport(transports._FlowControlMixin):
             return 0
         out = c_size_t()
         if self._loop._lib.aloop_transport_get_write_buffer_size(self._handle, byref(out)) < 0:
-            return 0
-        return out.value
+            return self._wq
+        return out.value + self._wq
 
     def get_write_buffer_limits(self) -> Tuple[int, int]:
         """(low, high), as asyncio."""
@@ -562,8 +639,7 @@ class Server(asyncio.AbstractServer):
         tr = Transport(loop, protocol, server=self)
         key = _t.register(tr)
         tr._key = key
-        ref = _t.BUFFERED_PROTOCOL_REF if tr._buffered else _t.PROTOCOL_REF
-        rc = loop._lib.aloop_transport_set_protocol(transport_h, ref, key, _t.free_cb)
+        rc = loop._lib.aloop_transport_set_protocol(transport_h, _t.PROTOCOL_REF, key, _t.free_cb)
         if rc < 0:
             tr._server = None
             return -1

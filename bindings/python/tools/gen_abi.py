@@ -26,7 +26,8 @@ HEADER = ROOT / "include" / "asyncloop.h"
 OUTPUT = HERE.parent / "asyncloop" / "_abi.py"
 
 # Functions that may wait: bound through CDLL so that the GIL is released.
-BLOCKING = {"aloop_loop_run", "aloop_loop_run_once", "aloop_loop_run_until_complete"}
+BLOCKING = {"aloop_loop_run", "aloop_loop_run_once", "aloop_loop_run_until_complete",
+            "aloop_loop_poll"}
 
 
 def strip_comments(text: str) -> str:

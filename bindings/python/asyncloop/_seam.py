@@ -1,0 +1,313 @@
+"""The batched seam: one crossing into the library per loop iteration.
+
+A ctypes call costs 0.2-1.5 us, a ctypes callback as much again, where a
+Python attribute access costs tens of nanoseconds.  So the loop's stream
+transports use the library's event queue (include/asyncloop.h, "The event
+queue"):
+
+* **Reads without callbacks.**  ``aloop_loop_poll`` (one call per iteration)
+  reads sockets straight into a read arena and leaves each protocol event as
+  a 40-byte record in an event array; both are this module's memory.  The
+  poll only *collects*: :meth:`Seam.dispatch` runs from the loop's ready
+  queue, behind every callback that was ready before the poll, exactly as
+  asyncio's selector loop appends its I/O handles -- so callback order is
+  asyncio's.
+* **Writes without a call each.**  ``Transport.write`` copies small writes
+  into a write arena and appends a 16-byte operation; ``close()`` and
+  ``write_eof()`` are operations too, so order holds.  The next poll performs
+  them first.  A transport never has more than ``QUEUE_MAX`` bytes queued
+  here: beyond that (or when the arena is full) the queue is flushed at once
+  (``aloop_loop_flush``) and the write goes straight to the library, which
+  calls ``pause_writing`` inside it, as asyncio does.  The loop flushes when
+  it stops, so a stopped loop holds no unsent byte.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import mmap
+from typing import TYPE_CHECKING, Any, List
+
+from . import _bindings as _b
+from . import _trampolines as _t
+from ._errors import make_error
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ._loop import EventLoop
+
+#: Event records per poll (40 bytes each).
+EVENTS = 1024
+#: Read arena: one poll reads at most this much (256 KiB per read, as
+#: asyncio's max_size).  Anonymous memory: only the pages used are resident.
+READ_ARENA = 1 << 20
+#: Queued write operations (16 bytes each) and their arena.
+WRITE_OPS = 4096
+WRITE_ARENA = 1 << 20
+#: Bytes one transport may have queued here before a write is sent at once.
+QUEUE_MAX = 64 * 1024
+
+_DATA = _b.ALOOP_EVENT_DATA  # type: ignore[attr-defined]
+_MADE = _b.ALOOP_EVENT_CONNECTION_MADE  # type: ignore[attr-defined]
+_EOF = _b.ALOOP_EVENT_EOF  # type: ignore[attr-defined]
+_LOST = _b.ALOOP_EVENT_CONNECTION_LOST  # type: ignore[attr-defined]
+_PAUSE = _b.ALOOP_EVENT_PAUSE_WRITING  # type: ignore[attr-defined]
+_RESUME = _b.ALOOP_EVENT_RESUME_WRITING  # type: ignore[attr-defined]
+OP_EOF = _b.ALOOP_WRITE_EOF << 32  # type: ignore[attr-defined]
+OP_CLOSE = _b.ALOOP_WRITE_CLOSE << 32  # type: ignore[attr-defined]
+
+_get = _t.objects.get
+
+
+class _Dispatch:
+    """What the loop's ready queue holds for the events of one poll (an
+    asyncio Handle look-alike: ``_cancelled``, ``_callback``, ``_run``)."""
+
+    __slots__ = ("_cancelled", "_callback", "_args", "_seam", "_events")
+
+    def __init__(self, seam: "Seam", events: Any = None) -> None:
+        self._cancelled = False
+        self._callback = None
+        self._args = ()
+        self._seam = seam
+        self._events = events  # None: the records of the last poll
+
+    def cancel(self) -> None:
+        self._cancelled = True
+
+    def cancelled(self) -> bool:
+        return self._cancelled
+
+    def __repr__(self) -> str:
+        return "<Handle asyncloop I/O events>"
+
+    def _run(self) -> None:
+        if self._events is None:
+            self._seam.dispatch()
+        else:
+            self._seam.dispatch_saved(self._events)
+
+
+class Seam:
+    """The event queue and the write queue of one loop."""
+
+    __slots__ = (
+        "_loop", "_lib", "_handle", "_ev_mem", "ev", "nev", "rarena",
+        "_ops_mem", "ops", "wn", "woff", "wtrs", "warena", "busy", "later",
+        "_arena_refs", "handle", "wcap",
+    )
+
+    def __init__(self, loop: "EventLoop", lib: Any, handle: int) -> None:
+        self._loop = loop
+        self._lib = lib
+        self._handle = handle
+        self._ev_mem = (ctypes.c_uint64 * (5 * EVENTS))()
+        self.ev = memoryview(self._ev_mem).cast("B").cast("Q")
+        self.nev = 0
+        self.rarena = mmap.mmap(-1, READ_ARENA)
+        self._ops_mem = (ctypes.c_uint64 * (2 * WRITE_OPS))()
+        self.ops = memoryview(self._ops_mem).cast("B").cast("Q")
+        self.wn = 0
+        self.woff = 0
+        #: room for operations: 0 while the loop is not running (a write
+        #: is sent at once, as asyncio's) and in debug mode (every write is
+        #: a library call, which checks the calling thread)
+        self.wcap = 0
+        self.wtrs: List[Any] = []  # transports with queued bytes
+        self.warena = mmap.mmap(-1, WRITE_ARENA)
+        self.busy = False  # inside a flush or a poll
+        self.later: List[Any] = []  # (transport, data) written during a flush, queue full
+        # addresses for C (the ctypes views pin the mmaps)
+        rref = ctypes.c_char.from_buffer(self.rarena)
+        wref = ctypes.c_char.from_buffer(self.warena)
+        self._arena_refs = (rref, wref)
+        rc = lib.aloop_loop_set_event_queue(handle, ctypes.cast(self._ev_mem, ctypes.POINTER(_b.aloop_event_t)),
+                                            EVENTS, ctypes.addressof(rref), READ_ARENA)
+        if rc >= 0:
+            rc = lib.aloop_loop_set_write_queue(handle, ctypes.cast(self._ops_mem, ctypes.POINTER(_b.aloop_write_op_t)),
+                                                WRITE_OPS, ctypes.addressof(wref), WRITE_ARENA)
+        if rc < 0:
+            raise make_error(rc, _b.last_error(lib))
+        self.handle = _Dispatch(self)
+
+    # -- polling -------------------------------------------------------------
+
+    def poll(self, timeout: float, nowait: bool) -> int:
+        """One aloop_loop_poll: the queued writes, then one iteration.
+        Returns the number of event records (or a negative error)."""
+        nw, nb = self.wn, self.woff
+        lib = self._lib
+        self.busy = True
+        try:
+            if nowait:
+                rc = lib.aloop_loop_poll_nowait(self._handle, 0.0, nw)
+            else:
+                rc = lib.aloop_loop_poll(self._handle, timeout, nw)
+        finally:
+            self.busy = False
+        if nw and rc >= 0:
+            self._consumed(nw, nb)
+        if rc > 0:
+            self.nev = rc
+            self._loop._ready.append(self.handle)
+        return rc
+
+    def flush(self) -> None:
+        """Performs the queued writes now (aloop_loop_flush)."""
+        nw, nb = self.wn, self.woff
+        if not nw or self.busy:
+            return
+        self.busy = True
+        try:
+            rc = self._lib.aloop_loop_flush(self._handle, nw)
+        finally:
+            self.busy = False
+        if rc >= 0:
+            self._consumed(nw, nb)
+        loop = self._loop
+        if loop._pending_exc is not None:  # pause_writing() ran inside
+            loop._raise_pending()
+
+    def _consumed(self, nw: int, nb: int) -> None:
+        """The first nw operations (nb arena bytes) are done."""
+        wn = self.wn
+        trs = self.wtrs
+        for tr in trs:
+            tr._wq = 0
+        trs.clear()
+        if wn == nw:
+            self.wn = 0
+            self.woff = 0
+        else:
+            # Operations queued while the library ran (by a callback): move
+            # them to the front, with their bytes.
+            ops = self.ops
+            rest = 2 * (wn - nw)
+            ops[0:rest] = ops[2 * nw:2 * wn]
+            woff = self.woff
+            self.warena[0:woff - nb] = self.warena[nb:woff]
+            self.wn = wn - nw
+            self.woff = woff - nb
+            transports = self._loop._transports
+            for i in range(0, rest, 2):
+                v = ops[i + 1]
+                if v >> 32 == 0:
+                    tr = transports.get(ops[i])
+                    if tr is not None:
+                        if not tr._wq:
+                            trs.append(tr)
+                        tr._wq += v
+        later = self.later
+        if later and not self.busy:
+            self.later = []
+            for tr, data in later:
+                tr.write(data)
+
+    def drop(self, handle: int) -> None:
+        """Forgets the queued operations of a transport (abort)."""
+        ops = self.ops
+        for i in range(0, 2 * self.wn, 2):
+            if ops[i] == handle:
+                ops[i] = 0  # a write to no transport: its bytes are skipped
+        self.later = [(tr, d) for tr, d in self.later if tr._handle != handle]
+
+    def queue_op(self, tr: Any, op: int) -> None:
+        """Queues close / write_eof behind the transport's queued writes."""
+        j = self.wn
+        if j >= self.wcap:
+            self.flush()
+            j = self.wn
+            if j >= self.wcap:  # debug mode, or inside a flush
+                lib = self._lib
+                fn = lib.aloop_transport_close if op == OP_CLOSE else lib.aloop_transport_write_eof
+                rc = fn(tr._handle)
+                if rc == _b.ALOOP_ENOTLOOPTHREAD:  # type: ignore[attr-defined]
+                    raise make_error(rc)
+                return
+        ops = self.ops
+        ops[2 * j] = tr._handle
+        ops[2 * j + 1] = op
+        self.wn = j + 1
+
+    def close(self) -> None:
+        """Loop close: drop what is queued and give the memory back."""
+        self.wn = self.woff = 0
+        self.nev = 0
+        for tr in self.wtrs:
+            tr._wq = 0
+        self.wtrs.clear()
+        self.later = []
+
+    # -- dispatching ---------------------------------------------------------
+
+    def dispatch(self) -> None:
+        """Runs the protocol callbacks of the last poll's records, in order."""
+        n = self.nev
+        self.nev = 0
+        ev = self.ev
+        arena = self.rarena
+        i = 0
+        try:
+            while i < n:
+                b = 5 * i
+                i += 1
+                tr = _get(ev[b + 2])
+                if tr is None:
+                    continue
+                kind = ev[b] & 0xFFFFFFFF
+                if kind == _DATA:
+                    off = ev[b + 3]
+                    tr._on_data(arena[off:off + ev[b + 4]])
+                elif kind == _MADE:
+                    tr._on_connection_made(ev[b + 1])
+                elif kind == _LOST:
+                    err = ev[b] >> 32
+                    tr._on_connection_lost(err - (1 << 32) if err >= 1 << 31 else err)
+                elif kind == _EOF:
+                    tr._on_eof()
+                elif kind == _PAUSE:
+                    tr._on_pause_writing()
+                elif kind == _RESUME:
+                    tr._on_resume_writing()
+        except BaseException:
+            if i < n:
+                self._save(i, n)
+            raise
+
+    def _save(self, i: int, n: int) -> None:
+        """KeyboardInterrupt/SystemExit stopped a dispatch: the records not
+        yet dispatched are copied out (the next poll reuses the memory) and
+        run first when the loop runs again."""
+        ev = self.ev
+        rest = []
+        for k in range(i, n):
+            b = 5 * k
+            off = ev[b + 3]
+            data = self.rarena[off:off + ev[b + 4]] if ev[b] & 0xFFFFFFFF == _DATA else None
+            rest.append((ev[b], ev[b + 1], ev[b + 2], data))
+        self._loop._ready.appendleft(_Dispatch(self, rest))
+
+    def dispatch_saved(self, rest: List[Any]) -> None:
+        try:
+            while rest:
+                w, th, ud, data = rest.pop(0)
+                tr = _get(ud)
+                if tr is None:
+                    continue
+                kind = w & 0xFFFFFFFF
+                if kind == _DATA:
+                    tr._on_data(data)
+                elif kind == _MADE:
+                    tr._on_connection_made(th)
+                elif kind == _LOST:
+                    err = w >> 32
+                    tr._on_connection_lost(err - (1 << 32) if err >= 1 << 31 else err)
+                elif kind == _EOF:
+                    tr._on_eof()
+                elif kind == _PAUSE:
+                    tr._on_pause_writing()
+                elif kind == _RESUME:
+                    tr._on_resume_writing()
+        except BaseException:
+            if rest:
+                self._loop._ready.appendleft(_Dispatch(self, rest))
+            raise
