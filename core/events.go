@@ -60,8 +60,9 @@ const EventSize = int(unsafe.Sizeof(Event{}))
 const minQueuedRead = 4096
 
 type pendingEvent struct {
-	ev   Event
-	data []byte // EventData that did not fit in the arena (a copy)
+	ev      Event
+	data    []byte // EventData that did not fit in the arena (a copy)
+	release func() // not an event: a DeferRelease behind undelivered events
 }
 
 // EventQueue holds the memory a host gave for queued events (see Poll).
@@ -144,14 +145,29 @@ func (l *Loop) Poll(timeout float64, before func()) (int, error) {
 // should then poll without waiting).
 func (q *EventQueue) Pending() bool { return len(q.overflow) > 0 }
 
-// DeferRelease runs fn at the start of the next Poll, or at once when no
-// Poll is running.
+// DeferRelease runs fn once the host can no longer see a record that names
+// what fn releases: at the start of the next Poll when called inside one or
+// while the host dispatches the last Poll's records (a protocol replaced
+// between two Polls), else at once. While events wait in the overflow, fn
+// waits behind them: it runs at the start of the Poll after the one that
+// delivered them. A run of the loop other than Poll ends the dispatching of
+// the last Poll's records (see dispatched).
 func (q *EventQueue) DeferRelease(fn func()) {
-	if !q.open {
+	switch {
+	case len(q.overflow) > 0:
+		q.overflow = append(q.overflow, pendingEvent{release: fn})
+	case q.open || q.n > 0:
+		q.releases = append(q.releases, fn)
+	default:
 		fn()
-		return
 	}
-	q.releases = append(q.releases, fn)
+}
+
+// dispatched: the host runs the loop other than by Poll, so it is done with
+// the records of the last Poll.
+func (q *EventQueue) dispatched() {
+	q.n = 0
+	q.runReleases()
 }
 
 func (q *EventQueue) runReleases() {
@@ -166,6 +182,11 @@ func (q *EventQueue) runReleases() {
 
 // close drops what the host will never see (loop close).
 func (q *EventQueue) close() {
+	for _, p := range q.overflow {
+		if p.release != nil {
+			q.releases = append(q.releases, p.release)
+		}
+	}
 	q.overflow = nil
 	q.open = false
 	q.runReleases()
@@ -176,6 +197,10 @@ func (q *EventQueue) drainOverflow() {
 	k := 0
 	for ; k < len(q.overflow); k++ {
 		p := &q.overflow[k]
+		if p.release != nil { // the events before it are delivered now
+			q.releases = append(q.releases, p.release)
+			continue
+		}
 		if p.data == nil {
 			if q.n == len(q.events) {
 				break

@@ -260,3 +260,84 @@ func TestEventQueueDeferRelease(t *testing.T) {
 		t.Fatalf("DeferRelease outside a Poll did not run at once")
 	}
 }
+
+// A CONNECTION_LOST that did not fit in the array waits in the overflow; the
+// release deferred with it waits too, until the Poll after the one that
+// delivered it (the host reads the userdata while it dispatches).
+func TestEventQueueReleaseWaitsForOverflowedEvent(t *testing.T) {
+	h := newHarness(t)
+	q := newQHost(h, 2, minQueuedRead)
+	const n = 4
+	var trs []**Transport
+	released := map[uint64]int{}
+	for i := 0; i < n; i++ {
+		tr, _ := accepted(h, &QueuedProtocol{Fallback: newRec(h, "fb"), Userdata: uint64(i + 1)})
+		trs = append(trs, tr)
+	}
+	q.pollUntil("connections", func() bool { return len(q.made) == n && *trs[n-1] != nil })
+	for i, tr := range trs {
+		ud := uint64(i + 1)
+		(*tr).OnRelease = func(*Transport) { h.l.Events().DeferRelease(func() { released[ud]++ }) }
+	}
+	lostAt := map[uint64]int{}
+	q.onEv = func(ev Event) {
+		if released[ev.Userdata] != 0 {
+			t.Fatalf("event %d of userdata %d after its release", ev.Kind, ev.Userdata)
+		}
+		if ev.Kind == EventConnectionLost {
+			lostAt[ev.Userdata] = q.polls
+		}
+	}
+	for _, tr := range trs {
+		(*tr).Abort()
+	}
+	q.pollUntil("all lost", func() bool { return len(q.lost) == n })
+	if lostAt[n] <= lostAt[1] {
+		t.Fatalf("the CONNECTION_LOST records did not overflow (polls %v)", lostAt)
+	}
+	q.poll(0)
+	for ud := uint64(1); ud <= n; ud++ {
+		if released[ud] != 1 {
+			t.Fatalf("userdata %d released %d times", ud, released[ud])
+		}
+	}
+}
+
+// A release deferred between two Polls (the host replaced a protocol while it
+// dispatched the last Poll's records) waits for the next Poll, or for a run
+// of the loop that is not a Poll.
+func TestEventQueueReleaseBetweenPolls(t *testing.T) {
+	h := newHarness(t)
+	q := newQHost(h, 16, minQueuedRead)
+	released := 0
+	tr, peer := accepted(h, &QueuedProtocol{Fallback: newRec(h, "fb"), Userdata: 1})
+	q.pollUntil("connection_made", func() bool { return len(q.made) == 1 })
+	h.l.Events().DeferRelease(func() { released++ }) // while dispatching
+	if released != 0 {
+		t.Fatalf("released while the host dispatches the records naming it")
+	}
+	q.poll(0)
+	if released != 1 {
+		t.Fatalf("released %d times by the next Poll, want 1", released)
+	}
+	if _, err := unix.Write(peer, []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	q.pollUntil("data", func() bool { return len(q.data[1]) == 1 })
+	h.l.Events().DeferRelease(func() { released++ })
+	if released != 1 {
+		t.Fatalf("released while the host dispatches the records naming it")
+	}
+	if err := h.l.RunOnceTimeout(0); err != nil {
+		t.Fatal(err)
+	}
+	if released != 2 {
+		t.Fatalf("released %d times after a run that is not a Poll, want 2", released)
+	}
+	h.l.Events().DeferRelease(func() { released++ })
+	if released != 3 {
+		t.Fatalf("no record to dispatch: not released at once")
+	}
+	(*tr).Abort()
+	q.pollUntil("connection_lost", func() bool { return len(q.lost) == 1 })
+}

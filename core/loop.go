@@ -391,6 +391,9 @@ func (l *Loop) run(once func() bool, maxWait float64) (err error) {
 	}
 	l.threadID.Store(int64(unix.Gettid()))
 	l.enterRun()
+	if q := l.evq; q != nil && !q.open {
+		q.dispatched() // not a Poll: the last Poll's records are done with
+	}
 	defer func() {
 		l.threadID.Store(0)
 		l.running.Store(false)

@@ -518,9 +518,15 @@ typedef enum aloop_tls_verify_e {
  *    call aloop_transport_close() (or queue ALOOP_WRITE_CLOSE) unless you
  *    keep the transport half-open (asyncio's eof_received returning true).
  *  - ALOOP_EVENT_CONNECTION_LOST: the last event of a transport; `error` is
- *    0 or an ALOOP_E* code. The transport handle in it is already stale; the
- *    protocol's free_cb runs at the start of the next aloop_loop_poll(), so
- *    `userdata` is valid while you dispatch.
+ *    0 or an ALOOP_E* code. The transport handle in it is already stale, as
+ *    in that transport's records before it returned by the same poll (or
+ *    the previous one, when this record did not fit): calls on it return
+ *    ALOOP_EBADF, queued operations on it are skipped;
+ *    the protocol's free_cb runs at the start of the aloop_loop_poll() after
+ *    the one that returned this record, so `userdata` is valid while you
+ *    dispatch. Likewise a queued protocol replaced with
+ *    aloop_transport_set_protocol() while you dispatch: its free_cb runs at
+ *    the start of the next aloop_loop_poll() or aloop_loop_run*().
  *  - CONNECTION_MADE, PAUSE_WRITING, RESUME_WRITING as the callbacks.
  *
  * Nothing is dropped: a transport is not read while the arena has less than
