@@ -64,6 +64,10 @@ deps:
 	    $$sudo apt-get update -qq; \
 	    DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq python3-pytest; }; \
 	fi; \
+	if ! python3 -m auditwheel --version >/dev/null 2>&1; then \
+	  echo "deps: installing auditwheel (checks the wheel's manylinux tag)"; \
+	  python3 -m pip install -q auditwheel; \
+	fi; \
 	go mod download; \
 	echo "deps: ok ($$(go version | cut -d' ' -f3), cmake $$(cmake --version | head -1 | cut -d' ' -f3), node $$(node --version), $$(python3 --version))"
 
