@@ -52,7 +52,7 @@ def test_abi_spot_checks():
     assert b.aloop_protocol_data_received_cb._argtypes_[1] is ctypes.c_void_p
     fields = dict(b.aloop_protocol_t._fields_)
     assert fields["data_received"] is b.aloop_protocol_data_received_cb
-    assert ctypes.sizeof(b.aloop_protocol_t) == 9 * 8
+    assert ctypes.sizeof(b.aloop_protocol_t) == 10 * 8  # size, 8 callbacks, flags (padded)
     assert b.aloop_server_options_t._fields_[0] == ("size", ctypes.c_size_t)
 
 

@@ -68,6 +68,19 @@ ALOOP_TLS_VERIFY_NONE = 0
 ALOOP_TLS_VERIFY_REQUIRED = 1
 ALOOP_TLS_VERIFY_OPTIONAL = 2
 
+# aloop_event_kind_t
+ALOOP_EVENT_CONNECTION_MADE = 1
+ALOOP_EVENT_DATA = 2
+ALOOP_EVENT_EOF = 3
+ALOOP_EVENT_CONNECTION_LOST = 4
+ALOOP_EVENT_PAUSE_WRITING = 5
+ALOOP_EVENT_RESUME_WRITING = 6
+
+# aloop_write_kind_t
+ALOOP_WRITE_DATA = 0
+ALOOP_WRITE_EOF = 1
+ALOOP_WRITE_CLOSE = 2
+
 class aloop_exception_context_t(Structure):
     pass
 
@@ -99,6 +112,12 @@ class aloop_subprocess_protocol_t(Structure):
     pass
 
 class aloop_subprocess_options_t(Structure):
+    pass
+
+class aloop_event_t(Structure):
+    pass
+
+class aloop_write_op_t(Structure):
     pass
 
 
@@ -154,6 +173,7 @@ aloop_protocol_t._fields_ = [
     ('resume_writing', aloop_protocol_resume_writing_cb),
     ('get_buffer', aloop_protocol_get_buffer_cb),
     ('buffer_updated', aloop_protocol_buffer_updated_cb),
+    ('flags', c_uint),
 ]
 aloop_server_options_t._fields_ = [
     ('size', c_size_t),
@@ -244,6 +264,19 @@ aloop_subprocess_options_t._fields_ = [
     ('stderr_fd', c_int),
     ('start_new_session', c_int),
 ]
+aloop_event_t._fields_ = [
+    ('kind', c_uint32),
+    ('error', c_int32),
+    ('transport', c_void_p),
+    ('userdata', c_void_p),
+    ('offset', c_uint64),
+    ('length', c_uint64),
+]
+aloop_write_op_t._fields_ = [
+    ('transport', c_void_p),
+    ('length', c_uint32),
+    ('kind', c_uint32),
+]
 
 #: name -> (restype, argtypes, release_gil)
 SIGNATURES = {
@@ -257,6 +290,10 @@ SIGNATURES = {
     'aloop_loop_free': (c_int, [c_void_p], False),
     'aloop_loop_run': (c_int, [c_void_p, c_int], True),
     'aloop_loop_run_once': (c_int, [c_void_p, c_double], True),
+    'aloop_loop_set_event_queue': (c_int, [c_void_p, POINTER(aloop_event_t), c_size_t, c_void_p, c_size_t], False),
+    'aloop_loop_set_write_queue': (c_int, [c_void_p, POINTER(aloop_write_op_t), c_size_t, c_void_p, c_size_t], False),
+    'aloop_loop_poll': (c_int, [c_void_p, c_double, c_size_t], False),
+    'aloop_loop_flush': (c_int, [c_void_p, c_size_t], False),
     'aloop_loop_run_until_complete': (c_int, [c_void_p, c_void_p], True),
     'aloop_loop_stop': (c_int, [c_void_p], True),
     'aloop_loop_wakeup': (c_int, [c_void_p], True),
