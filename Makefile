@@ -3,6 +3,8 @@
 #   make demo    install what is missing, build, run the echo demo
 #   make test    install what is missing, build, run every test suite
 #   make build   configure and build into build/
+#   make install PREFIX=/usr/local   build, then install the library, header,
+#                CMake package and pkg-config file under PREFIX (DESTDIR works)
 #   make deps    install only the missing tools (apt-get / pip)
 #   make bench   benchmarks side by side with the peers (bench/README.md)
 #   make bench-seam  seam costs per host (docs/architecture.md)
@@ -11,17 +13,21 @@
 SHELL := /bin/bash
 BUILD_DIR ?= build
 CTEST_JOBS ?= 2
+PREFIX ?= /usr/local
 
-.PHONY: all build test demo deps clean help bench bench-seam
+.PHONY: all build test demo deps clean help bench bench-seam install
 
 all: build
 
 help:
-	@sed -n '3,10p' Makefile
+	@sed -n '3,12p' Makefile
 
 build:
 	cmake -S . -B $(BUILD_DIR) -G Ninja
 	cmake --build $(BUILD_DIR)
+
+install: build
+	cmake --install $(BUILD_DIR) --prefix $(PREFIX)
 
 test: deps build
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j$(CTEST_JOBS)
@@ -57,6 +63,10 @@ deps:
 	  python3 -m pip install -q pytest || { \
 	    $$sudo apt-get update -qq; \
 	    DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq python3-pytest; }; \
+	fi; \
+	if ! python3 -m auditwheel --version >/dev/null 2>&1; then \
+	  echo "deps: installing auditwheel (checks the wheel's manylinux tag)"; \
+	  python3 -m pip install -q auditwheel; \
 	fi; \
 	go mod download; \
 	echo "deps: ok ($$(go version | cut -d' ' -f3), cmake $$(cmake --version | head -1 | cut -d' ' -f3), node $$(node --version), $$(python3 --version))"

@@ -57,6 +57,52 @@
  *    wake-up callback with aloop_loop_set_wakeup_cb().
  *  - fork(): the Go runtime does not survive fork(). A child process must not
  *    call into the library (only exec).
+ *
+ * ---------------------------------------------------------------------------
+ * Signals: what loading the library does to the host's handlers
+ * ---------------------------------------------------------------------------
+ *  - The library contains a Go runtime, which starts when the library is
+ *    loaded (at program start when the host links it, at dlopen() otherwise).
+ *    It then installs its own handlers (sigaction with SA_ONSTACK|SA_SIGINFO)
+ *    for exactly five signals: SIGSEGV, SIGBUS and SIGFPE (a fault in the
+ *    library's Go code becomes a Go panic, which every function turns into
+ *    ALOOP_EPANIC), SIGPIPE, and SIGURG (the Go scheduler preempts
+ *    long-running goroutines with it). Every other disposition is left as it
+ *    is, including SIG_IGN (e.g. an ignored SIGINT stays ignored).
+ *  - For SIGSEGV, SIGBUS, SIGFPE and SIGPIPE it saves the handler that was
+ *    installed before and forwards to it every signal that does not come
+ *    from the library's Go code: a fault in the host's own code, SIGPIPE
+ *    from the host's own write() to a closed pipe or socket. A saved SIG_IGN
+ *    stays in effect; with SIG_DFL a fault outside Go code still kills the
+ *    process as it would without the library. The library's own writes to
+ *    sockets and pipes never raise SIGPIPE (send with MSG_NOSIGNAL, SIGPIPE
+ *    blocked around pipe writes): they fail with EPIPE.
+ *  - SIGURG is different: the runtime takes it as a preemption request and
+ *    does NOT forward it, so a SIGURG handler the host installed before
+ *    loading stops running (measured: 0 of 10 SIGURGs, sent to the process
+ *    or to the host's own thread, reach it once the library is loaded). A
+ *    host that needs SIGURG (out-of-band socket data with F_SETOWN) sets
+ *    GODEBUG=asyncpreemptoff=1 in its environment before the library loads:
+ *    the runtime then forwards SIGURG to the host's handler (measured: 10 of
+ *    10) and gives up only the asynchronous preemption of its own goroutines,
+ *    which the library does not need (its goroutines only do blocking work).
+ *  - aloop_add_signal_handler() installs a Go handler for its signal while a
+ *    handler is registered; removing the last one gives the signal back to
+ *    the handler that was there before (see aloop_remove_signal_handler).
+ *  - So a C host keeps its own handlers by installing them BEFORE the library
+ *    loads: dlopen() the library after its sigaction() calls, or, when it
+ *    links the library, install them from a constructor that runs first or
+ *    re-install them as below. A host that installs a handler for one of the
+ *    five signals AFTER loading replaces the library's: it must use
+ *    SA_ONSTACK (Go's threads run handlers on an alternate signal stack) and
+ *    should chain to the previous handler that sigaction() returned to it,
+ *    at least for faults it does not recognise as its own; a host that takes
+ *    SIGSEGV/SIGBUS/SIGFPE without chaining turns a fault inside the library
+ *    into a crash instead of ALOOP_EPANIC, and one that takes SIGURG without
+ *    chaining only loses the preemption of tight Go loops (the library still
+ *    works). tests/c/load_signals.c checks this section (CTest
+ *    c-load.signal_handlers, and c-load.sigurg_asyncpreemptoff with
+ *    GODEBUG=asyncpreemptoff=1).
  */
 #ifndef ASYNCLOOP_H
 #define ASYNCLOOP_H

@@ -12,7 +12,9 @@ import (
 	"github.com/ebitengine/purego"
 )
 
-// The version of include/asyncloop.h this binding was written against.
+// The version of include/asyncloop.h this binding was written against (the
+// header's ALOOP_VERSION_*; header_test.go keeps them equal). A library with
+// the same major and at least this minor is accepted at load.
 const (
 	VersionMajor = 0
 	VersionMinor = 1
@@ -222,27 +224,34 @@ var (
 )
 
 // Load loads libasyncloop.so once per process: from $ASYNCLOOP_LIBRARY if
-// set, else libasyncloop.so next to the executable, else "libasyncloop.so"
-// through the dynamic loader's search path. Calling it again returns the
-// first result. NewLoop calls it.
+// set, else libasyncloop.so.MAJOR or libasyncloop.so next to the executable,
+// else "libasyncloop.so.MAJOR" through the dynamic loader's search path (an
+// installed library: ldconfig's cache, /usr/lib, LD_LIBRARY_PATH). Calling it
+// again returns the first result. NewLoop calls it.
 func Load() error {
 	loadMu.Lock()
 	defer loadMu.Unlock()
 	if lib != nil || loadErr != nil {
 		return loadErr
 	}
-	path := os.Getenv(LibraryEnv)
-	if path == "" {
-		path = "libasyncloop.so"
-		if exe, err := os.Executable(); err == nil {
-			cand := filepath.Join(filepath.Dir(exe), "libasyncloop.so")
+	lib, loadErr = openLocked(libraryCandidate())
+	return loadErr
+}
+
+func libraryCandidate() string {
+	if path := os.Getenv(LibraryEnv); path != "" {
+		return path
+	}
+	soname := fmt.Sprintf("libasyncloop.so.%d", VersionMajor)
+	if exe, err := os.Executable(); err == nil {
+		for _, name := range []string{soname, "libasyncloop.so"} {
+			cand := filepath.Join(filepath.Dir(exe), name)
 			if _, err := os.Stat(cand); err == nil {
-				path = cand
+				return cand
 			}
 		}
 	}
-	lib, loadErr = openLocked(path)
-	return loadErr
+	return soname
 }
 
 // Open loads the library from path (used as given: a name without a slash
@@ -287,9 +296,11 @@ func openLocked(path string) (l *library, err error) {
 	// The first call into the library waits for its Go runtime to finish
 	// initializing (signal handlers are installed by then).
 	v := l.version()
-	if int(v>>16) != VersionMajor {
-		return nil, fmt.Errorf("asyncloop: %s has version %d.%d.%d, this binding needs major version %d",
-			path, v>>16, (v>>8)&0xff, v&0xff, VersionMajor)
+	if int(v>>16) != VersionMajor || int((v>>8)&0xff) < VersionMinor {
+		return nil, fmt.Errorf("asyncloop: %s is libasyncloop %d.%d.%d, but this binding is %d.%d.%d "+
+			"and needs libasyncloop %d.x with x >= %d (set %s to a matching library)",
+			path, v>>16, (v>>8)&0xff, v&0xff, VersionMajor, VersionMinor, VersionPatch,
+			VersionMajor, VersionMinor, LibraryEnv)
 	}
 	for _, s := range l.symbols() {
 		purego.RegisterLibFunc(s.fptr, h, s.name)

@@ -227,4 +227,6 @@ export const version: {
   readonly string: string;
   /** The path the library was loaded from. */
   readonly library: string;
+  /** The path of the N-API addon in use. */
+  readonly addon: string;
 };

@@ -24,23 +24,48 @@
 const fs = require('fs');
 const path = require('path');
 
-/** The library major version this binding is written for. */
-const BINDING_MAJOR = 0;
+/**
+ * This package's version, which is the library's: ALOOP_VERSION_* of
+ * include/asyncloop.h (tests/install/check_versions.py keeps package.json
+ * equal to it). The library must have the same major and at least this minor.
+ */
+const PACKAGE_VERSION = require('./package.json').version;
+const [BINDING_MAJOR, BINDING_MINOR] = PACKAGE_VERSION.split('.').map(Number);
 
+/**
+ * The addon, in order: $ASYNCLOOP_NODE_ADDON; build/asyncloop.node (built
+ * from the bundled sources at install, or by `npm run build`);
+ * prebuilds/<platform>-<arch>/asyncloop.node (shipped in the npm package);
+ * the checkout's CMake build, ../../build/bindings/node/asyncloop.node.
+ */
 function addonPath() {
   const env = process.env.ASYNCLOOP_NODE_ADDON;
   if (env) return path.resolve(env);
-  return path.join(__dirname, '..', '..', 'build', 'bindings', 'node', 'asyncloop.node');
+  const candidates = [
+    path.join(__dirname, 'build', 'asyncloop.node'),
+    path.join(__dirname, 'prebuilds', `${process.platform}-${process.arch}`, 'asyncloop.node'),
+    path.join(__dirname, '..', '..', 'build', 'bindings', 'node', 'asyncloop.node'),
+  ];
+  const found = candidates.find((c) => fs.existsSync(c));
+  if (found) return found;
+  throw new Error(`asyncloop: no addon for ${process.platform}-${process.arch} (looked in ` +
+                  `${candidates.join(', ')}); reinstall the package so that it builds one from ` +
+                  'its bundled sources (needs Go, cmake and a C compiler), or set ASYNCLOOP_NODE_ADDON');
 }
 
+/**
+ * The library: $ASYNCLOOP_LIBRARY; <build>/libasyncloop.so when the addon is
+ * the checkout's CMake build (<build>/bindings/node/asyncloop.node); else the
+ * bare name libasyncloop.so.MAJOR, which the addon's dlopen() looks up
+ * through its RUNPATH $ORIGIN (the library beside the addon, as the package
+ * ships and builds them) and then the system's library path.
+ */
 function libraryPath(addon) {
   const env = process.env.ASYNCLOOP_LIBRARY;
   if (env) return path.resolve(env);
-  // The build tree puts the addon in <build>/bindings/node/ and the library
-  // in <build>/.
   const built = path.join(path.dirname(addon), '..', '..', 'libasyncloop.so');
-  if (fs.existsSync(built)) return built;
-  return 'libasyncloop.so'; // the dynamic linker's search path
+  if (path.basename(path.dirname(addon)) === 'node' && fs.existsSync(built)) return built;
+  return `libasyncloop.so.${BINDING_MAJOR}`;
 }
 
 // ---------------------------------------------------------------------------
@@ -106,9 +131,10 @@ const dispatch = {
 const ADDON_PATH = addonPath();
 const native = require(ADDON_PATH);
 const lib = native.load(libraryPath(ADDON_PATH), dispatch);
-if (lib.version >> 16 !== BINDING_MAJOR) {
-  throw new Error(`asyncloop: ${lib.path} is version ${lib.versionString}; ` +
-                  `this binding needs major version ${BINDING_MAJOR}`);
+if (lib.version >> 16 !== BINDING_MAJOR || ((lib.version >> 8) & 0xff) < BINDING_MINOR) {
+  throw new Error(`asyncloop: ${lib.path} is libasyncloop ${lib.versionString}, but this package ` +
+                  `is ${PACKAGE_VERSION} and needs libasyncloop ${BINDING_MAJOR}.x with x >= ` +
+                  `${BINDING_MINOR} (set ASYNCLOOP_LIBRARY to a matching library, or reinstall)`);
 }
 
 /** The loaded library's version. */
@@ -118,6 +144,7 @@ const version = Object.freeze({
   patch: lib.version & 0xff,
   string: lib.versionString,
   library: lib.path,
+  addon: ADDON_PATH,
 });
 
 const ALOOP_ECANCELED = -125;

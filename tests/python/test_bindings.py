@@ -76,6 +76,29 @@ def test_library_loads_and_version():
     assert asyncloop.library_path() == lib.path
 
 
+def test_package_version_is_the_headers_and_the_librarys():
+    text = HEADER.read_text()
+    want = tuple(int(re.search(rf"^#define ALOOP_VERSION_{n} (\d+)", text, re.M).group(1))
+                 for n in ("MAJOR", "MINOR", "PATCH"))
+    assert asyncloop.VERSION == want
+    assert asyncloop.__version__ == "%d.%d.%d" % want
+    assert asyncloop.library_version() == asyncloop.__version__
+
+
+def test_version_check_at_load():
+    major, minor, patch = asyncloop.VERSION
+    hexv = lambda a, b_, c: (a << 16) | (b_ << 8) | c  # noqa: E731
+    b.check_version("same", hexv(major, minor, patch))
+    b.check_version("newer minor", hexv(major, minor + 1, 0))
+    b.check_version("other patch", hexv(major, minor, patch + 7))
+    with pytest.raises(ImportError, match=r"other major is libasyncloop %d\.%d\.%d, but this asyncloop "
+                       r"package is .* needs libasyncloop %d\.x" % (major + 1, minor, patch, major)):
+        b.check_version("other major", hexv(major + 1, minor, patch))
+    if minor > 0:
+        with pytest.raises(ImportError, match="older minor"):
+            b.check_version("older minor", hexv(major, minor - 1, 0))
+
+
 def test_error_names_agree_with_library():
     lib = b.load()
     for name, code in b.ERRNO_CODES.items():

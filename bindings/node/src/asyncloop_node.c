@@ -36,6 +36,7 @@
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <link.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -1162,7 +1163,14 @@ static napi_value x_load(napi_env env, napi_callback_info info) {
       return NULL; /* a Go library cannot be unloaded: keep it mapped */
     }
     lib_handle = h;
-    snprintf(lib_path, sizeof lib_path, "%s", path);
+    /* A bare name was found by the dynamic loader (first beside the addon:
+     * RUNPATH $ORIGIN): report the file it picked. */
+    struct link_map *lm = NULL;
+    if (dlinfo(h, RTLD_DI_LINKMAP, &lm) == 0 && lm != NULL && lm->l_name != NULL &&
+        lm->l_name[0] != '\0')
+      snprintf(lib_path, sizeof lib_path, "%s", lm->l_name);
+    else
+      snprintf(lib_path, sizeof lib_path, "%s", path);
   }
   pthread_mutex_unlock(&lib_mu);
 

@@ -14,7 +14,8 @@ Usage::
 The shared library is found through the environment variable
 ``ASYNCLOOP_LIBRARY``, else a ``libasyncloop.so`` inside this package, else
 ``build/libasyncloop.so`` of the source tree.  It is loaded when the first
-loop is created.
+loop is created; its version must have this package's major version and at
+least its minor version (``VERSION``), else ImportError says which is which.
 """
 
 from ._errors import Error, NotLoopThreadError, ResolveError, err_name
@@ -22,7 +23,7 @@ from ._loop import EventLoop, EventLoopPolicy, install, new_event_loop, run
 from ._subprocess import SubprocessTransport
 from ._transports import DatagramTransport, Server, Transport
 
-__version__ = "0.1.0"
+from ._version import VERSION, __version__  # the library's version (include/asyncloop.h)
 
 
 def library_version() -> str:

@@ -30,8 +30,10 @@ from typing import Any, Callable, List, Optional
 from ._abi import *  # noqa: F401,F403  (types, structs, constants)
 from ._abi import ERRNO_CODES, SIGNATURES, aloop_callback_cb, aloop_free_cb, aloop_wakeup_cb
 
+from ._version import VERSION
+
 #: The major version of the C ABI this binding was written for.
-ABI_MAJOR = 0
+ABI_MAJOR = VERSION[0]
 
 for _name, _value in ERRNO_CODES.items():
     globals()["ALOOP_" + _name] = _value
@@ -172,6 +174,18 @@ def find_library() -> str:
     )
 
 
+def check_version(path: str, version: int) -> None:
+    """The library must have this package's major version and at least its minor
+    (the ABI only grows within a major version)."""
+    got = (version >> 16, (version >> 8) & 0xFF, version & 0xFF)
+    if got[0] != VERSION[0] or got[1] < VERSION[1]:
+        raise ImportError(
+            f"asyncloop: {path} is libasyncloop {'%d.%d.%d' % got}, but this asyncloop package "
+            f"is {'%d.%d.%d' % VERSION} and needs libasyncloop {VERSION[0]}.x with x >= "
+            f"{VERSION[1]} (set ASYNCLOOP_LIBRARY to a matching library, or reinstall the package)"
+        )
+
+
 def load() -> Library:
     """Loads the library once (thread-safe) and checks its major version."""
     global _lib
@@ -184,14 +198,7 @@ def load() -> Library:
         if _lib is None:
             path = find_library()
             lib = Library(path)
-            version = lib.aloop_version()
-            major = (version >> 16) & 0xFF
-            if major != ABI_MAJOR:
-                raise ImportError(
-                    f"asyncloop: {path} has ABI version "
-                    f"{major}.{(version >> 8) & 0xFF}.{version & 0xFF}; this "
-                    f"binding needs major version {ABI_MAJOR}"
-                )
+            check_version(path, lib.aloop_version())
             _lib = lib
     assert _lib is not None
     return _lib
