@@ -83,6 +83,7 @@ IDLE_CONNECTIONS = 10_000
 PY_NET = {
     "tcp_echo_1k_c1": ("protocol", "echo", 1, 1024),
     "tcp_echo_1k_c10": ("protocol", "echo", 10, 1024),
+    "tcp_echo_1k_c100": ("protocol", "echo", 100, 1024),
     "tcp_echo_16k_c1": ("protocol", "echo", 1, 16 * 1024),
     "tcp_echo_16k_c10": ("protocol", "echo", 10, 16 * 1024),
     "tcp_echo_100k_c1": ("protocol", "echo", 1, 100 * 1024),
@@ -93,15 +94,16 @@ PY_NET = {
     "sock_echo_1k_c10": ("sock", "echo", 10, 1024),
     "udp_echo_1k": ("udp", "udp", 10, 1024),
     "bulk_64k": ("protocol", "bulk", 1, 64 * 1024),
+    "http_hello_c50": ("http", "http", 50, 1024),
 }
 PY_MICRO = ["call_soon", "call_soon_threadsafe", "call_later_cancel", "sleep0_tasks",
             "getaddrinfo_numeric", "spawn_true"]
 # The order of the report (the order).
 PY_ORDER = ["call_soon", "call_soon_threadsafe", "call_later_cancel", "sleep0_tasks",
-            "tcp_echo_1k_c1", "tcp_echo_1k_c10", "tcp_echo_16k_c1", "tcp_echo_16k_c10",
-            "tcp_echo_100k_c1", "tcp_echo_100k_c10", "streams_echo_1k_c10",
+            "tcp_echo_1k_c1", "tcp_echo_1k_c10", "tcp_echo_1k_c100", "tcp_echo_16k_c1",
+            "tcp_echo_16k_c10", "tcp_echo_100k_c1", "tcp_echo_100k_c10", "streams_echo_1k_c10",
             "tls_echo_1k_c10", "tls_echo_64k_c10", "sock_echo_1k_c10", "udp_echo_1k",
-            "bulk_64k", "getaddrinfo_numeric", "spawn_true", "idle_10k_rss"]
+            "bulk_64k", "http_hello_c50", "getaddrinfo_numeric", "spawn_true", "idle_10k_rss"]
 HOST_NET = {
     "tcp_echo_1k_c10": ("tcp", "echo", 10, 1024),
     "tcp_echo_1k_c1": ("tcp", "echo", 1, 1024),

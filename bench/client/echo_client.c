@@ -13,6 +13,10 @@
  *         Reports requests/s and the p50/p99 round-trip latency.
  *         With -t CAFILE the connections use TLS (OpenSSL, SNI "localhost",
  *         the server certificate verified against CAFILE).
+ *   http  as echo, with a fixed HTTP/1.1 keep-alive GET as the request and
+ *         the fixed response of bench/servers/py_echo_server.py's http mode
+ *         ("Hello, World!", Content-Length 13) checked byte for byte (-s is
+ *         ignored).
  *   bulk  one connection streaming -s byte chunks, at most -W chunks in
  *         flight; reports the echoed MB/s (1 MB = 10^6 bytes).
  *   udp   N connected UDP sockets, ping-pong of -s byte datagrams (a
@@ -94,6 +98,12 @@ static const char *mode;
 
 static struct sockaddr_in server_addr;
 static unsigned char *wbuf; /* the request pattern (size bytes, or 2x for bulk) */
+static const unsigned char *expect; /* echo/http: the expected response */
+static size_t expect_len;
+static const char http_request[] = "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+static const char http_response[] =
+    "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\n"
+    "Hello, World!";
 static unsigned char rbuf[RBUF_SIZE];
 static int ep = -1;
 
@@ -326,12 +336,12 @@ static void echo_readable(conn_t *c) {
     size_t n = conn_read(c);
     if (n == 0)
       return;
-    if (c->recvd + n > c->sent)
-      die("received %zu bytes more than were sent", c->recvd + n - c->sent);
-    if (c->verify && memcmp(rbuf, wbuf + c->recvd, n) != 0)
-      die("echoed data differs from what was sent (offset %zu)", c->recvd);
+    if (c->recvd + n > expect_len)
+      die("received %zu bytes more than the response", c->recvd + n - expect_len);
+    if (c->verify && memcmp(rbuf, expect + c->recvd, n) != 0)
+      die("the response differs from what was expected (offset %zu)", c->recvd);
     c->recvd += n;
-    if (c->recvd == opt_size) {
+    if (c->recvd == expect_len) {
       uint64_t t = now_ns();
       c->nreq++;
       if (t >= t_warm_end && t < t_end) {
@@ -394,11 +404,11 @@ static void run_echo(void) {
   if (secs <= 0)
     secs = 1e-9;
   qsort(samples, nsamples, sizeof *samples, cmp_u64);
-  printf("{\"mode\":\"echo\",\"conns\":%d,\"size\":%zu,\"tls\":%s,"
+  printf("{\"mode\":\"%s\",\"conns\":%d,\"size\":%zu,\"tls\":%s,"
          "\"seconds\":%.3f,\"requests\":%lld,\"req_per_s\":%.1f,"
          "\"mb_per_s\":%.2f,\"p50_us\":%.1f,\"p99_us\":%.1f,\"lost\":0,"
          "\"errors\":0}\n",
-         opt_conns, opt_size, opt_cafile ? "true" : "false", secs, measured,
+         mode, opt_conns, opt_size, opt_cafile ? "true" : "false", secs, measured,
          (double)measured / secs, (double)measured * (double)opt_size / secs / 1e6,
          percentile_us(0.50), percentile_us(0.99));
   fflush(stdout);
@@ -720,7 +730,7 @@ int main(int argc, char **argv) {
     rl.rlim_cur = rl.rlim_max;
     setrlimit(RLIMIT_NOFILE, &rl);
   }
-  wbuf = malloc(opt_size * 2);
+  wbuf = malloc((opt_size > sizeof http_request ? opt_size : sizeof http_request) * 2);
   if (!wbuf)
     die("out of memory");
   fill_pattern(wbuf, opt_size);
@@ -729,7 +739,15 @@ int main(int argc, char **argv) {
   if (ep < 0)
     die("epoll_create1: %s", strerror(errno));
 
-  if (strcmp(mode, "echo") == 0)
+  expect = wbuf;
+  expect_len = opt_size;
+  if (strcmp(mode, "http") == 0) {
+    opt_size = sizeof http_request - 1;
+    memcpy(wbuf, http_request, opt_size);
+    expect = (const unsigned char *)http_response;
+    expect_len = sizeof http_response - 1;
+  }
+  if (strcmp(mode, "echo") == 0 || strcmp(mode, "http") == 0)
     run_echo();
   else if (strcmp(mode, "bulk") == 0)
     run_bulk();

@@ -10,6 +10,9 @@ MODE:
   tls       the streams echo with ssl= (--cert/--key, signed by the local CA)
   sock      loop.sock_accept / sock_recv / sock_sendall, one task per client
   udp       DatagramProtocol echo
+  http      a minimal HTTP/1.1 keep-alive server on asyncio.Protocol (the
+            same handler code on every loop): "Hello, World!" to every
+            request (http_hello_c50)
 
 Listens on 127.0.0.1 on a free port, prints "PORT <n>" (one line) when
 ready, and runs until its standard input reaches end of file. When the loop
@@ -26,13 +29,14 @@ import threading
 from pathlib import Path
 
 IMPLS = ("asyncio", "uvloop", "rloop", "asyncloop")
-MODES = ("protocol", "streams", "tls", "sock", "udp")
+MODES = ("protocol", "streams", "tls", "sock", "udp", "http")
 FEATURES = {
     "protocol": "create_server",
     "streams": "asyncio.start_server",
     "tls": "TLS (create_server(ssl=...))",
     "sock": "sock_accept/sock_recv/sock_sendall",
     "udp": "UDP (create_datagram_endpoint)",
+    "http": "create_server",
 }
 
 
@@ -65,6 +69,43 @@ class EchoProtocol(asyncio.Protocol):
 
     def data_received(self, data):
         self.transport.write(data)
+
+    def eof_received(self):
+        return False
+
+
+HTTP_RESPONSE = (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\n"
+                 b"Hello, World!")
+
+
+class HttpHello(asyncio.Protocol):
+    """A minimal HTTP/1.1 keep-alive server: parses the request head (method,
+    target, headers), answers every request, closes on Connection: close."""
+
+    __slots__ = ("transport", "buf")
+
+    def connection_made(self, transport):
+        self.transport = transport
+        self.buf = b""
+
+    def data_received(self, data):
+        buf = self.buf + data if self.buf else data
+        while True:
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                break
+            head = buf[:end].split(b"\r\n")
+            buf = buf[end + 4:]
+            method, target, version = head[0].split(b" ", 2)
+            headers = {}
+            for line in head[1:]:
+                name, _, value = line.partition(b":")
+                headers[name.strip().lower()] = value.strip()
+            self.transport.write(HTTP_RESPONSE)
+            if headers.get(b"connection", b"").lower() == b"close":
+                self.transport.close()
+                break
+        self.buf = buf
 
     def eof_received(self):
         return False
@@ -139,8 +180,9 @@ async def serve(mode, cert, key):
     loop = asyncio.get_running_loop()
     closer = None
     accept_task = None
-    if mode == "protocol":
-        server = await loop.create_server(EchoProtocol, "127.0.0.1", 0, backlog=1024)
+    if mode in ("protocol", "http"):
+        factory = EchoProtocol if mode == "protocol" else HttpHello
+        server = await loop.create_server(factory, "127.0.0.1", 0, backlog=1024)
         port = server.sockets[0].getsockname()[1]
         closer = server
     elif mode in ("streams", "tls"):
