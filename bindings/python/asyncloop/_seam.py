@@ -91,7 +91,7 @@ class Seam:
     """The event queue and the write queue of one loop."""
 
     __slots__ = (
-        "_loop", "_lib", "_handle", "_ev_mem", "ev", "nev", "rarena",
+        "_loop", "_lib", "_handle", "_ev_mem", "ev", "nev", "rarena", "rmv",
         "_ops_mem", "ops", "wn", "woff", "wtrs", "warena", "busy", "later",
         "_arena_refs", "handle", "wcap",
     )
@@ -104,6 +104,7 @@ class Seam:
         self.ev = memoryview(self._ev_mem).cast("B").cast("Q")
         self.nev = 0
         self.rarena = mmap.mmap(-1, READ_ARENA)
+        self.rmv = memoryview(self.rarena)
         self._ops_mem = (ctypes.c_uint64 * (2 * WRITE_OPS))()
         self.ops = memoryview(self._ops_mem).cast("B").cast("Q")
         self.wn = 0
@@ -245,6 +246,7 @@ class Seam:
         self.nev = 0
         ev = self.ev
         arena = self.rarena
+        rmv = self.rmv
         i = 0
         try:
             while i < n:
@@ -256,7 +258,10 @@ class Seam:
                 kind = ev[b] & 0xFFFFFFFF
                 if kind == _DATA:
                     off = ev[b + 3]
-                    tr._on_data(arena[off:off + ev[b + 4]])
+                    end = off + ev[b + 4]
+                    # A buffered protocol copies from the arena into its
+                    # own buffer (one copy); data_received gets bytes.
+                    tr._on_data(rmv[off:end] if tr._buffered else arena[off:end])
                 elif kind == _MADE:
                     tr._on_connection_made(ev[b + 1])
                 elif kind == _LOST:

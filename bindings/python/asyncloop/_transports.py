@@ -54,7 +54,7 @@ class Transport(transports._FlowControlMixin):
     __slots__ = (
         "_protocol", "_factory", "_server", "_handle", "_key",
         "_closing", "_closed", "_eof", "_paused", "_conn_lost", "_buffered",
-        "_sock", "_names_read", "_lost_exc", "_factory_exc", "_bufref", "_pipe",
+        "_sock", "_names_read", "_lost_exc", "_factory_exc", "_pipe",
         "_owned", "_seam", "_wq", "_held",
         "__weakref__",
     )
@@ -77,7 +77,6 @@ class Transport(transports._FlowControlMixin):
         self._names_read = False
         self._lost_exc: Optional[BaseException] = None
         self._factory_exc: Optional[BaseException] = None
-        self._bufref: Any = None
         self._pipe: Any = None  # the file object of a pipe transport
         self._owned = False  # _sock is the caller's socket object (sock=)
         self._seam = loop._seam
@@ -142,7 +141,6 @@ class Transport(transports._FlowControlMixin):
         if handle is not None:
             loop._transports.pop(handle, None)
         self._handle = None
-        self._bufref = None
         pipe = self._pipe
         if pipe is not None:
             self._pipe = None
@@ -216,15 +214,17 @@ class Transport(transports._FlowControlMixin):
                 "protocol": self._protocol,
             })
 
-    def _on_data(self, data: bytes) -> None:
-        """Bytes read for the protocol (an event of the loop's poll)."""
+    def _on_data(self, data: Any) -> None:
+        """Bytes read for the protocol (an event of the loop's poll): bytes,
+        or for a buffered protocol a view of the read arena, valid during
+        this call only."""
         if self._closing:
             return  # as asyncio: nothing is delivered after close()/abort()
         if self._paused:
             # Read before pause_reading(): delivered by resume_reading().
             if self._held is None:
                 self._held = []
-            self._held.append(data)
+            self._held.append(bytes(data))  # (a view of the arena is copied)
             return
         if not self._buffered:
             try:
