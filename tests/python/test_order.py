@@ -257,3 +257,33 @@ def test_fairness_flood_does_not_starve_timers_or_others(loop):
     b1.close()
     b2.close()
     del order
+
+
+def test_keyboardinterrupt_before_io_callbacks_loses_nothing(loop):
+    """A callback ahead of the I/O callbacks of a poll raises out of the loop:
+    when the loop runs again, the data read by that poll is delivered once,
+    in order, before what arrives later."""
+    got = []
+
+    class Rec(asyncio.Protocol):
+        def data_received(self, data):
+            got.append(data)
+
+    a, peer = socket.socketpair()
+    tr, _ = loop.run_until_complete(loop.create_connection(Rec, sock=a))
+    peer.send(b"first")
+    time.sleep(0.01)
+
+    def interrupt():
+        raise KeyboardInterrupt
+
+    loop.call_soon(interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        loop.run_until_complete(asyncio.sleep(0.05))
+    peer.send(b"second")
+    time.sleep(0.01)
+    loop.run_until_complete(asyncio.sleep(0.05))
+    assert b"".join(got) == b"firstsecond"
+    tr.close()
+    loop.run_until_complete(asyncio.sleep(0.01))
+    peer.close()

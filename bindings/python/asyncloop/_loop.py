@@ -1402,7 +1402,7 @@ class EventLoop(asyncio.BaseEventLoop):
         key = _t.register(stdin)
         stdin._key = key
         out = c_void_p()
-        rc = lib.aloop_connect_write_pipe(handle, fd, _t.PROTOCOL_REF, key, _t.free_cb,
+        rc = lib.aloop_connect_write_pipe(handle, fd, _t.INLINE_PROTOCOL_REF, key, _t.free_cb,
                                           byref(out))
         if rc < 0:
             _t.objects.pop(key, None)

@@ -137,6 +137,13 @@ class Seam:
         Returns the number of event records (or a negative error)."""
         nw, nb = self.wn, self.woff
         lib = self._lib
+        if self.nev:
+            # The records of the last poll were not dispatched (a callback
+            # before them raised out of the loop): keep them, in place, before
+            # this poll reuses the memory.
+            self.handle._events = self._saved(0, self.nev)
+            self.handle = _Dispatch(self)
+            self.nev = 0
         self.busy = True
         try:
             if nowait:
@@ -280,8 +287,11 @@ class Seam:
 
     def _save(self, i: int, n: int) -> None:
         """KeyboardInterrupt/SystemExit stopped a dispatch: the records not
-        yet dispatched are copied out (the next poll reuses the memory) and
-        run first when the loop runs again."""
+        yet dispatched run first when the loop runs again."""
+        self._loop._ready.appendleft(_Dispatch(self, self._saved(i, n)))
+
+    def _saved(self, i: int, n: int) -> List[Any]:
+        """Records i..n-1, copied out of the memory the next poll reuses."""
         ev = self.ev
         rest = []
         for k in range(i, n):
@@ -289,7 +299,7 @@ class Seam:
             off = ev[b + 3]
             data = self.rarena[off:off + ev[b + 4]] if ev[b] & 0xFFFFFFFF == _DATA else None
             rest.append((ev[b], ev[b + 1], ev[b + 2], data))
-        self._loop._ready.appendleft(_Dispatch(self, rest))
+        return rest
 
     def dispatch_saved(self, rest: List[Any]) -> None:
         try:

@@ -232,6 +232,11 @@ def _make_protocol() -> _b.aloop_protocol_t:
 PROTOCOL = _make_protocol()
 PROTOCOL.flags = _b.ALOOP_PROTOCOL_QUEUED
 PROTOCOL_REF = ctypes.byref(PROTOCOL)
+#: The same callbacks, called during the poll (not queued): a subprocess's
+#: stdin pipe, whose connection_lost must keep its place among the
+#: subprocess protocol's callbacks, which are called during the poll too.
+INLINE_PROTOCOL = _make_protocol()
+INLINE_PROTOCOL_REF = ctypes.byref(INLINE_PROTOCOL)
 
 
 # ---------------------------------------------------------------------------
