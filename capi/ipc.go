@@ -1,7 +1,7 @@
 package main
 
-// The C ABI of Unix sockets, datagram endpoints and pipes (the @@NET-IPC@@
-// part of include/asyncloop.h).
+// The C ABI of Unix sockets, datagram endpoints and pipes (the "Unix
+// sockets, datagrams and pipes" section of include/asyncloop.h).
 
 /*
 #include "trampolines.h"
