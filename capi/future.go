@@ -35,19 +35,19 @@ func releaseOnFailure(fut *core.Future, release func()) {
 
 func newFutureObj(f *core.Future) *futureObj {
 	fo := &futureObj{f: f, refs: 1}
-	fo.h = reg.put(kFuture, fo)
+	fo.h = futures.put(fo)
 	return fo
 }
 
 func (fo *futureObj) unref() {
 	fo.refs--
 	if fo.refs == 0 {
-		reg.del(fo.h, kFuture)
+		futures.del(fo.h)
 	}
 }
 
 func getFuture(h C.uintptr_t) (*futureObj, C.int) {
-	return lookupT(h, kFuture, "invalid future handle", func(fo *futureObj) *core.Loop { return fo.f.Loop() })
+	return lookupT(futures, h, "invalid future handle", func(fo *futureObj) *core.Loop { return fo.f.Loop() })
 }
 
 // futureHandleIfAny is the handle for an exception context: futures in

@@ -281,7 +281,7 @@ func (l *Loop) CallSoon(fn func(), release func()) (*Handle, error) {
 	if l.closed {
 		return nil, ErrClosed
 	}
-	if err := l.checkCaller(); err != nil {
+	if err := l.CheckThread(); err != nil {
 		return nil, err
 	}
 	h := &Handle{loop: l, fn: fn, release: release, index: -1}
@@ -316,7 +316,7 @@ func (l *Loop) CallAt(when float64, fn func(), release func()) (*Handle, error) 
 	if math.IsNaN(when) {
 		return nil, ErrInvalid
 	}
-	if err := l.checkCaller(); err != nil {
+	if err := l.CheckThread(); err != nil {
 		return nil, err
 	}
 	l.seq++
