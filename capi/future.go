@@ -50,10 +50,6 @@ func getFuture(h C.uintptr_t) (*futureObj, C.int) {
 	return lookupT(futures, h, "invalid future handle", func(fo *futureObj) *core.Loop { return fo.f.Loop() })
 }
 
-// futureHandleIfAny is the handle for an exception context: futures in
-// contexts are not handed to hosts yet.
-func futureHandleIfAny(f *core.Future) uintptr { return 0 }
-
 // loopForFuture resolves the loop of an export that returns a future (on the
 // loop's thread) and checks out_future.
 func loopForFuture(loop C.uintptr_t, out *C.uintptr_t) (*loopObj, C.int) {

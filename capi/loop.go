@@ -418,7 +418,7 @@ func (lo *loopObj) setExceptionHandler(cb, ud, free C.uintptr_t) {
 	oldFree, oldUd := lo.excFree, lo.excUd
 	lo.excCb, lo.excUd, lo.excFree = cb, ud, free
 	if cb == 0 {
-		lo.l.SetExceptionHandler(nil, nil)
+		lo.l.SetExceptionHandler(nil)
 	} else {
 		lh := C.uintptr_t(lo.h)
 		lo.l.SetExceptionHandler(func(l *core.Loop, ctx *core.ExceptionContext) {
@@ -434,10 +434,10 @@ func (lo *loopObj) setExceptionHandler(cb, ud, free C.uintptr_t) {
 			C.al_call_exception_cb(cb, lh, msg, code, detail,
 				C.uintptr_t(transportHandleIfAny(ctx.Transport)),
 				C.uintptr_t(serverHandleIfAny(ctx.Server)),
-				C.uintptr_t(futureHandleIfAny(ctx.Future)),
+				0, // future: reserved, NULL (include/asyncloop.h)
 				C.uintptr_t(datagramHandleIfAny(ctx.Datagram)),
 				C.uintptr_t(subprocessHandleIfAny(ctx.Subprocess)), ud)
-		}, nil)
+		})
 	}
 	callFree(oldFree, oldUd)
 }

@@ -177,36 +177,24 @@ func (c *TLSConfig) SetALPN(protos []string) error {
 	return nil
 }
 
-// checkVersion accepts 0 (the default), tls.VersionTLS12 and VersionTLS13
-// (the values on the wire, as ALOOP_TLS_VERSION_1_2 / _1_3).
-func checkVersion(v int) (uint16, error) {
-	switch v {
-	case 0, tls.VersionTLS12, tls.VersionTLS13:
-		return uint16(v), nil
-	}
-	return 0, invalidf("unsupported TLS version %#x (TLS 1.2 or 1.3)", v)
-}
-
-// SetMinVersion sets the lowest version (0: the default, 1.2).
-func (c *TLSConfig) SetMinVersion(v int) error {
-	u, err := checkVersion(v)
-	if err == nil {
-		c.mu.Lock()
-		c.minV = u
-		c.mu.Unlock()
-	}
-	return err
-}
+// SetMinVersion sets the lowest version: 0 (the default, 1.2),
+// tls.VersionTLS12 or tls.VersionTLS13 (the values on the wire, as
+// ALOOP_TLS_VERSION_1_2 / _1_3).
+func (c *TLSConfig) SetMinVersion(v int) error { return c.setVersion(&c.minV, v) }
 
 // SetMaxVersion sets the highest version (0: the default, 1.3).
-func (c *TLSConfig) SetMaxVersion(v int) error {
-	u, err := checkVersion(v)
-	if err == nil {
-		c.mu.Lock()
-		c.maxV = u
-		c.mu.Unlock()
+func (c *TLSConfig) SetMaxVersion(v int) error { return c.setVersion(&c.maxV, v) }
+
+func (c *TLSConfig) setVersion(bound *uint16, v int) error {
+	switch v {
+	case 0, tls.VersionTLS12, tls.VersionTLS13:
+	default:
+		return invalidf("unsupported TLS version %#x (TLS 1.2 or 1.3)", v)
 	}
-	return err
+	c.mu.Lock()
+	*bound = uint16(v)
+	c.mu.Unlock()
+	return nil
 }
 
 // SetVerify sets the verification of the peer's certificate.
