@@ -36,5 +36,10 @@ for host in ("c", "python", "node", "go"):
         continue
     med = lambda k: statistics.median(r[k] for r in rows)
     print(f"| {host} | {med('call_ns'):.0f} | {med('callback_ns'):.0f} | {med('wakeup_us'):.1f} |")
+c = [json.loads(l) for l in (out / "c.jsonl").read_text().splitlines() if l.strip()]
+c = [r["call_2t_ns"] for r in c if "call_2t_ns" in r]
+if c:
+    print(f"\nC, two threads calling at once (each on its own loop): "
+          f"{statistics.median(c):.0f} ns per call")
 print(f"\n(medians of {len(rows)} runs each)")
 PY

@@ -31,6 +31,9 @@ except ImportError:  # run from a source checkout
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bindings" / "python"))
     from asyncloop import _bindings as b
 
+# A NULL free_cb (ctypes does not accept None for a CFUNCTYPE argument).
+NULL_FREE_CB = b.aloop_free_cb()
+
 
 def best_of(fn, repeat=5):
     return min(fn() for _ in range(repeat))
@@ -74,7 +77,7 @@ def main():
     def callbacks():
         counter[0] = 0
         for _ in range(n_cbs):
-            lib.aloop_call_soon(loop, on_cb, None, b.NULL_FREE_CB, None)
+            lib.aloop_call_soon(loop, on_cb, None, NULL_FREE_CB, None)
         t0 = time.perf_counter_ns()
         rc = lib.aloop_loop_run(loop, b.ALOOP_RUN_NOWAIT)
         dt = time.perf_counter_ns() - t0
@@ -103,7 +106,7 @@ def main():
                 return
             time.sleep(0.002)  # let the loop thread enter its wait
             posted_at[0] = time.perf_counter_ns()
-            lib.aloop_call_soon_threadsafe(loop, on_wake, None, b.NULL_FREE_CB, None)
+            lib.aloop_call_soon_threadsafe(loop, on_wake, None, NULL_FREE_CB, None)
 
     th = threading.Thread(target=poster, daemon=True)
     th.start()

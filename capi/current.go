@@ -33,7 +33,7 @@ func loopHandleOf(l *core.Loop) uintptr {
 		return 0
 	}
 	lo := v.(*loopObj)
-	if reg.get(lo.h, kLoop) == nil {
+	if loops.get(lo.h) == nil {
 		return 0
 	}
 	return lo.h

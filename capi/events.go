@@ -137,7 +137,7 @@ func (lo *loopObj) flush(n int) {
 	for i := 0; i < n; i++ {
 		op := &ops[i]
 		// The handle is read as an integer: it is never a Go pointer.
-		t, _ := reg.get(*(*uintptr)(unsafe.Pointer(op)), kTransport).(*core.Transport)
+		t := transports.get(*(*uintptr)(unsafe.Pointer(op)))
 		if t != nil && t.Loop() != lo.l {
 			t = nil
 		}

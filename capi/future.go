@@ -35,24 +35,20 @@ func releaseOnFailure(fut *core.Future, release func()) {
 
 func newFutureObj(f *core.Future) *futureObj {
 	fo := &futureObj{f: f, refs: 1}
-	fo.h = reg.put(kFuture, fo)
+	fo.h = futures.put(fo)
 	return fo
 }
 
 func (fo *futureObj) unref() {
 	fo.refs--
 	if fo.refs == 0 {
-		reg.del(fo.h, kFuture)
+		futures.del(fo.h)
 	}
 }
 
 func getFuture(h C.uintptr_t) (*futureObj, C.int) {
-	return lookupT(h, kFuture, "invalid future handle", func(fo *futureObj) *core.Loop { return fo.f.Loop() })
+	return lookupT(futures, h, "invalid future handle", func(fo *futureObj) *core.Loop { return fo.f.Loop() })
 }
-
-// futureHandleIfAny is the handle for an exception context: futures in
-// contexts are not handed to hosts yet.
-func futureHandleIfAny(f *core.Future) uintptr { return 0 }
 
 // loopForFuture resolves the loop of an export that returns a future (on the
 // loop's thread) and checks out_future.

@@ -1,7 +1,7 @@
 package main
 
-// The C ABI of Unix sockets, datagram endpoints and pipes (the @@NET-IPC@@
-// part of include/asyncloop.h).
+// The C ABI of Unix sockets, datagram endpoints and pipes (the "Unix
+// sockets, datagrams and pipes" section of include/asyncloop.h).
 
 /*
 #include "trampolines.h"
@@ -28,26 +28,6 @@ static inline uintptr_t al_dgproto_field(const aloop_datagram_protocol_t *p, int
 #undef F
   }
   return 0;
-}
-static inline int al_dg_opt(const aloop_datagram_options_t *o, int i, int dflt) {
-  if (!o) return dflt;
-  switch (i) {
-  case 0: return AL_HAS_FIELD(o, aloop_datagram_options_t, family) ? o->family : dflt;
-  case 1: return AL_HAS_FIELD(o, aloop_datagram_options_t, reuse_port) ? o->reuse_port : dflt;
-  case 2: return AL_HAS_FIELD(o, aloop_datagram_options_t, allow_broadcast) ? o->allow_broadcast : dflt;
-  case 3: return AL_HAS_FIELD(o, aloop_datagram_options_t, has_sock) ? o->has_sock : dflt;
-  case 4: return AL_HAS_FIELD(o, aloop_datagram_options_t, sock) ? o->sock : dflt;
-  }
-  return dflt;
-}
-static inline int al_unix_server_opt(const aloop_unix_server_options_t *o, int i, int dflt) {
-  if (!o) return dflt;
-  switch (i) {
-  case 0: return AL_HAS_FIELD(o, aloop_unix_server_options_t, backlog) ? o->backlog : dflt;
-  case 1: return AL_HAS_FIELD(o, aloop_unix_server_options_t, start_serving) ? o->start_serving : dflt;
-  case 2: return AL_HAS_FIELD(o, aloop_unix_server_options_t, cleanup_socket) ? o->cleanup_socket : dflt;
-  }
-  return dflt;
 }
 */
 import "C"
@@ -138,10 +118,11 @@ func aloop_create_unix_server(loop C.uintptr_t, path *C.char, cb, ud, free C.uin
 	}
 	inject()
 	so := &serverObj{cb: cb, hostData: hostData{ud: ud, free: free}}
+	us := orEmpty(opts)
 	uo := core.UnixServerOptions{
-		Backlog:   int(C.al_unix_server_opt(opts, 0, 100)),
-		NoStart:   C.al_unix_server_opt(opts, 1, -1) == 0,
-		NoCleanup: C.al_unix_server_opt(opts, 2, -1) == 0,
+		Backlog:   int(field(us, &us.backlog, 100)),
+		NoStart:   field(us, &us.start_serving, -1) == 0,
+		NoCleanup: field(us, &us.cleanup_socket, -1) == 0,
 		Tag:       so,
 	}
 	factory := func(t *core.Transport) error {
@@ -152,8 +133,8 @@ func aloop_create_unix_server(loop C.uintptr_t, path *C.char, cb, ud, free C.uin
 		}
 		return nil
 	}
-	if th := C.al_unix_server_tls(opts); th != 0 { // TLS (capi/tls.go)
-		topts, rc := tlsFromHandle(C.uintptr_t(th), true)
+	if th := handleField(us, unsafe.Pointer(&us.tls)); th != 0 { // TLS (capi/tls.go)
+		topts, rc := tlsFromHandle(th, true)
 		if topts == nil {
 			o.release()
 			return rc
@@ -298,10 +279,10 @@ func dobj(t *core.DatagramTransport) *datagramObj {
 	}
 	do := &datagramObj{t: t}
 	do.host = (*C.char)(C.calloc(hostBufLen, 1))
-	do.h = reg.put(kDatagram, do)
+	do.h = datagrams.put(do)
 	t.Tag = do
 	t.OnRelease = func(*core.DatagramTransport) {
-		reg.del(do.h, kDatagram)
+		datagrams.del(do.h)
 		if do.proto != nil {
 			do.proto.release()
 		}
@@ -314,14 +295,7 @@ func dobj(t *core.DatagramTransport) *datagramObj {
 func datagramHandle(t *core.DatagramTransport) uintptr { return dobj(t).h }
 
 func getDatagram(h C.uintptr_t) (*datagramObj, C.int) {
-	do, _ := reg.get(uintptr(h), kDatagram).(*datagramObj)
-	if do == nil {
-		return nil, fail(C.ALOOP_EBADF, "invalid or closed datagram handle %#x", uintptr(h))
-	}
-	if err := do.t.Loop().CheckThread(); err != nil {
-		return nil, failErr(err)
-	}
-	return do, 0
+	return lookupT(datagrams, h, "invalid or closed datagram handle", func(do *datagramObj) *core.Loop { return do.t.Loop() })
 }
 
 type cDgAdapter struct{ p *cDgProto }
@@ -407,7 +381,8 @@ func aloop_create_datagram_endpoint(loop C.uintptr_t, localHost *C.char, localPo
 		o.release()
 		return fail(C.ALOOP_EINVAL, "options.size is not set")
 	}
-	family := int(C.al_dg_opt(opts, 0, 0))
+	dg := orEmpty(opts)
+	family := int(field(dg, &dg.family, 0))
 	if family != unix.AF_UNIX {
 		for _, port := range []C.int{localPort, remotePort} {
 			if port < 0 || port > 65535 {
@@ -424,10 +399,10 @@ func aloop_create_datagram_endpoint(loop C.uintptr_t, localHost *C.char, localPo
 	inject()
 	do := core.DatagramOptions{
 		Family:         family,
-		ReusePort:      C.al_dg_opt(opts, 1, 0) > 0,
-		AllowBroadcast: C.al_dg_opt(opts, 2, 0) > 0,
-		HasSock:        C.al_dg_opt(opts, 3, 0) != 0,
-		Sock:           int(C.al_dg_opt(opts, 4, -1)),
+		ReusePort:      field(dg, &dg.reuse_port, 0) > 0,
+		AllowBroadcast: field(dg, &dg.allow_broadcast, 0) > 0,
+		HasSock:        field(dg, &dg.has_sock, 0) != 0,
+		Sock:           int(field(dg, &dg.sock, -1)),
 	}
 	if do.HasSock && (localHost != nil || remoteHost != nil) {
 		o.release()

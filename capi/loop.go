@@ -22,12 +22,12 @@ type loopObj struct {
 }
 
 func getLoop(h C.uintptr_t) (*loopObj, C.int) {
-	return lookup[loopObj](h, kLoop, "invalid loop handle")
+	return lookup(loops, h, "invalid loop handle")
 }
 
 // getLoopT is getLoop for functions that must run on the loop's thread.
 func getLoopT(h C.uintptr_t) (*loopObj, C.int) {
-	return lookupT(h, kLoop, "invalid loop handle", func(lo *loopObj) *core.Loop { return lo.l })
+	return lookupT(loops, h, "invalid loop handle", func(lo *loopObj) *core.Loop { return lo.l })
 }
 
 //export aloop_loop_new
@@ -42,7 +42,7 @@ func aloop_loop_new(out *C.uintptr_t) (rc C.int) {
 		return failErr(err)
 	}
 	lo := &loopObj{l: l}
-	lo.h = reg.put(kLoop, lo)
+	lo.h = loops.put(lo)
 	rememberLoop(lo) // capi/current.go
 	*out = C.uintptr_t(lo.h)
 	return 0
@@ -61,7 +61,7 @@ func aloop_loop_free(loop C.uintptr_t) (rc C.int) {
 		if err := lo.l.Close(); err != nil {
 			return failErr(err)
 		}
-		reg.del(lo.h, kLoop)
+		loops.del(lo.h)
 		forgetLoop(lo) // capi/current.go
 		lo.setExceptionHandler(0, 0, 0)
 		if lo.wakeFree != nil {
@@ -298,7 +298,7 @@ func (lo *loopObj) schedule(o *ownedUD, cb C.uintptr_t, out *C.uintptr_t,
 	var release func()
 	if out != nil {
 		release = func() {
-			reg.del(hh, kHandle)
+			handles.del(hh)
 			callFree(free, ud)
 		}
 	} else {
@@ -307,34 +307,22 @@ func (lo *loopObj) schedule(o *ownedUD, cb C.uintptr_t, out *C.uintptr_t,
 	// Register before scheduling so a thread-safe callback cannot run and
 	// release before the handle exists.
 	if out != nil {
-		hh = reg.put(kHandle, (*core.Handle)(nil))
+		hh = handles.put(nil)
 	}
 	o.handOff()
 	h, err := sched(fn, release)
 	if err != nil {
 		if out != nil {
-			reg.del(hh, kHandle)
+			handles.del(hh)
 		}
 		callFree(free, ud)
 		return failErr(err)
 	}
 	if out != nil {
-		reg.set(hh, kHandle, h)
+		handles.set(hh, h)
 		*out = C.uintptr_t(hh)
 	}
 	return 0
-}
-
-func (r *registry) set(h uintptr, k kind, obj any) {
-	idx := uint32(h)
-	gen := uint32(h>>32) & genMask
-	r.mu.Lock()
-	if int(idx) < len(r.slots) {
-		if s := &r.slots[idx]; s.gen == gen && s.kind == k {
-			s.obj = obj
-		}
-	}
-	r.mu.Unlock()
 }
 
 // callSoon is aloop_call_soon (get: getLoopT) and aloop_call_soon_threadsafe
@@ -396,7 +384,7 @@ func aloop_call_at(loop C.uintptr_t, when C.double, cb, ud, free C.uintptr_t, ou
 }
 
 func getHandle(h C.uintptr_t) (*core.Handle, C.int) {
-	return lookupT(h, kHandle, "invalid or finished handle", (*core.Handle).Loop)
+	return lookupT(handles, h, "invalid or finished handle", (*core.Handle).Loop)
 }
 
 //export aloop_handle_cancel
@@ -430,7 +418,7 @@ func (lo *loopObj) setExceptionHandler(cb, ud, free C.uintptr_t) {
 	oldFree, oldUd := lo.excFree, lo.excUd
 	lo.excCb, lo.excUd, lo.excFree = cb, ud, free
 	if cb == 0 {
-		lo.l.SetExceptionHandler(nil, nil)
+		lo.l.SetExceptionHandler(nil)
 	} else {
 		lh := C.uintptr_t(lo.h)
 		lo.l.SetExceptionHandler(func(l *core.Loop, ctx *core.ExceptionContext) {
@@ -446,10 +434,10 @@ func (lo *loopObj) setExceptionHandler(cb, ud, free C.uintptr_t) {
 			C.al_call_exception_cb(cb, lh, msg, code, detail,
 				C.uintptr_t(transportHandleIfAny(ctx.Transport)),
 				C.uintptr_t(serverHandleIfAny(ctx.Server)),
-				C.uintptr_t(futureHandleIfAny(ctx.Future)),
+				0, // future: reserved, NULL (include/asyncloop.h)
 				C.uintptr_t(datagramHandleIfAny(ctx.Datagram)),
 				C.uintptr_t(subprocessHandleIfAny(ctx.Subprocess)), ud)
-		}, nil)
+		})
 	}
 	callFree(oldFree, oldUd)
 }

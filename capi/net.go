@@ -148,10 +148,10 @@ func tobj(t *core.Transport) *transportObj {
 		return to
 	}
 	to := &transportObj{}
-	to.h = reg.put(kTransport, t)
+	to.h = transports.put(t)
 	t.Tag = to
 	t.OnRelease = func(*core.Transport) {
-		reg.del(to.h, kTransport)
+		transports.del(to.h)
 		if to.proto != nil {
 			releaseProto(t, to.proto)
 		}
@@ -172,7 +172,7 @@ func transportHandleIfAny(t *core.Transport) uintptr {
 }
 
 func getTransport(h C.uintptr_t) (*core.Transport, C.int) {
-	return lookupT(h, kTransport, "invalid or closed transport handle", (*core.Transport).Loop)
+	return lookupT(transports, h, "invalid or closed transport handle", (*core.Transport).Loop)
 }
 
 // ---------------------------------------------------------------------------
@@ -193,7 +193,7 @@ func serverHandle(s *core.Server) uintptr {
 	}
 	if so.h == 0 {
 		so.s = s
-		so.h = reg.put(kServer, so)
+		so.h = servers.put(so)
 	}
 	return so.h
 }
@@ -206,7 +206,7 @@ func serverHandleIfAny(s *core.Server) uintptr {
 }
 
 func getServer(h C.uintptr_t) (*serverObj, C.int) {
-	return lookupT(h, kServer, "invalid server handle", func(so *serverObj) *core.Loop { return so.s.Loop() })
+	return lookupT(servers, h, "invalid server handle", func(so *serverObj) *core.Loop { return so.s.Loop() })
 }
 
 // ---------------------------------------------------------------------------
@@ -241,32 +241,34 @@ func aloop_create_connection(loop C.uintptr_t, host *C.char, port C.int, proto *
 		return fail(C.ALOOP_EINVAL, "options.size is not set")
 	}
 	inject()
+	oc := orEmpty(opts)
 	var co core.ConnectOptions
-	if lh := C.al_connect_local_host(opts); lh != nil {
+	if lh := field(oc, &oc.local_host, nil); lh != nil {
 		co.LocalHost = C.GoString(lh)
-		co.LocalPort = int(C.al_connect_local_port(opts))
+		co.LocalPort = int(field(oc, &oc.local_port, 0))
 	}
-	co.HappyEyeballsDelay = float64(C.al_connect_he_delay(opts))
+	co.HappyEyeballsDelay = float64(field(oc, &oc.happy_eyeballs_delay, 0))
 	if math.IsNaN(co.HappyEyeballsDelay) || math.IsInf(co.HappyEyeballsDelay, 0) || co.HappyEyeballsDelay > 1e6 {
 		p.release()
 		return fail(C.ALOOP_EINVAL, "happy_eyeballs_delay must be a finite number of seconds")
 	}
-	co.Interleave = int(C.al_connect_opt(opts, 0, 0))
-	co.Family = int(C.al_connect_opt(opts, 1, 0))
-	co.Flags = int(C.al_connect_opt(opts, 2, 0))
-	co.HasSock = C.al_connect_opt(opts, 3, 0) != 0
-	co.Sock = int(C.al_connect_opt(opts, 4, -1))
-	if th := C.al_connect_tls(opts); th != 0 { // TLS (capi/tls.go)
-		topts, rc := tlsFromHandle(C.uintptr_t(th), false)
+	co.Interleave = int(field(oc, &oc.interleave, 0))
+	co.Family = int(field(oc, &oc.family, 0))
+	co.Flags = int(field(oc, &oc.flags, 0))
+	co.HasSock = field(oc, &oc.has_sock, 0) != 0
+	co.Sock = int(field(oc, &oc.sock, -1))
+	serverHostname := field(oc, &oc.server_hostname, nil)
+	if th := handleField(oc, unsafe.Pointer(&oc.tls)); th != 0 { // TLS (capi/tls.go)
+		topts, rc := tlsFromHandle(th, false)
 		if topts == nil {
 			p.release()
 			return rc
 		}
-		if sh := C.al_connect_server_hostname(opts); sh != nil {
-			topts.ServerHostname = C.GoString(sh)
+		if serverHostname != nil {
+			topts.ServerHostname = C.GoString(serverHostname)
 		}
 		co.TLS = topts
-	} else if C.al_connect_server_hostname(opts) != nil {
+	} else if serverHostname != nil {
 		p.release()
 		return fail(C.ALOOP_EINVAL, "server_hostname is only meaningful with tls")
 	}
@@ -307,18 +309,19 @@ func aloop_create_server(loop C.uintptr_t, host *C.char, port C.int, cb, ud, fre
 	inject()
 	o.handOff()
 	so := &serverObj{cb: cb, hostData: hostData{ud: ud, free: free}}
+	sv := orEmpty(opts)
 	so2 := core.ServerOptions{
-		Backlog:     int(C.al_server_opt(opts, 0, 100)),
-		NoReuseAddr: C.al_server_opt(opts, 1, -1) == 0,
-		ReusePort:   C.al_server_opt(opts, 2, 0) > 0,
-		NoStart:     C.al_server_opt(opts, 3, -1) == 0,
+		Backlog:     int(field(sv, &sv.backlog, 100)),
+		NoReuseAddr: field(sv, &sv.reuse_address, -1) == 0,
+		ReusePort:   field(sv, &sv.reuse_port, 0) > 0,
+		NoStart:     field(sv, &sv.start_serving, -1) == 0,
 		Tag:         so,
-		Family:      int(C.al_server_opt(opts, 4, 0)),
-		Flags:       int(C.al_server_opt(opts, 5, 0)),
-		HasSock:     C.al_server_opt(opts, 6, 0) != 0,
-		Sock:        int(C.al_server_opt(opts, 7, -1)),
+		Family:      int(field(sv, &sv.family, 0)),
+		Flags:       int(field(sv, &sv.flags, 0)),
+		HasSock:     field(sv, &sv.has_sock, 0) != 0,
+		Sock:        int(field(sv, &sv.sock, -1)),
 	}
-	if hl := C.al_server_hosts(opts); hl != nil {
+	if hl := field(sv, &sv.hosts, nil); hl != nil {
 		hp := unsafe.Slice((**C.char)(unsafe.Pointer(hl)), 4097)
 		for i := 0; hp[i] != nil; i++ {
 			if i == 4096 {
@@ -332,8 +335,8 @@ func aloop_create_server(loop C.uintptr_t, host *C.char, port C.int, cb, ud, fre
 			return fail(C.ALOOP_EINVAL, "hosts is empty")
 		}
 	}
-	if th := C.al_server_tls(opts); th != 0 { // TLS (capi/tls.go)
-		topts, rc := tlsFromHandle(C.uintptr_t(th), true)
+	if th := handleField(sv, unsafe.Pointer(&sv.tls)); th != 0 { // TLS (capi/tls.go)
+		topts, rc := tlsFromHandle(th, true)
 		if topts == nil {
 			so.release()
 			return rc
@@ -374,7 +377,7 @@ func aloop_server_free(server C.uintptr_t) (rc C.int) {
 	return with(server, getServer, func(so *serverObj) C.int {
 		so.s.Close()
 		so.release()
-		reg.del(so.h, kServer)
+		servers.del(so.h)
 		return 0
 	})
 }

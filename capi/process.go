@@ -45,23 +45,6 @@ static inline uintptr_t al_sp_field(const aloop_subprocess_protocol_t *p,
   }
   return 0;
 }
-static inline int al_sp_opt(const aloop_subprocess_options_t *o, int i,
-                            int dflt) {
-  if (!o) return dflt;
-  switch (i) {
-#define F(n, f) case n: return AL_HAS_FIELD(o, aloop_subprocess_options_t, f) ? o->f : dflt;
-    F(0, stdin_mode) F(1, stdout_mode) F(2, stderr_mode)
-    F(3, stdin_fd) F(4, stdout_fd) F(5, stderr_fd) F(6, start_new_session)
-#undef F
-  }
-  return dflt;
-}
-static inline const char *al_sp_cwd(const aloop_subprocess_options_t *o) {
-  return (o && AL_HAS_FIELD(o, aloop_subprocess_options_t, cwd)) ? o->cwd : NULL;
-}
-static inline char **al_sp_env(const aloop_subprocess_options_t *o) {
-  return (o && AL_HAS_FIELD(o, aloop_subprocess_options_t, env)) ? (char **)o->env : NULL;
-}
 */
 import "C"
 
@@ -96,13 +79,13 @@ type procObj struct {
 func subprocessHandle(p *core.Subprocess) uintptr {
 	po := p.Tag.(*procObj)
 	if po.h == 0 {
-		po.h = reg.put(kSubprocess, p)
+		po.h = subprocesses.put(p)
 	}
 	return po.h
 }
 
 func getSubprocess(h C.uintptr_t) (*core.Subprocess, C.int) {
-	return lookupT(h, kSubprocess, "invalid or finished subprocess handle", (*core.Subprocess).Loop)
+	return lookupT(subprocesses, h, "invalid or finished subprocess handle", (*core.Subprocess).Loop)
 }
 
 // cSubprocessProto adapts a C aloop_subprocess_protocol_t to core.
@@ -179,7 +162,8 @@ func subprocessOptions(o *C.aloop_subprocess_options_t) (core.SubprocessOptions,
 	if o != nil && o.size < C.size_t(unsafe.Sizeof(o.size)) {
 		return so, fail(C.ALOOP_EINVAL, "options.size is not set")
 	}
-	envp := C.al_sp_env(o)
+	sp := orEmpty(o)
+	envp := field(sp, &sp.env, nil)
 	if envp == nil {
 		envp = C.al_environ()
 	}
@@ -188,10 +172,16 @@ func subprocessOptions(o *C.aloop_subprocess_options_t) (core.SubprocessOptions,
 		return so, fail(C.ALOOP_EINVAL, "env has no NULL terminator within %d entries", maxStrings)
 	}
 	so.Env = env
-	so.Dir = goString(C.al_sp_cwd(o))
+	so.Dir = goString(field(sp, &sp.cwd, nil))
+	modes := [3]C.int{
+		field(sp, &sp.stdin_mode, C.ALOOP_STDIO_PIPE),
+		field(sp, &sp.stdout_mode, C.ALOOP_STDIO_PIPE),
+		field(sp, &sp.stderr_mode, C.ALOOP_STDIO_PIPE),
+	}
+	fds := [3]C.int{field(sp, &sp.stdin_fd, -1), field(sp, &sp.stdout_fd, -1), field(sp, &sp.stderr_fd, -1)}
 	stdio := [3]*core.Stdio{&so.Stdin, &so.Stdout, &so.Stderr}
 	for i, s := range stdio {
-		mode := C.al_sp_opt(o, C.int(i), C.ALOOP_STDIO_PIPE)
+		mode := modes[i]
 		switch mode {
 		case C.ALOOP_STDIO_PIPE:
 			s.Mode = core.StdioPipe
@@ -201,7 +191,7 @@ func subprocessOptions(o *C.aloop_subprocess_options_t) (core.SubprocessOptions,
 			s.Mode = core.StdioInherit
 		case C.ALOOP_STDIO_FD:
 			s.Mode = core.StdioFd
-			s.Fd = int(C.al_sp_opt(o, C.int(3+i), -1))
+			s.Fd = int(fds[i])
 			if s.Fd < 0 {
 				return so, fail(C.ALOOP_EBADF, "ALOOP_STDIO_FD with fd %d for child fd %d", s.Fd, i)
 			}
@@ -214,7 +204,7 @@ func subprocessOptions(o *C.aloop_subprocess_options_t) (core.SubprocessOptions,
 			return so, fail(C.ALOOP_EINVAL, "invalid stdio mode %d for child fd %d", int(mode), i)
 		}
 	}
-	so.StartNewSession = C.al_sp_opt(o, 6, 0) != 0
+	so.StartNewSession = field(sp, &sp.start_new_session, 0) != 0
 	return so, 0
 }
 
@@ -240,7 +230,7 @@ func spawnC(lo *loopObj, argv []string, proto *C.aloop_subprocess_protocol_t, o 
 	so.Tag = po
 	so.OnRelease = func(*core.Subprocess) {
 		if po.h != 0 {
-			reg.del(po.h, kSubprocess)
+			subprocesses.del(po.h)
 		}
 		po.release()
 	}

@@ -15,8 +15,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The sock_*, DNS and sendfile API (include/asyncloop.h, @@NET-SOCK@@), and
-// the typed result getters of their futures.
+// The sock_*, DNS and sendfile API (the "Sockets (sock_*), DNS and sendfile"
+// section of include/asyncloop.h), and the typed result getters of their
+// futures.
 
 // cBytes views C memory as a slice (nil for an empty one).
 func cBytes(p unsafe.Pointer, n C.size_t) []byte {

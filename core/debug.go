@@ -32,14 +32,6 @@ func (l *Loop) SlowCallbackDuration() float64 { return l.SlowCallback }
 // Loop returns the handle's loop.
 func (h *Handle) Loop() *Loop { return h.loop }
 
-// checkCaller is CheckThread for the scheduling functions.
-func (l *Loop) checkCaller() error {
-	if !l.debug {
-		return nil
-	}
-	return l.CheckThread()
-}
-
 func ownerKind(o any) string {
 	switch o.(type) {
 	case *Transport:

@@ -46,7 +46,7 @@ func TestDebugSlowCallbackDuration(t *testing.T) {
 		t.Fatal(err)
 	}
 	var log excLog
-	h.l.SetExceptionHandler(log.handler, nil)
+	h.l.SetExceptionHandler(log.handler)
 	slow := func() { time.Sleep(50 * time.Millisecond) }
 	// Not reported outside debug mode.
 	h.l.CallSoon(slow, nil)
@@ -71,7 +71,7 @@ func TestDebugSlowCallbackDuration(t *testing.T) {
 func TestDebugSlowIOCallback(t *testing.T) {
 	h := newHarness(t)
 	var log excLog
-	h.l.SetExceptionHandler(log.handler, nil)
+	h.l.SetExceptionHandler(log.handler)
 	h.l.SetDebug(true)
 	h.l.SetSlowCallbackDuration(0.03)
 	var srv *tlsRecorder
@@ -148,7 +148,7 @@ func TestDebugThreadCheck(t *testing.T) {
 func TestDebugUnclosedAtClose(t *testing.T) {
 	h := newHarness(t)
 	var log excLog
-	h.l.SetExceptionHandler(log.handler, nil)
+	h.l.SetExceptionHandler(log.handler)
 	var srv *tlsRecorder
 	s, port := h.serve(func() Protocol { srv = &tlsRecorder{h: h}; return srv })
 	cli := &tlsRecorder{h: h}

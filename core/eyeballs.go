@@ -72,9 +72,58 @@ type attempt struct {
 }
 
 func (l *Loop) connectAddrs(fut *Future, addrs []unix.Sockaddr, local unix.Sockaddr, proto Protocol, delay float64) {
-	c := &eyeballs{loop: l, fut: fut, addrs: addrs, local: local, proto: proto, delay: delay}
-	fut.AddDoneCallback(func(*Future) { c.stop(-1) }, nil, nil)
+	c := l.newEyeballs(fut, proto)
+	c.addrs, c.local, c.delay = addrs, local, delay
 	c.launch()
+}
+
+func (l *Loop) newEyeballs(fut *Future, proto Protocol) *eyeballs {
+	c := &eyeballs{loop: l, fut: fut, proto: proto}
+	fut.AddDoneCallback(func(*Future) { c.stop(-1) }, nil, nil)
+	return c
+}
+
+// dial makes a socket for sa, binds it to the local address if one is
+// set, and starts connecting: connected reports a connection that completed
+// at once; otherwise it is in progress (wait for it).
+func (c *eyeballs) dial(sa unix.Sockaddr) (fd int, connected bool, err error) {
+	fd, err = newStreamSocket(familyOf(sa))
+	if err != nil {
+		return -1, false, err
+	}
+	if c.local != nil {
+		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
+		if err := unix.Bind(fd, c.local); err != nil {
+			unix.Close(fd)
+			return -1, false, &OpError{Op: "bind", Addr: addrString(c.local), Err: err}
+		}
+	}
+	switch err = unix.Connect(fd, sa); err {
+	case nil:
+		return fd, true, nil
+	case unix.EINPROGRESS, unix.EINTR: // an interrupted connect goes on
+		return fd, false, nil
+	}
+	unix.Close(fd)
+	return -1, false, &OpError{Op: "connect", Addr: addrString(sa), Err: err}
+}
+
+// wait watches fd, whose connection to sa is in progress, as an attempt.
+func (c *eyeballs) wait(fd int, sa unix.Sockaddr) error {
+	l := c.loop
+	a := &attempt{c: c, fd: fd, sa: sa}
+	a.e = l.entry(fd, true)
+	a.e.owner = a
+	a.e.writer = a.onWritable
+	if err := l.update(a.e); err != nil {
+		a.e.writer = nil
+		a.e.owner = nil
+		l.forget(a.e)
+		return err
+	}
+	l.objects++
+	c.attempts = append(c.attempts, a)
+	return nil
 }
 
 // launch starts attempts until one is in progress (or connected), and arms
@@ -94,43 +143,20 @@ func (c *eyeballs) launch() {
 		if c.local != nil && familyOf(c.local) != familyOf(sa) {
 			continue
 		}
-		fd, err := newStreamSocket(familyOf(sa))
+		fd, connected, err := c.dial(sa)
 		if err != nil {
 			c.errs = append(c.errs, err)
 			continue
 		}
-		if c.local != nil {
-			unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
-			if err := unix.Bind(fd, c.local); err != nil {
-				unix.Close(fd)
-				c.errs = append(c.errs, &OpError{Op: "bind", Addr: addrString(c.local), Err: err})
-				continue
-			}
-		}
-		err = unix.Connect(fd, sa)
-		if err == nil {
+		if connected {
 			c.win(fd)
 			return
 		}
-		if err != unix.EINPROGRESS && err != unix.EINTR {
-			unix.Close(fd)
-			c.errs = append(c.errs, &OpError{Op: "connect", Addr: addrString(sa), Err: err})
-			continue
-		}
-		a := &attempt{c: c, fd: fd, sa: sa}
-		a.e = l.entry(fd, true)
-		a.e.owner = a
-		a.e.writer = a.onWritable
-		if err := l.update(a.e); err != nil {
-			a.e.writer = nil
-			a.e.owner = nil
-			l.forget(a.e)
+		if err := c.wait(fd, sa); err != nil {
 			unix.Close(fd)
 			c.errs = append(c.errs, &OpError{Op: "connect", Err: err})
 			continue
 		}
-		l.objects++
-		c.attempts = append(c.attempts, a)
 		if c.delay > 0 && len(c.addrs) > 0 {
 			c.timer, _ = l.CallLater(c.delay, func() {
 				c.timer = nil
@@ -217,15 +243,5 @@ func (l *Loop) connected(fut *Future, fd int, proto Protocol) {
 	}
 	t := l.newTransport(fd)
 	t.SetProtocol(proto)
-	l.CallSoon(func() {
-		if fut.Done() { // cancelled meanwhile: never connected for the caller
-			t.forceClose(nil)
-			return
-		}
-		t.start()
-		if t.lostScheduled && !t.started {
-			return
-		}
-		fut.SetResult(t)
-	}, nil)
+	l.startThenResolve(fut, t)
 }

@@ -116,56 +116,50 @@ func (l *Loop) checkWatchFd(fd int) (*fdEntry, error) {
 	return l.entry(fd, true), nil
 }
 
+// handler returns the fields of e's reader (write false) or writer.
+func (e *fdEntry) handler(write bool) (fn, release *func()) {
+	if write {
+		return &e.writer, &e.writerRelease
+	}
+	return &e.reader, &e.readerRelease
+}
+
 // AddReader calls fn every iteration while fd is readable (level-triggered).
 // A previous reader of fd is replaced (its release hook runs).
 func (l *Loop) AddReader(fd int, fn func(), release func()) error {
-	e, err := l.checkWatchFd(fd)
-	if err != nil {
-		return err
-	}
-	old, oldRel := e.reader, e.readerRelease
-	e.reader = func() { l.protect(nil, fn) }
-	e.readerRelease = release
-	if old == nil {
-		e.watchers++
-		l.nfds++
-	}
-	if err := l.update(e); err != nil {
-		e.reader, e.readerRelease = old, oldRel
-		if old == nil {
-			e.watchers--
-			l.nfds--
-		}
-		l.update(e)
-		return &OpError{Op: "add_reader", Err: err}
-	}
-	if oldRel != nil {
-		oldRel()
-	}
-	return nil
+	return l.addWatcher(fd, false, fn, release)
 }
 
 // AddWriter calls fn every iteration while fd is writable.
 func (l *Loop) AddWriter(fd int, fn func(), release func()) error {
+	return l.addWatcher(fd, true, fn, release)
+}
+
+func (l *Loop) addWatcher(fd int, write bool, fn func(), release func()) error {
 	e, err := l.checkWatchFd(fd)
 	if err != nil {
 		return err
 	}
-	old, oldRel := e.writer, e.writerRelease
-	e.writer = func() { l.protect(nil, fn) }
-	e.writerRelease = release
+	h, rel := e.handler(write)
+	old, oldRel := *h, *rel
+	*h = func() { l.protect(nil, fn) }
+	*rel = release
 	if old == nil {
 		e.watchers++
 		l.nfds++
 	}
 	if err := l.update(e); err != nil {
-		e.writer, e.writerRelease = old, oldRel
+		*h, *rel = old, oldRel
 		if old == nil {
 			e.watchers--
 			l.nfds--
 		}
 		l.update(e)
-		return &OpError{Op: "add_writer", Err: err}
+		op := "add_reader"
+		if write {
+			op = "add_writer"
+		}
+		return &OpError{Op: op, Err: err}
 	}
 	if oldRel != nil {
 		oldRel()
@@ -174,13 +168,22 @@ func (l *Loop) AddWriter(fd int, fn func(), release func()) error {
 }
 
 // RemoveReader removes fd's reader; it reports whether one was registered.
-func (l *Loop) RemoveReader(fd int) bool {
+func (l *Loop) RemoveReader(fd int) bool { return l.removeWatcher(fd, false) }
+
+// RemoveWriter removes fd's writer; it reports whether one was registered.
+func (l *Loop) RemoveWriter(fd int) bool { return l.removeWatcher(fd, true) }
+
+func (l *Loop) removeWatcher(fd int, write bool) bool {
 	e := l.entry(fd, false)
-	if e == nil || e.owner != nil || e.reader == nil {
+	if e == nil || e.owner != nil {
 		return false
 	}
-	rel := e.readerRelease
-	e.reader, e.readerRelease = nil, nil
+	h, rel := e.handler(write)
+	if *h == nil {
+		return false
+	}
+	release := *rel
+	*h, *rel = nil, nil
 	e.watchers--
 	l.nfds--
 	if err := l.update(e); err != nil {
@@ -190,30 +193,8 @@ func (l *Loop) RemoveReader(fd int) bool {
 			l.fds[fd] = e
 		}
 	}
-	if rel != nil {
-		rel()
-	}
-	return true
-}
-
-// RemoveWriter removes fd's writer; it reports whether one was registered.
-func (l *Loop) RemoveWriter(fd int) bool {
-	e := l.entry(fd, false)
-	if e == nil || e.owner != nil || e.writer == nil {
-		return false
-	}
-	rel := e.writerRelease
-	e.writer, e.writerRelease = nil, nil
-	e.watchers--
-	l.nfds--
-	if err := l.update(e); err != nil {
-		l.forget(e)
-		if e.watchers > 0 {
-			l.fds[fd] = e
-		}
-	}
-	if rel != nil {
-		rel()
+	if release != nil {
+		release()
 	}
 	return true
 }

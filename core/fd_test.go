@@ -250,7 +250,7 @@ func TestFdWatcherErrors(t *testing.T) {
 	var msgs []string
 	l.SetExceptionHandler(func(_ *Loop, c *ExceptionContext) {
 		msgs = append(msgs, c.Message+": "+c.Err.Error())
-	}, nil)
+	})
 	l.AddReader(r, func() { panic("reader-panic") }, nil)
 	unix.Write(w, []byte("x"))
 	l.RunOnceTimeout(1)

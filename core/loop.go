@@ -157,10 +157,9 @@ type Loop struct {
 	sigs  map[int]*sigEntry        // signal handlers (signal.go)
 	procs map[*Subprocess]struct{} // subprocesses not yet released (subprocess.go)
 
-	debug         bool
-	SlowCallback  float64
-	excHandler    ExceptionHandler
-	excHandlerKey any
+	debug        bool
+	SlowCallback float64
+	excHandler   ExceptionHandler
 
 	base float64
 	t0   time.Time
@@ -281,7 +280,7 @@ func (l *Loop) CallSoon(fn func(), release func()) (*Handle, error) {
 	if l.closed {
 		return nil, ErrClosed
 	}
-	if err := l.checkCaller(); err != nil {
+	if err := l.CheckThread(); err != nil {
 		return nil, err
 	}
 	h := &Handle{loop: l, fn: fn, release: release, index: -1}
@@ -316,7 +315,7 @@ func (l *Loop) CallAt(when float64, fn func(), release func()) (*Handle, error) 
 	if math.IsNaN(when) {
 		return nil, ErrInvalid
 	}
-	if err := l.checkCaller(); err != nil {
+	if err := l.CheckThread(); err != nil {
 		return nil, err
 	}
 	l.seq++
@@ -616,15 +615,8 @@ func (l *Loop) Close() error {
 	return l.poller.Close()
 }
 
-// SetExceptionHandler sets the handler (nil: the default). key is returned
-// by ExceptionHandlerKey (hosts use it to find their own handler back).
-func (l *Loop) SetExceptionHandler(h ExceptionHandler, key any) {
-	l.excHandler = h
-	l.excHandlerKey = key
-}
-
-// ExceptionHandlerKey returns the key given with the current handler.
-func (l *Loop) ExceptionHandlerKey() any { return l.excHandlerKey }
+// SetExceptionHandler sets the handler (nil: the default).
+func (l *Loop) SetExceptionHandler(h ExceptionHandler) { l.excHandler = h }
 
 // CallExceptionHandler calls the handler; if it panics, the default handler
 // reports both.

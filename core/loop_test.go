@@ -792,17 +792,13 @@ func TestExceptionHandler(t *testing.T) {
 	h := newHarness(t)
 	l := h.l
 	var ctxs []*ExceptionContext
-	key := new(int)
 	l.SetExceptionHandler(func(hl *Loop, ctx *ExceptionContext) {
 		h.onLoop("exception handler")
 		if hl != l {
 			t.Errorf("handler got another loop")
 		}
 		ctxs = append(ctxs, ctx)
-	}, key)
-	if l.ExceptionHandlerKey() != key {
-		t.Fatalf("ExceptionHandlerKey does not return the key")
-	}
+	})
 	var after bool
 	bad, _ := l.CallSoon(func() { panic("boom-42") }, nil)
 	l.CallSoon(func() { after = true }, nil)
@@ -827,10 +823,10 @@ func TestExceptionHandler(t *testing.T) {
 	// The default handler writes to stderr; a panicking handler falls back
 	// to it.
 	out := captureStderr(t, func() {
-		l.SetExceptionHandler(func(*Loop, *ExceptionContext) { panic("handler-broke") }, nil)
+		l.SetExceptionHandler(func(*Loop, *ExceptionContext) { panic("handler-broke") })
 		l.CallSoon(func() { panic("cb-broke") }, nil)
 		l.Run(RunNoWait)
-		l.SetExceptionHandler(nil, nil)
+		l.SetExceptionHandler(nil)
 		l.CallSoon(func() { panic("default-7") }, nil)
 		l.Run(RunNoWait)
 	})
@@ -838,9 +834,6 @@ func TestExceptionHandler(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("stderr does not mention %q:\n%s", want, out)
 		}
-	}
-	if l.ExceptionHandlerKey() != nil {
-		t.Errorf("key kept after SetExceptionHandler(nil, nil)")
 	}
 }
 
@@ -876,7 +869,7 @@ func TestDebugChecksAndSlowCallback(t *testing.T) {
 	}
 	var inside, outside error
 	var msgs []string
-	l.SetExceptionHandler(func(_ *Loop, c *ExceptionContext) { msgs = append(msgs, c.Message) }, nil)
+	l.SetExceptionHandler(func(_ *Loop, c *ExceptionContext) { msgs = append(msgs, c.Message) })
 	l.SlowCallback = 0.01
 	l.CallSoon(func() {
 		inside = l.CheckThread()

@@ -84,17 +84,7 @@ func (l *Loop) connectPipe(fd int, proto Protocol, mode pipeMode) (*Future, erro
 	t.pipeWatch = mode == pipeWrite && (kind == unix.S_IFIFO || kind == unix.S_IFSOCK)
 	t.SetProtocol(proto)
 	fut := l.NewFuture()
-	l.CallSoon(func() {
-		if fut.Done() { // cancelled meanwhile: never made for the caller
-			t.forceClose(nil)
-			return
-		}
-		t.start()
-		if t.lostScheduled && !t.started {
-			return
-		}
-		fut.SetResult(t)
-	}, nil)
+	l.startThenResolve(fut, t)
 	return fut, nil
 }
 

@@ -333,7 +333,7 @@ func TestPty(t *testing.T) {
 	// Closing the slave: the master's read fails with EIO, which ends the
 	// read transport with connection_lost(EIO) (asyncio), not logged.
 	logged := 0
-	h.l.SetExceptionHandler(func(*Loop, *ExceptionContext) { logged++ }, nil)
+	h.l.SetExceptionHandler(func(*Loop, *ExceptionContext) { logged++ })
 	wt.Close()
 	h.runUntil("both lost", 5*time.Second, func() bool { return wp.losts == 1 && rp.losts == 1 })
 	if wp.lostErr != nil || Errno(rp.lostErr) != unix.EIO || logged != 0 {

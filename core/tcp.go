@@ -134,81 +134,6 @@ func (l *Loop) adoptSock(fd, typ int) error {
 	return nil
 }
 
-// connector tries addresses one after another.
-type connector struct {
-	loop  *Loop
-	fut   *Future
-	addrs []unix.Sockaddr
-	local unix.Sockaddr
-	proto Protocol
-	errs  []error
-	fd    int
-	e     *fdEntry
-}
-
-func (c *connector) next() {
-	l := c.loop
-	for len(c.addrs) > 0 {
-		if c.fut.Done() { // cancelled
-			return
-		}
-		sa := c.addrs[0]
-		c.addrs = c.addrs[1:]
-		if c.local != nil && familyOf(c.local) != familyOf(sa) {
-			continue
-		}
-		fd, err := newStreamSocket(familyOf(sa))
-		if err != nil {
-			c.errs = append(c.errs, err)
-			continue
-		}
-		if c.local != nil {
-			unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
-			if err := unix.Bind(fd, c.local); err != nil {
-				unix.Close(fd)
-				h, p := SockaddrString(c.local)
-				c.errs = append(c.errs, &OpError{Op: "bind", Addr: h + ":" + itoa(p), Err: err})
-				continue
-			}
-		}
-		err = unix.Connect(fd, sa)
-		if err == nil {
-			c.connected(fd)
-			return
-		}
-		if err != unix.EINPROGRESS && err != unix.EINTR {
-			unix.Close(fd)
-			c.errs = append(c.errs, &OpError{Op: "connect", Addr: addrString(sa), Err: err})
-			continue
-		}
-		// Wait for the connection to complete.
-		c.fd = fd
-		c.e = l.entry(fd, true)
-		c.e.owner = c
-		l.objects++
-		target := sa
-		c.e.writer = func() { c.onWritable(target) }
-		if err := l.update(c.e); err != nil {
-			l.forget(c.e)
-			l.objects--
-			unix.Close(fd)
-			c.errs = append(c.errs, &OpError{Op: "connect", Err: err})
-			continue
-		}
-		return
-	}
-	if !c.fut.Done() {
-		c.fut.SetException(c.combinedError())
-	}
-}
-
-func (c *connector) combinedError() error {
-	if len(c.errs) == 0 {
-		return &OpError{Op: "connect", Err: unix.EHOSTUNREACH}
-	}
-	return combinedConnectError(c.errs)
-}
-
 // combinedConnectError is the error of a connection attempt over several
 // addresses (asyncio's create_connection): the only error, the common one
 // when all are alike, else one naming every attempt that keeps the errno of
@@ -232,48 +157,6 @@ func combinedConnectError(errs []error) error {
 		msgs[i] = e.Error()
 	}
 	return &OpError{Op: "connect", Addr: "multiple exceptions: " + strings.Join(msgs, ", "), Err: errors.Unwrap(errs[len(errs)-1])}
-}
-
-func (c *connector) onWritable(sa unix.Sockaddr) {
-	l := c.loop
-	fd := c.fd
-	l.forget(c.e)
-	c.e.owner = nil
-	l.objects--
-	if c.fut.Done() { // cancelled while connecting
-		unix.Close(fd)
-		return
-	}
-	soerr, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR)
-	if err == nil && soerr != 0 {
-		err = unix.Errno(soerr)
-	}
-	if err != nil {
-		unix.Close(fd)
-		c.errs = append(c.errs, &OpError{Op: "connect", Addr: addrString(sa), Err: err})
-		c.next()
-		return
-	}
-	c.connected(fd)
-}
-
-func (c *connector) connected(fd int) {
-	l := c.loop
-	setNoDelay(fd)
-	t := l.newTransport(fd)
-	t.SetProtocol(c.proto)
-	fut := c.fut
-	l.CallSoon(func() {
-		if fut.Done() { // cancelled meanwhile: never connected for the caller
-			t.forceClose(nil)
-			return
-		}
-		t.start()
-		if t.lostScheduled && !t.started {
-			return
-		}
-		fut.SetResult(t)
-	}, nil)
 }
 
 func itoa(n int) string {

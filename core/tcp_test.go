@@ -592,7 +592,7 @@ func TestPeerReset(t *testing.T) {
 	h := newHarness(t)
 	l := h.l
 	var handlerCalls int
-	l.SetExceptionHandler(func(_ *Loop, c *ExceptionContext) { handlerCalls++ }, nil)
+	l.SetExceptionHandler(func(_ *Loop, c *ExceptionContext) { handlerCalls++ })
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -740,7 +740,7 @@ func TestProtocolPanicIsFatal(t *testing.T) {
 	h := newHarness(t)
 	l := h.l
 	var ctxs []*ExceptionContext
-	l.SetExceptionHandler(func(_ *Loop, c *ExceptionContext) { ctxs = append(ctxs, c) }, nil)
+	l.SetExceptionHandler(func(_ *Loop, c *ExceptionContext) { ctxs = append(ctxs, c) })
 	var sp *recProto
 	s, port := h.serve(func() Protocol {
 		sp = newRec(h, "server")
@@ -765,7 +765,7 @@ func TestServerFactoryError(t *testing.T) {
 	h := newHarness(t)
 	l := h.l
 	var msgs []string
-	l.SetExceptionHandler(func(_ *Loop, c *ExceptionContext) { msgs = append(msgs, c.Message) }, nil)
+	l.SetExceptionHandler(func(_ *Loop, c *ExceptionContext) { msgs = append(msgs, c.Message) })
 	f, _ := l.CreateServer("127.0.0.1", 0, func(t *Transport) error { return errors.New("no thanks") }, nil)
 	v, err := h.await(f, 2*time.Second)
 	if err != nil {

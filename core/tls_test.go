@@ -320,7 +320,7 @@ func TestTLSBadCertificates(t *testing.T) {
 		var srvProtos []*tlsRecorder
 		var excs []*ExceptionContext
 		h.l.SetDebug(true) // server-side failures go to the exception handler
-		h.l.SetExceptionHandler(func(l *Loop, ctx *ExceptionContext) { excs = append(excs, ctx) }, nil)
+		h.l.SetExceptionHandler(func(l *Loop, ctx *ExceptionContext) { excs = append(excs, ctx) })
 		s, port := h.tlsServe(srvTLSOpts(c.cert), func() Protocol {
 			pr := &tlsRecorder{h: h}
 			srvProtos = append(srvProtos, pr)
@@ -353,7 +353,7 @@ func TestTLSBadCertificates(t *testing.T) {
 		}
 		s.Close()
 		h.runFor(10 * time.Millisecond)
-		h.l.SetExceptionHandler(nil, nil)
+		h.l.SetExceptionHandler(nil)
 		h.l.SetDebug(false)
 	}
 	// Verification off accepts the self-signed certificate.
@@ -624,10 +624,10 @@ func TestTLSMutualAuth(t *testing.T) {
 		// TLS 1.3: the client may finish first; the server's alert follows
 		// (reported through the exception handler in debug mode only).
 		var excs []*ExceptionContext
-		h.l.SetExceptionHandler(func(l *Loop, ctx *ExceptionContext) { excs = append(excs, ctx) }, nil)
+		h.l.SetExceptionHandler(func(l *Loop, ctx *ExceptionContext) { excs = append(excs, ctx) })
 		v.(*Transport).Write([]byte("x"))
 		h.runUntil("rejected", 5*time.Second, func() bool { return cli.lost == 1 })
-		h.l.SetExceptionHandler(nil, nil)
+		h.l.SetExceptionHandler(nil)
 		if len(excs) != 0 {
 			t.Fatalf("exception handler called outside debug mode: %v", excs[0].Err)
 		}

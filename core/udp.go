@@ -342,17 +342,7 @@ func (l *Loop) startDatagram(fut *Future, proto DatagramProtocol, fd, fam int, r
 	e.owner = t
 	t.e = e
 	l.objects++
-	l.CallSoon(func() {
-		if fut.Done() { // cancelled meanwhile: never made for the caller
-			t.forceClose(nil)
-			return
-		}
-		t.start()
-		if t.lostScheduled && !t.started {
-			return
-		}
-		fut.SetResult(t)
-	}, nil)
+	l.startThenResolve(fut, t)
 }
 
 // Loop returns the transport's loop.

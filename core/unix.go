@@ -150,21 +150,12 @@ func (l *Loop) CreateUnixConnection(path string, proto Protocol) (*Future, error
 			break
 		}
 	}
-	c := &connector{loop: l, fut: fut, proto: proto}
 	switch err {
 	case nil:
-		c.connected(fd)
+		l.connected(fut, fd, proto)
 	case unix.EINPROGRESS:
 		// Not done by Linux for AF_UNIX, but allowed by POSIX.
-		c.fd = fd
-		c.e = l.entry(fd, true)
-		c.e.owner = c
-		l.objects++
-		c.e.writer = func() { c.onWritable(sa) }
-		if err := l.update(c.e); err != nil {
-			l.forget(c.e)
-			c.e.owner = nil
-			l.objects--
+		if err := l.newEyeballs(fut, proto).wait(fd, sa); err != nil {
 			unix.Close(fd)
 			fut.SetException(&OpError{Op: "connect", Addr: strconv.Quote(path), Err: err})
 		}
@@ -256,12 +247,7 @@ func (l *Loop) ConnectAcceptedSocket(fd int, proto Protocol) (*Future, error) {
 	if err := unix.SetNonblock(fd, true); err != nil {
 		return nil, &OpError{Op: "connect_accepted_socket", Err: err}
 	}
-	dom, _ := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_DOMAIN)
-	if dom == unix.AF_INET || dom == unix.AF_INET6 {
-		setNoDelay(fd)
-	}
 	fut := l.NewFuture()
-	c := &connector{loop: l, fut: fut, proto: proto}
-	c.connected(fd)
+	l.connected(fut, fd, proto) // TCP_NODELAY for TCP
 	return fut, nil
 }

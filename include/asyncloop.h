@@ -25,8 +25,8 @@
  *    Pointers handed to a callback are valid only during that callback.
  *    Memory the library hands out is released only with the library's own
  *    functions. Registering a callback takes (cb, userdata, free_cb); free_cb
- *    (may be NULL) is called exactly once, on the loop thread, when the
- *    library drops userdata.
+ *    (may be NULL) is called exactly once when the library drops userdata:
+ *    on the loop thread, or inside the call when that call fails.
  *  - The library is for 64-bit platforms (handles are 64-bit values).
  *
  * ---------------------------------------------------------------------------
@@ -41,13 +41,21 @@
  *    inside aloop_transport_write(), _writev() and
  *    _set_write_buffer_limits(), and a datagram protocol's error_received
  *    inside aloop_datagram_sendto().
- *  - Functions marked THREAD-SAFE may be called from any thread at any time:
- *    aloop_call_soon_threadsafe, aloop_loop_stop, aloop_loop_wakeup, and the
- *    version / error-string functions. Every other function that takes a loop
- *    or an object of a loop must be called from the thread that runs (or
- *    will run) that loop; in debug mode a call from another thread while the
- *    loop runs fails with ALOOP_ENOTLOOPTHREAD (as asyncio, the check is made
- *    only while the loop runs).
+ *  - May be called from any thread at any time: the functions marked
+ *    THREAD-SAFE (aloop_call_soon_threadsafe, aloop_loop_stop,
+ *    aloop_loop_wakeup, aloop_version, aloop_version_string, aloop_strerror,
+ *    aloop_err_name); those about the calling thread (aloop_last_error,
+ *    aloop_get_running_loop, aloop_get_event_loop, aloop_set_event_loop);
+ *    and those that take no loop or object of a loop (aloop_loop_new,
+ *    aloop_tls_config_*, aloop_buffer_free, aloop_addrinfo_free). Every
+ *    other function must be called from the thread that runs (or will run)
+ *    the loop of its loop or object. In debug mode a call from another
+ *    thread while the loop runs fails with ALOOP_ENOTLOOPTHREAD (as asyncio,
+ *    the check is made only while the loop runs), except for these, which
+ *    are not checked: aloop_loop_run, aloop_loop_run_once, aloop_loop_poll,
+ *    aloop_loop_run_until_complete (ALOOP_EBUSY while the loop runs),
+ *    aloop_loop_is_running, aloop_loop_is_closed, aloop_loop_time,
+ *    aloop_loop_set_debug, aloop_loop_get_debug and aloop_loop_backend_fd.
  *  - Socket I/O runs on the loop thread itself (an epoll reactor); the
  *    library's own threads never call into the host.
  *  - Embedding in a host that has its own event loop: watch
@@ -228,7 +236,8 @@ typedef struct aloop_exception_context_s {
   const char *error_detail; /* detailed error text, or NULL */
   aloop_transport_t *transport; /* the transport involved, or NULL */
   aloop_server_t *server;       /* the server involved, or NULL */
-  aloop_future_t *future;       /* the future involved, or NULL */
+  aloop_future_t *future;       /* reserved (asyncio's 'future' key): NULL
+                                   in this version */
   /* Since 0.1: check `size` before reading the fields below. */
   struct aloop_datagram_s *datagram;     /* the datagram endpoint, or NULL */
   struct aloop_subprocess_s *subprocess; /* the subprocess, or NULL */
@@ -346,8 +355,9 @@ typedef struct aloop_connect_options_s {
                                   (SNI); NULL: the config's, else host */
 } aloop_connect_options_t;
 
-/* Types of the Unix-socket, datagram and pipe API. */
-/* @@NET-IPC-TYPES@@ */
+/* ------------------------------------------------------------------------ */
+/* Types of the Unix-socket, datagram and pipe API                           */
+/* ------------------------------------------------------------------------ */
 
 /* A datagram transport (asyncio's DatagramTransport): an opaque handle, valid
  * from the endpoint's future until its connection_lost callback returns. */
@@ -416,8 +426,9 @@ typedef struct aloop_unix_server_options_s {
                               config), or NULL (see "TLS" below) */
 } aloop_unix_server_options_t;
 
-/* Types of the sock_*, DNS and sendfile API. */
-/* @@NET-SOCK-TYPES@@ */
+/* ------------------------------------------------------------------------ */
+/* Types of the sock_*, DNS and sendfile API                                 */
+/* ------------------------------------------------------------------------ */
 
 /* One buffer of aloop_transport_writev (the layout of POSIX struct iovec). */
 typedef struct aloop_iovec_s {
@@ -648,8 +659,10 @@ int aloop_loop_new(aloop_loop_t **out_loop);
 /* Closes the loop: drops pending callbacks (their free_cb run) and makes
  * further scheduling fail with ALOOP_ECLOSED. Idempotent (closing a closed
  * loop returns 0). Returns ALOOP_EBUSY while the loop runs or while it has
- * live transports, servers or fd watchers. The handle stays valid (for
- * aloop_loop_is_closed) until aloop_loop_free(). */
+ * live transports, servers, datagram endpoints, subprocesses, fd watchers
+ * or pending operations (sock_* operations, name lookups, sendfiles,
+ * executor jobs). The handle stays valid (for aloop_loop_is_closed) until
+ * aloop_loop_free(). */
 int aloop_loop_close(aloop_loop_t *loop);
 /* Closes the loop (as aloop_loop_close) and releases its handle. */
 int aloop_loop_free(aloop_loop_t *loop);
@@ -843,10 +856,12 @@ int aloop_remove_writer(aloop_loop_t *loop, int fd);
 
 /* Connects to host:port (asyncio's create_connection) with the given
  * protocol. host NULL means the loopback addresses; every resolved address
- * is tried (Happy Eyeballs); when several fail, the error message names every
- * attempt and the code is the last attempt's. The future resolves to the transport after connection_made has
- * run, or fails with the connection error (then no protocol callback runs,
- * and free_cb runs). The future is returned in *out_future. */
+ * is tried, one after another, or with Happy Eyeballs when
+ * options->happy_eyeballs_delay > 0; when several fail, the error message
+ * names every attempt and the code is the last attempt's. The future
+ * resolves to the transport after connection_made has run, or fails with
+ * the connection error (then no protocol callback runs, and free_cb runs).
+ * The future is returned in *out_future. */
 int aloop_create_connection(aloop_loop_t *loop, const char *host, int port,
                             const aloop_protocol_t *protocol, void *userdata,
                             aloop_free_cb free_cb,
@@ -936,7 +951,6 @@ int aloop_transport_get_sockname(aloop_transport_t *transport, char *host,
 /* ------------------------------------------------------------------------ */
 /* Unix sockets, datagrams and pipes                                         */
 /* ------------------------------------------------------------------------ */
-/* @@NET-IPC@@ */
 
 /* Unix socket paths: a path that starts with '@' names a socket in Linux's
  * abstract namespace (Python's leading '\0'; no file is created); any other
@@ -1066,7 +1080,6 @@ int aloop_connect_write_pipe(aloop_loop_t *loop, int fd,
 /* ------------------------------------------------------------------------ */
 /* Sockets (sock_*), DNS and sendfile                                        */
 /* ------------------------------------------------------------------------ */
-/* @@NET-SOCK@@ */
 
 /* Socket operations (asyncio's loop.sock_*) on a caller-owned, non-blocking
  * socket fd. Each returns a future in *out_future (the caller frees it with

@@ -5,7 +5,7 @@ import (
 	"syscall"
 )
 
-//go:generate go run gen_errors.go
+//go:generate python3 ../../tools/gen_abi.py
 
 // Error is a failure reported by the library: Code is a negative ALOOP_E*
 // code, Name its name ("ALOOP_ECONNREFUSED"), Message the most detailed

@@ -121,7 +121,7 @@ func (f *Future) SetException(err error) error {
 	}
 	code := int32(codeOf(err))
 	msg := err.Error()
-	_, e := f.call(func(h uintptr) int32 { return lib.futureSetException(h, code, msg) })
+	_, e := f.call(func(h uintptr) int32 { return lib.futureSetException(h, code, cString(msg)) })
 	if e == nil {
 		f.goErr = err
 	}

@@ -12,15 +12,6 @@ import (
 	"github.com/ebitengine/purego"
 )
 
-// The version of include/asyncloop.h this binding was written against (the
-// header's ALOOP_VERSION_*; header_test.go keeps them equal). A library with
-// the same major and at least this minor is accepted at load.
-const (
-	VersionMajor = 0
-	VersionMinor = 1
-	VersionPatch = 0
-)
-
 // LibraryEnv is the environment variable naming libasyncloop.so (absolute
 // path); every binding honours it first.
 const LibraryEnv = "ASYNCLOOP_LIBRARY"
@@ -36,185 +27,13 @@ type library struct {
 	sigurg    string
 	sigurgErr error
 
-	version       func() uint32
-	versionString func() string
-	strerror      func(code int32) string
-	errName       func(code int32) string
-	lastError     func(buf unsafe.Pointer, n uintptr) int32
-
-	loopNew              func(out *uintptr) int32
-	loopClose            func(loop uintptr) int32
-	loopFree             func(loop uintptr) int32
-	loopRun              func(loop uintptr, mode int32) int32
-	loopRunOnce          func(loop uintptr, timeout float64) int32
-	loopRunUntilComplete func(loop, fut uintptr) int32
-	loopStop             func(loop uintptr) int32
-	loopWakeup           func(loop uintptr) int32
-	loopIsRunning        func(loop uintptr) int32
-	loopIsClosed         func(loop uintptr) int32
-	loopAlive            func(loop uintptr) int32
-	loopTime             func(loop uintptr, out *float64) int32
-	loopSetDebug         func(loop uintptr, enabled int32) int32
-	loopGetDebug         func(loop uintptr) int32
-	loopBackendFd        func(loop uintptr) int32
-	loopBackendTimeout   func(loop uintptr, outMs *int32) int32
-	loopSetWakeupCb      func(loop, cb, ud, free uintptr) int32
-
-	callSoon           func(loop, cb, ud, free uintptr, out *uintptr) int32
-	callSoonThreadsafe func(loop, cb, ud, free uintptr, out *uintptr) int32
-	callLater          func(loop uintptr, delay float64, cb, ud, free uintptr, out *uintptr) int32
-	callAt             func(loop uintptr, when float64, cb, ud, free uintptr, out *uintptr) int32
-	handleCancel       func(h uintptr) int32
-	handleWhen         func(h uintptr, out *float64) int32
-
-	futureNew                func(loop uintptr, out *uintptr) int32
-	futureFree               func(f uintptr) int32
-	futureDone               func(f uintptr) int32
-	futureCancelled          func(f uintptr) int32
-	futureCancel             func(f uintptr) int32
-	futureSetResult          func(f, result uintptr) int32
-	futureSetException       func(f uintptr, code int32, msg string) int32
-	futureResult             func(f uintptr, out *uintptr) int32
-	futureResultTransport    func(f uintptr, out *uintptr) int32
-	futureResultServer       func(f uintptr, out *uintptr) int32
-	futureException          func(f uintptr) int32
-	futureErrorMessage       func(f uintptr, buf unsafe.Pointer, n uintptr) int32
-	futureAddDoneCallback    func(f, cb, ud, free uintptr) int32
-	futureRemoveDoneCallback func(f, cb, ud uintptr) int32
-
-	loopSetExceptionHandler     func(loop, cb, ud, free uintptr) int32
-	loopGetExceptionHandler     func(loop uintptr, cb, ud *uintptr) int32
-	loopCallExceptionHandler    func(loop uintptr, msg string, code int32) int32
-	loopDefaultExceptionHandler func(loop uintptr, ctx unsafe.Pointer) int32
-
-	addReader    func(loop uintptr, fd int32, cb, ud, free uintptr) int32
-	addWriter    func(loop uintptr, fd int32, cb, ud, free uintptr) int32
-	removeReader func(loop uintptr, fd int32) int32
-	removeWriter func(loop uintptr, fd int32) int32
-
-	createConnection func(loop uintptr, host string, port int32, proto unsafe.Pointer, ud, free uintptr, opts unsafe.Pointer, out *uintptr) int32
-	createServer     func(loop uintptr, host string, port int32, cb, ud, free uintptr, opts unsafe.Pointer, out *uintptr) int32
-
-	serverClose        func(s uintptr) int32
-	serverFree         func(s uintptr) int32
-	serverStartServing func(s uintptr) int32
-	serverIsServing    func(s uintptr) int32
-	serverWaitClosed   func(s uintptr, out *uintptr) int32
-	serverSocketCount  func(s uintptr) int32
-	serverSocketFd     func(s uintptr, index int32) int32
-	serverSockname     func(s uintptr, index int32, host unsafe.Pointer, hostlen uintptr, port *int32) int32
-
-	transportSetProtocol          func(t uintptr, proto unsafe.Pointer, ud, free uintptr) int32
-	transportGetProtocol          func(t uintptr, out *uintptr) int32
-	transportWrite                func(t uintptr, data unsafe.Pointer, n uintptr) int32
-	transportClose                func(t uintptr) int32
-	transportAbort                func(t uintptr) int32
-	transportWriteEOF             func(t uintptr) int32
-	transportCanWriteEOF          func(t uintptr) int32
-	transportIsClosing            func(t uintptr) int32
-	transportPauseReading         func(t uintptr) int32
-	transportResumeReading        func(t uintptr) int32
-	transportIsReading            func(t uintptr) int32
-	transportGetWriteBufferSize   func(t uintptr, out *uintptr) int32
-	transportSetWriteBufferLimits func(t uintptr, high, low uintptr) int32
-	transportGetWriteBufferLimits func(t uintptr, high, low *uintptr) int32
-	transportGetFd                func(t uintptr) int32
-	transportGetPeername          func(t uintptr, host unsafe.Pointer, hostlen uintptr, port *int32) int32
-	transportGetSockname          func(t uintptr, host unsafe.Pointer, hostlen uintptr, port *int32) int32
+	// One Go function per function of the header (zabi.go, generated by
+	// tools/gen_abi.py).
+	abi
 
 	// Raw entry points for the few hot paths that skip purego's reflection
 	// (see raw.go).
 	rawCallSoon, rawCallSoonThreadsafe, rawTransportWrite, rawLoopTime uintptr
-}
-
-// symbols lists every function of include/asyncloop.h with the field that
-// binds it (header_test.go checks the list against the header).
-func (l *library) symbols() []struct {
-	name string
-	fptr any
-} {
-	return []struct {
-		name string
-		fptr any
-	}{
-		{"aloop_version", &l.version},
-		{"aloop_version_string", &l.versionString},
-		{"aloop_strerror", &l.strerror},
-		{"aloop_err_name", &l.errName},
-		{"aloop_last_error", &l.lastError},
-		{"aloop_loop_new", &l.loopNew},
-		{"aloop_loop_close", &l.loopClose},
-		{"aloop_loop_free", &l.loopFree},
-		{"aloop_loop_run", &l.loopRun},
-		{"aloop_loop_run_once", &l.loopRunOnce},
-		{"aloop_loop_run_until_complete", &l.loopRunUntilComplete},
-		{"aloop_loop_stop", &l.loopStop},
-		{"aloop_loop_wakeup", &l.loopWakeup},
-		{"aloop_loop_is_running", &l.loopIsRunning},
-		{"aloop_loop_is_closed", &l.loopIsClosed},
-		{"aloop_loop_alive", &l.loopAlive},
-		{"aloop_loop_time", &l.loopTime},
-		{"aloop_loop_set_debug", &l.loopSetDebug},
-		{"aloop_loop_get_debug", &l.loopGetDebug},
-		{"aloop_loop_backend_fd", &l.loopBackendFd},
-		{"aloop_loop_backend_timeout", &l.loopBackendTimeout},
-		{"aloop_loop_set_wakeup_cb", &l.loopSetWakeupCb},
-		{"aloop_call_soon", &l.callSoon},
-		{"aloop_call_soon_threadsafe", &l.callSoonThreadsafe},
-		{"aloop_call_later", &l.callLater},
-		{"aloop_call_at", &l.callAt},
-		{"aloop_handle_cancel", &l.handleCancel},
-		{"aloop_handle_when", &l.handleWhen},
-		{"aloop_future_new", &l.futureNew},
-		{"aloop_future_free", &l.futureFree},
-		{"aloop_future_done", &l.futureDone},
-		{"aloop_future_cancelled", &l.futureCancelled},
-		{"aloop_future_cancel", &l.futureCancel},
-		{"aloop_future_set_result", &l.futureSetResult},
-		{"aloop_future_set_exception", &l.futureSetException},
-		{"aloop_future_result", &l.futureResult},
-		{"aloop_future_result_transport", &l.futureResultTransport},
-		{"aloop_future_result_server", &l.futureResultServer},
-		{"aloop_future_exception", &l.futureException},
-		{"aloop_future_error_message", &l.futureErrorMessage},
-		{"aloop_future_add_done_callback", &l.futureAddDoneCallback},
-		{"aloop_future_remove_done_callback", &l.futureRemoveDoneCallback},
-		{"aloop_loop_set_exception_handler", &l.loopSetExceptionHandler},
-		{"aloop_loop_get_exception_handler", &l.loopGetExceptionHandler},
-		{"aloop_loop_call_exception_handler", &l.loopCallExceptionHandler},
-		{"aloop_loop_default_exception_handler", &l.loopDefaultExceptionHandler},
-		{"aloop_add_reader", &l.addReader},
-		{"aloop_add_writer", &l.addWriter},
-		{"aloop_remove_reader", &l.removeReader},
-		{"aloop_remove_writer", &l.removeWriter},
-		{"aloop_create_connection", &l.createConnection},
-		{"aloop_create_server", &l.createServer},
-		{"aloop_server_close", &l.serverClose},
-		{"aloop_server_free", &l.serverFree},
-		{"aloop_server_start_serving", &l.serverStartServing},
-		{"aloop_server_is_serving", &l.serverIsServing},
-		{"aloop_server_wait_closed", &l.serverWaitClosed},
-		{"aloop_server_socket_count", &l.serverSocketCount},
-		{"aloop_server_socket_fd", &l.serverSocketFd},
-		{"aloop_server_sockname", &l.serverSockname},
-		{"aloop_transport_set_protocol", &l.transportSetProtocol},
-		{"aloop_transport_get_protocol", &l.transportGetProtocol},
-		{"aloop_transport_write", &l.transportWrite},
-		{"aloop_transport_close", &l.transportClose},
-		{"aloop_transport_abort", &l.transportAbort},
-		{"aloop_transport_write_eof", &l.transportWriteEOF},
-		{"aloop_transport_can_write_eof", &l.transportCanWriteEOF},
-		{"aloop_transport_is_closing", &l.transportIsClosing},
-		{"aloop_transport_pause_reading", &l.transportPauseReading},
-		{"aloop_transport_resume_reading", &l.transportResumeReading},
-		{"aloop_transport_is_reading", &l.transportIsReading},
-		{"aloop_transport_get_write_buffer_size", &l.transportGetWriteBufferSize},
-		{"aloop_transport_set_write_buffer_limits", &l.transportSetWriteBufferLimits},
-		{"aloop_transport_get_write_buffer_limits", &l.transportGetWriteBufferLimits},
-		{"aloop_transport_get_fd", &l.transportGetFd},
-		{"aloop_transport_get_peername", &l.transportGetPeername},
-		{"aloop_transport_get_sockname", &l.transportGetSockname},
-	}
 }
 
 var (
@@ -386,3 +205,11 @@ func (l *library) lastErrorText() string {
 func errInvalid(msg string) error { return newError(EINVAL, msg) }
 
 func anyString(v any) string { return fmt.Sprint(v) }
+
+// cString returns s as a NUL-terminated C string in Go memory (valid while
+// the caller holds the pointer, i.e. for the call it is passed to).
+func cString(s string) *byte {
+	b := make([]byte, len(s)+1)
+	copy(b, s)
+	return &b[0]
+}

@@ -486,7 +486,7 @@ func (l *Loop) SetExceptionHandler(f func(*Loop, *ExceptionContext)) error {
 // message and err (an *Error, a syscall.Errno, or nil).
 func (l *Loop) CallExceptionHandler(message string, err error) error {
 	code := int32(codeOf(err))
-	_, e := l.call(func(h uintptr) int32 { return lib.loopCallExceptionHandler(h, message, code) })
+	_, e := l.call(func(h uintptr) int32 { return lib.loopCallExceptionHandler(h, cString(message), code) })
 	return e
 }
 

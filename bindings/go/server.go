@@ -91,7 +91,7 @@ func (l *Loop) CreateServer(host string, port int, factory func() Protocol, opts
 	f := &Future{loop: l, server: s}
 	key := reg.add(s)
 	runtime.LockOSThread()
-	err := lib.errorOf(lib.createServer(l.handle(), host, int32(port), cb.connection, key, cb.free, unsafe.Pointer(&o), &f.h))
+	err := lib.errorOf(lib.createServer(l.handle(), cString(host), int32(port), cb.connection, key, cb.free, unsafe.Pointer(&o), &f.h))
 	runtime.UnlockOSThread()
 	if err != nil {
 		return nil, err
@@ -128,7 +128,7 @@ func (l *Loop) CreateConnection(host string, port int, p Protocol, opts ...Conne
 	f := &Future{loop: l, transport: c.transport}
 	key := reg.add(c)
 	runtime.LockOSThread()
-	err := lib.errorOf(lib.createConnection(l.handle(), host, int32(port), unsafe.Pointer(c.cproto()), key, cb.free, optp, &f.h))
+	err := lib.errorOf(lib.createConnection(l.handle(), cString(host), int32(port), unsafe.Pointer(c.cproto()), key, cb.free, optp, &f.h))
 	runtime.UnlockOSThread()
 	runtime.KeepAlive(localHost)
 	if err != nil {

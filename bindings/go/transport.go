@@ -109,13 +109,13 @@ func (t *Transport) WriteEOF() error {
 	if lib == nil {
 		return ErrBadHandle
 	}
-	_, err := t.call(lib.transportWriteEOF)
+	_, err := t.call(lib.transportWriteEof)
 	return err
 }
 
 // CanWriteEOF reports whether WriteEOF is supported.
 func (t *Transport) CanWriteEOF() bool {
-	return lib != nil && t.boolCall(lib.transportCanWriteEOF)
+	return lib != nil && t.boolCall(lib.transportCanWriteEof)
 }
 
 // IsClosing reports whether the transport is closing or closed.

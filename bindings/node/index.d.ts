@@ -218,6 +218,9 @@ export function newEventLoop(): Loop;
 export function errName(code: number): string;
 /** The static description of an ALOOP_E* code. */
 export function strerror(code: number): string;
+/** Every ALOOP_E* code by name (codes.ALOOP_ECONNREFUSED === -111), to
+ * compare with an Error's .errno. */
+export const codes: Readonly<Record<string, number>>;
 
 /** The loaded library. */
 export const version: {

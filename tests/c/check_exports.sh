@@ -2,13 +2,14 @@
 # check_exports.sh LIBRARY HEADER
 # Asserts that the aloop_* symbols libasyncloop.so exports (nm -D --defined-only)
 # are exactly the functions include/asyncloop.h declares: nothing missing,
-# nothing extra. The header is preprocessed first (comments removed, the
-# prototypes kept), then every `aloop_<name>(` is taken as a declaration.
+# nothing extra. The declared functions are those tools/gen_abi.py (the one
+# reader of the header) finds.
 set -euo pipefail
 
 lib=${1:?usage: check_exports.sh LIBRARY HEADER}
 header=${2:?usage: check_exports.sh LIBRARY HEADER}
-cc=${CC:-cc}
+python=${PYTHON:-python3}
+gen="$(cd "$(dirname "$0")/../.." && pwd)/tools/gen_abi.py"
 
 [ -f "$lib" ] || { echo "FAIL: no library at $lib"; exit 1; }
 [ -f "$header" ] || { echo "FAIL: no header at $header"; exit 1; }
@@ -16,9 +17,7 @@ cc=${CC:-cc}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-"$cc" -E -P -x c "$header" \
-  | grep -oE '\baloop_[a-z0-9_]+[[:space:]]*\(' \
-  | sed -E 's/[[:space:]]*\($//' | sort -u >"$tmp/declared"
+"$python" "$gen" --list --header "$header" | sort -u >"$tmp/declared"
 
 nm -D --defined-only "$lib" | awk '$2 == "T" || $2 == "W" || $2 == "i" {print $3}' \
   | sed -E 's/@.*$//' | grep -E '^aloop_' | sort -u >"$tmp/exported" || true

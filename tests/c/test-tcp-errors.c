@@ -729,3 +729,35 @@ TEST(server_hosts_and_socket) {
   ASSERT_EQ(fcntl(ls, F_GETFD), -1); /* the server closed it */
   OK(aloop_loop_close(loop));
 }
+
+/* A size-prefixed options struct is read only as far as its size covers
+ * whole fields: what lies beyond is never read, even when it is garbage
+ * (here: a wild hosts pointer, has_sock set, a TLS handle). */
+TEST(server_options_read_by_size) {
+  static struct server_state ss[3];
+  loop_up();
+  aloop_server_options_t o;
+  /* the struct's first version: hosts, family, has_sock, tls beyond it */
+  memset(&o, 0xa5, sizeof o);
+  o.size = offsetof(aloop_server_options_t, hosts);
+  o.backlog = 0;
+  o.reuse_address = -1;
+  o.reuse_port = 0;
+  o.start_serving = -1;
+  ss[0].server = serve_local(on_connection, &ss[0], server_free, &o, &ss[0].port);
+  ASSERT_EQ(aloop_server_is_serving(ss[0].server), 1);
+  ASSERT_EQ(aloop_server_socket_count(ss[0].server), 1);
+  /* a size that ends inside start_serving: the field is not read */
+  memset(&o, 0, sizeof o);
+  o.size = offsetof(aloop_server_options_t, start_serving) + 2;
+  o.start_serving = 0;
+  ss[1].server = serve_local(on_connection, &ss[1], server_free, &o, &ss[1].port);
+  ASSERT_EQ(aloop_server_is_serving(ss[1].server), 1);
+  /* covering it whole: start_serving = 0 is honoured */
+  o.size = offsetof(aloop_server_options_t, start_serving) + sizeof o.start_serving;
+  ss[2].server = serve_local(on_connection, &ss[2], server_free, &o, &ss[2].port);
+  ASSERT_EQ(aloop_server_is_serving(ss[2].server), 0);
+  for (int i = 0; i < 3; i++)
+    close_server(&ss[i]);
+  OK(aloop_loop_close(loop));
+}

@@ -8,7 +8,7 @@
  *
  * Loading: the addon does not link libasyncloop.so. load(path, dispatch)
  * dlopen()s the library the JS layer picked (ASYNCLOOP_LIBRARY first), binds
- * every function it uses through dlsym into the table `A`, and checks the
+ * every function of the header through dlsym into the table `A`, and checks the
  * major version. So the library is found exactly where the user says, and a
  * second copy of the Go runtime can never be mapped by accident through a
  * DT_NEEDED entry.
@@ -54,76 +54,9 @@
 /* The library, bound at run time                                            */
 /* ------------------------------------------------------------------------ */
 
-#define ALN_FUNCS(X)                                                           \
-  X(aloop_version)                                                             \
-  X(aloop_version_string)                                                      \
-  X(aloop_strerror)                                                            \
-  X(aloop_err_name)                                                            \
-  X(aloop_last_error)                                                          \
-  X(aloop_loop_new)                                                            \
-  X(aloop_loop_close)                                                          \
-  X(aloop_loop_free)                                                           \
-  X(aloop_loop_run)                                                            \
-  X(aloop_loop_is_running)                                                     \
-  X(aloop_loop_is_closed)                                                      \
-  X(aloop_loop_alive)                                                          \
-  X(aloop_loop_time)                                                           \
-  X(aloop_loop_set_debug)                                                      \
-  X(aloop_loop_get_debug)                                                      \
-  X(aloop_loop_backend_fd)                                                     \
-  X(aloop_loop_backend_timeout)                                                \
-  X(aloop_call_soon)                                                           \
-  X(aloop_call_soon_threadsafe)                                                \
-  X(aloop_call_later)                                                          \
-  X(aloop_call_at)                                                             \
-  X(aloop_handle_cancel)                                                       \
-  X(aloop_handle_when)                                                         \
-  X(aloop_future_new)                                                          \
-  X(aloop_future_free)                                                         \
-  X(aloop_future_done)                                                         \
-  X(aloop_future_cancelled)                                                    \
-  X(aloop_future_cancel)                                                       \
-  X(aloop_future_set_result)                                                   \
-  X(aloop_future_set_exception)                                                \
-  X(aloop_future_result_transport)                                             \
-  X(aloop_future_result_server)                                                \
-  X(aloop_future_exception)                                                    \
-  X(aloop_future_error_message)                                                \
-  X(aloop_future_add_done_callback)                                            \
-  X(aloop_future_remove_done_callback)                                         \
-  X(aloop_loop_set_exception_handler)                                          \
-  X(aloop_loop_default_exception_handler)                                      \
-  X(aloop_add_reader)                                                          \
-  X(aloop_add_writer)                                                          \
-  X(aloop_remove_reader)                                                       \
-  X(aloop_remove_writer)                                                       \
-  X(aloop_create_connection)                                                   \
-  X(aloop_create_server)                                                       \
-  X(aloop_server_close)                                                        \
-  X(aloop_server_free)                                                         \
-  X(aloop_server_start_serving)                                                \
-  X(aloop_server_is_serving)                                                   \
-  X(aloop_server_wait_closed)                                                  \
-  X(aloop_server_socket_count)                                                 \
-  X(aloop_server_socket_fd)                                                    \
-  X(aloop_server_sockname)                                                     \
-  X(aloop_transport_set_protocol)                                              \
-  X(aloop_transport_get_protocol)                                              \
-  X(aloop_transport_write)                                                     \
-  X(aloop_transport_close)                                                     \
-  X(aloop_transport_abort)                                                     \
-  X(aloop_transport_write_eof)                                                 \
-  X(aloop_transport_can_write_eof)                                             \
-  X(aloop_transport_is_closing)                                                \
-  X(aloop_transport_pause_reading)                                             \
-  X(aloop_transport_resume_reading)                                            \
-  X(aloop_transport_is_reading)                                                \
-  X(aloop_transport_get_write_buffer_size)                                     \
-  X(aloop_transport_set_write_buffer_limits)                                   \
-  X(aloop_transport_get_write_buffer_limits)                                   \
-  X(aloop_transport_get_fd)                                                    \
-  X(aloop_transport_get_peername)                                              \
-  X(aloop_transport_get_sockname)
+/* ALN_FUNCS(X): every function of the header (abi_funcs.h, generated by
+ * tools/gen_abi.py). */
+#include "abi_funcs.h"
 
 static struct {
 #define ALN_FIELD_(f) __typeof__(f) *f;

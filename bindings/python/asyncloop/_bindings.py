@@ -2,9 +2,9 @@
 
 Nothing here is idiomatic; the rest of the package builds on it.  The types
 and the table ``SIGNATURES`` (every function of the header with its ctypes
-types) live in ``_abi.py``, generated from the header by
-``bindings/python/tools/gen_abi.py``; ``tests/python/test_bindings.py`` fails
-when it is stale.
+types) live in ``_abi.py``, generated from the header by ``tools/gen_abi.py``
+(the one generator of every binding's declarations); the CTest check
+``abi-generated`` fails when it is stale.
 
 Functions that may block, or that are THREAD-SAFE and therefore called from
 threads other than the loop's, are bound through :class:`ctypes.CDLL` (the GIL
@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Callable, List, Optional
 
 from ._abi import *  # noqa: F401,F403  (types, structs, constants)
-from ._abi import ERRNO_CODES, SIGNATURES, aloop_callback_cb, aloop_free_cb, aloop_wakeup_cb
+from ._abi import ERRNO_CODES, SIGNATURES
 
 from ._version import VERSION
 
@@ -39,12 +39,6 @@ for _name, _value in ERRNO_CODES.items():
     globals()["ALOOP_" + _name] = _value
 del _name, _value
 ALOOP_OK = 0
-
-#: NULL function pointers (ctypes does not accept None for a CFUNCTYPE
-#: argument).
-NULL_FREE_CB = aloop_free_cb()
-NULL_CALLBACK_CB = aloop_callback_cb()
-NULL_WAKEUP_CB = aloop_wakeup_cb()
 
 
 # ---------------------------------------------------------------------------

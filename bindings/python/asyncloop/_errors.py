@@ -7,18 +7,9 @@ import socket
 from typing import Optional
 
 from . import _bindings as _b
+from ._abi import ERRNO_MESSAGES
 
 _NAMES = {v: "ALOOP_" + k for k, v in _b.ERRNO_CODES.items()}
-_MESSAGES = {
-    -3000: "internal error (a panic was recovered)",
-    -3001: "object is closed",
-    -3002: "invalid state",
-    -3003: "called from a thread other than the loop's",
-    -3004: "name resolution failed",
-    -3005: "loop stopped before the future completed",
-    -3006: "buffer too small",
-    -3999: "unknown error",
-}
 
 
 class Error(OSError):
@@ -35,7 +26,7 @@ class Error(OSError):
 
     def __init__(self, code: int, message: Optional[str] = None) -> None:
         name = err_name(code)
-        text = message or _MESSAGES.get(code, "unknown error")
+        text = message or ERRNO_MESSAGES.get(code, "unknown error")
         super().__init__(f"[{name}] {text}")
         self.code = code
         self.name = name
@@ -120,10 +111,3 @@ def make_error(code: int, detail: str = "") -> OSError:
             code, detail or "Non-thread-safe operation invoked on an event loop other "
                             "than the current one")
     return Error(code, detail or None)
-
-
-def check(lib: "_b.Library", rc: int) -> int:
-    """Returns rc if >= 0, else raises the matching exception."""
-    if rc < 0:
-        raise make_error(rc, _b.last_error(lib))
-    return rc

@@ -11,8 +11,8 @@ The wheel holds the pure-Python package plus libasyncloop.so, built with
 tagged ``py3-none-manylinux_2_X_<arch>``: the tag is computed from the
 library itself (the newest GLIBC_2.X symbol version it needs; it must need
 nothing but glibc). The version of the distribution is the library's:
-ALOOP_VERSION_* of include/asyncloop.h, written into the wheel as
-asyncloop/_build_version.py.
+ALOOP_VERSION_* of include/asyncloop.h, as generated into asyncloop/_abi.py
+by tools/gen_abi.py (the one reader of the header).
 
 The sdist is self-contained: it carries the Go sources the library needs
 (engine/: go.mod, go.sum, core/, capi/, include/asyncloop.h and vendor/ from
@@ -37,6 +37,7 @@ import hashlib
 import io
 import os
 import re
+import runpy
 import shutil
 import struct
 import subprocess
@@ -83,14 +84,8 @@ def engine_root() -> Path:
 
 
 def version() -> str:
-    text = (engine_root() / "include" / "asyncloop.h").read_text()
-    parts = []
-    for name in ("MAJOR", "MINOR", "PATCH"):
-        m = re.search(rf"^#define ALOOP_VERSION_{name} (\d+)\s*$", text, re.M)
-        if not m:
-            raise SystemExit(f"asyncloop-build: no ALOOP_VERSION_{name} in include/asyncloop.h")
-        parts.append(m.group(1))
-    return ".".join(parts)
+    """ALOOP_VERSION_* of the header, from the generated asyncloop/_abi.py."""
+    return "%d.%d.%d" % runpy.run_path(str(PKG_ROOT / PACKAGE / "_abi.py"))["VERSION"]
 
 
 def project() -> dict:
@@ -128,8 +123,7 @@ def package_files() -> list[Path]:
     """The package's files from the source tree (no library, no caches)."""
     out = []
     for f in sorted((PKG_ROOT / PACKAGE).rglob("*")):
-        if f.is_file() and "__pycache__" not in f.parts and f.suffix not in (".pyc", ".so") \
-                and f.name != "_build_version.py":
+        if f.is_file() and "__pycache__" not in f.parts and f.suffix not in (".pyc", ".so"):
             out.append(f)
     return out
 
@@ -298,12 +292,6 @@ def _write_wheel(wheel_directory: str, tag: str, files: list[tuple[str, bytes, i
     return wheel_name
 
 
-def _version_module() -> bytes:
-    major, minor, patch = version().split(".")
-    return (f'"""Written by the build backend: the version of this build."""\n'
-            f"VERSION = ({major}, {minor}, {patch})\n").encode()
-
-
 def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
     with tempfile.TemporaryDirectory(prefix="asyncloop-build-") as tmp:
         lib = build_library(Path(tmp))
@@ -311,7 +299,6 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
         check_library_version(lib)
         files = [(f"{PACKAGE}/{f.relative_to(PKG_ROOT / PACKAGE).as_posix()}", f.read_bytes(), 0o644)
                  for f in package_files()]
-        files.append((f"{PACKAGE}/_build_version.py", _version_module(), 0o644))
         files.append((f"{PACKAGE}/{LIBRARY}", lib.read_bytes(), 0o755))
         return _write_wheel(wheel_directory, tag, files, purelib=False)
 
