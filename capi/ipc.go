@@ -240,7 +240,8 @@ const (
 )
 
 type cDgProto struct {
-	fn [dCount]C.uintptr_t
+	fn    [dCount]C.uintptr_t
+	flags C.uint
 	hostData
 }
 
@@ -255,7 +256,46 @@ func dgProtoFrom(pp *C.aloop_datagram_protocol_t, ud, free C.uintptr_t) (*cDgPro
 	for i := range p.fn {
 		p.fn[i] = C.al_dgproto_field(pp, C.int(i))
 	}
+	p.flags = C.al_dgproto_flags(pp)
+	if p.flags&^C.ALOOP_PROTOCOL_QUEUED != 0 {
+		return nil, fail(C.ALOOP_EINVAL, "protocol.flags has unknown bits %#x", uint(p.flags))
+	}
 	return p, 0
+}
+
+// adapter returns the core.DatagramProtocol calling p (queued: events.go).
+func (p *cDgProto) adapter() core.DatagramProtocol {
+	a := &cDgAdapter{p}
+	if p.flags&C.ALOOP_PROTOCOL_QUEUED == 0 {
+		return a
+	}
+	return &cDgQueued{core.QueuedDatagramProtocol{Fallback: a, Userdata: uint64(p.ud),
+		ObjectID: func(t *core.DatagramTransport) uint64 { return uint64(datagramHandle(t)) }}, p}
+}
+
+// cDgQueued is a queued datagram protocol whose fallback is the C protocol.
+type cDgQueued struct {
+	core.QueuedDatagramProtocol
+	p *cDgProto
+}
+
+func (a *cDgQueued) ConnectionMade(t *core.DatagramTransport) {
+	if do := dobj(t); do.proto == nil {
+		do.proto = a.p
+	}
+	a.QueuedDatagramProtocol.ConnectionMade(t)
+}
+
+// release drops the userdata; a queued protocol's after the host has seen
+// the records that name it (the next poll).
+func (p *cDgProto) releaseOn(l *core.Loop) {
+	if p.flags&C.ALOOP_PROTOCOL_QUEUED != 0 {
+		if q := l.Events(); q != nil {
+			q.DeferRelease(p.release)
+			return
+		}
+	}
+	p.release()
 }
 
 // hostBufLen holds any numeric address or Unix path ('@' + 107 bytes).
@@ -284,7 +324,7 @@ func dobj(t *core.DatagramTransport) *datagramObj {
 	t.OnRelease = func(*core.DatagramTransport) {
 		datagrams.del(do.h)
 		if do.proto != nil {
-			do.proto.release()
+			do.proto.releaseOn(t.Loop())
 		}
 		C.free(unsafe.Pointer(do.host))
 		do.host = nil
@@ -414,7 +454,7 @@ func aloop_create_datagram_endpoint(loop C.uintptr_t, localHost *C.char, localPo
 	if remoteHost != nil {
 		do.Remote = &core.DatagramAddr{Host: C.GoString(remoteHost), Port: int(remotePort)}
 	}
-	fut, err := lo.l.CreateDatagramEndpoint(&cDgAdapter{p}, &do)
+	fut, err := lo.l.CreateDatagramEndpoint(p.adapter(), &do)
 	if err != nil {
 		o.release()
 		return failErr(err)
@@ -510,9 +550,9 @@ func aloop_datagram_set_protocol(h C.uintptr_t, proto *C.aloop_datagram_protocol
 	o.handOff()
 	old := do.proto
 	do.proto = p
-	do.t.SetProtocol(&cDgAdapter{p})
+	do.t.SetProtocol(p.adapter())
 	if old != nil && old != p {
-		old.release()
+		old.releaseOn(do.t.Loop())
 	}
 	return 0
 }

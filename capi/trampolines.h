@@ -84,6 +84,9 @@ static inline uintptr_t al_proto_field(const aloop_protocol_t *p, int i) {
   }
   return 0;
 }
+static inline unsigned al_dgproto_flags(const aloop_datagram_protocol_t *p) {
+  return AL_HAS_FIELD(p, aloop_datagram_protocol_t, flags) ? p->flags : 0;
+}
 static inline unsigned al_proto_flags(const aloop_protocol_t *p) {
   return AL_HAS_FIELD(p, aloop_protocol_t, flags) ? p->flags : 0;
 }

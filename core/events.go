@@ -1,6 +1,10 @@
 package core
 
-import "unsafe"
+import (
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
 
 // The event queue: protocol callbacks as records in memory the host reads,
 // instead of calls into the host.
@@ -40,6 +44,12 @@ const (
 	EventConnectionLost           // Err: 0 or the error code
 	EventPauseWriting
 	EventResumeWriting
+	// EventDatagram (a QueuedDatagramProtocol): Offset/Length are the
+	// datagram in the arena; Err is the size of the sender's address (a
+	// struct sockaddr as the kernel gave it), stored right after the data
+	// (0: none).
+	EventDatagram
+	EventErrorReceived // Err: the error code
 )
 
 // Event is one protocol event. Its layout is the C ABI's aloop_event_t
@@ -63,6 +73,7 @@ type pendingEvent struct {
 	ev      Event
 	data    []byte // EventData that did not fit in the arena (a copy)
 	release func() // not an event: a DeferRelease behind undelivered events
+	whole   bool   // data goes in one record (a datagram and its address)
 }
 
 // EventQueue holds the memory a host gave for queued events (see Poll).
@@ -209,6 +220,12 @@ func (q *EventQueue) drainOverflow() {
 			q.n++
 			continue
 		}
+		if p.whole {
+			if !q.emitWhole(p.ev, p.data) {
+				break
+			}
+			continue
+		}
 		p.data = q.emitData(p.ev, p.data)
 		if len(p.data) > 0 {
 			break
@@ -238,6 +255,32 @@ func (q *EventQueue) emitData(ev Event, data []byte) []byte {
 		q.n++
 	}
 	return data
+}
+
+// emitWhole writes one record whose bytes (Length of them, then whatever
+// follows) all go in the arena, if they fit.
+func (q *EventQueue) emitWhole(ev Event, payload []byte) bool {
+	if q.n == len(q.events) || len(payload) > len(q.arena)-q.used {
+		return false
+	}
+	ev.Offset = uint64(q.used)
+	q.used += copy(q.arena[q.used:], payload)
+	q.events[q.n] = ev
+	q.n++
+	return true
+}
+
+// pushWhole queues a record whose payload must stay in one piece; false
+// when it can never fit the arena.
+func (q *EventQueue) pushWhole(ev Event, payload []byte) bool {
+	if len(payload) > len(q.arena) {
+		return false
+	}
+	if len(q.overflow) == 0 && q.emitWhole(ev, payload) {
+		return true
+	}
+	q.overflow = append(q.overflow, pendingEvent{ev: ev, data: append([]byte(nil), payload...), whole: true})
+	return true
 }
 
 func (q *EventQueue) push(ev Event, data []byte) {
@@ -408,4 +451,101 @@ func (p *QueuedProtocol) BufferUpdated(t *Transport, n int) {
 	case bufScratch:
 		p.Fallback.DataReceived(t, t.loop.readBuf[:n])
 	}
+}
+
+// QueuedDatagramProtocol is QueuedProtocol for datagram endpoints: inside
+// Poll, every callback becomes a record; outside Poll, and for a datagram
+// larger than the whole arena, Fallback is called.
+type QueuedDatagramProtocol struct {
+	Fallback DatagramProtocol
+	Userdata uint64
+	// ObjectID gives the host's handle of the endpoint (Event.Transport).
+	ObjectID func(*DatagramTransport) uint64
+
+	scratch []byte
+}
+
+func (p *QueuedDatagramProtocol) queue(t *DatagramTransport) *EventQueue {
+	if q := t.loop.evq; q != nil && q.open {
+		return q
+	}
+	return nil
+}
+
+func (p *QueuedDatagramProtocol) event(t *DatagramTransport, kind EventKind) Event {
+	ev := Event{Kind: kind, Userdata: p.Userdata}
+	if p.ObjectID != nil {
+		ev.Transport = p.ObjectID(t)
+	}
+	return ev
+}
+
+// datagramDeferred: inside Poll, reading waits while the queue is (nearly)
+// full or records wait in the overflow (order).
+func (p *QueuedDatagramProtocol) datagramDeferred(t *DatagramTransport) bool {
+	q := p.queue(t)
+	return q != nil && (len(q.overflow) > 0 || q.n == len(q.events) || len(q.arena)-q.used < minQueuedRead)
+}
+
+func (p *QueuedDatagramProtocol) ConnectionMade(t *DatagramTransport) {
+	if q := p.queue(t); q != nil {
+		q.push(p.event(t, EventConnectionMade), nil)
+		return
+	}
+	p.Fallback.ConnectionMade(t)
+}
+
+func (p *QueuedDatagramProtocol) DatagramReceived(t *DatagramTransport, data []byte, addr unix.Sockaddr) {
+	if q := p.queue(t); q != nil {
+		raw := t.senderRaw(addr)
+		payload := append(append(p.scratch[:0], data...), raw...)
+		p.scratch = payload[:0]
+		ev := p.event(t, EventDatagram)
+		ev.Length = uint64(len(data))
+		ev.Err = int32(len(raw))
+		if q.pushWhole(ev, payload) {
+			return
+		}
+	}
+	p.Fallback.DatagramReceived(t, data, addr)
+}
+
+func (p *QueuedDatagramProtocol) ErrorReceived(t *DatagramTransport, err error) {
+	if q := p.queue(t); q != nil {
+		ev := p.event(t, EventErrorReceived)
+		if q.ErrorCode != nil {
+			ev.Err = q.ErrorCode(err)
+		}
+		q.push(ev, nil)
+		return
+	}
+	p.Fallback.ErrorReceived(t, err)
+}
+
+func (p *QueuedDatagramProtocol) ConnectionLost(t *DatagramTransport, err error) {
+	if q := p.queue(t); q != nil {
+		ev := p.event(t, EventConnectionLost)
+		if err != nil && q.ErrorCode != nil {
+			ev.Err = q.ErrorCode(err)
+		}
+		q.push(ev, nil)
+		return
+	}
+	p.Fallback.ConnectionLost(t, err)
+}
+
+func (p *QueuedDatagramProtocol) PauseWriting(t *DatagramTransport) {
+	if q := p.queue(t); q != nil {
+		q.push(p.event(t, EventPauseWriting), nil)
+		return
+	}
+	p.Fallback.PauseWriting(t)
+}
+
+func (p *QueuedDatagramProtocol) ResumeWriting(t *DatagramTransport) {
+	if q := p.queue(t); q != nil {
+		q.push(p.event(t, EventResumeWriting), nil)
+		return
+	}
+	p.Fallback.ResumeWriting(t)
 }

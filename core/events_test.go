@@ -64,6 +64,7 @@ func (q *qHost) poll(timeout float64) int {
 			q.log = append(q.log, "pause")
 		case EventResumeWriting:
 			q.log = append(q.log, "resume")
+		case EventDatagram, EventErrorReceived:
 		default:
 			q.h.t.Fatalf("unknown event kind %d", ev.Kind)
 		}
@@ -340,4 +341,57 @@ func TestEventQueueReleaseBetweenPolls(t *testing.T) {
 	}
 	(*tr).Abort()
 	q.pollUntil("connection_lost", func() bool { return len(q.lost) == 1 })
+}
+
+type nopDg struct{ BaseDatagramProtocol }
+
+// Datagrams inside Poll are records: the data, then the sender's address as
+// a struct sockaddr of Err bytes; an endpoint closed is a last record.
+func TestQueuedDatagramProtocolRecords(t *testing.T) {
+	h := newHarness(t)
+	q := newQHost(h, 64, 64*1024)
+	var got [][]byte
+	var addrs [][]byte
+	q.onEv = func(ev Event) {
+		if ev.Kind == EventDatagram {
+			end := ev.Offset + ev.Length
+			got = append(got, append([]byte(nil), q.arena[ev.Offset:end]...))
+			addrs = append(addrs, append([]byte(nil), q.arena[end:end+uint64(ev.Err)]...))
+		}
+	}
+	p := &QueuedDatagramProtocol{Fallback: &nopDg{}, Userdata: 5}
+	f, err := h.l.CreateDatagramEndpoint(p, &DatagramOptions{Family: unix.AF_INET,
+		Local: &DatagramAddr{Host: "127.0.0.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dt *DatagramTransport
+	f.AddDoneCallback(func(f *Future) {
+		if v, err := f.Result(); err == nil {
+			dt = v.(*DatagramTransport)
+		}
+	}, nil, nil)
+	q.pollUntil("endpoint", func() bool { return dt != nil })
+	la, _ := unix.Getsockname(dt.fd)
+	port := la.(*unix.SockaddrInet4).Port
+	c, _ := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	defer unix.Close(c)
+	unix.Bind(c, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}})
+	ca, _ := unix.Getsockname(c)
+	for i := 0; i < 20; i++ {
+		unix.Sendto(c, pattern(100+i, uint32(i)), 0, &unix.SockaddrInet4{Port: port, Addr: [4]byte{127, 0, 0, 1}})
+	}
+	q.pollUntil("20 datagrams", func() bool { return len(got) == 20 })
+	cport := ca.(*unix.SockaddrInet4).Port
+	for i, d := range got {
+		if !bytes.Equal(d, pattern(100+i, uint32(i))) {
+			t.Fatalf("datagram %d differs", i)
+		}
+		a := addrs[i]
+		if len(a) != unix.SizeofSockaddrInet4 || int(a[2])<<8|int(a[3]) != cport || !bytes.Equal(a[4:8], []byte{127, 0, 0, 1}) {
+			t.Fatalf("datagram %d: sender address % x, want port %d", i, a, cport)
+		}
+	}
+	dt.Close()
+	q.pollUntil("connection_lost", func() bool { _, ok := q.lost[5]; return ok })
 }

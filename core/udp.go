@@ -477,7 +477,29 @@ func toRaw(sa unix.Sockaddr, rsa *unix.RawSockaddrAny) (uint32, bool) {
 
 const datagramBatch = 8 // datagrams read per readiness event at most
 
+// senderRaw is addr as the kernel gave it (a struct sockaddr), for the
+// event queue; the last sender's bytes are kept by senderAddr.
+func (t *DatagramTransport) senderRaw(addr unix.Sockaddr) []byte {
+	if addr == nil {
+		return nil
+	}
+	if addr == t.lastSa {
+		return t.lastRaw[:t.lastLen]
+	}
+	var rsa unix.RawSockaddrAny
+	n, ok := toRaw(addr, &rsa)
+	if !ok {
+		return nil
+	}
+	return append([]byte(nil), unsafe.Slice((*byte)(unsafe.Pointer(&rsa)), n)...)
+}
+
 func (t *DatagramTransport) onReadable() {
+	if q, ok := t.proto.(interface {
+		datagramDeferred(*DatagramTransport) bool
+	}); ok && q.datagramDeferred(t) {
+		return // the event queue is full: the next Poll reads (level-triggered)
+	}
 	l := t.loop
 	if l.readBuf == nil {
 		l.readBuf = make([]byte, readSize)

@@ -389,6 +389,9 @@ typedef struct aloop_datagram_protocol_s {
   void (*connection_lost)(aloop_datagram_t *dgram, int error, void *userdata);
   void (*pause_writing)(aloop_datagram_t *dgram, void *userdata);
   void (*resume_writing)(aloop_datagram_t *dgram, void *userdata);
+  /* Appended; read only when `size` covers it: */
+  unsigned int flags; /* ALOOP_PROTOCOL_QUEUED: records instead of calls
+                         inside aloop_loop_poll (see "The event queue") */
 } aloop_datagram_protocol_t;
 
 /* Options of aloop_create_datagram_endpoint (NULL = defaults). */
@@ -585,6 +588,13 @@ typedef enum aloop_tls_verify_e {
  *    aloop_transport_set_protocol() while you dispatch: its free_cb runs at
  *    the start of the next aloop_loop_poll() or aloop_loop_run*().
  *  - CONNECTION_MADE, PAUSE_WRITING, RESUME_WRITING as the callbacks.
+ *  - Datagram endpoints whose aloop_datagram_protocol_t has the flag:
+ *    ALOOP_EVENT_DATAGRAM: `length` bytes at `arena + offset`, then the
+ *    sender's address as a struct sockaddr of `error` bytes (0: none, e.g. a
+ *    connected socket); `transport` is the aloop_datagram_t. A datagram
+ *    larger than the whole arena is given to datagram_received instead.
+ *    ALOOP_EVENT_ERROR_RECEIVED: `error` is the code. CONNECTION_MADE,
+ *    CONNECTION_LOST, PAUSE/RESUME_WRITING as for streams.
  *
  * Nothing is dropped: a transport is not read while the arena has less than
  * 4 KiB free (it stays readable), and a record that does not fit is kept in
@@ -596,7 +606,9 @@ typedef enum aloop_event_kind_e {
   ALOOP_EVENT_EOF = 3,
   ALOOP_EVENT_CONNECTION_LOST = 4,
   ALOOP_EVENT_PAUSE_WRITING = 5,
-  ALOOP_EVENT_RESUME_WRITING = 6
+  ALOOP_EVENT_RESUME_WRITING = 6,
+  ALOOP_EVENT_DATAGRAM = 7,      /* datagram endpoints, see below */
+  ALOOP_EVENT_ERROR_RECEIVED = 8 /* datagram endpoints: `error` is the code */
 } aloop_event_kind_t;
 
 typedef struct aloop_event_s {

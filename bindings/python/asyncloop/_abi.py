@@ -123,6 +123,8 @@ ALOOP_EVENT_EOF = 3
 ALOOP_EVENT_CONNECTION_LOST = 4
 ALOOP_EVENT_PAUSE_WRITING = 5
 ALOOP_EVENT_RESUME_WRITING = 6
+ALOOP_EVENT_DATAGRAM = 7
+ALOOP_EVENT_ERROR_RECEIVED = 8
 
 # aloop_write_kind_t
 ALOOP_WRITE_DATA = 0
@@ -257,6 +259,7 @@ aloop_datagram_protocol_t._fields_ = [
     ('connection_lost', aloop_datagram_protocol_connection_lost_cb),
     ('pause_writing', aloop_datagram_protocol_pause_writing_cb),
     ('resume_writing', aloop_datagram_protocol_resume_writing_cb),
+    ('flags', c_uint),
 ]
 aloop_datagram_options_t._fields_ = [
     ('size', c_size_t),

@@ -52,6 +52,8 @@ _EOF = _b.ALOOP_EVENT_EOF  # type: ignore[attr-defined]
 _LOST = _b.ALOOP_EVENT_CONNECTION_LOST  # type: ignore[attr-defined]
 _PAUSE = _b.ALOOP_EVENT_PAUSE_WRITING  # type: ignore[attr-defined]
 _RESUME = _b.ALOOP_EVENT_RESUME_WRITING  # type: ignore[attr-defined]
+_DATAGRAM = _b.ALOOP_EVENT_DATAGRAM  # type: ignore[attr-defined]
+_ERROR = _b.ALOOP_EVENT_ERROR_RECEIVED  # type: ignore[attr-defined]
 OP_EOF = _b.ALOOP_WRITE_EOF << 32  # type: ignore[attr-defined]
 OP_CLOSE = _b.ALOOP_WRITE_CLOSE << 32  # type: ignore[attr-defined]
 
@@ -269,6 +271,11 @@ class Seam:
                     # A buffered protocol copies from the arena into its
                     # own buffer (one copy); data_received gets bytes.
                     tr._on_data(rmv[off:end] if tr._buffered else arena[off:end])
+                elif kind == _DATAGRAM:
+                    off = ev[b + 3]
+                    end = off + ev[b + 4]
+                    alen = ev[b] >> 32
+                    tr._on_datagram_raw(arena[off:end], arena[end:end + alen] if alen else b"")
                 elif kind == _MADE:
                     tr._on_connection_made(ev[b + 1])
                 elif kind == _LOST:
@@ -280,6 +287,9 @@ class Seam:
                     tr._on_pause_writing()
                 elif kind == _RESUME:
                     tr._on_resume_writing()
+                elif kind == _ERROR:
+                    err = ev[b] >> 32
+                    tr._on_error_received(err - (1 << 32) if err >= 1 << 31 else err)
         except BaseException:
             if i < n:
                 self._save(i, n)
@@ -297,7 +307,13 @@ class Seam:
         for k in range(i, n):
             b = 5 * k
             off = ev[b + 3]
-            data = self.rarena[off:off + ev[b + 4]] if ev[b] & 0xFFFFFFFF == _DATA else None
+            end = off + ev[b + 4]
+            kind = ev[b] & 0xFFFFFFFF
+            data: Any = None
+            if kind == _DATA:
+                data = self.rarena[off:end]
+            elif kind == _DATAGRAM:
+                data = (self.rarena[off:end], self.rarena[end:end + (ev[b] >> 32)])
             rest.append((ev[b], ev[b + 1], ev[b + 2], data))
         return rest
 
@@ -311,6 +327,11 @@ class Seam:
                 kind = w & 0xFFFFFFFF
                 if kind == _DATA:
                     tr._on_data(data)
+                elif kind == _DATAGRAM:
+                    tr._on_datagram_raw(*data)
+                elif kind == _ERROR:
+                    err = w >> 32
+                    tr._on_error_received(err - (1 << 32) if err >= 1 << 31 else err)
                 elif kind == _MADE:
                     tr._on_connection_made(th)
                 elif kind == _LOST:

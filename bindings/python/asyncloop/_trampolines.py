@@ -278,6 +278,7 @@ DATAGRAM_PROTOCOL.error_received = _dg_error_received
 DATAGRAM_PROTOCOL.connection_lost = _dg_connection_lost
 DATAGRAM_PROTOCOL.pause_writing = _dg_pause_writing
 DATAGRAM_PROTOCOL.resume_writing = _dg_resume_writing
+DATAGRAM_PROTOCOL.flags = _b.ALOOP_PROTOCOL_QUEUED  # records, see _seam
 DATAGRAM_PROTOCOL_REF = ctypes.byref(DATAGRAM_PROTOCOL)
 
 

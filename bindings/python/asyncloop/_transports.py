@@ -874,6 +874,28 @@ def _py_addr(family: int, host: Optional[bytes], port: int) -> Any:
     return (h, port)
 
 
+_FAMILY_BYTES = sys.byteorder
+
+
+def _sockaddr(raw: bytes, family: int) -> Any:
+    """A struct sockaddr (as recvfrom gave it) -> the Python address, as the
+    socket module makes it."""
+    if len(raw) < 2:
+        return None  # no address (as socket.recvfrom)
+    fam = int.from_bytes(raw[:2], _FAMILY_BYTES)
+    if fam == socket.AF_INET:
+        return (socket.inet_ntop(socket.AF_INET, raw[4:8]), int.from_bytes(raw[2:4], "big"))
+    if fam == socket.AF_INET6:
+        return (socket.inet_ntop(socket.AF_INET6, raw[8:24]), int.from_bytes(raw[2:4], "big"),
+                int.from_bytes(raw[4:8], "big"), int.from_bytes(raw[24:28], _FAMILY_BYTES))
+    if fam == socket.AF_UNIX:
+        path = raw[2:]
+        if path[:1] == b"\0":
+            return path  # Linux's abstract namespace: bytes, as socket does
+        return path.split(b"\0", 1)[0].decode(sys.getfilesystemencoding(), "surrogateescape")
+    return _py_addr(family, None, 0)
+
+
 class DatagramTransport(asyncio.DatagramTransport, asyncio.Transport):
     """A datagram endpoint (asyncio.DatagramTransport) driven by libasyncloop."""
 
@@ -891,6 +913,7 @@ class DatagramTransport(asyncio.DatagramTransport, asyncio.Transport):
         self._key: Optional[int] = None
         self._closing = False
         self._closed = False
+        self._addr_cache: Any = None  # (raw sender address, Python address)
         self._conn_lost = 0
         self._sock: Optional[socket.socket] = None
         self._factory_exc: Optional[BaseException] = None
@@ -941,6 +964,22 @@ class DatagramTransport(asyncio.DatagramTransport, asyncio.Transport):
             raise
         except BaseException as exc:  # noqa: BLE001
             self._fatal_error(exc, "Fatal error: protocol.connection_made() call failed.")
+
+    def _on_datagram_raw(self, data: bytes, raw: bytes) -> None:
+        """A datagram record of the loop's poll: raw is the sender's struct
+        sockaddr (b"" for none)."""
+        cache = self._addr_cache
+        if cache is not None and cache[0] == raw:
+            addr = cache[1]
+        else:
+            addr = _sockaddr(raw, self._family)
+            self._addr_cache = (raw, addr)
+        try:
+            self._protocol.datagram_received(data, addr)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:  # noqa: BLE001
+            self._fatal_error(exc, "Fatal error: protocol.datagram_received() call failed.")
 
     def _on_datagram(self, data: bytes, host: Optional[bytes], port: int) -> None:
         try:
