@@ -37,17 +37,19 @@ func (a *cQueued) ConnectionMade(t *core.Transport) {
 	a.QueuedProtocol.ConnectionMade(t)
 }
 
-// releaseProto drops a protocol's userdata; a queued one's after the host has
-// seen the events that name it (the next poll).
-func releaseProto(t *core.Transport, p *cProto) {
-	if p.flags&C.ALOOP_PROTOCOL_QUEUED != 0 {
-		if q := t.Loop().Events(); q != nil {
-			q.DeferRelease(p.release)
+// releaseQueued drops a protocol's userdata: a queued protocol's (flags)
+// after the host has seen the records that name it (the next poll).
+func releaseQueued(flags C.uint, d *hostData, l *core.Loop) {
+	if flags&C.ALOOP_PROTOCOL_QUEUED != 0 {
+		if q := l.Events(); q != nil {
+			q.DeferRelease(d.release)
 			return
 		}
 	}
-	p.release()
+	d.release()
 }
+
+func releaseProto(t *core.Transport, p *cProto) { releaseQueued(p.flags, &p.hostData, t.Loop()) }
 
 func (lo *loopObj) eventQueue() *core.EventQueue {
 	q := lo.l.Events()

@@ -286,17 +286,7 @@ func (a *cDgQueued) ConnectionMade(t *core.DatagramTransport) {
 	a.QueuedDatagramProtocol.ConnectionMade(t)
 }
 
-// release drops the userdata; a queued protocol's after the host has seen
-// the records that name it (the next poll).
-func (p *cDgProto) releaseOn(l *core.Loop) {
-	if p.flags&C.ALOOP_PROTOCOL_QUEUED != 0 {
-		if q := l.Events(); q != nil {
-			q.DeferRelease(p.release)
-			return
-		}
-	}
-	p.release()
-}
+func (p *cDgProto) releaseOn(l *core.Loop) { releaseQueued(p.flags, &p.hostData, l) }
 
 // hostBufLen holds any numeric address or Unix path ('@' + 107 bytes).
 const hostBufLen = 128

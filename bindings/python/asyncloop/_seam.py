@@ -276,20 +276,8 @@ class Seam:
                     end = off + ev[b + 4]
                     alen = ev[b] >> 32
                     tr._on_datagram_raw(arena[off:end], arena[end:end + alen] if alen else b"")
-                elif kind == _MADE:
-                    tr._on_connection_made(ev[b + 1])
-                elif kind == _LOST:
-                    err = ev[b] >> 32
-                    tr._on_connection_lost(err - (1 << 32) if err >= 1 << 31 else err)
-                elif kind == _EOF:
-                    tr._on_eof()
-                elif kind == _PAUSE:
-                    tr._on_pause_writing()
-                elif kind == _RESUME:
-                    tr._on_resume_writing()
-                elif kind == _ERROR:
-                    err = ev[b] >> 32
-                    tr._on_error_received(err - (1 << 32) if err >= 1 << 31 else err)
+                else:
+                    _control(tr, kind, ev[b], ev[b + 1])
         except BaseException:
             if i < n:
                 self._save(i, n)
@@ -329,21 +317,29 @@ class Seam:
                     tr._on_data(data)
                 elif kind == _DATAGRAM:
                     tr._on_datagram_raw(*data)
-                elif kind == _ERROR:
-                    err = w >> 32
-                    tr._on_error_received(err - (1 << 32) if err >= 1 << 31 else err)
-                elif kind == _MADE:
-                    tr._on_connection_made(th)
-                elif kind == _LOST:
-                    err = w >> 32
-                    tr._on_connection_lost(err - (1 << 32) if err >= 1 << 31 else err)
-                elif kind == _EOF:
-                    tr._on_eof()
-                elif kind == _PAUSE:
-                    tr._on_pause_writing()
-                elif kind == _RESUME:
-                    tr._on_resume_writing()
+                else:
+                    _control(tr, kind, w, th)
         except BaseException:
             if rest:
                 self._loop._ready.appendleft(_Dispatch(self, rest))
             raise
+
+
+def _control(tr: Any, kind: int, w: int, th: int) -> None:
+    """Dispatches a record that carries no data (w: its first word, kind and
+    error; th: the transport handle)."""
+    if kind == _MADE:
+        tr._on_connection_made(th)
+    elif kind == _LOST or kind == _ERROR:
+        err = w >> 32
+        err = err - (1 << 32) if err >= 1 << 31 else err
+        if kind == _LOST:
+            tr._on_connection_lost(err)
+        else:
+            tr._on_error_received(err)
+    elif kind == _EOF:
+        tr._on_eof()
+    elif kind == _PAUSE:
+        tr._on_pause_writing()
+    elif kind == _RESUME:
+        tr._on_resume_writing()
