@@ -234,7 +234,10 @@ func (t *Transport) pipeWrite(data []byte) error {
 	if t.pipe == pipeRead {
 		return &OpError{Op: "write", Addr: "a read pipe transport cannot write", Err: ErrInvalid}
 	}
-	if t.closing || t.lost {
+	if t.eof {
+		return &OpError{Op: "write", Err: unix.EPIPE, Addr: "cannot call write() after write_eof()"}
+	}
+	if !t.acceptsWrite() {
 		return ErrClosed
 	}
 	if len(data) == 0 {
@@ -301,6 +304,9 @@ func (t *Transport) pipeWritable() {
 func (t *Transport) pipeWriteEOF() error {
 	if t.pipe == pipeRead {
 		return &OpError{Op: "write_eof", Addr: "a read pipe transport cannot write", Err: ErrInvalid}
+	}
+	if !t.closing && !t.lost {
+		t.eof = true
 	}
 	t.Close()
 	return nil

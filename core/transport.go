@@ -72,7 +72,8 @@ type Transport struct {
 	readEOF       bool
 	lostScheduled bool
 	lost          bool
-	dropped       int // buffered bytes discarded by forceClose
+	dropped       int  // buffered bytes discarded by forceClose
+	forced        bool // closed by abort or an error (no graceful close)
 
 	pipe      pipeMode // a pipe transport (pipe.go) when not pipeNone
 	pipeWatch bool     // write pipe: watch for the reader going away
@@ -282,7 +283,7 @@ func (t *Transport) Write(data []byte) error {
 	if t.eof {
 		return &OpError{Op: "write", Err: unix.EPIPE, Addr: "cannot call write() after write_eof()"}
 	}
-	if t.closing || t.lost {
+	if !t.acceptsWrite() {
 		return ErrClosed
 	}
 	if t.sendfile != nil {
@@ -296,6 +297,25 @@ func (t *Transport) Write(data []byte) error {
 	}
 	t.writeRaw(data)
 	return nil
+}
+
+// acceptsWrite reports whether Write takes data: until Close, and after a
+// graceful Close for as long as the transport is still flushing its write
+// buffer (as asyncio's socket transports do). resume_writing runs while a
+// closing transport drains, so a protocol layered on the transport that
+// keeps its own buffer (asyncio's sslproto, a TLS or framing library in a
+// host) can still hand over what it holds; refusing it would lose bytes
+// that its own write() had accepted. Not after an abort or a connection
+// error, not once the buffer is empty and connection_lost is scheduled, and
+// not on a TLS transport once its close_notify is sent.
+func (t *Transport) acceptsWrite() bool {
+	if t.lost || t.lostScheduled {
+		return false
+	}
+	if !t.closing {
+		return true
+	}
+	return t.tls == nil
 }
 
 // writeRaw sends bytes on the socket without blocking (the rest is copied to
@@ -517,6 +537,7 @@ func (t *Transport) forceClose(err error) {
 		return
 	}
 	t.closing = true
+	t.forced = true
 	t.dropped += t.wsize
 	t.wq, t.wqHead, t.wsize = nil, 0, 0
 	t.e.reader, t.e.writer = nil, nil
@@ -556,7 +577,14 @@ func (t *Transport) connectionLost(err error) {
 		t.guard("connection_lost", func() { t.proto.ConnectionLost(t, err) })
 	}
 	if t.fd >= 0 {
-		unix.Close(t.fd)
+		if t.forced || err != nil || t.pipe != pipeNone {
+			unix.Close(t.fd)
+		} else {
+			if t.loop.readBuf == nil {
+				t.loop.readBuf = make([]byte, readSize)
+			}
+			closeGracefully(t.fd, t.loop.readBuf) // linger.go
+		}
 		t.fd = -1
 	}
 	t.loop.objects--

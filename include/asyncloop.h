@@ -924,11 +924,25 @@ int aloop_transport_set_protocol(aloop_transport_t *transport,
 int aloop_transport_get_protocol(aloop_transport_t *transport,
                                  void **out_userdata);
 /* Writes len bytes (copied). Never blocks: sends at once what the socket
- * takes and buffers the rest, in order. After close/write_eof:
- * ALOOP_ECLOSED / ALOOP_EPIPE. */
+ * takes and buffers the rest, in order. After write_eof: ALOOP_EPIPE.
+ * After aloop_transport_close() the transport still takes writes for as long
+ * as it is flushing its buffer (as asyncio's socket transports do: a
+ * protocol layered on the transport, e.g. TLS done by the host, hands over
+ * what it still holds from resume_writing, which keeps running while the
+ * buffer drains); they are sent in order before the close. ALOOP_ECLOSED
+ * once the buffer is empty and connection_lost is scheduled, after abort or
+ * a connection error, and on a TLS transport once close() sent its
+ * close_notify. Every byte a write accepted reaches a peer that keeps
+ * reading, unless the transport is aborted or the connection fails. */
 int aloop_transport_write(aloop_transport_t *transport, const void *data,
                           size_t len);
-/* Flushes the buffer, then closes; connection_lost(0) follows. Idempotent. */
+/* Flushes the buffer, then closes; connection_lost(0) follows. Idempotent.
+ * The close is graceful: the socket is not closed into a TCP reset while the
+ * kernel still holds unsent bytes (a reset would drop them). Input that
+ * arrives meanwhile is discarded; if the peer has not yet acknowledged
+ * everything, the write side is shut down and the fd stays open in the
+ * background (invisible to the protocol: connection_lost has run, the
+ * handle is stale) until the peer took the data, closed, or 30 s passed. */
 int aloop_transport_close(aloop_transport_t *transport);
 /* Closes at once, dropping buffered data; connection_lost(0) follows. */
 int aloop_transport_abort(aloop_transport_t *transport);

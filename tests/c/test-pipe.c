@@ -189,11 +189,14 @@ TEST(write_pipe_flow_control_and_close) {
   ASSERT_EQ(c.pauses, 1);
   OK(aloop_transport_close(t)); /* flushes first */
   ASSERT_EQ(aloop_transport_is_closing(t), 1);
-  ASSERT_EQ(aloop_transport_write(t, "late", 4), ALOOP_ECLOSED);
+  /* While it flushes, a write is still taken and sent in order (issue 9:
+   * a protocol layered on the transport hands over its own buffer from
+   * resume_writing during the close). */
+  OK(aloop_transport_write(t, "late", 4));
 
   /* read it all while the loop flushes; EOF once the transport closed */
   ASSERT_EQ(fcntl(fds[0], F_SETFL, O_NONBLOCK), 0);
-  unsigned char *got = malloc(total + 1);
+  unsigned char *got = malloc(total + 5);
   size_t n = 0;
   int eof = 0;
   double t0 = test_now();
@@ -202,7 +205,7 @@ TEST(write_pipe_flow_control_and_close) {
       FAIL("timed out reading the pipe (%zu bytes)", n);
     OK(aloop_loop_run_once(loop, 0.001));
     for (;;) {
-      ssize_t r = read(fds[0], got + n, total - n > 0 ? total - n : 1);
+      ssize_t r = read(fds[0], got + n, total + 5 - n);
       if (r > 0) {
         n += (size_t)r;
         continue;
@@ -212,8 +215,9 @@ TEST(write_pipe_flow_control_and_close) {
       break;
     }
   }
-  ASSERT_EQ(n, total);
+  ASSERT_EQ(n, total + 4);
   ASSERT(memcmp(got, data, total) == 0);
+  ASSERT(memcmp(got + total, "late", 4) == 0);
   RUN_UNTIL(c.lost == 1);
   ASSERT_EQ(c.lost_err, 0);
   ASSERT_EQ(c.resumes, 1);

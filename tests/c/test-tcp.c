@@ -20,6 +20,11 @@ struct conn {
   int eof_keep_open; /* what eof_received returns */
   int reply_on_eof;  /* after EOF: write "reply:<data>" later, then close */
   int pause_on_made; /* pause_reading in connection_made */
+  /* A protocol with its own buffer above the transport (as asyncio's
+   * sslproto): resume_writing hands over own until the next pause. */
+  const unsigned char *own;
+  size_t own_len, own_off;
+  int own_rc; /* the first failed write from resume_writing */
   int future_done_in_made; /* aloop_future_done(connect) inside connection_made */
   aloop_future_t *connect_future;
   unsigned char *buf;
@@ -89,6 +94,15 @@ static void p_resume(aloop_transport_t *t, void *ud) {
   struct conn *c = ud;
   c->resumes++;
   OK(aloop_transport_get_write_buffer_size(t, &c->buffer_at_resume));
+  while (c->own && c->own_off < c->own_len && c->pauses == c->resumes) {
+    size_t n = c->own_len - c->own_off;
+    if (n > (64u << 10))
+      n = 64u << 10;
+    int rc = aloop_transport_write(t, c->own + c->own_off, n);
+    if (rc < 0 && c->own_rc == 0)
+      c->own_rc = rc;
+    c->own_off += n;
+  }
 }
 
 static void conn_free(void *ud) { ((struct conn *)ud)->frees++; }
@@ -475,6 +489,62 @@ TEST(write_after_close) {
   /* after connection_lost the handle is stale */
   ASSERT_EQ(aloop_transport_write(t, "x", 1), ALOOP_EBADF);
   ASSERT_EQ(aloop_transport_close(t), ALOOP_EBADF);
+  close_server(&ss);
+}
+
+/* Issue 9: a protocol that keeps its own buffer above the transport closes
+ * it while that buffer still holds data; the transport keeps calling
+ * resume_writing while it drains and must take what is handed over then
+ * (it answered ALOOP_ECLOSED and the bytes were lost). */
+TEST(write_from_resume_writing_after_close) {
+  static struct server_state ss;
+  ss.proto.pause_on_made = 1; /* the server reads only later */
+  start_server(&ss, NULL);
+  struct conn c = {0};
+  aloop_transport_t *t = connect_to(ss.port, &c);
+  RUN_UNTIL(ss.accepted == 1 && ss.conns[0].made == 1);
+  const size_t total = 16u << 20;
+  unsigned char *data = make_pattern(total);
+  size_t off = 0;
+  while (c.pauses == c.resumes && off < total) {
+    OK(aloop_transport_write(t, data + off, 64u << 10));
+    off += 64u << 10;
+  }
+  ASSERT(off < total); /* the transport pushed back */
+  c.own = data;
+  c.own_off = off;
+  c.own_len = total;
+  OK(aloop_transport_close(t));
+  OK(aloop_transport_resume_reading(ss.conns[0].t));
+  RUN_UNTIL(c.lost == 1 && ss.conns[0].lost == 1);
+  ASSERT_EQ(c.own_rc, 0);
+  ASSERT_EQ(c.own_off, total);
+  ASSERT_EQ(ss.conns[0].len, total);
+  ASSERT(memcmp(ss.conns[0].buf, data, total) == 0);
+  ASSERT_EQ(ss.conns[0].lost_err, 0);
+  free(data);
+  close_server(&ss);
+}
+
+/* Issue 9: a peer that keeps sending (here: an echo) while the transport
+ * closes. Closing the socket with unread input, or receiving input after
+ * close(2), makes the kernel answer with a RST that drops the bytes it had
+ * not sent yet: the peer saw about a quarter of them. */
+TEST(close_while_peer_sends) {
+  static struct server_state ss;
+  ss.proto.echo = 1;
+  start_server(&ss, NULL);
+  struct conn c = {0};
+  aloop_transport_t *t = connect_to(ss.port, &c);
+  const size_t total = 8u << 20;
+  unsigned char *data = make_pattern(total);
+  OK(aloop_transport_write(t, data, total));
+  OK(aloop_transport_close(t));
+  RUN_UNTIL(c.lost == 1 && ss.conns[0].lost == 1);
+  ASSERT_EQ(ss.conns[0].len, total);
+  ASSERT(memcmp(ss.conns[0].buf, data, total) == 0);
+  ASSERT_EQ(ss.conns[0].lost_err, 0); /* EOF, no reset */
+  free(data);
   close_server(&ss);
 }
 

@@ -95,6 +95,7 @@ struct conn {
   aloop_transport_t *t;
   int made, lost, lost_err, eofs, frees;
   int echo;
+  int ack; /* keep the data and answer every chunk with 64 bytes */
   unsigned char *buf;
   size_t len, cap;
 };
@@ -113,10 +114,13 @@ static void p_data(aloop_transport_t *t, const char *data, size_t len,
   struct conn *c = ud;
   ASSERT_EQ(c->made, 1);
   ASSERT_PTR_EQ(t, c->t);
-  if (c->echo)
+  if (c->echo) {
     OK(aloop_transport_write(t, data, len));
-  else
-    buf_append(&c->buf, &c->len, &c->cap, data, len);
+    return;
+  }
+  buf_append(&c->buf, &c->len, &c->cap, data, len);
+  if (c->ack)
+    OK(aloop_transport_write(t, data, len < 64 ? len : 64));
 }
 
 static int p_eof(aloop_transport_t *t, void *ud) {
@@ -262,6 +266,45 @@ TEST(echo_10mb) {
   run_for(0.02);
   OK(aloop_loop_close(loop));
   free(data);
+  free(c.buf);
+}
+
+/* Issue 9: every byte the client's write() took before close() reaches a
+ * server that is still reading — and still sending (it answers every chunk).
+ * The client's socket must not be closed into a RST while its kernel still
+ * holds unsent bytes: the server's answers arriving after the close made the
+ * kernel reset the connection and drop the tail (the server saw ~1 of 4
+ * MiB). */
+TEST(close_while_peer_sends) {
+  struct server_state ss;
+  memset(&ss, 0, sizeof ss);
+  aloop_tls_config_t *scfg = server_config("server");
+  start_server(&ss, scfg);
+  OK(aloop_tls_config_free(scfg));
+  aloop_tls_config_t *ccfg = client_config();
+  struct conn c;
+  memset(&c, 0, sizeof c);
+  aloop_transport_t *t = connected(tls_connect("127.0.0.1", ss.port, ccfg, NULL, &c));
+  OK(aloop_tls_config_free(ccfg));
+  RUN_UNTIL(ss.accepted == 1 && ss.conns[0].made == 1);
+  ss.conns[0].echo = 0;
+  ss.conns[0].ack = 1;
+
+  size_t n = 4u << 20;
+  unsigned char *data = make_pattern(n);
+  for (size_t off = 0; off < n; off += 16384)
+    OK(aloop_transport_write(t, data + off, 16384));
+  OK(aloop_transport_close(t));
+  RUN_UNTIL(c.lost == 1 && ss.conns[0].lost == 1);
+  ASSERT_EQ(ss.conns[0].len, n);
+  ASSERT(memcmp(ss.conns[0].buf, data, n) == 0);
+  ASSERT_EQ(ss.conns[0].lost_err, 0); /* close_notify, then EOF: no reset */
+  ASSERT_EQ(ss.conns[0].eofs, 1);
+  OK(aloop_server_close(ss.server));
+  run_for(0.02);
+  OK(aloop_loop_close(loop));
+  free(data);
+  free(ss.conns[0].buf);
   free(c.buf);
 }
 

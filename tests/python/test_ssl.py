@@ -357,3 +357,110 @@ def test_ssl_keys_released(server_ctx, client_ctx):
     loop.run_until_complete(main())
     loop.close()
     assert len(_trampolines.objects) == before
+
+
+def _close_notify_then_read_peer(lsock, server_ctx, result):
+    """A TLS server (OpenSSL over memory BIOs on a blocking socket) that sends
+    close_notify right after the handshake and then keeps reading, slowly,
+    until the client's close_notify or EOF; result gets the bytes it read."""
+    conn, _ = lsock.accept()
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = server_ctx.wrap_bio(inc, out, server_side=True)
+    total = 0
+    try:
+        while True:
+            try:
+                obj.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                conn.sendall(out.read())
+                data = conn.recv(65536)
+                if not data:
+                    return
+                inc.write(data)
+        conn.sendall(out.read())
+        time.sleep(0.2)  # the client fills its buffers meanwhile
+
+        def read_all():
+            nonlocal total
+            while True:
+                try:
+                    chunk = obj.read(65536)
+                except (ssl.SSLWantReadError, ssl.SSLZeroReturnError):
+                    return
+                if not chunk:
+                    return
+                total += len(chunk)
+
+        read_all()  # no application data may be pending at unwrap()
+        try:
+            obj.unwrap()  # sends close_notify; reading stays possible
+        except ssl.SSLWantReadError:
+            pass
+        conn.sendall(out.read())
+        while True:
+            time.sleep(0.0005)
+            data = conn.recv(65536)
+            if not data:
+                break
+            inc.write(data)
+            read_all()
+    except OSError as exc:
+        result.append(exc)
+    finally:
+        result.append(total)
+        conn.close()
+
+
+def test_tls_peer_close_notify_with_full_write_buffer(loop, server_ctx, client_ctx):
+    """Issue 9: a client that filled its write buffer (flow control on) gets
+    the peer's close_notify while the peer keeps reading; every byte the
+    client's write() took reaches the peer (it lost the last 512 KiB — the
+    records sslproto held — when the transport refused writes after close)."""
+    lsock = socket.socket()
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(1)
+    result = []
+    th = threading.Thread(target=_close_notify_then_read_peer,
+                          args=(lsock, server_ctx, result), daemon=True)
+    th.start()
+
+    class Filler(asyncio.Protocol):
+        def __init__(self):
+            self.written = 0
+            self.paused = False
+            self.lost = loop.create_future()
+
+        def connection_made(self, tr):
+            self.tr = tr
+            self.fill()
+
+        def fill(self):
+            while not self.paused and not self.tr.is_closing() and self.written < 8 * MiB:
+                self.tr.write(b"x" * 16384)
+                self.written += 16384
+
+        def pause_writing(self):
+            self.paused = True
+
+        def resume_writing(self):
+            self.paused = False
+            self.fill()
+
+        def connection_lost(self, exc):
+            if not self.lost.done():
+                self.lost.set_result(exc)
+
+    async def main():
+        tr, proto = await loop.create_connection(
+            Filler, "127.0.0.1", lsock.getsockname()[1], ssl=client_ctx,
+            server_hostname="localhost")
+        await asyncio.wait_for(proto.lost, 30)
+        await loop.run_in_executor(None, th.join, 30)
+        return proto.written
+
+    try:
+        written = loop.run_until_complete(main())
+    finally:
+        lsock.close()
+    assert result and result[-1] == written, (result, written)

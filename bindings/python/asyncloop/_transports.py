@@ -465,7 +465,12 @@ class Transport(transports._FlowControlMixin):
             raise RuntimeError("Cannot call write() after write_eof()")
         if not data:
             return
-        if self._closing:
+        # After close() the library still takes writes while it flushes the
+        # buffer (as asyncio's socket transport does): asyncio's sslproto
+        # hands over the records it holds from resume_writing() during its
+        # close. Once the close is under way (or after abort) the library
+        # answers ALOOP_ECLOSED and the data is dropped as asyncio drops it.
+        if self._closed or self._handle is None:
             if self._conn_lost >= _LOG_THRESHOLD_FOR_CONNLOST_WRITES:
                 logger.warning("socket.send() raised exception.")
             self._conn_lost += 1
