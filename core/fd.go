@@ -18,6 +18,11 @@ type fdEntry struct {
 	owner         any    // the transport or server owning fd, if any
 }
 
+// entry returns fd's entry (nil if none), creating it when create is set.
+// The table is indexed by fd, so it grows only for an fd that is open: an
+// fd number that came from a caller may be anything (2^31-1 would make a
+// 16 GiB table), and every path that creates an entry has either checked
+// the fd with a syscall or made it itself; nil for a closed fd.
 func (l *Loop) entry(fd int, create bool) *fdEntry {
 	if fd < 0 {
 		return nil
@@ -26,7 +31,7 @@ func (l *Loop) entry(fd int, create bool) *fdEntry {
 		if e := l.fds[fd]; e != nil || !create {
 			return e
 		}
-	} else if !create {
+	} else if !create || !fdOpen(fd) {
 		return nil
 	} else {
 		n := 2 * len(l.fds)
@@ -103,17 +108,34 @@ func (l *Loop) dispatch(fd int, events uint32) {
 	}
 }
 
-func (l *Loop) checkWatchFd(fd int) (*fdEntry, error) {
+// fdOpen reports whether fd is an open file descriptor.
+func fdOpen(fd int) bool {
+	_, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
+	return err == nil
+}
+
+func (l *Loop) checkWatchFd(fd int, op string) (*fdEntry, error) {
 	if l.closed {
 		return nil, ErrClosed
 	}
 	if fd < 0 {
 		return nil, ErrInvalid
 	}
-	if e := l.entry(fd, false); e != nil && e.owner != nil {
-		return nil, &OpError{Op: "add_reader", Err: unix.EBUSY, Addr: "fd is used by a transport"}
+	e := l.entry(fd, false)
+	if e != nil && e.owner != nil {
+		return nil, &OpError{Op: op, Err: unix.EBUSY, Addr: "fd is used by a transport"}
 	}
-	return l.entry(fd, true), nil
+	if e == nil {
+		// Checked before the entry exists, so that a bad fd never grows
+		// the table (issue 9).
+		if !fdOpen(fd) {
+			return nil, &OpError{Op: op, Err: unix.EBADF}
+		}
+		if e = l.entry(fd, true); e == nil {
+			return nil, &OpError{Op: op, Err: unix.EBADF}
+		}
+	}
+	return e, nil
 }
 
 // handler returns the fields of e's reader (write false) or writer.
@@ -136,7 +158,11 @@ func (l *Loop) AddWriter(fd int, fn func(), release func()) error {
 }
 
 func (l *Loop) addWatcher(fd int, write bool, fn func(), release func()) error {
-	e, err := l.checkWatchFd(fd)
+	op := "add_reader"
+	if write {
+		op = "add_writer"
+	}
+	e, err := l.checkWatchFd(fd, op)
 	if err != nil {
 		return err
 	}
@@ -155,10 +181,6 @@ func (l *Loop) addWatcher(fd int, write bool, fn func(), release func()) error {
 			l.nfds--
 		}
 		l.update(e)
-		op := "add_reader"
-		if write {
-			op = "add_writer"
-		}
 		return &OpError{Op: op, Err: err}
 	}
 	if oldRel != nil {

@@ -853,7 +853,11 @@ int aloop_loop_default_exception_handler(
 /* ------------------------------------------------------------------------ */
 
 /* Calls cb each iteration while fd is readable / writable. Adding again
- * replaces the previous callback (whose free_cb runs). */
+ * replaces the previous callback (whose free_cb runs). A negative fd is
+ * ALOOP_EINVAL; an fd that is not open is ALOOP_EBADF, checked before the
+ * loop records anything (the loop's fd table grows only for open fds, so
+ * no fd number, here or in any function that takes one, costs memory in
+ * proportion to its value). */
 int aloop_add_reader(aloop_loop_t *loop, int fd, aloop_fd_cb cb,
                      void *userdata, aloop_free_cb free_cb);
 int aloop_add_writer(aloop_loop_t *loop, int fd, aloop_fd_cb cb,

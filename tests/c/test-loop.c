@@ -6,8 +6,10 @@
 #include "test.h"
 
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sys/resource.h>
 
 static aloop_loop_t *new_loop(void) {
   aloop_loop_t *loop = NULL;
@@ -815,6 +817,83 @@ TEST(add_reader_pipe) {
   OK(aloop_loop_free(loop));
   close(p[0]);
   close(p[1]);
+}
+
+/* Issue 9: fd 2^31-1 entering anywhere is refused with ALOOP_EBADF before
+ * the loop's fd table grows: add_reader grew it to 2^31 entries (16 GiB of
+ * address space) and then failed. The address space is limited to what the
+ * process has now plus 1 GiB, so growing the table aborts the process
+ * (the Go runtime's out-of-memory is fatal); each call must also be quick. */
+static int fd_result(int rc, aloop_future_t *f, aloop_loop_t *loop) {
+  if (rc < 0 || f == NULL)
+    return rc;
+  OK(aloop_loop_run_until_complete(loop, f));
+  rc = aloop_future_exception(f);
+  OK(aloop_future_free(f));
+  return rc;
+}
+
+static void nop_proto_made(aloop_transport_t *t, void *ud) {}
+
+TEST(huge_fd_is_refused_before_the_table_grows) {
+  aloop_loop_t *loop = new_loop();
+  long pages = 0;
+  FILE *f = fopen("/proc/self/statm", "r");
+  ASSERT(f != NULL);
+  ASSERT_EQ(fscanf(f, "%ld", &pages), 1);
+  fclose(f);
+  struct rlimit rl;
+  rl.rlim_cur = rl.rlim_max =
+      (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE) + ((rlim_t)1 << 30);
+  ASSERT_EQ(setrlimit(RLIMIT_AS, &rl), 0);
+
+  const int huge = INT_MAX;
+  aloop_protocol_t p;
+  memset(&p, 0, sizeof p);
+  p.size = sizeof p;
+  p.connection_made = nop_proto_made;
+  char buf[16];
+  aloop_future_t *fut;
+  double t0 = test_now();
+  ASSERT_EQ(aloop_add_reader(loop, huge, fd_cb, NULL, NULL), ALOOP_EBADF);
+  ASSERT_EQ(aloop_add_writer(loop, huge, fd_cb, NULL, NULL), ALOOP_EBADF);
+  ASSERT_EQ(aloop_remove_reader(loop, huge), 0);
+  ASSERT_EQ(aloop_remove_writer(loop, huge), 0);
+  fut = NULL;
+  ASSERT_EQ(fd_result(aloop_sock_recv(loop, huge, 10, &fut), fut, loop), ALOOP_EBADF);
+  fut = NULL;
+  ASSERT_EQ(fd_result(aloop_sock_recv_into(loop, huge, buf, sizeof buf, &fut), fut, loop), ALOOP_EBADF);
+  fut = NULL;
+  ASSERT_EQ(fd_result(aloop_sock_sendall(loop, huge, "x", 1, &fut), fut, loop), ALOOP_EBADF);
+  fut = NULL;
+  ASSERT_EQ(fd_result(aloop_sock_connect(loop, huge, "127.0.0.1", 9, &fut), fut, loop), ALOOP_EBADF);
+  fut = NULL;
+  ASSERT_EQ(fd_result(aloop_sock_accept(loop, huge, &fut), fut, loop), ALOOP_EBADF);
+  fut = NULL;
+  ASSERT_EQ(fd_result(aloop_connect_read_pipe(loop, huge, &p, NULL, NULL, &fut), fut, loop), ALOOP_EBADF);
+  fut = NULL;
+  ASSERT_EQ(fd_result(aloop_connect_write_pipe(loop, huge, &p, NULL, NULL, &fut), fut, loop), ALOOP_EBADF);
+  fut = NULL;
+  ASSERT_EQ(fd_result(aloop_connect_accepted_socket(loop, huge, &p, NULL, NULL, &fut), fut, loop), ALOOP_EBADF);
+  aloop_connect_options_t co;
+  memset(&co, 0, sizeof co);
+  co.size = sizeof co;
+  co.has_sock = 1;
+  co.sock = huge;
+  fut = NULL;
+  ASSERT_EQ(fd_result(aloop_create_connection(loop, NULL, 0, &p, NULL, NULL, &co, &fut), fut, loop), ALOOP_EBADF);
+  double dt = test_now() - t0;
+  ASSERT_DBL(dt, <, 1.0);
+  /* the loop still works and closes at once */
+  int pp[2];
+  ASSERT_EQ(pipe(pp), 0);
+  OK(aloop_add_reader(loop, pp[0], fd_cb, NULL, NULL));
+  ASSERT_EQ(aloop_remove_reader(loop, pp[0]), 1);
+  close(pp[0]);
+  close(pp[1]);
+  t0 = test_now();
+  OK(aloop_loop_free(loop));
+  ASSERT_DBL(test_now() - t0, <, 0.5);
 }
 
 TEST(add_reader_replaces) {

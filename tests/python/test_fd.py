@@ -131,3 +131,41 @@ def test_sock_sendfile_native_and_blocking_fallback(loop, tmp_path):
             b.close()
 
     loop.run_until_complete(main())
+
+
+_HUGE_FD_CHILD = r"""
+import asyncio, errno, resource, sys, time
+import asyncloop
+
+loop = asyncloop.new_event_loop() if sys.argv[1] == "asyncloop" else asyncio.new_event_loop()
+# Address space: what the process has now plus 1 GiB. The fd table that
+# add_reader(2**31 - 1) grew before it failed needed 16 GiB: an abort.
+with open("/proc/self/statm") as f:
+    vm = int(f.read().split()[0]) * resource.getpagesize()
+resource.setrlimit(resource.RLIMIT_AS, (vm + (1 << 30), vm + (1 << 30)))
+t0 = time.monotonic()
+for add in (loop.add_reader, loop.add_writer):
+    try:
+        add(2**31 - 1, lambda: None)
+    except OSError as exc:
+        assert exc.errno == errno.EBADF, exc
+    else:
+        raise AssertionError("add_* accepted fd 2**31 - 1")
+assert not loop.remove_reader(2**31 - 1)
+loop.close()
+print("ok %.3f" % (time.monotonic() - t0))
+"""
+
+
+@pytest.mark.parametrize("kind", ["asyncio", "asyncloop"])
+def test_huge_fd_is_refused_cheaply(kind, child_env):
+    """Issue 9: add_reader/add_writer with fd 2**31 - 1 raise OSError(EBADF)
+    without first growing the loop's fd table (16 GiB of address space, an
+    out-of-memory abort under ulimit -v)."""
+    import subprocess
+    import sys
+    r = subprocess.run([sys.executable, "-c", _HUGE_FD_CHILD, kind], env=child_env,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.startswith("ok "), r.stdout
+    assert float(r.stdout.split()[1]) < 1.0, r.stdout
