@@ -6,19 +6,124 @@ package main
 import "C"
 
 import (
+	"sync"
+	"syscall"
 	"unsafe"
 
 	"github.com/asyncloop/asyncloop/core"
 )
 
 type loopObj struct {
-	l        *core.Loop
-	h        uintptr
-	excCb    C.uintptr_t
-	excUd    C.uintptr_t
-	excFree  C.uintptr_t
-	wakeFree func()
-	wq       writeQueue // queued writes (events.go)
+	l    *core.Loop
+	h    uintptr
+	exc  *excHook   // the host's exception handler, or nil
+	wake *wakeHook  // the host's wake-up callback, or nil
+	wq   writeQueue // queued writes (events.go)
+}
+
+// wakeHook is the host's wake-up callback: the one host callback the library
+// calls from any thread, its own included (the header says so). Whoever
+// posts work calls it, outside any lock of the loop, so replacing it or
+// freeing the loop must not release its userdata under a running call: a
+// call registers itself (by thread id) while it runs, and retire, which
+// stops new calls, releases the userdata once no other thread is inside it
+// (it waits for them: a wake-up callback must return promptly and must not
+// wait for the loop's thread), or — when it is called from inside the
+// callback itself — when that call returns.
+type wakeHook struct {
+	cb, ud    C.uintptr_t
+	free      func() // nil once released
+	mu        sync.Mutex
+	left      sync.Cond // a call returned
+	callers   []int     // thread ids of the running calls
+	retired   bool
+	freeOnRet bool // retired from inside a call: the last call releases
+}
+
+func newWakeHook(cb, ud, free C.uintptr_t) *wakeHook {
+	w := &wakeHook{cb: cb, ud: ud, free: releaser(free, ud)}
+	w.left.L = &w.mu
+	return w
+}
+
+func (w *wakeHook) call(lh C.uintptr_t) {
+	tid := syscall.Gettid()
+	w.mu.Lock()
+	if w.retired {
+		w.mu.Unlock()
+		return
+	}
+	w.callers = append(w.callers, tid)
+	w.mu.Unlock()
+	defer w.exit(tid) // the callback is C: it cannot panic, but be safe
+	C.al_call_wakeup_cb(w.cb, lh, w.ud)
+}
+
+func (w *wakeHook) exit(tid int) {
+	w.mu.Lock()
+	for i, t := range w.callers {
+		if t == tid {
+			w.callers = append(w.callers[:i], w.callers[i+1:]...)
+			break
+		}
+	}
+	var free func()
+	if w.retired {
+		w.left.Broadcast()
+		if w.freeOnRet && len(w.callers) == 0 {
+			free, w.free = w.free, nil
+		}
+	}
+	w.mu.Unlock()
+	if free != nil {
+		free()
+	}
+}
+
+// retire stops new calls and releases the userdata once no call runs.
+func (w *wakeHook) retire() {
+	tid := syscall.Gettid()
+	w.mu.Lock()
+	w.retired = true
+	for {
+		others := 0
+		for _, t := range w.callers {
+			if t != tid {
+				others++
+			}
+		}
+		if others == 0 {
+			break
+		}
+		w.left.Wait()
+	}
+	var free func()
+	if len(w.callers) > 0 { // called from inside the callback
+		w.freeOnRet = true
+	} else {
+		free, w.free = w.free, nil
+	}
+	w.mu.Unlock()
+	if free != nil {
+		free()
+	}
+}
+
+// excHook is the host's exception handler. It runs on the loop thread only,
+// but it may replace itself (aloop_loop_set_exception_handler from inside
+// the handler); its userdata is then released when the handler returns,
+// not while it still runs.
+type excHook struct {
+	cb, ud, free C.uintptr_t
+	running      int
+	retired      bool
+}
+
+func (x *excHook) retire() {
+	x.retired = true
+	if x.running == 0 {
+		callFree(x.free, x.ud)
+	}
 }
 
 func getLoop(h C.uintptr_t) (*loopObj, C.int) {
@@ -64,9 +169,9 @@ func aloop_loop_free(loop C.uintptr_t) (rc C.int) {
 		loops.del(lo.h)
 		forgetLoop(lo) // capi/current.go
 		lo.setExceptionHandler(0, 0, 0)
-		if lo.wakeFree != nil {
-			lo.wakeFree()
-			lo.wakeFree = nil
+		if w := lo.wake; w != nil {
+			lo.wake = nil
+			w.retire()
 		}
 		return 0
 	})
@@ -266,18 +371,19 @@ func aloop_loop_set_wakeup_cb(loop, cb, ud, free C.uintptr_t) (rc C.int) {
 	}
 	inject()
 	o.handOff()
-	old := lo.wakeFree
+	old := lo.wake
 	if cb == 0 {
 		lo.l.SetWakeupHook(nil)
-		lo.wakeFree = nil
+		lo.wake = nil
 		callFree(free, ud)
 	} else {
 		h := C.uintptr_t(lo.h)
-		lo.l.SetWakeupHook(func() { C.al_call_wakeup_cb(cb, h, ud) })
-		lo.wakeFree = releaser(free, ud)
+		w := newWakeHook(cb, ud, free)
+		lo.l.SetWakeupHook(func() { w.call(h) })
+		lo.wake = w
 	}
 	if old != nil {
-		old()
+		old.retire()
 	}
 	return 0
 }
@@ -415,13 +521,22 @@ func aloop_handle_when(handle C.uintptr_t, out *C.double) (rc C.int) {
 // Exception handler.
 
 func (lo *loopObj) setExceptionHandler(cb, ud, free C.uintptr_t) {
-	oldFree, oldUd := lo.excFree, lo.excUd
-	lo.excCb, lo.excUd, lo.excFree = cb, ud, free
+	old := lo.exc
+	lo.exc = nil
 	if cb == 0 {
 		lo.l.SetExceptionHandler(nil)
+		callFree(free, ud) // no handler: nothing keeps the userdata
 	} else {
+		x := &excHook{cb: cb, ud: ud, free: free}
+		lo.exc = x
 		lh := C.uintptr_t(lo.h)
 		lo.l.SetExceptionHandler(func(l *core.Loop, ctx *core.ExceptionContext) {
+			x.running++
+			defer func() {
+				if x.running--; x.running == 0 && x.retired {
+					callFree(x.free, x.ud)
+				}
+			}()
 			msg := C.CString(ctx.Message)
 			defer C.free(unsafe.Pointer(msg))
 			var detail *C.char
@@ -439,7 +554,9 @@ func (lo *loopObj) setExceptionHandler(cb, ud, free C.uintptr_t) {
 				C.uintptr_t(subprocessHandleIfAny(ctx.Subprocess)), ud)
 		})
 	}
-	callFree(oldFree, oldUd)
+	if old != nil {
+		old.retire()
+	}
 }
 
 //export aloop_loop_set_exception_handler
@@ -469,7 +586,10 @@ func aloop_loop_get_exception_handler(loop C.uintptr_t, outCb, outUd *C.uintptr_
 		return fail(C.ALOOP_EINVAL, "out_cb or out_userdata is NULL")
 	}
 	inject()
-	*outCb, *outUd = lo.excCb, lo.excUd
+	*outCb, *outUd = 0, 0
+	if x := lo.exc; x != nil {
+		*outCb, *outUd = x.cb, x.ud
+	}
 	return 0
 }
 

@@ -56,8 +56,21 @@
  *    aloop_loop_run_until_complete (ALOOP_EBUSY while the loop runs),
  *    aloop_loop_is_running, aloop_loop_is_closed, aloop_loop_time,
  *    aloop_loop_set_debug, aloop_loop_get_debug and aloop_loop_backend_fd.
- *  - Socket I/O runs on the loop thread itself (an epoll reactor); the
- *    library's own threads never call into the host.
+ *  - Socket I/O runs on the loop thread itself (an epoll reactor). The
+ *    library's own threads (name resolution, executor workers, signal
+ *    delivery, sendfile fallback copies, subprocess reaping, TLS handshakes,
+ *    closing sockets in the background) call into the host in exactly two
+ *    cases, and no other host callback or free_cb ever runs on them:
+ *      1. aloop_executor_fn jobs (aloop_run_in_executor) run on executor
+ *         worker threads, by design;
+ *      2. the wake-up callback (aloop_loop_set_wakeup_cb) runs on whichever
+ *         thread posts work to the loop: a host thread inside a THREAD-SAFE
+ *         function, or a library thread that completes background work.
+ *    Replacing the wake-up callback or freeing the loop while other threads
+ *    are inside it waits for them to return before its free_cb runs (so
+ *    the callback must return promptly and must not wait for the loop's
+ *    thread); a replacement from inside the callback releases the old
+ *    userdata when that call returns.
  *  - Embedding in a host that has its own event loop: watch
  *    aloop_loop_backend_fd() for readability, arm a timer for
  *    aloop_loop_backend_timeout(), and call
@@ -225,7 +238,10 @@ typedef void (*aloop_future_cb)(aloop_future_t *future, void *userdata);
 /* A reader or writer callback for an arbitrary fd (add_reader/add_writer). */
 typedef void (*aloop_fd_cb)(aloop_loop_t *loop, int fd, void *userdata);
 
-/* THREAD-SAFE callback: the loop has new work (called from any thread). */
+/* THREAD-SAFE callback: the loop has new work. Called from any thread,
+ * including the library's own (see the threading model), possibly from
+ * several at once; it must be quick, must not block on the loop's thread
+ * and may call only THREAD-SAFE functions. */
 typedef void (*aloop_wakeup_cb)(aloop_loop_t *loop, void *userdata);
 
 /* The exception-handler context (asyncio's context dict). */
@@ -747,7 +763,12 @@ int aloop_loop_backend_fd(aloop_loop_t *loop);
 int aloop_loop_backend_timeout(aloop_loop_t *loop, int *out_ms);
 /* THREAD-SAFE callback called (from any thread) whenever work is posted to
  * the loop from outside its thread while it is not running (call_soon_threadsafe,
- * stop, wakeup, completions of background operations). cb NULL removes it. */
+ * stop, wakeup, completions of background operations: these call it on a
+ * library thread). cb NULL removes it. Replacing or removing it (or
+ * aloop_loop_free) releases the previous userdata only once no thread is
+ * inside the previous callback any more: it waits for other threads' calls
+ * to return; called from inside the callback, the free_cb runs when that
+ * call returns. */
 int aloop_loop_set_wakeup_cb(aloop_loop_t *loop, aloop_wakeup_cb cb,
                              void *userdata, aloop_free_cb free_cb);
 
@@ -833,7 +854,9 @@ int aloop_future_remove_done_callback(aloop_future_t *future,
 /* ------------------------------------------------------------------------ */
 
 /* Sets the loop's exception handler; cb NULL restores the default one (which
- * prints the context to stderr). */
+ * prints the context to stderr; its userdata is released at once). The
+ * previous handler's free_cb runs now, or, when the handler replaces itself
+ * from inside its own call, once that call returns. */
 int aloop_loop_set_exception_handler(aloop_loop_t *loop, aloop_exception_cb cb,
                                      void *userdata, aloop_free_cb free_cb);
 /* Gets the handler set (NULL cb and userdata for the default one). */

@@ -766,6 +766,55 @@ TEST(exception_handler) {
 
 /* ---- fd watchers -------------------------------------------------------- */
 
+/* Issue 9: a handler that replaces itself (set_exception_handler from
+ * inside the handler) keeps its userdata until it returns: free_cb runs
+ * after the handler, once. */
+struct self_exc {
+  int alive, frees, calls, used_after_free;
+  struct exc_rec next;
+};
+
+static void self_exc_free(void *ud) {
+  struct self_exc *x = ud;
+  x->alive = 0;
+  x->frees++;
+}
+
+static void self_replacing_handler(aloop_loop_t *loop,
+                                   const aloop_exception_context_t *c,
+                                   void *ud) {
+  struct self_exc *x = ud;
+  x->calls++;
+  OK(aloop_loop_set_exception_handler(loop, exc_handler, &x->next, exc_free));
+  if (!x->alive) /* the old userdata must still be there */
+    x->used_after_free++;
+  /* the new handler is in place already */
+  aloop_exception_cb cb = NULL;
+  void *got = NULL;
+  OK(aloop_loop_get_exception_handler(loop, &cb, &got));
+  ASSERT(cb == exc_handler && got == &x->next);
+}
+
+TEST(exception_handler_replaced_from_inside_itself) {
+  aloop_loop_t *loop = new_loop();
+  struct self_exc x;
+  memset(&x, 0, sizeof x);
+  x.alive = 1;
+  OK(aloop_loop_set_exception_handler(loop, self_replacing_handler, &x,
+                                      self_exc_free));
+  OK(aloop_loop_call_exception_handler(loop, "first", 0));
+  ASSERT_EQ(x.calls, 1);
+  ASSERT_EQ(x.used_after_free, 0);
+  ASSERT_EQ(x.frees, 1); /* released when the handler returned */
+  OK(aloop_loop_call_exception_handler(loop, "second", 0));
+  ASSERT_EQ(x.calls, 1);
+  ASSERT_EQ(x.next.calls, 1);
+  ASSERT_STR_EQ(x.next.message, "second");
+  OK(aloop_loop_free(loop));
+  ASSERT_EQ(x.frees, 1);
+  ASSERT_EQ(x.next.frees, 1);
+}
+
 struct fdrec {
   int calls;
   int fd;
