@@ -583,7 +583,7 @@ func (t *Transport) connectionLost(err error) {
 			if t.loop.readBuf == nil {
 				t.loop.readBuf = make([]byte, readSize)
 			}
-			closeGracefully(t.fd, t.loop.readBuf) // linger.go
+			closeGracefully(t.fd, t.loop.readBuf, t.tls != nil && t.tls.notified) // linger.go
 		}
 		t.fd = -1
 	}
