@@ -12,17 +12,17 @@ import (
 )
 
 // The current loop per thread (asyncio's get_running_loop, get_event_loop,
-// set_event_loop); core keeps the registry, this maps its loops back to
-// handles.
+// set_event_loop). core knows the running loop of a thread; the loop set
+// with aloop_set_event_loop is kept in the C thread's own storage
+// (threadstate.c), so that it dies with the thread and a later thread with
+// the same id does not inherit it. A released loop's handle is stale, so it
+// is no thread's loop any more.
 
 var loopObjs sync.Map // *core.Loop -> *loopObj, while the handle lives
 
 func rememberLoop(lo *loopObj) { loopObjs.Store(lo.l, lo) }
 
-func forgetLoop(lo *loopObj) {
-	loopObjs.Delete(lo.l)
-	core.ClearEventLoop(lo.l)
-}
+func forgetLoop(lo *loopObj) { loopObjs.Delete(lo.l) }
 
 func loopHandleOf(l *core.Loop) uintptr {
 	if l == nil {
@@ -63,13 +63,15 @@ func aloop_get_event_loop(out *C.uintptr_t) (rc C.int) {
 	}
 	inject()
 	*out = 0
-	l, err := core.GetEventLoop()
-	if err != nil {
-		return fail(C.ALOOP_ENOLOOP, "no current event loop in this thread (none running, none set with aloop_set_event_loop)")
+	if l := core.RunningLoop(); l != nil {
+		if h := loopHandleOf(l); h != 0 {
+			*out = C.uintptr_t(h)
+			return 0
+		}
 	}
-	h := loopHandleOf(l)
-	if h == 0 {
-		return fail(C.ALOOP_ENOLOOP, "the current event loop of this thread is not a handle of this library")
+	h := uintptr(C.al_get_current_loop())
+	if h == 0 || reg.get(h, kLoop) == nil {
+		return fail(C.ALOOP_ENOLOOP, "no current event loop in this thread (none running, none set with aloop_set_event_loop)")
 	}
 	*out = C.uintptr_t(h)
 	return 0
@@ -80,7 +82,7 @@ func aloop_set_event_loop(loop C.uintptr_t) (rc C.int) {
 	defer guard(&rc)
 	if loop == 0 {
 		inject()
-		core.SetEventLoop(nil)
+		C.al_set_current_loop(0)
 		return 0
 	}
 	lo, rc := getLoop(loop)
@@ -88,6 +90,6 @@ func aloop_set_event_loop(loop C.uintptr_t) (rc C.int) {
 		return rc
 	}
 	inject()
-	core.SetEventLoop(lo.l)
+	C.al_set_current_loop(C.uintptr_t(lo.h))
 	return 0
 }

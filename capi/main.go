@@ -18,11 +18,9 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strings"
-	"sync"
 	"unsafe"
 
 	"github.com/asyncloop/asyncloop/core"
-	"golang.org/x/sys/unix"
 )
 
 func main() {}
@@ -30,10 +28,10 @@ func main() {}
 // ---------------------------------------------------------------------------
 // Errors.
 
-var lastErrors sync.Map // thread id -> string
-
+// setLastError records msg as the calling thread's last error, in the
+// thread's own storage (capi/lasterror.c): exports run on the host's thread.
 func setLastError(msg string) {
-	lastErrors.Store(unix.Gettid(), msg)
+	C.al_set_last_error(C.CString(msg))
 }
 
 // fail records a detailed message and returns code.
@@ -91,13 +89,24 @@ func aloop_last_error(buf *C.char, buflen C.size_t) (rc C.int) {
 	if buf == nil || buflen == 0 {
 		return C.ALOOP_EINVAL
 	}
-	v, _ := lastErrors.Load(unix.Gettid())
-	msg, _ := v.(string)
+	msg := ""
+	if p := C.al_get_last_error(); p != nil {
+		msg = C.GoString(p)
+	}
 	return C.int(copyCString(buf, buflen, msg))
 }
 
+// maxLen bounds the lengths a host passes: no buffer is larger, and a
+// larger value (SIZE_MAX, a negative int cast to size_t) must be
+// ALOOP_EINVAL, not a panic in unsafe.Slice. The size of an output buffer
+// is only an upper bound and is clamped to it.
+const maxLen = C.size_t(1) << 40
+
 // copyCString copies s (truncated) with a NUL into buf; returns len(s).
 func copyCString(buf *C.char, buflen C.size_t, s string) int {
+	if buflen > maxLen {
+		buflen = maxLen
+	}
 	dst := unsafe.Slice((*byte)(unsafe.Pointer(buf)), int(buflen))
 	n := copy(dst[:len(dst)-1], s)
 	dst[n] = 0
@@ -110,8 +119,8 @@ func copyHost(buf *C.char, buflen C.size_t, s string) C.int {
 	if buf == nil {
 		return 0
 	}
-	if int(buflen) < len(s)+1 {
-		return fail(C.ALOOP_ENOSPACE, "host buffer of %d bytes is too small for %q", int(buflen), s)
+	if buflen < C.size_t(len(s)+1) {
+		return fail(C.ALOOP_ENOSPACE, "host buffer of %d bytes is too small for %q", uint64(buflen), s)
 	}
 	copyCString(buf, buflen, s)
 	return 0

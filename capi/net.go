@@ -126,6 +126,9 @@ func (a *cBufAdapter) GetBuffer(t *core.Transport, sizehint int) []byte {
 	if ptr == nil || n == 0 {
 		return nil
 	}
+	if n > maxLen { // a length no memory has: as an empty buffer (an error)
+		return nil
+	}
 	return unsafe.Slice((*byte)(unsafe.Pointer(ptr)), int(n))
 }
 
@@ -527,6 +530,9 @@ func aloop_transport_write(tr C.uintptr_t, data unsafe.Pointer, n C.size_t) (rc 
 	if data == nil && n > 0 {
 		return fail(C.ALOOP_EINVAL, "data is NULL")
 	}
+	if n > maxLen {
+		return fail(C.ALOOP_EINVAL, "len %d is larger than any buffer", uint64(n))
+	}
 	inject()
 	if n == 0 {
 		return 0
@@ -609,7 +615,7 @@ func aloop_transport_get_write_buffer_size(tr C.uintptr_t, out *C.size_t) (rc C.
 func aloop_transport_set_write_buffer_limits(tr C.uintptr_t, high, low C.size_t) (rc C.int) {
 	defer guard(&rc)
 	return transportOp(tr, func(t *core.Transport) C.int {
-		if high > 1<<40 || low > 1<<40 {
+		if high > maxLen || low > maxLen {
 			return fail(C.ALOOP_EINVAL, "limits too large")
 		}
 		return failErrOrZero(t.SetWriteBufferLimits(int(high), int(low)))

@@ -27,7 +27,6 @@ func cBytes(p unsafe.Pointer, n C.size_t) []byte {
 	return unsafe.Slice((*byte)(p), int(n))
 }
 
-const maxLen = C.size_t(1) << 40
 
 // checkBuf checks a buffer argument (named what) and its length.
 func checkBuf(p unsafe.Pointer, n C.size_t, what string) C.int {
@@ -412,11 +411,11 @@ func aloop_future_result_nameinfo(fut C.uintptr_t, host *C.char, hostlen C.size_
 	if !ok {
 		return otherKind()
 	}
-	if host != nil && int(hostlen) < len(ni.Host)+1 {
-		return fail(C.ALOOP_ENOSPACE, "host buffer of %d bytes is too small for %q", int(hostlen), ni.Host)
+	if host != nil && hostlen < C.size_t(len(ni.Host)+1) {
+		return fail(C.ALOOP_ENOSPACE, "host buffer of %d bytes is too small for %q", uint64(hostlen), ni.Host)
 	}
-	if service != nil && int(servicelen) < len(ni.Service)+1 {
-		return fail(C.ALOOP_ENOSPACE, "service buffer of %d bytes is too small for %q", int(servicelen), ni.Service)
+	if service != nil && servicelen < C.size_t(len(ni.Service)+1) {
+		return fail(C.ALOOP_ENOSPACE, "service buffer of %d bytes is too small for %q", uint64(servicelen), ni.Service)
 	}
 	if host != nil {
 		copyCString(host, hostlen, ni.Host)

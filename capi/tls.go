@@ -256,8 +256,8 @@ func copyName(buf *C.char, buflen C.size_t, s, what string) C.int {
 	if buf == nil || buflen == 0 {
 		return fail(C.ALOOP_EINVAL, "buffer is NULL or empty")
 	}
-	if int(buflen) < len(s)+1 {
-		return fail(C.ALOOP_ENOSPACE, "%s %q does not fit in %d bytes", what, s, int(buflen))
+	if buflen < C.size_t(len(s)+1) {
+		return fail(C.ALOOP_ENOSPACE, "%s %q does not fit in %d bytes", what, s, uint64(buflen))
 	}
 	copyCString(buf, buflen, s)
 	return 0
@@ -306,8 +306,8 @@ func aloop_transport_get_peer_certificate(tr C.uintptr_t, buf unsafe.Pointer, bu
 		if len(der) == 0 {
 			return 0
 		}
-		if int(buflen) < len(der) {
-			return fail(C.ALOOP_ENOSPACE, "the certificate has %d bytes, the buffer %d", len(der), int(buflen))
+		if buflen < C.size_t(len(der)) {
+			return fail(C.ALOOP_ENOSPACE, "the certificate has %d bytes, the buffer %d", len(der), uint64(buflen))
 		}
 		copy(unsafe.Slice((*byte)(buf), len(der)), der)
 		return 0

@@ -26,10 +26,98 @@ type loopCurrent struct {
 
 var (
 	curMu    sync.Mutex
-	curLoops []weak.Pointer[Loop] // loops that ran (dropped once collected)
-	curSet   = map[int64]*Loop{}  // SetEventLoop, by thread id
+	curLoops []weak.Pointer[Loop]  // loops that ran (dropped once collected)
+	curSet   = map[int64]setLoop{} // SetEventLoop, by thread id
 	curRuns  atomic.Uint64
 )
+
+// setLoop is a thread's loop set with SetEventLoop. A thread id is reused by
+// a later thread once its thread exited, so the entry also holds the
+// thread's start time: an entry whose thread is gone (or whose id now
+// belongs to another thread) is dropped instead of being inherited. The
+// start time counts clock ticks (10 ms), so a thread that exits and a new
+// one that gets its id within the same tick are not told apart; the C ABI
+// keeps the set loop in the C thread's own storage instead (capi).
+type setLoop struct {
+	l     *Loop
+	start uint64
+}
+
+// threadStart returns the start time (in clock ticks since boot, field 22 of
+// /proc/<pid>/task/<tid>/stat) of thread tid of this process; false if there
+// is no such thread.
+func threadStart(tid int64) (uint64, bool) {
+	var buf [512]byte
+	fd, err := unix.Open("/proc/self/task/"+itoa(int(tid))+"/stat", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return 0, false
+	}
+	n, err := unix.Read(fd, buf[:])
+	unix.Close(fd)
+	if err != nil || n <= 0 {
+		return 0, false
+	}
+	b := buf[:n]
+	// The command name (field 2) is in parentheses and may hold anything:
+	// count the fields after its last ')'.
+	i := len(b) - 1
+	for i >= 0 && b[i] != ')' {
+		i--
+	}
+	if i < 0 {
+		return 0, false
+	}
+	field := 2
+	var v uint64
+	for _, c := range b[i+1:] {
+		if c == ' ' {
+			if field == 22 {
+				return v, true
+			}
+			field++
+			continue
+		}
+		if field == 22 {
+			if c < '0' || c > '9' {
+				return 0, false
+			}
+			v = v*10 + uint64(c-'0')
+		}
+	}
+	return 0, false
+}
+
+// setLoopOf returns the calling thread's set loop; curMu is held.
+func setLoopOf(tid int64) *Loop {
+	e, ok := curSet[tid]
+	if !ok {
+		return nil
+	}
+	if stale(tid, e) {
+		delete(curSet, tid) // set by an earlier thread with this id
+		return nil
+	}
+	return e.l
+}
+
+// stale reports whether e was set by a thread that is gone (start 0: /proc
+// was not readable then; such an entry cannot be checked).
+func stale(tid int64, e setLoop) bool {
+	if e.start == 0 {
+		return false
+	}
+	start, alive := threadStart(tid)
+	return !alive || start != e.start
+}
+
+// pruneSetLoops drops the entries of threads that are gone; curMu is held.
+func pruneSetLoops() {
+	for tid, e := range curSet {
+		if stale(tid, e) {
+			delete(curSet, tid)
+		}
+	}
+}
 
 // enterRun is called by run() on the loop's thread once the loop is marked
 // running with its thread id.
@@ -79,7 +167,7 @@ func GetEventLoop() (*Loop, error) {
 	}
 	tid := int64(unix.Gettid())
 	curMu.Lock()
-	l := curSet[tid]
+	l := setLoopOf(tid)
 	curMu.Unlock()
 	if l == nil {
 		return nil, ErrNoLoop
@@ -87,16 +175,19 @@ func GetEventLoop() (*Loop, error) {
 	return l, nil
 }
 
-// SetEventLoop sets the calling thread's loop (nil: none).
+// SetEventLoop sets the calling thread's loop (nil: none). It also forgets
+// the loops of threads that exited.
 func SetEventLoop(l *Loop) {
 	tid := int64(unix.Gettid())
 	curMu.Lock()
+	defer curMu.Unlock()
+	pruneSetLoops()
 	if l == nil {
 		delete(curSet, tid)
-	} else {
-		curSet[tid] = l
+		return
 	}
-	curMu.Unlock()
+	start, _ := threadStart(tid) // 0 without /proc: kept, never checked
+	curSet[tid] = setLoop{l: l, start: start}
 }
 
 // ClearEventLoop unsets l as the loop of every thread (when a host releases
@@ -104,7 +195,7 @@ func SetEventLoop(l *Loop) {
 func ClearEventLoop(l *Loop) {
 	curMu.Lock()
 	for tid, v := range curSet {
-		if v == l {
+		if v.l == l {
 			delete(curSet, tid)
 		}
 	}

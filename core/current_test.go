@@ -5,6 +5,8 @@ import (
 	"runtime"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 func onOtherThread(fn func()) {
@@ -70,5 +72,47 @@ func TestCurrentLoop(t *testing.T) {
 	ClearEventLoop(other)
 	if _, err := GetEventLoop(); !errors.Is(err, ErrNoLoop) {
 		t.Fatalf("after ClearEventLoop: %v", err)
+	}
+}
+
+// A loop set by a thread that exited is not inherited by a later thread that
+// gets the same id (issue 9): the entry remembers its thread's start time.
+func TestSetEventLoopOfAGoneThreadIsDropped(t *testing.T) {
+	l, err := NewLoop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	defer SetEventLoop(nil)
+	SetEventLoop(l)
+	if got, _ := GetEventLoop(); got != l {
+		t.Fatalf("GetEventLoop: %v", got)
+	}
+	// Pretend the entry was made by an earlier thread with this id.
+	tid := int64(unix.Gettid())
+	curMu.Lock()
+	e := curSet[tid]
+	if e.start == 0 {
+		curMu.Unlock()
+		t.Skip("no /proc/self/task/<tid>/stat")
+	}
+	e.start++
+	curSet[tid] = e
+	curMu.Unlock()
+	if got, err := GetEventLoop(); got != nil || !errors.Is(err, ErrNoLoop) {
+		t.Fatalf("GetEventLoop inherited %v, %v", got, err)
+	}
+	// Entries of threads that are gone are pruned by the next SetEventLoop.
+	curMu.Lock()
+	curSet[1<<30] = setLoop{l: l, start: 1}
+	curMu.Unlock()
+	SetEventLoop(nil)
+	curMu.Lock()
+	_, kept := curSet[1<<30]
+	curMu.Unlock()
+	if kept {
+		t.Fatal("the entry of a thread that does not exist was kept")
 	}
 }

@@ -191,3 +191,33 @@ func TestDebugUnclosedAtClose(t *testing.T) {
 		t.Fatalf("Close after closing everything: %v", err)
 	}
 }
+
+// Debug mode is read from any thread (CheckThread runs in every non-thread-
+// safe C entry point, on whatever thread calls) while the loop thread reads
+// and another thread may set it: an atomic (issue 9; go test -race caught
+// the plain bool).
+func TestDebugFlagFromOtherThreads(t *testing.T) {
+	h := newHarness(t)
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			h.l.SetDebug(i%2 == 0)
+			_ = h.l.CheckThread()
+			_ = h.l.Debug()
+		}
+	}()
+	for i := 0; i < 200; i++ {
+		h.l.CallSoon(func() {}, nil)
+		h.l.RunOnceTimeout(0)
+	}
+	close(stop)
+	<-done
+	h.l.SetDebug(false)
+}

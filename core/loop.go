@@ -157,7 +157,7 @@ type Loop struct {
 	sigs  map[int]*sigEntry        // signal handlers (signal.go)
 	procs map[*Subprocess]struct{} // subprocesses not yet released (subprocess.go)
 
-	debug        bool
+	debug        atomic.Bool // read from any thread (CheckThread)
 	SlowCallback float64
 	excHandler   ExceptionHandler
 
@@ -205,15 +205,15 @@ func (l *Loop) IsRunning() bool { return l.running.Load() }
 func (l *Loop) IsClosed() bool { return l.closed }
 
 // SetDebug enables debug mode.
-func (l *Loop) SetDebug(on bool) { l.debug = on }
+func (l *Loop) SetDebug(on bool) { l.debug.Store(on) }
 
 // Debug reports debug mode.
-func (l *Loop) Debug() bool { return l.debug }
+func (l *Loop) Debug() bool { return l.debug.Load() }
 
 // CheckThread returns ErrNotLoopThread when debug mode is on, the loop is
 // running, and the caller is not on the loop's thread.
 func (l *Loop) CheckThread() error {
-	if !l.debug {
+	if !l.debug.Load() {
 		return nil
 	}
 	tid := l.threadID.Load()
@@ -476,7 +476,7 @@ func (l *Loop) iterate(maxWait float64) error {
 		l.tsMu.Unlock()
 	}
 	dispatch := l.dispatch
-	if l.debug {
+	if l.debug.Load() {
 		dispatch = l.dispatchTimed // reports slow I/O callbacks
 	}
 	if _, err := l.poller.Wait(timeoutNs, dispatch); err != nil {
@@ -539,7 +539,7 @@ func (l *Loop) runHandle(h *Handle) {
 	fn := h.fn
 	// Read debug once: a callback that turns debug mode on must not be
 	// timed from 0.
-	debug := l.debug
+	debug := l.debug.Load()
 	var t0 float64
 	if debug {
 		t0 = l.Time()
@@ -581,7 +581,7 @@ func (l *Loop) Close() error {
 		return nil
 	}
 	if l.nfds > 0 || l.objects > 0 {
-		if l.debug {
+		if l.debug.Load() {
 			l.reportUnclosed()
 		}
 		return &OpError{Op: "close", Err: ErrBusy, Addr: fmt.Sprintf(

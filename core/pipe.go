@@ -161,7 +161,7 @@ func (t *Transport) pipePeerClosed() {
 // logs every error but EIO, the write pipe logs no OS error (except in debug
 // mode); both then close with err.
 func (t *Transport) pipeFatal(err error, msg string) {
-	log := t.loop.debug
+	log := t.loop.debug.Load()
 	if !log && t.pipe == pipeRead {
 		log = Errno(err) != unix.EIO
 	}

@@ -365,7 +365,7 @@ func (L *tlsLayer) onTimeout() {
 // (nobody waits for it) in debug mode, as asyncio logs it.
 func (L *tlsLayer) reportServerFailure(err error) {
 	t := L.t
-	if L.fut == nil && t.loop.debug {
+	if L.fut == nil && t.loop.debug.Load() {
 		t.loop.CallExceptionHandler(&ExceptionContext{Message: "TLS handshake failed", Err: err, Transport: t, Server: t.server})
 	}
 }
@@ -508,7 +508,7 @@ func (L *tlsLayer) pump() {
 			if !t.lostScheduled {
 				// asyncio's SSLError is an OSError: reported in debug mode only.
 				err = &TLSError{Op: "TLS read", Err: err}
-				if t.loop.debug {
+				if t.loop.debug.Load() {
 					t.loop.CallExceptionHandler(&ExceptionContext{Message: "Fatal error on TLS transport", Err: err, Transport: t})
 				}
 				t.forceClose(err)

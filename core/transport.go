@@ -609,7 +609,7 @@ func isConnectionError(err error) bool {
 }
 
 func (t *Transport) fatal(err error, msg string) {
-	if !isConnectionError(err) || t.loop.debug {
+	if !isConnectionError(err) || t.loop.debug.Load() {
 		t.loop.CallExceptionHandler(&ExceptionContext{Message: msg, Err: err, Transport: t})
 	}
 	t.forceClose(err)

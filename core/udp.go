@@ -405,7 +405,7 @@ func (t *DatagramTransport) guard(name string, fn func()) (ok bool) {
 }
 
 func (t *DatagramTransport) fatal(err error, msg string) {
-	if !isConnectionError(err) || t.loop.debug {
+	if !isConnectionError(err) || t.loop.debug.Load() {
 		t.loop.CallExceptionHandler(&ExceptionContext{Message: msg, Err: err, Datagram: t})
 	}
 	t.forceClose(err)

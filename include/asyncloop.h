@@ -27,6 +27,9 @@
  *    functions. Registering a callback takes (cb, userdata, free_cb); free_cb
  *    (may be NULL) is called exactly once when the library drops userdata:
  *    on the loop thread, or inside the call when that call fails.
+ *  - Lengths: an input length (size_t) larger than any buffer can be (more
+ *    than 2^40 bytes, e.g. SIZE_MAX or a negative value cast to size_t) is
+ *    ALOOP_EINVAL; the size of an output buffer is only an upper bound.
  *  - The library is for 64-bit platforms (handles are 64-bit values).
  *
  * ---------------------------------------------------------------------------
@@ -675,7 +678,9 @@ const char *aloop_err_name(int code);
 /* Copies a NUL-terminated detailed message about the calling thread's last
  * failed call into buf (truncated to buflen). Returns the full message
  * length (excluding NUL), 0 if there is none, or ALOOP_EINVAL when buf is
- * NULL or buflen is 0 (a truncated result tells the length to allocate). */
+ * NULL or buflen is 0 (a truncated result tells the length to allocate).
+ * The message lives in the thread's own storage: it is released when the
+ * thread exits, and a later thread never sees it. */
 int aloop_last_error(char *buf, size_t buflen);
 
 /* ------------------------------------------------------------------------ */
@@ -751,7 +756,9 @@ int aloop_loop_alive(aloop_loop_t *loop);
 /* The loop's monotonic clock in seconds (asyncio's loop.time(); the same
  * clock as CLOCK_MONOTONIC / Python's time.monotonic()). */
 int aloop_loop_time(aloop_loop_t *loop, double *out_time);
-/* Debug mode (asyncio's set_debug/get_debug). get returns 1/0 or error. */
+/* Debug mode (asyncio's set_debug/get_debug). get returns 1/0 or error.
+ * The flag itself is safe to read and set from any thread (the loop-thread
+ * check of debug mode reads it on the calling thread). */
 int aloop_loop_set_debug(aloop_loop_t *loop, int enabled);
 int aloop_loop_get_debug(aloop_loop_t *loop);
 
@@ -960,7 +967,8 @@ int aloop_transport_get_protocol(aloop_transport_t *transport,
  * once the buffer is empty and connection_lost is scheduled, after abort or
  * a connection error, and on a TLS transport once close() sent its
  * close_notify. Every byte a write accepted reaches a peer that keeps
- * reading, unless the transport is aborted or the connection fails. */
+ * reading, unless the transport is aborted or the connection fails.
+ * ALOOP_EINVAL for a len no buffer can have (more than 2^40). */
 int aloop_transport_write(aloop_transport_t *transport, const void *data,
                           size_t len);
 /* Flushes the buffer, then closes; connection_lost(0) follows. Idempotent.
@@ -969,7 +977,8 @@ int aloop_transport_write(aloop_transport_t *transport, const void *data,
  * arrives meanwhile is discarded; if the peer has not yet acknowledged
  * everything, the write side is shut down and the fd stays open in the
  * background (invisible to the protocol: connection_lost has run, the
- * handle is stale) until the peer took the data, closed, or 30 s passed. */
+ * handle is stale) until the peer took the data, closed, or 30 s passed; a
+ * TLS transport waits for the peer's EOF (its close_notify answer). */
 int aloop_transport_close(aloop_transport_t *transport);
 /* Closes at once, dropping buffered data; connection_lost(0) follows. */
 int aloop_transport_abort(aloop_transport_t *transport);
@@ -1578,8 +1587,10 @@ int aloop_loop_get_slow_callback_duration(aloop_loop_t *loop,
 
 /* The current loop of a thread (asyncio's get_running_loop,
  * get_event_loop and set_event_loop; the policy functions of other hosts).
- * Threads are told apart by their OS thread id (gettid). These may be
- * called from any thread (they are about the calling thread). */
+ * The loop set with aloop_set_event_loop is kept in the calling thread's
+ * own storage: it dies with the thread (a later thread that gets the same
+ * OS thread id inherits nothing). These may be called from any thread (they
+ * are about the calling thread). */
 
 /* The loop running in the calling thread (inside aloop_loop_run* or one of
  * its callbacks; the innermost one when runs are nested), or ALOOP_ENOLOOP. */
@@ -1589,8 +1600,8 @@ int aloop_get_running_loop(aloop_loop_t **out_loop);
  * 3.14). */
 int aloop_get_event_loop(aloop_loop_t **out_loop);
 /* Sets the calling thread's loop; NULL unsets it (NULL is allowed here). A
- * loop released with aloop_loop_free is unset in every thread. ALOOP_EBADF
- * for a stale handle. */
+ * loop released with aloop_loop_free is no thread's loop any more (its
+ * handle is stale). ALOOP_EBADF for a stale handle. */
 int aloop_set_event_loop(aloop_loop_t *loop);
 
 #endif /* ALOOP_NO_PROTOTYPES */

@@ -1012,6 +1012,55 @@ TEST(invalid_arguments) {
   world_still_works();
 }
 
+/* Issue 9: a length of SIZE_MAX (or anything no memory can hold) is
+ * ALOOP_EINVAL, never a panic turned into ALOOP_EPANIC; a buffer length
+ * that large is only an upper bound (the result is copied as usual). */
+TEST(huge_lengths) {
+  world_up(&W);
+  world_ext_up(&W);
+  const size_t huge = SIZE_MAX, big = (size_t)1 << 62;
+  char buf[256];
+  aloop_future_t *f = NULL;
+  ASSERT_EQ(aloop_transport_write(W.client, "x", huge), ALOOP_EINVAL);
+  ASSERT_EQ(aloop_transport_write(W.client, "x", big), ALOOP_EINVAL);
+  aloop_iovec_t iov = {"x", huge};
+  ASSERT_EQ(aloop_transport_writev(W.client, &iov, 1), ALOOP_EINVAL);
+  ASSERT_EQ(aloop_transport_writev(W.client, &iov, huge), ALOOP_EINVAL);
+  ASSERT_EQ(aloop_datagram_sendto(W.dgram, "x", huge, "127.0.0.1", 9), ALOOP_EINVAL);
+  ASSERT_EQ(aloop_sock_recv(W.loop, W.sv[0], huge, &f), ALOOP_EINVAL);
+  ASSERT_EQ(aloop_sock_recv_into(W.loop, W.sv[0], buf, huge, &f), ALOOP_EINVAL);
+  ASSERT_EQ(aloop_sock_recvfrom(W.loop, W.sv[0], huge, &f), ALOOP_EINVAL);
+  ASSERT_EQ(aloop_sock_recvfrom_into(W.loop, W.sv[0], buf, huge, &f), ALOOP_EINVAL);
+  ASSERT_EQ(aloop_sock_sendall(W.loop, W.sv[0], "x", huge, &f), ALOOP_EINVAL);
+  ASSERT_EQ(aloop_sock_sendto(W.loop, W.sv[0], "x", huge, NULL, 0, &f), ALOOP_EINVAL);
+  ASSERT_EQ(aloop_tls_config_load_cert_pem(W.tls, "x", huge, "x", 1), ALOOP_EINVAL);
+  ASSERT_EQ(aloop_tls_config_load_cert_pem(W.tls, "x", 1, "x", huge), ALOOP_EINVAL);
+  ASSERT_EQ(aloop_tls_config_load_ca_pem(W.tls, "x", huge), ALOOP_EINVAL);
+  const char *protos[] = {"h2"};
+  ASSERT_EQ(aloop_tls_config_set_alpn(W.tls, protos, huge), ALOOP_EINVAL);
+  /* write-buffer limits beyond what a buffer can hold */
+  ASSERT_EQ(aloop_transport_set_write_buffer_limits(W.client, huge, 0), ALOOP_EINVAL);
+  ASSERT_EQ(aloop_datagram_set_write_buffer_limits(W.dgram, huge, 0), ALOOP_EINVAL);
+  /* output buffers: the length is an upper bound */
+  ASSERT_EQ(aloop_loop_run((aloop_loop_t *)(uintptr_t)0x99, ALOOP_RUN_NOWAIT), ALOOP_EBADF);
+  ASSERT_CMP(aloop_last_error(buf, huge), >, 0);
+  ASSERT_CMP(strlen(buf), >, 0);
+  aloop_future_t *failed = NULL;
+  OK(aloop_future_new(W.loop, &failed));
+  OK(aloop_future_set_exception(failed, ALOOP_EIO, "boom"));
+  ASSERT_EQ(aloop_future_error_message(failed, buf, huge), 4);
+  ASSERT_STR_EQ(buf, "boom");
+  OK(aloop_future_free(failed));
+  int port = 0;
+  OK(aloop_server_sockname(W.server, 0, buf, huge, &port));
+  ASSERT_STR_EQ(buf, "127.0.0.1");
+  OK(aloop_transport_get_peername(W.client, buf, huge, &port));
+  ASSERT_STR_EQ(buf, "127.0.0.1");
+  OK(aloop_transport_get_sockname(W.client, buf, huge, &port));
+  ASSERT_EQ(aloop_transport_get_tls_cipher(W.client, buf, huge), ALOOP_EINVAL);
+  world_still_works();
+}
+
 /* ---- errors, version ----------------------------------------------------- */
 
 TEST(error_strings) {

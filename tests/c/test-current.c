@@ -126,3 +126,77 @@ TEST(per_thread) {
   OK(aloop_loop_free(loop2));
   OK(aloop_loop_free(loop));
 }
+
+/* ---- per-thread state dies with its thread (issue 9, item 4) ----------------
+ * A thread's last error and its set event loop were kept in maps keyed by the
+ * thread id: never pruned, and inherited by a later thread that got the same
+ * id. The kernel reuses ids only after wrapping around pid_max, so the test
+ * asks for the id back through /proc/sys/kernel/ns_last_pid (root in the
+ * initial pid namespace; skipped otherwise). */
+#include <sys/syscall.h>
+
+struct tstate {
+  pid_t tid;
+  int last_error_len;
+  int get_rc;
+};
+
+static pid_t gettid_(void) { return (pid_t)syscall(SYS_gettid); }
+
+static void *first_thread(void *arg) {
+  struct tstate *s = arg;
+  s->tid = gettid_();
+  OK(aloop_set_event_loop(loop));
+  /* a failure, so that this thread has a last error */
+  ASSERT_EQ(aloop_loop_run((aloop_loop_t *)(uintptr_t)0x1234, ALOOP_RUN_NOWAIT), ALOOP_EBADF);
+  char msg[64];
+  ASSERT_CMP(aloop_last_error(msg, sizeof msg), >, 0);
+  return NULL;
+}
+
+static void *second_thread(void *arg) {
+  struct tstate *s = arg;
+  s->tid = gettid_();
+  char msg[256];
+  s->last_error_len = aloop_last_error(msg, sizeof msg);
+  aloop_loop_t *l = NULL;
+  s->get_rc = aloop_get_event_loop(&l);
+  return NULL;
+}
+
+static int set_last_pid(pid_t pid) {
+  FILE *f = fopen("/proc/sys/kernel/ns_last_pid", "w");
+  if (!f)
+    return -1;
+  int ok = fprintf(f, "%d", (int)pid) > 0;
+  return fclose(f) == 0 && ok ? 0 : -1;
+}
+
+TEST(thread_state_is_not_inherited_through_a_reused_thread_id) {
+  OK(aloop_loop_new(&loop));
+  int matched = 0;
+  for (int attempt = 0; attempt < 50 && !matched; attempt++) {
+    struct tstate a = {0}, b = {0};
+    pthread_t th;
+    ASSERT_EQ(pthread_create(&th, NULL, first_thread, &a), 0);
+    pthread_join(th, NULL);
+    if (set_last_pid(a.tid - 1) != 0) {
+      printf("# cannot write /proc/sys/kernel/ns_last_pid: skipped\n");
+      OK(aloop_loop_free(loop));
+      exit(77);
+    }
+    ASSERT_EQ(pthread_create(&th, NULL, second_thread, &b), 0);
+    pthread_join(th, NULL);
+    if (b.tid != a.tid)
+      continue; /* another process took the id first */
+    matched = 1;
+    ASSERT_EQ(b.last_error_len, 0);
+    ASSERT_EQ(b.get_rc, ALOOP_ENOLOOP);
+  }
+  if (!matched) {
+    printf("# the thread id was never reused: skipped\n");
+    OK(aloop_loop_free(loop));
+    exit(77);
+  }
+  OK(aloop_loop_free(loop));
+}
