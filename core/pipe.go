@@ -295,7 +295,7 @@ func (t *Transport) pipeWritable() {
 	t.loop.update(t.e)
 	t.maybeResumeProtocol() // may write again
 	if t.closing && t.wsize == 0 {
-		t.scheduleLost(nil)
+		t.scheduleClose()
 	}
 }
 

@@ -427,7 +427,7 @@ func (t *Transport) Sendfile(file int, offset, count int64, fallback bool) (*Fut
 			return // the transport's flush closes or shuts down after it
 		}
 		if t.closing {
-			t.scheduleLost(nil)
+			t.scheduleClose()
 		} else if t.eof {
 			t.shutdownWrite()
 		}

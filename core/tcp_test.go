@@ -109,13 +109,21 @@ func TestTCPEcho1MiB(t *testing.T) {
 	if c.losts != 0 {
 		t.Fatalf("ConnectionLost called inline by Close")
 	}
-	if err := tr.Write([]byte("x")); err == nil {
-		t.Fatalf("Write after Close succeeded")
+	// Until connection_lost runs, a write is still taken and sent before
+	// the close (asyncio's socket transport does the same).
+	if err := tr.Write([]byte("x")); err != nil {
+		t.Fatalf("Write right after Close: %v", err)
 	}
 	tr.Close() // harmless twice
 	h.runUntil("both sides lost", 5*time.Second, func() bool { return c.losts == 1 && sp.losts == 1 })
 	if c.lostErr != nil || sp.lostErr != nil {
 		t.Fatalf("clean close: client err %v, server err %v", c.lostErr, sp.lostErr)
+	}
+	if !bytes.Equal(sp.data, append(append([]byte(nil), want...), 'x')) {
+		t.Fatalf("server received after the close: %s", firstDiff(sp.data, append(want, 'x')))
+	}
+	if err := tr.Write([]byte("y")); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Write after connection_lost: %v", err)
 	}
 	if sp.eofs != 1 || strings.Join(sp.log, ",") != "made,eof,lost" {
 		t.Fatalf("server callbacks: %v", sp.log)

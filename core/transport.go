@@ -74,6 +74,7 @@ type Transport struct {
 	lost          bool
 	dropped       int  // buffered bytes discarded by forceClose
 	forced        bool // closed by abort or an error (no graceful close)
+	closePending  bool // scheduleClose's callback is pending
 
 	pipe      pipeMode // a pipe transport (pipe.go) when not pipeNone
 	pipeWatch bool     // write pipe: watch for the reader going away
@@ -300,14 +301,13 @@ func (t *Transport) Write(data []byte) error {
 }
 
 // acceptsWrite reports whether Write takes data: until Close, and after a
-// graceful Close for as long as the transport is still flushing its write
-// buffer (as asyncio's socket transports do). resume_writing runs while a
-// closing transport drains, so a protocol layered on the transport that
-// keeps its own buffer (asyncio's sslproto, a TLS or framing library in a
-// host) can still hand over what it holds; refusing it would lose bytes
-// that its own write() had accepted. Not after an abort or a connection
-// error, not once the buffer is empty and connection_lost is scheduled, and
-// not on a TLS transport once its close_notify is sent.
+// graceful Close until connection_lost is about to run (as asyncio's socket
+// transports do; see scheduleClose). resume_writing runs while a closing
+// transport drains, so a protocol layered on the transport that keeps its
+// own buffer (asyncio's sslproto, a TLS or framing library in a host) can
+// still hand over what it holds; refusing it would lose bytes that its own
+// write() had accepted. Not after an abort or a connection error, and not
+// on a TLS transport once its close_notify is sent.
 func (t *Transport) acceptsWrite() bool {
 	if t.lost || t.lostScheduled {
 		return false
@@ -410,7 +410,7 @@ func (t *Transport) onWritable() {
 		return
 	}
 	if t.closing {
-		t.scheduleLost(nil)
+		t.scheduleClose()
 	} else if t.eof {
 		t.shutdownWrite()
 	}
@@ -525,6 +525,34 @@ func (t *Transport) Close() {
 	t.closing = true
 	t.updateReading()
 	if t.wsize == 0 && t.sendfile == nil {
+		t.scheduleClose()
+	}
+}
+
+// scheduleClose ends a graceful close whose buffer is flushed: the socket is
+// closed and connection_lost(nil) runs in a callback of the next iteration,
+// unless a write arrived meanwhile (acceptsWrite) — then the flush of that
+// write ends the close. Writes are thus taken until connection_lost is about
+// to run: in the same callback as close() (asyncio sends those too), and
+// from a host that answers resume_writing only after the loop returned
+// (the queued seam: its writes are flushed before the next iteration's
+// callbacks).
+func (t *Transport) scheduleClose() {
+	if t.lostScheduled || t.closePending {
+		return
+	}
+	t.closePending = true
+	fin := func() {
+		t.closePending = false
+		if t.lostScheduled || t.lost || t.wsize > 0 || t.sendfile != nil {
+			return
+		}
+		t.lostScheduled = true
+		t.e.reader, t.e.writer = nil, nil
+		t.loop.update(t.e)
+		t.connectionLost(nil)
+	}
+	if _, err := t.loop.CallSoon(fin, nil); err != nil {
 		t.scheduleLost(nil)
 	}
 }

@@ -959,14 +959,14 @@ int aloop_transport_get_protocol(aloop_transport_t *transport,
                                  void **out_userdata);
 /* Writes len bytes (copied). Never blocks: sends at once what the socket
  * takes and buffers the rest, in order. After write_eof: ALOOP_EPIPE.
- * After aloop_transport_close() the transport still takes writes for as long
- * as it is flushing its buffer (as asyncio's socket transports do: a
+ * After aloop_transport_close() the transport still takes writes until
+ * connection_lost is about to run (as asyncio's socket transports do: a
  * protocol layered on the transport, e.g. TLS done by the host, hands over
  * what it still holds from resume_writing, which keeps running while the
- * buffer drains); they are sent in order before the close. ALOOP_ECLOSED
- * once the buffer is empty and connection_lost is scheduled, after abort or
- * a connection error, and on a TLS transport once close() sent its
- * close_notify. Every byte a write accepted reaches a peer that keeps
+ * buffer drains; a host on the queued seam does so at its next poll); they
+ * are sent in order before the close. ALOOP_ECLOSED after abort or a
+ * connection error, and on a TLS transport once close() sent its
+ * close_notify; ALOOP_EBADF once connection_lost ran (the handle is stale). Every byte a write accepted reaches a peer that keeps
  * reading, unless the transport is aborted or the connection fails.
  * ALOOP_EINVAL for a len no buffer can have (more than 2^40). */
 int aloop_transport_write(aloop_transport_t *transport, const void *data,
