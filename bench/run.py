@@ -246,8 +246,10 @@ class Setup:
             out = OUT / "libasyncloop.so"
             log(f"building {out} with go build -buildmode=c-shared ./capi")
             env = dict(self.env, CGO_ENABLED="1")
-            err = sh(["go", "build", "-buildmode=c-shared", "-o", str(out), "./capi"], "go build ./capi",
-                     env=env)
+            # -X: no asynchronous preemption (ALOOP_GO_LDFLAGS, capi/main.go)
+            err = sh(["go", "build", "-buildmode=c-shared",
+                      "-ldflags=-X=runtime.godebugDefault=asyncpreemptoff=1", "-o", str(out), "./capi"],
+                     "go build ./capi", env=env)
             if err:
                 for s in SUITES:
                     self.note_missing(s, "asyncloop", f"libasyncloop.so not built ({err})")

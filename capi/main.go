@@ -3,6 +3,25 @@
 // validates arguments, calls package core, maps errors to ALOOP_E* codes,
 // recovers panics, and calls the host's function pointers through the C
 // trampolines in trampolines.h. The contract is include/asyncloop.h.
+//
+// The library's runtime runs without asynchronous preemption (issue 9):
+// the Go runtime preempts goroutines by sending SIGURG to their threads,
+// so a C host that asked for SIGURG (aloop_add_signal_handler) had its
+// handler called ~30 times a second with nobody sending SIGURG, and a Go
+// host lost its own preemption signals to the library's handler. Nothing
+// in the library needs it: the loop thread makes system calls all the
+// time, and its goroutines block or call functions (cooperative
+// preemption points); a call-free loop would delay the library's garbage
+// collector, not break anything else. Measured: see docs/architecture.md.
+// GODEBUG=asyncpreemptoff=1 cannot be set with a //go:debug directive (the
+// go command only takes the settings of internal/godebugs), so the build
+// links it in as the runtime's default GODEBUG:
+//
+//	go build -buildmode=c-shared -ldflags=-X=runtime.godebugDefault=asyncpreemptoff=1 ./capi
+//
+// (CMakeLists.txt, ALOOP_GO_LDFLAGS); a GODEBUG in the environment still
+// applies on top. tests/c/test-signal.c sigurg_only_when_sent fails on a
+// library built without it.
 package main
 
 /*

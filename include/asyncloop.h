@@ -90,9 +90,10 @@
  *    It then installs its own handlers (sigaction with SA_ONSTACK|SA_SIGINFO)
  *    for exactly five signals: SIGSEGV, SIGBUS and SIGFPE (a fault in the
  *    library's Go code becomes a Go panic, which every function turns into
- *    ALOOP_EPANIC), SIGPIPE, and SIGURG (the Go scheduler preempts
- *    long-running goroutines with it). Every other disposition is left as it
- *    is, including SIG_IGN (e.g. an ignored SIGINT stays ignored).
+ *    ALOOP_EPANIC), SIGPIPE, and SIGURG (Go's signal for asynchronous
+ *    preemption, which the library's build turns off, see below). Every
+ *    other disposition is left as it is, including SIG_IGN (e.g. an ignored
+ *    SIGINT stays ignored).
  *  - For SIGSEGV, SIGBUS, SIGFPE and SIGPIPE it saves the handler that was
  *    installed before and forwards to it every signal that does not come
  *    from the library's Go code: a fault in the host's own code, SIGPIPE
@@ -101,18 +102,23 @@
  *    process as it would without the library. The library's own writes to
  *    sockets and pipes never raise SIGPIPE (send with MSG_NOSIGNAL, SIGPIPE
  *    blocked around pipe writes): they fail with EPIPE.
- *  - SIGURG is different: the runtime takes it as a preemption request and
- *    does NOT forward it, so a SIGURG handler the host installed before
- *    loading stops running (measured: 0 of 10 SIGURGs, sent to the process
- *    or to the host's own thread, reach it once the library is loaded). A
- *    host that needs SIGURG (out-of-band socket data with F_SETOWN) sets
- *    GODEBUG=asyncpreemptoff=1 in its environment before the library loads:
- *    the runtime then forwards SIGURG to the host's handler (measured: 10 of
- *    10) and gives up only the asynchronous preemption of its own goroutines,
- *    which the library does not need (its goroutines only do blocking work).
+ *  - SIGURG: the library is built with Go's asynchronous preemption off
+ *    (GODEBUG asyncpreemptoff=1 linked in as its runtime's default; its
+ *    goroutines only do blocking work and the loop thread makes system calls
+ *    all the time, so it does not need it). So the runtime never sends
+ *    SIGURG itself: a handler registered with aloop_add_signal_handler(SIGURG)
+ *    runs only for SIGURGs really sent (with preemption on it ran ~30 times a
+ *    second under load), and a SIGURG handler the host installed before
+ *    loading keeps running for SIGURGs that arrive outside the library's Go
+ *    code (measured: 10 of 10, sent to the process or to the host's own
+ *    thread; one that arrives while the thread runs the library's code is
+ *    the library's and is dropped). GODEBUG=asyncpreemptoff=0 in the
+ *    environment turns preemption back on; then the runtime takes SIGURG and
+ *    does NOT forward it (0 of 10 reach the host's handler).
  *  - aloop_add_signal_handler() installs a Go handler for its signal while a
  *    handler is registered; removing the last one gives the signal back to
  *    the handler that was there before (see aloop_remove_signal_handler).
+ *    The library sends signals only to its own children (aloop_subprocess_*).
  *  - So a C host keeps its own handlers by installing them BEFORE the library
  *    loads: dlopen() the library after its sigaction() calls, or, when it
  *    links the library, install them from a constructor that runs first or
@@ -123,10 +129,11 @@
  *    at least for faults it does not recognise as its own; a host that takes
  *    SIGSEGV/SIGBUS/SIGFPE without chaining turns a fault inside the library
  *    into a crash instead of ALOOP_EPANIC, and one that takes SIGURG without
- *    chaining only loses the preemption of tight Go loops (the library still
- *    works). tests/c/load_signals.c checks this section (CTest
- *    c-load.signal_handlers, and c-load.sigurg_asyncpreemptoff with
- *    GODEBUG=asyncpreemptoff=1).
+ *    chaining changes nothing for the library (it does not use SIGURG).
+ *    tests/c/load_signals.c checks this section (CTest
+ *    c-load.signal_handlers, and c-load.sigurg_asyncpreempt_on with
+ *    GODEBUG=asyncpreemptoff=0); tests/c/test-signal.c sigurg_only_when_sent
+ *    checks that no SIGURG comes from the runtime.
  */
 #ifndef ASYNCLOOP_H
 #define ASYNCLOOP_H

@@ -16,8 +16,8 @@ import (
 // path); every binding honours it first.
 const LibraryEnv = "ASYNCLOOP_LIBRARY"
 
-// SIGURGEnv selects how the two runtimes share SIGURG: "chain" (default on
-// linux/amd64), "host" or "library". See SIGURGMode and README.md.
+// SIGURGEnv selects how the two runtimes share SIGURG: "host" (the
+// default), "chain" or "library". See SIGURGMode and README.md.
 const SIGURGEnv = "ASYNCLOOP_SIGURG"
 
 // library holds the dlopen handle and one Go function per header function.

@@ -57,10 +57,11 @@ const (
 	// SIGURGChain: the host's and the library's SIGURG handlers are both
 	// called, host first, by a small trampoline (linux/amd64). Each runtime
 	// only acts on threads running its own Go code, so both keep
-	// asynchronous preemption.
+	// asynchronous preemption. Only for a library built with asynchronous
+	// preemption on (not libasyncloop's own build, see README.md).
 	SIGURGChain = "chain"
-	// SIGURGHost: the host's handler is given back; the host keeps async
-	// preemption, the library loses it (it has no call-free loops).
+	// SIGURGHost (the default): the host's handler is given back; the host
+	// keeps async preemption. libasyncloop is built without it.
 	SIGURGHost = "host"
 	// SIGURGLibrary: the library's handler stays (what dlopen leaves): the
 	// host loses async preemption; its GC can hang behind a call-free loop.
@@ -102,10 +103,12 @@ func dlopenLibrary(path, mode string) (h uintptr, applied string, err error) {
 		return h, SIGURGUnchanged, err
 	}
 	if mode == "" {
+		// libasyncloop runs without asynchronous preemption (capi/main.go),
+		// so it needs no SIGURG: the host keeps its handler. (With such a
+		// library "chain" hangs the host: the library's handler, called
+		// for the host's preemption signals on host threads, no longer
+		// returns at once for them.)
 		mode = SIGURGHost
-		if sigchainSupported {
-			mode = SIGURGChain
-		}
 	}
 	if mode == SIGURGChain && !sigchainSupported {
 		mode = SIGURGHost

@@ -44,7 +44,9 @@ func findOrBuildLibrary() (path string, cleanup func(), err error) {
 	}
 	cleanup = func() { os.RemoveAll(dir) }
 	out := filepath.Join(dir, "libasyncloop.so")
-	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", out, "./capi")
+	// The flags of CMakeLists.txt (ALOOP_GO_LDFLAGS, see capi/main.go).
+	cmd := exec.Command("go", "build", "-buildmode=c-shared",
+		"-ldflags=-X=runtime.godebugDefault=asyncpreemptoff=1", "-o", out, "./capi")
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
 	if b, err := cmd.CombinedOutput(); err != nil {

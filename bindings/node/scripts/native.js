@@ -93,7 +93,9 @@ function buildNative(root, outDir) {
   const start = Date.now();
   log(`building libasyncloop ${version} with Go in ${root} (about 30 s with a cold Go build cache)`);
   const goArgs = ['build', '-buildmode=c-shared', '-buildvcs=false', '-trimpath',
-                  `-ldflags=-s -w -extldflags=-Wl,-soname,libasyncloop.so.${major}`,
+                  // -X: no asynchronous preemption (ALOOP_GO_LDFLAGS, capi/main.go)
+                  '-ldflags=-s -w -X=runtime.godebugDefault=asyncpreemptoff=1' +
+                    ` -extldflags=-Wl,-soname,libasyncloop.so.${major}`,
                   '-o', library, './capi'];
   if (fs.existsSync(path.join(root, 'vendor', 'modules.txt'))) goArgs.splice(1, 0, '-mod=vendor');
   run(go, goArgs, { cwd: root, env: { ...process.env, CGO_ENABLED: '1' } });

@@ -157,7 +157,9 @@ def build_library(out_dir: Path) -> Path:
     if not (env.get("GOCACHE") or env.get("XDG_CACHE_HOME") or env.get("HOME")):
         env["GOCACHE"] = str(out_dir / "gocache")
     cmd = [go_command(), "build", "-v", "-buildmode=c-shared", "-buildvcs=false", "-trimpath",
-           f"-ldflags=-s -w -extldflags=-Wl,-soname,libasyncloop.so.{major}",
+           # -X: no asynchronous preemption (ALOOP_GO_LDFLAGS, capi/main.go)
+           "-ldflags=-s -w -X=runtime.godebugDefault=asyncpreemptoff=1"
+           f" -extldflags=-Wl,-soname,libasyncloop.so.{major}",
            "-o", str(target), "./capi"]
     if (root / "vendor" / "modules.txt").is_file():
         cmd.insert(2, "-mod=vendor")  # the sdist: no network
