@@ -801,7 +801,11 @@ int aloop_call_soon(aloop_loop_t *loop, aloop_callback_cb cb, void *userdata,
 int aloop_call_soon_threadsafe(aloop_loop_t *loop, aloop_callback_cb cb,
                                void *userdata, aloop_free_cb free_cb,
                                aloop_handle_t **out_handle);
-/* Calls cb after `delay` seconds (delay <= 0: on the next iteration). */
+/* Calls cb after `delay` seconds (delay <= 0: on the next iteration). A NaN
+ * delay or time is ALOOP_EINVAL (uvloop raises ValueError; a NaN would break
+ * the order of the loop's timers); +infinity is a time that never comes (the
+ * timer stays pending until cancelled, as asyncio.sleep(math.inf)) and
+ * -infinity is the next iteration, as in uvloop. The same for call_at. */
 int aloop_call_later(aloop_loop_t *loop, double delay, aloop_callback_cb cb,
                      void *userdata, aloop_free_cb free_cb,
                      aloop_handle_t **out_handle);

@@ -169,6 +169,40 @@ static void freed_run_cb(aloop_loop_t *loop, void *ud) {
   ASSERT_EQ(f->count, 0); /* not freed before it ran */
 }
 
+/* Issue 9: a NaN time is ALOOP_EINVAL (free_cb runs once, the callback
+ * never); +infinity is a time that never comes (asyncio.sleep(math.inf)),
+ * -infinity is now, as in uvloop. */
+TEST(nan_and_infinite_times) {
+  aloop_loop_t *loop = new_loop();
+  const double nan = 0.0 / 0.0, inf = 1.0 / 0.0;
+  int frees = 0;
+  aloop_handle_t *h = NULL;
+  ASSERT_EQ(aloop_call_later(loop, nan, test_never_cb, &frees, test_count_free, &h),
+            ALOOP_EINVAL);
+  ASSERT_EQ(aloop_call_at(loop, nan, test_never_cb, &frees, test_count_free, &h), ALOOP_EINVAL);
+  ASSERT_EQ(aloop_call_at(loop, -nan, test_never_cb, &frees, test_count_free, NULL),
+            ALOOP_EINVAL);
+  ASSERT_EQ(frees, 3);
+  ASSERT(h == NULL);
+  aloop_handle_t *never = NULL, *never2 = NULL;
+  OK(aloop_call_later(loop, inf, rec_cb, (void *)9, NULL, &never));
+  OK(aloop_call_at(loop, inf, rec_cb, (void *)9, NULL, &never2));
+  double when = 0;
+  OK(aloop_handle_when(never, &when));
+  ASSERT(when == inf);
+  OK(aloop_call_at(loop, -inf, rec_cb, (void *)1, NULL, NULL));
+  OK(aloop_call_later(loop, -inf, rec_cb, (void *)2, NULL, NULL));
+  OK(aloop_call_later(loop, 0.03, stop_cb, (void *)3, NULL, NULL));
+  int ms = -2;
+  OK(aloop_loop_backend_timeout(loop, &ms));
+  ASSERT_EQ(ms, 0); /* the -inf timers are due */
+  OK(aloop_loop_run(loop, ALOOP_RUN_DEFAULT));
+  ORDER(1, 2, 3);
+  OK(aloop_handle_cancel(never));
+  OK(aloop_handle_cancel(never2));
+  OK(aloop_loop_free(loop));
+}
+
 TEST(handle_cancel) {
   aloop_loop_t *loop = new_loop();
   struct freed soon = {0}, later = {0}, kept = {0};

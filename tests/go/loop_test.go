@@ -3,6 +3,7 @@ package gotest
 import (
 	"errors"
 	"fmt"
+	"math"
 	"reflect"
 	"runtime"
 	"sync"
@@ -419,4 +420,38 @@ func TestDebugModeThreadCheck(t *testing.T) {
 		t.Fatalf("CallSoon inside a callback in debug mode: %v", inside)
 	}
 	l.SetDebug(false)
+}
+
+// Issue 9: a NaN time is an error in every host (EINVAL here); +Inf is a
+// time that never comes and -Inf is now (as uvloop). CallLater takes a
+// time.Duration, which has neither.
+func TestCallAtNaNAndInfinity(t *testing.T) {
+	l := newLoop(t)
+	if _, err := l.CallAt(math.NaN(), func() { t.Error("a NaN timer ran") }); err == nil {
+		t.Fatal("CallAt(NaN) succeeded")
+	} else {
+		var e *asyncloop.Error
+		if !errors.As(err, &e) || e.Code != asyncloop.EINVAL {
+			t.Fatalf("CallAt(NaN): %v, want EINVAL", err)
+		}
+	}
+	var got []string
+	never, err := l.CallAt(math.Inf(1), func() { got = append(got, "never") })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w, err := never.When(); err != nil || !math.IsInf(w, 1) {
+		t.Fatalf("When of a +Inf timer: %v %v", w, err)
+	}
+	if _, err := l.CallAt(math.Inf(-1), func() { got = append(got, "now") }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.CallLater(50*time.Millisecond, func() { l.Stop() }); err != nil {
+		t.Fatal(err)
+	}
+	runWithTimeout(t, l, 5*time.Second)
+	if !reflect.DeepEqual(got, []string{"now"}) {
+		t.Fatalf("fired %v, want [now]", got)
+	}
+	never.Cancel()
 }

@@ -168,6 +168,29 @@ test('bad arguments throw TypeError/RangeError and never crash', () => {
   loop.close();
 });
 
+// Issue 9: NaN times are refused in every host (RangeError here, as Node's
+// own validators do); Infinity is a time that never comes, -Infinity now
+// (as uvloop).
+test('NaN times throw RangeError; Infinity never fires, -Infinity fires now', async () => {
+  const loop = new Loop();
+  for (const call of [() => loop.callLater(NaN, () => {}), () => loop.callAt(NaN, () => {}),
+    () => loop.callLater(0 / 0, () => {})]) {
+    assert.throws(call, (e) => e instanceof RangeError && e.code === 'ERR_OUT_OF_RANGE');
+  }
+  const fired = [];
+  const never = loop.callLater(Infinity, () => fired.push('never'));
+  const never2 = loop.callAt(Infinity, () => fired.push('never'));
+  assert.equal(never.when(), Infinity);
+  const done = deferred();
+  loop.callAt(-Infinity, () => fired.push('now'));
+  loop.callLater(0.05, () => done.resolve());
+  await done.promise;
+  assert.deepEqual(fired, ['now']);
+  never.cancel();
+  never2.cancel();
+  loop.close();
+});
+
 test('a closed loop refuses work with ALOOP_ECLOSED; close is idempotent', () => {
   const loop = new Loop();
   loop.callSoon(() => assert.fail('dropped by close'));

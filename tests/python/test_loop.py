@@ -385,3 +385,41 @@ def test_executor_future_wrap(loop):
         assert loop.run_until_complete(main()) == 7
     finally:
         ex.shutdown()
+
+
+def test_call_later_and_call_at_reject_nan(aloop):
+    """Issue 9: a NaN time raises ValueError, as uvloop does (asyncio takes
+    it, and a NaN in its timer heap breaks the order of the other timers)."""
+    import math
+    fired = []
+    for call in (lambda: aloop.call_later(math.nan, fired.append, 1),
+                 lambda: aloop.call_at(math.nan, fired.append, 1),
+                 lambda: aloop.call_later(float("nan"), fired.append, 1)):
+        with pytest.raises(ValueError):
+            call()
+    aloop.call_later(0.01, fired.append, 2)
+    aloop.call_later(0.05, aloop.stop)
+    aloop.run_forever()
+    assert fired == [2]
+
+
+def test_infinite_times_are_never_and_now(loop):
+    """Infinity is a time that never comes (asyncio.sleep(math.inf) and
+    wait_for(..., math.inf) sleep forever; uvloop too), minus infinity is
+    now. Both loops."""
+    import math
+    fired = []
+    h = loop.call_later(math.inf, fired.append, "never")
+    assert h.when() == math.inf
+    h2 = loop.call_at(math.inf, fired.append, "never")
+    loop.call_at(-math.inf, fired.append, "now")
+    loop.call_later(-math.inf, fired.append, "now too")
+
+    async def main():
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.sleep(math.inf), 0.05)
+
+    loop.run_until_complete(main())
+    assert fired == ["now", "now too"]
+    h.cancel()
+    h2.cancel()

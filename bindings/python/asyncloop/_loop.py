@@ -195,6 +195,9 @@ class _ExceptionHandlerRef:
         loop.call_exception_handler(context)
 
 
+_base_call_at = asyncio.BaseEventLoop.call_at
+
+
 class EventLoop(asyncio.BaseEventLoop):
     """An asyncio event loop whose I/O is done by libasyncloop.
 
@@ -252,6 +255,21 @@ class EventLoop(asyncio.BaseEventLoop):
     def __repr__(self) -> str:
         return (f"<{self.__class__.__name__} running={self.is_running()} "
                 f"closed={self.is_closed()} debug={self.get_debug()}>")
+
+    # -- timers -------------------------------------------------------------------
+
+    def call_at(self, when: float, callback: Callable[..., Any], *args: Any,
+                context: Any = None) -> asyncio.TimerHandle:
+        """asyncio's call_at (call_later goes through it), but a NaN time
+        raises ValueError, as uvloop does: in asyncio's timer heap a NaN
+        breaks the ordering of every other timer. Infinity is a time that
+        never comes (asyncio.sleep(math.inf) sleeps forever), as in uvloop."""
+        if when != when:  # NaN
+            raise ValueError("call_at()/call_later(): the time is NaN")
+        timer = _base_call_at(self, when, callback, *args, context=context)
+        if timer._source_traceback:
+            del timer._source_traceback[-1]
+        return timer
 
     # -- the iteration --------------------------------------------------------
 
