@@ -343,3 +343,64 @@ func TestLingerEnds(t *testing.T) {
 		t.Fatalf("%d sockets still lingering", n)
 	}
 }
+
+// A host on the queued seam sees resume_writing only when Poll returns and
+// its answer is flushed at the start of the next Poll: a closing transport
+// must still be there to take it (issue 9: the Python binding, whose
+// asyncio sslproto hands over its last records from resume_writing after
+// asking the transport to close, lost them when the close ended in the
+// iteration that drained the buffer).
+func TestQueuedHostWritesFromResumeAfterClose(t *testing.T) {
+	h := newHarness(t)
+	q := newQHost(h, 64, 256<<10)
+	p := &QueuedProtocol{Fallback: newRec(h, "fallback"), Userdata: 9}
+	tr, peer := accepted(h, p)
+	q.pollUntil("connection_made", func() bool { return *tr != nil })
+	unix.SetsockoptInt((*tr).Fd(), unix.SOL_SOCKET, unix.SO_SNDBUF, 32<<10)
+	// resume_writing only once the buffer is empty: the drain that resumes
+	// the host is also the one that finds the close done (with asyncio's
+	// low water mark this happens whenever the kernel takes the last 16 KiB
+	// at once).
+	if err := (*tr).SetWriteBufferLimits(DefaultWriteBufferHigh, 0); err != nil {
+		t.Fatal(err)
+	}
+	out := make(chan peerResult, 1)
+	go slowPeer(fileConn(t, peer), false, -1, out)
+	var msg, own []byte
+	for i := 0; i < 32; i++ {
+		msg = append(msg, pattern(64<<10, uint32(i+100))...)
+	}
+	// Write while the transport does not push back; keep the rest.
+	off := 0
+	for off < len(msg) && (*tr).WriteBufferSize() <= DefaultWriteBufferHigh {
+		(*tr).Write(msg[off : off+64<<10])
+		off += 64 << 10
+	}
+	own = msg[off:]
+	if len(own) == 0 {
+		t.Fatal("the transport never pushed back")
+	}
+	(*tr).Close()
+	var pending [][]byte // the host's answers, flushed by the next Poll
+	var werr error
+	q.onEv = func(ev Event) {
+		if ev.Kind == EventResumeWriting && len(own) > 0 {
+			pending = append(pending, own)
+			own = nil
+		}
+	}
+	q.before = func() {
+		for _, b := range pending {
+			if err := (*tr).Write(b); err != nil && werr == nil {
+				werr = err
+			}
+		}
+		pending = nil
+	}
+	q.pollUntil("connection_lost", func() bool { return len(q.lost) == 1 })
+	if werr != nil {
+		t.Fatalf("the host's write after resume_writing: %v", werr)
+	}
+	r := h.awaitPeer(out)
+	checkDelivered(t, "queued", r, msg)
+}

@@ -21,6 +21,7 @@ type qHost struct {
 	made   map[uint64]uint64 // userdata -> transport id
 	polls  int
 	onEv   func(ev Event)
+	before func() // run by Poll before its iteration (the host's writes)
 }
 
 func newQHost(h *harness, nevents, arena int) *qHost {
@@ -43,7 +44,7 @@ func newQHost(h *harness, nevents, arena int) *qHost {
 
 func (q *qHost) poll(timeout float64) int {
 	q.h.t.Helper()
-	n, err := q.h.l.Poll(timeout, nil)
+	n, err := q.h.l.Poll(timeout, q.before)
 	if err != nil {
 		q.h.t.Fatalf("Poll: %v", err)
 	}

@@ -158,6 +158,7 @@ type Loop struct {
 	procs map[*Subprocess]struct{} // subprocesses not yet released (subprocess.go)
 
 	debug        atomic.Bool // read from any thread (CheckThread)
+	iteration    uint64      // iterations run (scheduleClose)
 	SlowCallback float64
 	excHandler   ExceptionHandler
 
@@ -448,6 +449,7 @@ const maxWaitSeconds = 1e9
 
 // iterate is asyncio's _run_once.
 func (l *Loop) iterate(maxWait float64) error {
+	l.iteration++
 	l.dropCancelledHead()
 	var timeoutNs int64 = -1
 	if len(l.ready) > l.readyHead || l.stopping.Load() {

@@ -74,7 +74,8 @@ type Transport struct {
 	lost          bool
 	dropped       int  // buffered bytes discarded by forceClose
 	forced        bool // closed by abort or an error (no graceful close)
-	closePending  bool // scheduleClose's callback is pending
+	closePending  bool   // scheduleClose's callback is pending
+	closeIter     uint64 // the loop iteration in which it was scheduled
 
 	pipe      pipeMode // a pipe transport (pipe.go) when not pipeNone
 	pipeWatch bool     // write pipe: watch for the reader going away
@@ -537,22 +538,41 @@ func (t *Transport) Close() {
 // from a host that answers resume_writing only after the loop returned
 // (the queued seam: its writes are flushed before the next iteration's
 // callbacks).
+//
+// With the queued seam (an event queue) the callback acts only in a later
+// loop iteration than the one that scheduled it (a callback scheduled by an
+// I/O handler runs in the same iteration) and once the host has been handed
+// every queued event: such a host sees resume_writing only when Poll
+// returns, and its answer is flushed at the start of the next Poll. A host
+// with direct callbacks answers inside resume_writing: no extra iteration.
 func (t *Transport) scheduleClose() {
 	if t.lostScheduled || t.closePending {
 		return
 	}
 	t.closePending = true
-	fin := func() {
-		t.closePending = false
-		if t.lostScheduled || t.lost || t.wsize > 0 || t.sendfile != nil {
+	l := t.loop
+	t.closeIter = l.iteration
+	var fin func()
+	fin = func() {
+		if t.lostScheduled || t.lost {
+			t.closePending = false
 			return
+		}
+		if q := l.evq; q != nil && (l.iteration == t.closeIter || len(q.overflow) > 0) {
+			if _, err := l.CallSoon(fin, nil); err == nil {
+				return // not yet
+			}
+		}
+		t.closePending = false
+		if t.wsize > 0 || t.sendfile != nil {
+			return // a write came in: its flush ends the close
 		}
 		t.lostScheduled = true
 		t.e.reader, t.e.writer = nil, nil
-		t.loop.update(t.e)
+		l.update(t.e)
 		t.connectionLost(nil)
 	}
-	if _, err := t.loop.CallSoon(fin, nil); err != nil {
+	if _, err := l.CallSoon(fin, nil); err != nil {
 		t.scheduleLost(nil)
 	}
 }
