@@ -53,6 +53,9 @@ _monotonic = time.monotonic
 _MIN_SCHEDULED_TIMER_HANDLES = base_events._MIN_SCHEDULED_TIMER_HANDLES
 _MIN_CANCELLED_TIMER_HANDLES_FRACTION = base_events._MIN_CANCELLED_TIMER_HANDLES_FRACTION
 _MAXIMUM_SELECT_TIMEOUT = base_events.MAXIMUM_SELECT_TIMEOUT
+#: asyncio's own test (3.14 deprecates the public asyncio.iscoroutinefunction
+#: and uses this private one; before, only the public one exists).
+_iscoroutinefunction = getattr(coroutines, "_iscoroutinefunction", None) or coroutines.iscoroutinefunction
 #: While Python callbacks are ready, poll the core at least every
 #: _POLL_EVERY loop iterations and every _POLL_INTERVAL seconds.
 _POLL_EVERY = 16
@@ -559,7 +562,7 @@ class EventLoop(asyncio.BaseEventLoop):
 
     def add_signal_handler(self, sig: int, callback: Callable[..., Any], *args: Any) -> None:
         """Runs callback(*args) on the loop when signal sig arrives (main thread only)."""
-        if coroutines.iscoroutine(callback) or coroutines.iscoroutinefunction(callback):
+        if coroutines.iscoroutine(callback) or _iscoroutinefunction(callback):
             raise TypeError("coroutines cannot be used with add_signal_handler()")
         self._check_signal(sig)
         self._check_closed()
