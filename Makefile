@@ -14,6 +14,10 @@ SHELL := /bin/bash
 BUILD_DIR ?= build
 CTEST_JOBS ?= 2
 PREFIX ?= /usr/local
+# CPython versions the Python binding is tested on (CTest python-3.X entries).
+PYTHON_VERSIONS ?= 3.11 3.12 3.13
+empty :=
+space := $(empty) $(empty)
 
 .PHONY: all build test demo deps clean help bench bench-seam install
 
@@ -23,7 +27,7 @@ help:
 	@sed -n '3,12p' Makefile
 
 build:
-	cmake -S . -B $(BUILD_DIR) -G Ninja
+	cmake -S . -B $(BUILD_DIR) -G Ninja "-DALOOP_PYTHON_VERSIONS=$(subst $(space),;,$(strip $(PYTHON_VERSIONS)))"
 	cmake --build $(BUILD_DIR)
 
 install: build
@@ -37,7 +41,11 @@ demo: deps build
 
 # Checks each tool and installs only what is missing (Debian package names).
 # A fresh CI machine already has Go, Python 3 with pytest, Node, gcc, cmake
-# and ninja, so normally this only runs `go mod download`.
+# and ninja, so normally this only runs `go mod download`, and gives pytest
+# (a venv under $(BUILD_DIR)/python-venvs, from PyPI) to each CPython of
+# PYTHON_VERSIONS that lacks it; CPython 3.12 and 3.13 come from pyenv (no
+# registry serves interpreters): one that is missing is reported here, and
+# its CTest entries as not run.
 deps:
 	@set -e; \
 	missing=""; \
@@ -68,6 +76,10 @@ deps:
 	  echo "deps: installing auditwheel (checks the wheel's manylinux tag)"; \
 	  python3 -m pip install -q auditwheel; \
 	fi; \
+	for v in $(PYTHON_VERSIONS); do \
+	  bash tests/python/with_python.sh $$v $(abspath $(BUILD_DIR))/python-venvs --setup | sed 's/^/deps: /'; \
+	  rc=$${PIPESTATUS[0]}; [ $$rc = 0 ] || [ $$rc = 77 ] || exit 1; \
+	done; \
 	go mod download; \
 	echo "deps: ok ($$(go version | cut -d' ' -f3), cmake $$(cmake --version | head -1 | cut -d' ' -f3), node $$(node --version), $$(python3 --version))"
 

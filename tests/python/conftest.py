@@ -89,13 +89,20 @@ def certs(tmp_path_factory):
     def run(*args):
         subprocess.run([openssl, *args], cwd=d, check=True, capture_output=True)
 
+    # Python 3.13's default context verifies with VERIFY_X509_STRICT: the CA
+    # needs keyUsage, the leaf an authority key identifier.
     run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
-        "/CN=asyncloop test CA", "-keyout", "ca.key", "-out", "ca.pem")
+        "/CN=asyncloop test CA", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+        "-keyout", "ca.key", "-out", "ca.pem")
     run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
         "-keyout", "key.pem", "-out", "req.csr")
     (d / "ext.cnf").write_text(
         "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1\n"
-        "basicConstraints=CA:FALSE\n")
+        "basicConstraints=CA:FALSE\n"
+        "keyUsage=critical,digitalSignature,keyEncipherment\n"
+        "extendedKeyUsage=serverAuth\n"
+        "subjectKeyIdentifier=hash\n"
+        "authorityKeyIdentifier=keyid,issuer\n")
     run("x509", "-req", "-in", "req.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
         "-CAcreateserial", "-days", "2", "-extfile", "ext.cnf", "-out", "cert.pem")
     return {"ca": str(d / "ca.pem"), "cert": str(d / "cert.pem"), "key": str(d / "key.pem")}

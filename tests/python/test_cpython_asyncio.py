@@ -13,13 +13,23 @@ concrete class) and only replaces the loop factory.
 - With ``asyncloop.EventLoopPolicy()`` set, so that every loop asyncio
   creates (``asyncio.new_event_loop()``, ``asyncio.run()``) is asyncloop's:
   test_streams, test_subprocess (SubprocessMixin), test_server, and every
-  test class of test_tasks and test_futures.
+  test class of test_tasks, test_futures, test_futures2, test_locks,
+  test_queues, test_context, test_pep492, test_threads, test_waitfor,
+  test_timeouts, test_taskgroups and, where the running Python has them,
+  test_eager_task_factory (3.12) and test_staggered (3.13).
+  ``unittest.IsolatedAsyncioTestCase`` classes (among them test_server's
+  TestServer2 and UnixServerCleanupTests of 3.12/3.13) get asyncloop's loop
+  through their ``loop_factory`` (3.13) or the policy set around each test.
+
+Each interpreter runs its own installed tests: ``make test`` runs this file
+on CPython 3.11, 3.12 and 3.13 (CTest entries python-3.X).
 
 A test is skipped only where it reads or mocks private internals of the
 stdlib's loop (selector) class; each skip carries its reason in ``SKIPS``.
 """
 
 import asyncio
+import importlib
 import inspect
 import unittest
 
@@ -100,6 +110,27 @@ def _with_policy(cls, name):
     return _finish(type(name, (cls,), {"setUp": setUp, "__module__": __name__}))
 
 
+def _isolated(cls, name):
+    """A subclass of a CPython IsolatedAsyncioTestCase whose asyncio.Runner
+    makes asyncloop loops: through loop_factory (3.13), else through the
+    policy, set around the whole test (the runner is made before setUp)."""
+    attrs = {"__module__": __name__}
+    if hasattr(unittest.IsolatedAsyncioTestCase, "loop_factory"):
+        attrs["loop_factory"] = staticmethod(asyncloop.new_event_loop)
+    else:
+        base_run = cls.run
+
+        def run(self, result=None):
+            asyncio.set_event_loop_policy(asyncloop.EventLoopPolicy())
+            try:
+                return base_run(self, result)
+            finally:
+                asyncio.set_event_loop_policy(None)
+
+        attrs["run"] = run
+    return _finish(type(name, (cls,), attrs))
+
+
 def _policy_loop_setup(self):
     """SubprocessMixin's fixture as CPython's SubprocessWatcherMixin builds it,
     with the policy's (asyncloop's) loop."""
@@ -149,10 +180,37 @@ def _module_test_classes(module):
             yield name, obj
 
 
-for _mod, _prefix in ((test_tasks, "TestCPythonTasks_"), (test_futures, "TestCPythonFutures_")):
-    for _name, _cls in _module_test_classes(_mod):
-        globals()[_prefix + _name] = _with_policy(_cls, _prefix + _name)
-del _mod, _prefix, _name, _cls
+def _apply_module(module, prefix, only=None):
+    for name, cls in _module_test_classes(module):
+        if only is not None and name not in only:
+            continue
+        if issubclass(cls, unittest.IsolatedAsyncioTestCase):
+            globals()[prefix + name] = _isolated(cls, prefix + name)
+        else:
+            globals()[prefix + name] = _with_policy(cls, prefix + name)
+
+
+def _optional_module(name):
+    """A module of test.test_asyncio that only newer Pythons have."""
+    try:
+        return importlib.import_module("test.test_asyncio." + name)
+    except ImportError:
+        return None
+
+
+# test_server's IsolatedAsyncioTestCase classes: Server.wait_closed (3.12),
+# close_clients/abort_clients and the Unix socket file clean-up (3.13).
+_apply_module(test_server, "TestCPythonServer_", only=("TestServer2", "UnixServerCleanupTests"))
+
+for _modname in ("test_tasks", "test_futures", "test_futures2", "test_locks", "test_queues",
+                 "test_context", "test_pep492", "test_threads", "test_waitfor",
+                 "test_timeouts", "test_taskgroups", "test_eager_task_factory",
+                 "test_staggered"):
+    _mod = _optional_module(_modname)
+    if _mod is not None:
+        _prefix = "TestCPython" + "".join(p.title() for p in _modname.split("_")[1:]) + "_"
+        _apply_module(_mod, _prefix)
+del _modname, _mod, _prefix
 
 
 def test_skips_have_reasons():

@@ -158,7 +158,7 @@ def test_datagram_endpoint_with_sock(loop):
         assert cli_sock.fileno() == -1 and srv_sock.fileno() == -1  # closed with them
 
         with socket.socket() as tcp:
-            with pytest.raises(ValueError, match="A UDP Socket was expected"):
+            with pytest.raises(ValueError, match="A UDP Socket was expected|A datagram socket was expected"):
                 await loop.create_datagram_endpoint(asyncio.DatagramProtocol, sock=tcp)
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
             with pytest.raises(ValueError, match="socket modifier keyword arguments"):

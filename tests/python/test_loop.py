@@ -2,6 +2,7 @@
 
 import asyncio
 import concurrent.futures
+import sys
 import threading
 import time
 
@@ -336,7 +337,11 @@ def test_install_then_asyncio_run():
     async def main():
         return type(asyncio.get_running_loop())
 
-    asyncloop.install()
+    if sys.version_info >= (3, 12):  # deprecated there, as uvloop.install()
+        with pytest.warns(DeprecationWarning, match=r"asyncloop.install\(\) is deprecated"):
+            asyncloop.install()
+    else:
+        asyncloop.install()
     try:
         assert isinstance(asyncio.get_event_loop_policy(), asyncloop.EventLoopPolicy)
         assert asyncio.run(main()) is asyncloop.EventLoop

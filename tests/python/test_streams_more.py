@@ -46,8 +46,12 @@ def test_unix_abstract_namespace(loop):
     name = f"\0asyncloop-test-{os.getpid()}-{id(loop)}"
 
     async def main():
-        server = await asyncio.start_unix_server(
-            lambda r, w: w.write(b"hi from abstract"), name)
+        async def handle(r, w):
+            w.write(b"hi from abstract")
+            await w.drain()
+            w.close()  # (3.12's wait_closed waits for the connections)
+
+        server = await asyncio.start_unix_server(handle, name)
         reader, writer = await asyncio.open_unix_connection(name)
         got = await asyncio.wait_for(reader.readexactly(16), 10)
         writer.close()

@@ -44,14 +44,18 @@ from . import _seam
 from ._seam import Seam
 from ._subprocess import SubprocessStdin, SubprocessTransport, _StdinProtocol
 from ._transports import DatagramTransport, Server, Transport
+from ._transports import _unix_socket_file
 
-__all__ = ["EventLoop", "EventLoopPolicy", "new_event_loop", "install", "run"]
+__all__ = ["EventLoop", "new_event_loop", "run"]
 
 
 _monotonic = time.monotonic
 _MIN_SCHEDULED_TIMER_HANDLES = base_events._MIN_SCHEDULED_TIMER_HANDLES
 _MIN_CANCELLED_TIMER_HANDLES_FRACTION = base_events._MIN_CANCELLED_TIMER_HANDLES_FRACTION
 _MAXIMUM_SELECT_TIMEOUT = base_events.MAXIMUM_SELECT_TIMEOUT
+#: asyncio's own test (3.14 deprecates the public asyncio.iscoroutinefunction
+#: and uses this private one; before, only the public one exists).
+_iscoroutinefunction = getattr(coroutines, "_iscoroutinefunction", None) or coroutines.iscoroutinefunction
 #: While Python callbacks are ready, poll the core at least every
 #: _POLL_EVERY loop iterations and every _POLL_INTERVAL seconds.
 _POLL_EVERY = 16
@@ -629,7 +633,7 @@ class EventLoop(asyncio.BaseEventLoop):
 
     def add_signal_handler(self, sig: int, callback: Callable[..., Any], *args: Any) -> None:
         """Runs callback(*args) on the loop when signal sig arrives (main thread only)."""
-        if coroutines.iscoroutine(callback) or coroutines.iscoroutinefunction(callback):
+        if coroutines.iscoroutine(callback) or _iscoroutinefunction(callback):
             raise TypeError("coroutines cannot be used with add_signal_handler()")
         self._check_signal(sig)
         self._check_closed()
@@ -1068,13 +1072,17 @@ class EventLoop(asyncio.BaseEventLoop):
             family: int = socket.AF_UNSPEC, flags: int = socket.AI_PASSIVE,
             sock: Optional[socket.socket] = None, backlog: int = 100, ssl: Any = None,
             reuse_address: Optional[bool] = None, reuse_port: Optional[bool] = None,
+            keep_alive: Optional[bool] = None,
             ssl_handshake_timeout: Any = None, ssl_shutdown_timeout: Any = None,
             start_serving: bool = True) -> Server:
         """Listens on host:port (host None or '' = all interfaces, a sequence
         of hosts = each of them; port 0 or None = any free port), or on a
         bound socket given as sock= (the server owns it from then on).  With
         ssl (an ssl.SSLContext), accepted connections do TLS with Python's
-        ssl module through asyncio's SSLProtocol, as asyncio does."""
+        ssl module through asyncio's SSLProtocol, as asyncio does.
+        keep_alive (Python 3.13's argument, accepted on every version) sets
+        SO_KEEPALIVE on the listening sockets made for host/port, which the
+        accepted connections inherit."""
         if isinstance(ssl, bool):
             raise TypeError("ssl argument must be an SSLContext or None")
         if ssl_handshake_timeout is not None and ssl is None:
@@ -1089,7 +1097,10 @@ class EventLoop(asyncio.BaseEventLoop):
         opts.backlog = int(backlog)
         opts.reuse_address = -1 if reuse_address is None else (1 if reuse_address else 0)
         opts.reuse_port = 1 if reuse_port else 0
-        opts.start_serving = 1 if start_serving else 0
+        # keep_alive: set on the sockets before they accept (so serving
+        # starts once that is done).
+        keep_alive = bool(keep_alive) and sock is None
+        opts.start_serving = 1 if start_serving and not keep_alive else 0
         opts.family = int(family)
         opts.flags = int(flags)
         chost: Optional[bytes] = None
@@ -1117,14 +1128,25 @@ class EventLoop(asyncio.BaseEventLoop):
             return rc
 
         try:
-            return await self._open_server(protocol_factory, start, start_serving,
-                                           owned_sock=sock, ssl=ssl,
-                                           ssl_handshake_timeout=ssl_handshake_timeout,
-                                           ssl_shutdown_timeout=ssl_shutdown_timeout)
+            srv = await self._open_server(protocol_factory, start,
+                                          start_serving and not keep_alive,
+                                          owned_sock=sock, ssl=ssl,
+                                          ssl_handshake_timeout=ssl_handshake_timeout,
+                                          ssl_shutdown_timeout=ssl_shutdown_timeout)
         except OSError as exc:
             if sock is not None:
                 raise
             raise _bind_error(exc, (host or "0.0.0.0", int(port or 0))) from None
+        if keep_alive:
+            try:
+                for s in srv._sockets or ():
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, True)
+                if start_serving:
+                    await srv.start_serving()
+            except BaseException:
+                srv.close()
+                raise
+        return srv
 
     async def create_unix_server(
             self, protocol_factory: Callable[[], asyncio.BaseProtocol],
@@ -1149,8 +1171,11 @@ class EventLoop(asyncio.BaseEventLoop):
             if sock.family != socket.AF_UNIX or sock.type != socket.SOCK_STREAM:
                 raise ValueError(f"A UNIX Domain Stream Socket was expected, got {sock!r}")
             # A bound Unix socket: serve it through the generic sock= path.
-            return await self.create_server(protocol_factory, sock=sock, backlog=backlog,
-                                            start_serving=start_serving, **ssl_args)
+            cleanup = _unix_socket_file(sock) if cleanup_socket else None
+            srv = await self.create_server(protocol_factory, sock=sock, backlog=backlog,
+                                           start_serving=start_serving, **ssl_args)
+            srv._unix_cleanup = cleanup
+            return srv
         if path is None:
             raise ValueError("path was not specified, and no sock specified")
         self._check_closed()
@@ -1276,7 +1301,10 @@ class EventLoop(asyncio.BaseEventLoop):
         lport = rport = 0
         dup_fd = -1
         if sock is not None:
-            if sock.type != socket.SOCK_DGRAM:
+            if sys.version_info >= (3, 13):  # (3.13 names any non-stream socket)
+                if sock.type == socket.SOCK_STREAM:
+                    raise ValueError(f"A datagram socket was expected, got {sock!r}")
+            elif sock.type != socket.SOCK_DGRAM:
                 raise ValueError(f"A UDP Socket was expected, got {sock!r}")
             if (local_addr or remote_addr or family or proto or flags
                     or reuse_port or allow_broadcast):
@@ -1777,21 +1805,30 @@ def new_event_loop() -> EventLoop:
     return EventLoop()
 
 
-class EventLoopPolicy(asyncio.DefaultEventLoopPolicy):
-    """asyncio's default policy, creating :class:`EventLoop` loops."""
+def run(main: Any, *, loop_factory: Callable[[], EventLoop] = new_event_loop,
+        debug: Optional[bool] = None) -> Any:
+    """Runs a coroutine on a new asyncloop loop, as asyncio.run does.
 
-    def new_event_loop(self) -> EventLoop:  # type: ignore[override]
-        return EventLoop()
-
-
-def install() -> None:
-    """Makes asyncio create asyncloop loops (asyncio.run, new_event_loop)."""
-    asyncio.set_event_loop_policy(EventLoopPolicy())
-
-
-def run(main: Any, *, debug: Optional[bool] = None) -> Any:
-    """Runs a coroutine on a new asyncloop loop, as asyncio.run does."""
+    It rests on ``asyncio.Runner(loop_factory=...)`` (no event-loop policy
+    involved: the way Python 3.14 recommends).  loop_factory must make
+    asyncloop loops (:class:`EventLoop` or a subclass), else TypeError, as
+    ``uvloop.run``."""
     if events._get_running_loop() is not None:
         raise RuntimeError("asyncloop.run() cannot be called from a running event loop")
-    with asyncio.Runner(debug=debug, loop_factory=new_event_loop) as runner:
-        return runner.run(main)
+
+    refused: List[Any] = []
+
+    def factory() -> EventLoop:
+        loop = loop_factory()
+        if not isinstance(loop, EventLoop):
+            loop.close()
+            refused.append(loop)
+            raise TypeError(f"asyncloop.run() uses a non-asyncloop event loop: {loop!r}")
+        return loop
+
+    try:
+        with asyncio.Runner(debug=debug, loop_factory=factory) as runner:
+            return runner.run(main)
+    finally:
+        if refused and asyncio.iscoroutine(main):
+            main.close()  # never started: no "never awaited" warning

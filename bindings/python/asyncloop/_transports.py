@@ -168,7 +168,7 @@ class Transport(transports._FlowControlMixin):
         finally:
             server, self._server = self._server, None
             if server is not None:
-                server._detach()
+                server._detach(self)
 
     @property
     def _start_tls_compatible(self) -> bool:
@@ -602,6 +602,12 @@ class Server(asyncio.AbstractServer):
         self._sockets: Optional[List[socket.socket]] = []
         self._borrowed = True  # _sockets are the library's fds (detach them)
         self._active_count = 0
+        #: The accepted transports until their connection_lost (asyncio's
+        #: Server._clients; close_clients() / abort_clients()).
+        self._clients: Dict["Transport", None] = {}
+        #: A Unix server made from sock=: (path, inode) of its socket file,
+        #: removed by close() if it is still that file (Python 3.13).
+        self._unix_cleanup: Optional[Tuple[Any, int]] = None
         self._waiters: Optional[List[asyncio.Future]] = []
         self._serving_forever_fut: Optional[asyncio.Future] = None
 
@@ -649,17 +655,23 @@ class Server(asyncio.AbstractServer):
             tr._server = None
             return -1
         tr._handle = transport_h
-        self._attach()
+        self._attach(tr)
         if waiter is not None:
             waiter.add_done_callback(
                 lambda w: _ssl_accept_done(loop, w, tr, app_protocol))
         return 0
 
-    def _attach(self) -> None:
+    # (transport is optional: asyncio 3.12's Server._attach()/_detach() take
+    # none, 3.13's take the transport.)
+    def _attach(self, transport: Optional["Transport"] = None) -> None:
         self._active_count += 1
+        if transport is not None:
+            self._clients[transport] = None
 
-    def _detach(self) -> None:
+    def _detach(self, transport: Optional["Transport"] = None) -> None:
         self._active_count -= 1
+        if transport is not None:
+            self._clients.pop(transport, None)
         if self._active_count == 0 and self._sockets is None:
             self._wakeup()
 
@@ -755,8 +767,21 @@ class Server(asyncio.AbstractServer):
         if fut is not None and not fut.done():
             fut.cancel()
             self._serving_forever_fut = None
+        cleanup, self._unix_cleanup = self._unix_cleanup, None
+        if cleanup is not None:
+            _remove_unix_socket_file(*cleanup)
         if self._active_count == 0:
             self._wakeup()
+
+    def close_clients(self) -> None:
+        """Closes every accepted connection (flushing; Python 3.13)."""
+        for transport in list(self._clients):
+            transport.close()
+
+    def abort_clients(self) -> None:
+        """Aborts every accepted connection (Python 3.13)."""
+        for transport in list(self._clients):
+            transport.abort()
 
     def get_loop(self) -> asyncio.AbstractEventLoop:
         return self._loop
@@ -829,6 +854,30 @@ class Server(asyncio.AbstractServer):
 
 #: Server.wait_closed returns at once on a closed server (asyncio < 3.12).
 _WAIT_CLOSED_311 = sys.version_info < (3, 12)
+
+
+def _unix_socket_file(sock: socket.socket) -> Optional[Tuple[Any, int]]:
+    """(path, inode) of the file a bound Unix socket listens on, or None
+    (abstract or unnamed socket, or no file)."""
+    path = sock.getsockname()
+    if not path or path[0] in (0, "\0"):
+        return None
+    try:
+        return path, os.stat(path).st_ino
+    except OSError:
+        return None
+
+
+def _remove_unix_socket_file(path: Any, ino: int) -> None:
+    """Removes the socket file at path if it is still the server's (as
+    asyncio 3.13's _stop_serving: a file someone replaced is left alone)."""
+    try:
+        if os.stat(path).st_ino == ino:
+            os.unlink(path)
+    except FileNotFoundError:
+        pass
+    except OSError as err:
+        logger.error("Unable to clean up listening UNIX socket %r: %r", path, err)
 
 
 def _ssl_accept_done(loop: "EventLoop", waiter: asyncio.Future, tr: "Transport",
