@@ -1,13 +1,29 @@
 // Type definitions for the asyncloop Node binding (bindings/node/index.js).
-// Times are seconds on the loop's monotonic clock (Loop.time()), as in asyncio.
+// Delays and times are milliseconds, as Node's timers: Loop.time() is the
+// loop's monotonic clock (CLOCK_MONOTONIC, the clock of process.hrtime) in ms.
 
 /// <reference types="node" />
 
-/** An error from the library: `code` is aloop_err_name(errno), e.g. 'ALOOP_ECONNREFUSED'. */
+/**
+ * An error from the library, in Node's idiom: `code` is Node's
+ * ('ECONNREFUSED', 'ENOTFOUND', 'ERR_TLS_CERT_ALTNAME_INVALID', or
+ * 'ERR_ASYNCLOOP_*' for the library's own conditions), `errno` the negative
+ * code (-111), and a failed system call adds syscall, address/port or path,
+ * with Node's message ('connect ECONNREFUSED 127.0.0.1:80').
+ */
 export interface AsyncloopError extends Error {
   code: string;
   /** The negative ALOOP_E* code (equal to -errno where one exists). */
   errno: number;
+  /** The library's name of the code: 'ALOOP_ECONNREFUSED'. */
+  aloopCode: string;
+  syscall?: string;
+  address?: string;
+  port?: number;
+  path?: string;
+  hostname?: string;
+  /** The library's detailed message, when it says more than the code. */
+  detail?: string;
 }
 
 /** A network address. */
@@ -28,7 +44,7 @@ export class Handle {
 /** A timer (asyncio.TimerHandle). */
 export class TimerHandle extends Handle {
   protected constructor();
-  /** The deadline in loop time (seconds). */
+  /** The deadline in loop time (milliseconds). */
   when(): number;
 }
 
@@ -43,13 +59,13 @@ export class Future<T = unknown> implements PromiseLike<T> {
   cancelled(): boolean;
   /** True if the future was cancelled now, false if it was already done. */
   cancel(message?: string): boolean;
-  /** Throws ALOOP_ESTATE if already done. */
+  /** Throws ERR_INVALID_STATE if already done. */
   setResult(value: T): void;
-  /** Throws ALOOP_ESTATE if already done. */
+  /** Throws ERR_INVALID_STATE if already done. */
   setException(exception: unknown): void;
-  /** The result; throws the exception, ALOOP_ECANCELED, or ALOOP_ESTATE if not done. */
+  /** The result; throws the exception, ECANCELED, or ERR_INVALID_STATE if not done. */
   result(): T;
-  /** The exception or null; throws ALOOP_ECANCELED, or ALOOP_ESTATE if not done. */
+  /** The exception or null; throws ECANCELED, or ERR_INVALID_STATE if not done. */
   exception(): unknown;
   addDoneCallback(fn: (future: this) => void): void;
   /** Removes every registration of fn that has not run; returns how many. */
@@ -174,17 +190,17 @@ export type ExceptionHandler = (loop: Loop, context: ExceptionContext) => void;
  */
 export class Loop {
   constructor();
-  /** The loop's monotonic clock in seconds (CLOCK_MONOTONIC, as asyncio's loop.time()). */
+  /** The loop's monotonic clock in milliseconds (CLOCK_MONOTONIC, as process.hrtime; asyncio's loop.time() x 1000). */
   time(): number;
   /** Runs fn(...args) on the next iteration; FIFO. */
   callSoon<A extends unknown[]>(fn: (...args: A) => void, ...args: A): Handle;
   /** callSoon through the library's thread-safe queue (wakes the loop through its fd). */
   callSoonThreadsafe<A extends unknown[]>(fn: (...args: A) => void, ...args: A): Handle;
-  /** Runs fn(...args) after `delay` seconds. */
+  /** Runs fn(...args) after `delay` milliseconds. */
   callLater<A extends unknown[]>(delay: number, fn: (...args: A) => void, ...args: A): TimerHandle;
-  /** Runs fn(...args) at loop time `when` (seconds, see time()). */
+  /** Runs fn(...args) at loop time `when` (milliseconds, see time()). */
   callAt<A extends unknown[]>(when: number, fn: (...args: A) => void, ...args: A): TimerHandle;
-  /** Drops pending callbacks; throws ALOOP_EBUSY while transports, servers or fd watchers live. Idempotent. */
+  /** Drops pending callbacks; throws EBUSY while transports, servers or fd watchers live. Idempotent. */
   close(): void;
   isClosed(): boolean;
   /** True only while the loop runs an iteration (i.e. inside its callbacks). */

@@ -58,7 +58,7 @@ function newLoop(t) {
         loop.close();
         return;
       } catch (err) {
-        if (err.code !== 'ALOOP_EBUSY') throw err;
+        if (err.code !== 'EBUSY') throw err;
       }
       await new Promise((r) => setTimeout(r, 5));
     }

@@ -10,7 +10,11 @@ test('every generated code has the library\'s name and description', () => {
   assert.ok(Object.keys(abi.codes).length > 30);
   for (const [name, code] of Object.entries(asyncloop.codes)) {
     assert.equal(asyncloop.errName(code), name);
-    assert.deepEqual(abi.errors.get(code), [name, asyncloop.strerror(code)]);
+    const [aloopName, description, nodeCode] = abi.errors.get(code);
+    assert.deepEqual([aloopName, description], [name, asyncloop.strerror(code)]);
+    // Node's code: the POSIX name for an errno, else Node's or ERR_ASYNCLOOP_*.
+    if (code > -3000) assert.equal(nodeCode, name.slice('ALOOP_'.length));
+    else assert.match(nodeCode, /^(ERR_[A-Z_]+|ENOTFOUND|UNKNOWN)$/);
   }
 });
 

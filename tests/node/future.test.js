@@ -11,7 +11,7 @@ test('a future resolves awaiters and runs done-callbacks on the loop', async (tc
   assert.ok(fut instanceof Future);
   assert.equal(fut.getLoop(), loop);
   assert.equal(fut.done(), false);
-  assert.throws(() => fut.result(), { code: 'ALOOP_ESTATE' });
+  assert.throws(() => fut.result(), { code: 'ERR_INVALID_STATE' });
   const calls = [];
   fut.addDoneCallback((f) => calls.push(['cb1', f.result()]));
   fut.addDoneCallback((f) => calls.push(['cb2', f === fut]));
@@ -22,7 +22,7 @@ test('a future resolves awaiters and runs done-callbacks on the loop', async (tc
   assert.equal(fut.cancelled(), false);
   assert.equal(fut.exception(), null);
   assert.deepEqual(calls, [['cb1', { answer: 42 }], ['cb2', true]]);
-  assert.throws(() => fut.setResult(1), { code: 'ALOOP_ESTATE' });
+  assert.throws(() => fut.setResult(1), { code: 'ERR_INVALID_STATE' });
   loop.close();
 });
 
@@ -57,8 +57,8 @@ test('cancel: cancelled futures reject with ALOOP_ECANCELED', async (tc) => {
   assert.equal(fut.cancel(), false);
   assert.equal(fut.cancelled(), true);
   assert.equal(fut.done(), true);
-  await assert.rejects(async () => { await fut; }, { code: 'ALOOP_ECANCELED', message: 'stop it' });
-  assert.throws(() => fut.exception(), { code: 'ALOOP_ECANCELED' });
+  await assert.rejects(async () => { await fut; }, { code: 'ECANCELED', message: 'stop it' });
+  assert.throws(() => fut.exception(), { code: 'ECANCELED' });
   const done = loop.createFuture();
   done.setResult(1);
   assert.equal(done.cancel(), false);
@@ -139,9 +139,9 @@ test('library errors reach the JS exception handler with an Error', async (t) =>
   assert.equal(l, loop);
   assert.equal(typeof ctx.message, 'string');
   assert.ok(ctx.message.length > 0);
-  assert.ok(ctx.exception === null || (ctx.exception instanceof Error && /^ALOOP_E/.test(ctx.exception.code)));
+  assert.ok(ctx.exception === null || (ctx.exception instanceof Error && typeof ctx.exception.code === 'string'));
   const err = await lost.promise; // the server closed the connection
-  assert.ok(err === null || err.code === 'ALOOP_ECONNRESET');
+  assert.ok(err === null || err.code === 'ECONNRESET');
   server.close();
   await server.waitClosed();
   loop.close();

@@ -73,7 +73,7 @@ test('a pending timer keeps the process alive until it fires', async () => {
   const r = await runNode(PRELUDE + `
     const loop = new Loop();
     const t0 = Date.now();
-    loop.callLater(0.3, () => console.log('fired after', Date.now() - t0 >= 290));
+    loop.callLater(300, () => console.log('fired after', Date.now() - t0 >= 290));
   `);
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.stdout, 'fired after true\n');
@@ -82,8 +82,8 @@ test('a pending timer keeps the process alive until it fires', async () => {
 test('a cancelled long timer does not keep the process alive', async () => {
   const r = await runNode(PRELUDE + `
     const loop = new Loop();
-    const h = loop.callLater(3600, () => console.log('never'));
-    loop.callLater(0.05, () => { h.cancel(); console.log('cancelled'); });
+    const h = loop.callLater(3600000, () => console.log('never'));
+    loop.callLater(50, () => { h.cancel(); console.log('cancelled'); });
   `, { timeoutMs: 10000 });
   assert.equal(r.killed, false);
   assert.equal(r.code, 0, r.stderr);
@@ -93,7 +93,7 @@ test('a cancelled long timer does not keep the process alive', async () => {
 test('a timer cancelled before Node waits does not keep the process alive', async () => {
   const r = await runNode(PRELUDE + `
     const loop = new Loop();
-    loop.callLater(3600, () => console.log('never')).cancel();
+    loop.callLater(3600000, () => console.log('never')).cancel();
     console.log('done');
   `, { timeoutMs: 10000 });
   assert.equal(r.killed, false);
@@ -107,7 +107,7 @@ test('a pending connection keeps the process alive until it fails', async () => 
     loop.createConnection('127.0.0.1', 1, {}).catch((e) => console.log(e.code));
   `);
   assert.equal(r.code, 0, r.stderr);
-  assert.equal(r.stdout, 'ALOOP_ECONNREFUSED\n');
+  assert.equal(r.stdout, 'ECONNREFUSED\n');
 });
 
 test('an idle loop, and a loop left unclosed, do not keep the process alive', async () => {
