@@ -231,6 +231,18 @@ class Transport extends BaseTransport {
     return this._tls;
   }
 
+  _connectionLost(err) {
+    // Keep the TLS details for later (the handle goes stale after this).
+    if (this._tls === undefined || this._tls === null) {
+      try {
+        this._tls = native.transportTlsInfo(this);
+      } catch {
+        this._tls = null;
+      }
+    }
+    super._connectionLost(err);
+  }
+
   /** True when the transport uses TLS (Node's TLSSocket.encrypted). */
   get encrypted() {
     return this._tlsInfo() !== null;
