@@ -63,10 +63,10 @@ function makeError(errno, detail) {
 function decorate(err, syscall, where = {}) {
   if (err === null || typeof err !== 'object' || typeof err.errno !== 'number') return err;
   if (err.code === 'ENOTFOUND' || err.code === 'EAI_AGAIN') {
-    err.syscall = 'getaddrinfo';
+    err.syscall = syscall === 'getnameinfo' ? syscall : 'getaddrinfo';
     const host = where.hostname ?? where.address;
     if (host !== undefined && host !== null) err.hostname = host;
-    err.message = `getaddrinfo ${err.code}${host ? ` ${host}` : ''}`;
+    err.message = `${err.syscall} ${err.code}${host ? ` ${host}` : ''}`;
     return err;
   }
   // Not a system call's failure, or the caller decorates it itself.
