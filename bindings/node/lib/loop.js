@@ -159,6 +159,7 @@ class Loop {
     if (this._closed) return;
     native.loopClose(this);
     this._closed = true;
+    native.loopHold(this, -(1 << 30)); // a closed loop waits for nothing
     this._callbacks.clear();
     this._readers.clear();
     this._writers.clear();

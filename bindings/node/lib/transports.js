@@ -570,10 +570,15 @@ class SubprocessTransport extends BaseTransport {
     return Object.keys(os.constants.signals).find((k) => os.constants.signals[k] === -rc) ?? null;
   }
 
-  /** Resolves with the return code once the child exited (asyncio's wait()). */
+  /**
+   * Resolves with the return code once the child exited (asyncio's wait()).
+   * A pending wait keeps the process alive, also after close() (whose child
+   * no longer counts as the loop's work).
+   */
   wait() {
     const rc = this.getReturncode();
     if (rc !== null) return Promise.resolve(rc);
+    if (this._waiters.length === 0) native.loopHold(this._loop, 1);
     return new Promise((resolve) => this._waiters.push(resolve));
   }
 
@@ -592,9 +597,12 @@ class SubprocessTransport extends BaseTransport {
     return t;
   }
 
-  /** Sends a signal (a name such as 'SIGUSR1' or a number). */
+  /** Sends a signal (a name such as 'SIGUSR1' or a number); once the
+   * subprocess has ended, does nothing (as Node's kill()). */
   sendSignal(sig) {
-    native.subprocessSendSignal(this, signalNumber(sig));
+    const n = signalNumber(sig);
+    if (this._lost) return;
+    native.subprocessSendSignal(this, n);
   }
 
   terminate() {
@@ -623,6 +631,7 @@ class SubprocessTransport extends BaseTransport {
     protocolCall(this, 'processExited');
     const waiters = this._waiters;
     this._waiters = [];
+    if (waiters.length) native.loopHold(this._loop, -1);
     for (const w of waiters) w(this._returncode);
   }
 

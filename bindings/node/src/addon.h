@@ -117,7 +117,8 @@ struct loop_state {
   int uv_open;    /* poll and timer initialised and not closed */
   int uv_closing; /* close callbacks still to come */
   int zero_armed; /* the timer is armed with 0 ms */
-  int alive;      /* last known aloop_loop_alive() */
+  int alive;      /* last known aloop_loop_alive() (or holds) */
+  int holds;      /* JS waits that keep the process alive (loopHold) */
   int running;    /* depth of our aloop_loop_run calls */
   int closed;     /* aloop_loop_close succeeded */
   int freed;      /* aloop_loop_free called */

@@ -43,7 +43,7 @@ static void dg_resume_writing(aloop_datagram_t *d, void *ud) {
 
 static const aloop_datagram_protocol_t dg_protocol = {
     sizeof(aloop_datagram_protocol_t), dg_connection_made, dg_datagram_received,
-    dg_error_received, dg_connection_lost, dg_pause_writing, dg_resume_writing};
+    dg_error_received, dg_connection_lost, dg_pause_writing, dg_resume_writing, 0};
 
 /* createDatagramEndpoint(loop, endpoint, localHost, localPort, remoteHost,
  *                        remotePort, options, cancellable) -> Promise<endpoint>

@@ -124,7 +124,7 @@ static void ls_update(loop_state *ls) {
     uv_timer_stop(&ls->timer);
     ls->zero_armed = 0;
   }
-  ls_set_alive(ls, ls->npending || A.aloop_loop_alive(ls->loop) > 0);
+  ls_set_alive(ls, ls->npending || ls->holds > 0 || A.aloop_loop_alive(ls->loop) > 0);
 }
 
 /* After a call from JS that may have changed the loop's work. Inside a run
@@ -525,6 +525,21 @@ static napi_value x_loop_abort_all(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
+/* loopHold(loop, delta): a wait of the JS layer that the library does not
+ * count as work (SubprocessTransport.wait() after close(): the child's exit
+ * is still to come) keeps the process alive while the count is above 0. */
+static napi_value x_loop_hold(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  int delta;
+  get_args(env, info, 2, argv);
+  GET_LOOP(argv[0]);
+  if (!arg_int(env, argv[1], &delta, "delta must be a number")) return NULL;
+  ls->holds += delta;
+  if (ls->holds < 0) ls->holds = 0;
+  ls_touch(ls);
+  return undefined(env);
+}
+
 /* runNowait(loop): one non-blocking iteration from JS (tests, benchmarks).
  * The first exception a callback threw is rethrown here. */
 static napi_value x_loop_run_nowait(napi_env env, napi_callback_info info) {
@@ -769,6 +784,7 @@ const napi_property_descriptor aln_loop_exports[] = {
     EXPORT("loopSlowCallbackDuration", x_loop_slow_callback_duration),
     EXPORT("loopRunNowait", x_loop_run_nowait),
     EXPORT("loopAbortAll", x_loop_abort_all),
+    EXPORT("loopHold", x_loop_hold),
     EXPORT("runningLoop", x_running_loop),
     EXPORT("callSoon", x_call_soon),
     EXPORT("callSoonThreadsafe", x_call_soon_threadsafe),
