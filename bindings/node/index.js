@@ -29,36 +29,59 @@
 const abi = require('./abi');
 const { native, version, constants } = require('./lib/native');
 const { AbortError } = require('./lib/errors');
-const loop = require('./lib/loop');
+const {
+  Loop, Handle, TimerHandle, getRunningLoop, getEventLoop, setEventLoop, newEventLoop,
+} = require('./lib/loop');
 const { Future } = require('./lib/future');
-const transports = require('./lib/transports');
+const {
+  Transport, Server, DatagramTransport, SubprocessTransport, SubprocessPipeTransport,
+} = require('./lib/transports');
 require('./lib/net');
 require('./lib/dns');
 require('./lib/process');
 const { sockets } = require('./lib/sockets');
 const { SecureContext, createSecureContext } = require('./lib/tls');
+const { TransportStream, toDuplex } = require('./lib/stream');
 
+/** The static name of a library code: errName(-111) === 'ALOOP_ECONNREFUSED'. */
+function errName(code) {
+  return native.errName(code);
+}
+
+/** The static description of a library code. */
+function strerror(code) {
+  return native.strerror(code);
+}
+
+/** Every ALOOP_E* code by its name (codes.ALOOP_ECONNREFUSED === -111). */
+const codes = abi.codes;
+
+// Shorthand names only, so that `import { Loop, version } from` this file
+// works too (Node's CommonJS named-export detection); index.mjs is the
+// package's ESM entry.
 module.exports = {
-  Loop: loop.Loop,
-  Handle: loop.Handle,
-  TimerHandle: loop.TimerHandle,
+  Loop,
+  Handle,
+  TimerHandle,
   Future,
-  Transport: transports.Transport,
-  Server: transports.Server,
-  DatagramTransport: transports.DatagramTransport,
-  SubprocessTransport: transports.SubprocessTransport,
-  SubprocessPipeTransport: transports.SubprocessPipeTransport,
+  Transport,
+  Server,
+  DatagramTransport,
+  SubprocessTransport,
+  SubprocessPipeTransport,
+  TransportStream,
+  toDuplex,
   SecureContext,
   createSecureContext,
   AbortError,
-  getRunningLoop: loop.getRunningLoop,
-  getEventLoop: loop.getEventLoop,
-  setEventLoop: loop.setEventLoop,
-  newEventLoop: loop.newEventLoop,
+  getRunningLoop,
+  getEventLoop,
+  setEventLoop,
+  newEventLoop,
   sockets,
   constants,
-  errName: (code) => native.errName(code),
-  strerror: (code) => native.strerror(code),
-  codes: abi.codes,
+  errName,
+  strerror,
+  codes,
   version,
 };
