@@ -163,10 +163,22 @@ export interface CipherInfo {
   version: 'TLSv1.2' | 'TLSv1.3';
 }
 
+/** Node's ref()/unref(), which every transport, server, endpoint and subprocess has. */
+export interface Refable {
+  /** This object alone no longer keeps the process alive. Returns this. */
+  unref(): this;
+  /** Undoes unref(). Returns this. */
+  ref(): this;
+  hasRef(): boolean;
+}
+
 /** A stream transport (asyncio.Transport): TCP, Unix socket or pipe, with or without TLS. */
-export class Transport {
+export class Transport implements Refable {
   protected constructor();
   getLoop(): Loop;
+  unref(): this;
+  ref(): this;
+  hasRef(): boolean;
   /** Writes bytes (a string is sent as UTF-8). Never blocks; buffers what the socket does not take. */
   write(data: string | ArrayBufferView): void;
   /** Writes every item, in order, in one call (asyncio's writelines). */
@@ -230,9 +242,12 @@ export interface ServerSocket extends Address {
 }
 
 /** A listening server (asyncio.Server): TCP or Unix, with or without TLS. */
-export class Server {
+export class Server implements Refable {
   private constructor();
   getLoop(): Loop;
+  unref(): this;
+  ref(): this;
+  hasRef(): boolean;
   /** Stops listening; accepted connections stay open. Idempotent. */
   close(): void;
   isServing(): boolean;
@@ -253,9 +268,12 @@ export class Server {
 }
 
 /** A datagram endpoint (asyncio.DatagramTransport): UDP or a Unix datagram socket. */
-export class DatagramTransport {
+export class DatagramTransport implements Refable {
   private constructor();
   getLoop(): Loop;
+  unref(): this;
+  ref(): this;
+  hasRef(): boolean;
   /** Sends one datagram to addr, or to the remote address without one. Never blocks. */
   sendto(data: string | ArrayBufferView, addr?: AddressLike | null): void;
   close(): void;
@@ -275,9 +293,12 @@ export class DatagramTransport {
 }
 
 /** A child process (asyncio.SubprocessTransport). */
-export class SubprocessTransport {
+export class SubprocessTransport implements Refable {
   private constructor();
   getLoop(): Loop;
+  unref(): this;
+  ref(): this;
+  hasRef(): boolean;
   readonly pid: number;
   readonly spawnargs: string[];
   getPid(): number;

@@ -178,3 +178,76 @@ test('terminating a Worker releases its loop: servers close, ports are freed', a
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.stdout, 'ECONNREFUSED\n');
 });
+
+test('unref(): an unref\'d server or connection alone does not keep the process alive; ref() undoes it', async () => {
+  const r = await runNode(PRELUDE + `
+    (async () => {
+      const loop = new Loop();
+      const server = await loop.createServer('127.0.0.1', 0, () => ({}));
+      console.log(server.unref() === server, server.hasRef());
+      const t = await loop.createConnection('127.0.0.1', server.port, {});
+      t.unref();
+      // A timer keeps the process up for a while; then it is ref'd again and
+      // the server keeps it up until it closes.
+      setTimeout(() => {
+        console.log('still here');
+        server.ref();
+        setTimeout(() => { t.close(); server.close(); console.log('closed'); }, 50);
+      }, 50);
+    })();
+    process.on('exit', () => console.log('exit'));
+  `, { timeoutMs: 10000 });
+  assert.equal(r.killed, false);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, 'true false\nstill here\nclosed\nexit\n');
+
+  const r2 = await runNode(PRELUDE + `
+    (async () => {
+      const loop = new Loop();
+      const server = await loop.createServer('127.0.0.1', 0, () => ({}));
+      const ep = await loop.createDatagramEndpoint({}, { localAddr: { host: '127.0.0.1', port: 0 } });
+      const proc = await loop.subprocessExec({}, 'sleep', ['2']);
+      server.unref();
+      ep.unref();
+      proc.unref();
+      console.log('unrefd', proc.pid > 0);
+    })();
+    process.on('exit', () => console.log('exit'));
+  `, { timeoutMs: 10000 });
+  assert.equal(r2.killed, false, 'the process did not exit');
+  assert.equal(r2.code, 0, r2.stderr);
+  assert.equal(r2.stdout, 'unrefd true\nexit\n');
+});
+
+test('each worker_thread runs its own loop: echo over loopback inside Workers', async () => {
+  const r = await runNode(`
+    const { Worker } = require('worker_threads');
+    const code = \`
+      const { parentPort, workerData } = require('worker_threads');
+      const { Loop } = require(process.env.ASYNCLOOP_BINDING);
+      (async () => {
+        const loop = new Loop();
+        const server = await loop.createServer('127.0.0.1', 0, () => ({
+          connectionMade(t) { this.t = t; }, dataReceived(d) { this.t.write(d); },
+        }));
+        const got = await new Promise(async (resolve) => {
+          const t = await loop.createConnection('127.0.0.1', server.port, {
+            dataReceived(d) { resolve(d.toString()); t.close(); },
+          });
+          t.write('worker ' + workerData);
+        });
+        server.close();
+        await server.waitClosed();
+        loop.close();
+        parentPort.postMessage(got);
+      })();
+    \`;
+    const results = [];
+    for (let i = 0; i < 3; i++) {
+      const w = new Worker(code, { eval: true, workerData: i });
+      w.on('message', (m) => { results.push(m); if (results.length === 3) console.log(results.sort().join(',')); });
+    }
+  `, { timeoutMs: 20000 });
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, 'worker 0,worker 1,worker 2\n');
+});

@@ -200,26 +200,35 @@ class Loop {
   /** Calls fn(...args) each iteration while fd is readable. */
   addReader(fd, fn, ...args) {
     checkFunction(fn, 'callback');
-    native.addReader(this, fd);
+    native.addReader(this, fd, this._watchers(this._readers, fd, 1));
     this._readers.set(fd, { fn, args });
   }
 
   /** Returns true if a reader was removed. */
   removeReader(fd) {
+    const n = this._watchers(this._readers, fd, -1);
     this._readers.delete(fd);
-    return native.removeReader(this, fd);
+    return native.removeReader(this, fd, n);
   }
 
   /** Calls fn(...args) each iteration while fd is writable. */
   addWriter(fd, fn, ...args) {
     checkFunction(fn, 'callback');
-    native.addWriter(this, fd);
+    native.addWriter(this, fd, this._watchers(this._writers, fd, 1));
     this._writers.set(fd, { fn, args });
   }
 
   removeWriter(fd) {
+    const n = this._watchers(this._writers, fd, -1);
     this._writers.delete(fd);
-    return native.removeWriter(this, fd);
+    return native.removeWriter(this, fd, n);
+  }
+
+  // How many fd watchers the loop has once `map` gains (+1) or loses (-1) fd.
+  _watchers(map, fd, change) {
+    const has = map.has(fd);
+    const delta = change > 0 ? (has ? 0 : 1) : (has ? -1 : 0);
+    return this._readers.size + this._writers.size + delta;
   }
 
   /**

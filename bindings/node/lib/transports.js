@@ -37,16 +37,46 @@ function protocolCall(o, name, ...args) {
   if (p != null && typeof p[name] === 'function') p[name](...args);
 }
 
-/** What every transport shares: its loop, protocol and the end. */
-class BaseTransport {
-  constructor(loop, protocol) {
+/** What every object of a loop has: the loop, and Node's ref()/unref(). */
+class LoopObject {
+  constructor(loop) {
     this._loop = loop;
-    this._protocol = protocol;
-    this._lost = false;
+    this._unref = false;
   }
 
   getLoop() {
     return this._loop;
+  }
+
+  /**
+   * Node's unref(): this object alone no longer keeps the process alive (the
+   * loop still serves it while anything else keeps the process up). Returns
+   * this.
+   */
+  unref() {
+    native.objSetRef(this, false);
+    this._unref = true;
+    return this;
+  }
+
+  /** Node's ref(): undoes unref(). Returns this. */
+  ref() {
+    native.objSetRef(this, true);
+    this._unref = false;
+    return this;
+  }
+
+  hasRef() {
+    return !this._unref;
+  }
+}
+
+/** What every transport shares: its protocol and the end. */
+class BaseTransport extends LoopObject {
+  constructor(loop, protocol) {
+    super(loop);
+    this._protocol = protocol;
+    this._lost = false;
   }
 
   getProtocol() {
@@ -334,9 +364,9 @@ class SubprocessPipeTransport extends Transport {
 // ---------------------------------------------------------------------------
 
 /** A listening server (asyncio.Server): TCP or Unix, with or without TLS. */
-class Server {
+class Server extends LoopObject {
   constructor(loop, protocolFactory, path = null) {
-    this._loop = loop;
+    super(loop);
     this._protocolFactory = protocolFactory;
     this._path = path;
   }
@@ -349,10 +379,6 @@ class Server {
       return undefined;
     }
     return new Transport(this._loop, protocol);
-  }
-
-  getLoop() {
-    return this._loop;
   }
 
   /** Stops listening; accepted connections stay open. Idempotent. */

@@ -119,6 +119,13 @@ struct loop_state {
   int zero_armed; /* the timer is armed with 0 ms */
   int alive;      /* last known aloop_loop_alive() (or holds) */
   int holds;      /* JS waits that keep the process alive (loopHold) */
+  /* ref()/unref(): the library cannot leave one object out of
+   * aloop_loop_alive(), so with unref'd objects the loop is alive for Node
+   * only while it also has other work it knows of. */
+  int nlive;    /* objects registered with the library and not ended */
+  int nunref;   /* of those, unref'd */
+  int nops;     /* operations not settled */
+  int watchers; /* fd watchers (addReader / addWriter) */
   int running;    /* depth of our aloop_loop_run calls */
   int closed;     /* aloop_loop_close succeeded */
   int freed;      /* aloop_loop_free called */
@@ -147,6 +154,8 @@ struct obj_state {
   int strong;
   int lost;     /* connection_lost ran (or the object never started) */
   int buffered; /* a transport with a buffered protocol */
+  int counted;  /* counted in ls->nlive */
+  int unref;    /* unref() was called (and not ref()) */
   napi_ref buf; /* buffered: the memory of get_buffer until buffer_updated */
 };
 
@@ -231,6 +240,7 @@ napi_value obj_call(obj_state *o, int which, size_t argc, napi_value *args);
 void obj_event(obj_state *o, int which);
 void obj_event_error(obj_state *o, int which, int error);
 void obj_lost(obj_state *o, int error);
+void obj_uncount(obj_state *o);
 #define GET_OBJ(var, argv0, kind, what)                                        \
   obj_state *var = obj_unwrap(env, (argv0), (kind), (what));                   \
   if (var == NULL) return NULL
@@ -280,10 +290,10 @@ aloop_tls_config_t *tls_config_arg(napi_env env, napi_value v, int *ok);
 
 /* Export tables of each file, collected by asyncloop_node.c. */
 #define EXPORT(name, fn) {name, NULL, fn, NULL, NULL, NULL, napi_default, NULL}
-extern const napi_property_descriptor aln_loop_exports[], aln_future_exports[],
+extern const napi_property_descriptor aln_loop_exports[], aln_object_exports[], aln_future_exports[],
     aln_stream_exports[], aln_datagram_exports[], aln_process_exports[],
     aln_tls_exports[], aln_dns_exports[], aln_socket_exports[];
-extern const size_t aln_loop_nexports, aln_future_nexports, aln_stream_nexports,
+extern const size_t aln_loop_nexports, aln_object_nexports, aln_future_nexports, aln_stream_nexports,
     aln_datagram_nexports, aln_process_nexports, aln_tls_nexports,
     aln_dns_nexports, aln_socket_nexports;
 /* Constants of the platform (AF_*, SOCK_*, AI_*, NI_*), sockets.c. */

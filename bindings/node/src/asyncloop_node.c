@@ -179,6 +179,7 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
   } tables[] = {
       {load_exports, COUNT_OF(load_exports)},
       {aln_loop_exports, aln_loop_nexports},
+      {aln_object_exports, aln_object_nexports},
       {aln_future_exports, aln_future_nexports},
       {aln_stream_exports, aln_stream_nexports},
       {aln_datagram_exports, aln_datagram_nexports},

@@ -22,8 +22,17 @@ typedef struct op_state {
   aloop_future_t *fut; /* until the library drops the done-callback */
   napi_ref keep;       /* memory the library writes into, until done */
   int settled;
-  int adding; /* inside aloop_future_add_done_callback */
+  int adding;  /* inside aloop_future_add_done_callback */
+  int counted; /* in ls->nops */
 } op_state;
+
+/* The operation no longer waits (for Node's liveness, see ls_update). */
+static void op_uncount(op_state *op) {
+  if (op->counted) {
+    op->counted = 0;
+    op->ls->nops--;
+  }
+}
 
 static void op_unkeep(op_state *op) {
   if (op->keep && !op->ls->mod->dead) napi_delete_reference(op->ls->env, op->keep);
@@ -42,6 +51,7 @@ static void op_release(op_state *op) {
 
 static void op_reject(napi_env env, op_state *op, int code, const char *detail) {
   op->settled = 1;
+  op_uncount(op);
   op_unkeep(op);
   napi_reject_deferred(env, op->deferred, aln_error(env, code, detail));
 }
@@ -159,6 +169,7 @@ static void op_done(aloop_future_t *f, void *ud) {
   if (rc == 0) result = op_value(env, op, f, &rc);
   if (rc == 0) {
     op->settled = 1;
+    op_uncount(op);
     op_unkeep(op);
     napi_resolve_deferred(env, op->deferred, result ? result : undefined(env));
   } else {
@@ -176,6 +187,7 @@ static void op_free(void *ud) {
     A.aloop_future_free(op->fut);
     op->fut = NULL;
   }
+  op_uncount(op);
   if (op->adding) return; /* op_start settles and releases it */
   if (!op->settled && !ls->mod->dead) {
     napi_handle_scope hs;
@@ -209,6 +221,8 @@ napi_value op_start(napi_env env, loop_state *ls, int kind, obj_state *target,
   op->target = target;
   if (target) target->refs++;
   op->fut = fut;
+  op->counted = 1;
+  ls->nops++;
   if (keep) napi_create_reference(env, keep, 1, &op->keep);
   napi_create_promise(env, &op->deferred, &promise);
   if (cancellable && napi_wrap(env, promise, op, op_finalize, NULL, NULL) == napi_ok)

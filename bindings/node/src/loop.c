@@ -124,7 +124,12 @@ static void ls_update(loop_state *ls) {
     uv_timer_stop(&ls->timer);
     ls->zero_armed = 0;
   }
-  ls_set_alive(ls, ls->npending || ls->holds > 0 || A.aloop_loop_alive(ls->loop) > 0);
+  int alive = A.aloop_loop_alive(ls->loop) > 0;
+  /* Unref'd objects: alive only with other work (refd objects, operations,
+   * fd watchers, timers or ready callbacks). */
+  if (alive && ls->nunref > 0)
+    alive = ls->nlive > ls->nunref || ls->nops > 0 || ls->watchers > 0 || ms >= 0;
+  ls_set_alive(ls, ls->npending || ls->holds > 0 || alive);
 }
 
 /* After a call from JS that may have changed the loop's work. Inside a run
@@ -642,12 +647,13 @@ static napi_value x_handle_when(napi_env env, napi_callback_info info) {
   return js_double(env, when);
 }
 
-/* addReader(loop, fd) / addWriter(loop, fd) / removeReader / removeWriter */
+/* addReader(loop, fd, count) / addWriter / removeReader / removeWriter:
+ * count is the number of watchers the loop has after the call. */
 static napi_value fd_watch(napi_env env, napi_callback_info info, int writer,
                            int add) {
-  napi_value argv[2];
+  napi_value argv[3];
   int fd, rc;
-  get_args(env, info, 2, argv);
+  get_args(env, info, 3, argv);
   GET_LOOP(argv[0]);
   if (!arg_int(env, argv[1], &fd, "fd must be a number")) return NULL;
   if (add)
@@ -657,6 +663,10 @@ static napi_value fd_watch(napi_env env, napi_callback_info info, int writer,
     rc = writer ? A.aloop_remove_writer(ls->loop, fd)
                 : A.aloop_remove_reader(ls->loop, fd);
   if (rc < 0) return throw_rc(env, rc);
+  /* The JS layer counts the watchers it has after this call. */
+  int count;
+  if (!is_nullish(env, argv[2]) && arg_int(env, argv[2], &count, "count") && count >= 0)
+    ls->watchers = count;
   ls_touch(ls);
   return js_bool(env, rc);
 }

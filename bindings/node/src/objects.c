@@ -101,6 +101,19 @@ obj_state *obj_create(napi_env env, loop_state *ls, int kind, napi_value jsobj,
 void obj_lib_ref(obj_state *o) {
   o->refs++;
   o->lib++;
+  if (!o->counted && o->lib == 1 && !o->lost) {
+    o->counted = 1;
+    o->ls->nlive++;
+    if (o->unref) o->ls->nunref++;
+  }
+}
+
+/* The object ended (or a server stopped listening): it no longer counts. */
+void obj_uncount(obj_state *o) {
+  if (!o->counted) return;
+  o->counted = 0;
+  o->ls->nlive--;
+  if (o->unref) o->ls->nunref--;
 }
 
 /* free_cb: the library dropped one userdata registration. After the last,
@@ -116,6 +129,7 @@ void obj_free_cb(void *ud) {
     }
     if (o->buf && !o->ls->mod->dead) napi_delete_reference(o->ls->env, o->buf);
     o->buf = NULL;
+    obj_uncount(o);
     obj_drop_strong(o);
   }
   obj_release(o);
@@ -160,7 +174,10 @@ void obj_abort(obj_state *o) {
   if (o->h == NULL || o->lost) return;
   switch (o->kind) {
   case K_TRANSPORT: A.aloop_transport_abort(o->h); break;
-  case K_SERVER: A.aloop_server_close(o->h); break;
+  case K_SERVER:
+    A.aloop_server_close(o->h);
+    obj_uncount(o);
+    break;
   case K_DATAGRAM: A.aloop_datagram_abort(o->h); break;
   case K_SUBPROCESS: A.aloop_subprocess_close(o->h); break;
   }
@@ -207,3 +224,21 @@ void obj_lost(obj_state *o, int error) {
   obj_event_error(o, D_CONNECTION_LOST, error);
   o->lost = 1;
 }
+
+/* objSetRef(object, ref): Node's ref()/unref() of a transport, server,
+ * datagram endpoint or subprocess. */
+static napi_value x_obj_set_ref(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  get_args(env, info, 2, argv);
+  GET_OBJ(o, argv[0], 0, "expected a transport, server, endpoint or subprocess");
+  int unref = !arg_bool(env, argv[1]);
+  if (unref != o->unref && o->counted) o->ls->nunref += unref ? 1 : -1;
+  o->unref = unref;
+  ls_touch(o->ls);
+  return undefined(env);
+}
+
+const napi_property_descriptor aln_object_exports[] = {
+    EXPORT("objSetRef", x_obj_set_ref),
+};
+const size_t aln_object_nexports = COUNT_OF(aln_object_exports);

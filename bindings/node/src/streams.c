@@ -252,6 +252,7 @@ static napi_value x_server_close(napi_env env, napi_callback_info info) {
   GET_OBJ(ss, argv[0], K_SERVER, "expected a Server");
   int rc = A.aloop_server_close(ss->h);
   if (rc < 0 && rc != ALOOP_EBADF) return throw_rc(env, rc);
+  obj_uncount(ss);
   obj_drop_strong(ss);
   ls_touch(ss->ls);
   return undefined(env);
