@@ -1,31 +1,5 @@
-// The package's ES module entry: the same objects as index.js, as named
-// exports (import { Loop, version, errName } from 'asyncloop-engine').
-import cjs from './index.js';
-
-export const {
-  Loop,
-  Handle,
-  TimerHandle,
-  Future,
-  Transport,
-  Server,
-  DatagramTransport,
-  SubprocessTransport,
-  SubprocessPipeTransport,
-  TransportStream,
-  toDuplex,
-  SecureContext,
-  createSecureContext,
-  AbortError,
-  getRunningLoop,
-  getEventLoop,
-  setEventLoop,
-  newEventLoop,
-  sockets,
-  constants,
-  errName,
-  strerror,
-  codes,
-  version,
-} = cjs;
-export default cjs;
+// The package's ES module entry: the named exports of index.js (Node detects
+// them: index.js assigns an object of plain names to module.exports), and
+// the module itself as the default export.
+export * from './index.js';
+export { default } from './index.js';

@@ -205,12 +205,14 @@ int opt_int(napi_env env, napi_value o, const char *name, int *out, int dflt);
 int opt_double(napi_env env, napi_value o, const char *name, double *out, double dflt);
 int opt_flag(napi_env env, napi_value o, const char *name);
 int opt_string(napi_env env, napi_value o, const char *name, char **out);
+int opt_sock(napi_env env, napi_value o, int *has_sock, int *sock);
 
 /* loop.c */
 #define GET_LOOP(argv0)                                                        \
   loop_state *ls = unwrap_tag(env, (argv0), TAG_LOOP, "expected a Loop");      \
   if (ls == NULL) return NULL
 napi_value ls_call(loop_state *ls, int which, size_t argc, napi_value *argv);
+void ls_dispatch(loop_state *ls, int which, int64_t a, napi_value b);
 int ls_can_call(loop_state *ls);
 void ls_touch(loop_state *ls);
 void ls_release(loop_state *ls);
@@ -241,6 +243,24 @@ void obj_event(obj_state *o, int which);
 void obj_event_error(obj_state *o, int which, int error);
 void obj_lost(obj_state *o, int error);
 void obj_uncount(obj_state *o);
+void obj_made(obj_state *o, void *h);
+
+/* The protocol callbacks every kind has (connection_made, connection_lost,
+ * pause_writing, resume_writing), for the library's handle type T. */
+#define ALN_COMMON_CALLBACKS(prefix, T)                                        \
+  static void prefix##_connection_made(T *h, void *ud) { obj_made(ud, h); }    \
+  static void prefix##_connection_lost(T *h, int error, void *ud) {            \
+    (void)h;                                                                   \
+    obj_lost(ud, error);                                                       \
+  }                                                                            \
+  static void prefix##_pause_writing(T *h, void *ud) {                         \
+    (void)h;                                                                   \
+    obj_event(ud, D_PAUSE_WRITING);                                            \
+  }                                                                            \
+  static void prefix##_resume_writing(T *h, void *ud) {                        \
+    (void)h;                                                                   \
+    obj_event(ud, D_RESUME_WRITING);                                           \
+  }
 #define GET_OBJ(var, argv0, kind, what)                                        \
   obj_state *var = obj_unwrap(env, (argv0), (kind), (what));                   \
   if (var == NULL) return NULL

@@ -3,11 +3,7 @@
  */
 #include "addon.h"
 
-static void dg_connection_made(aloop_datagram_t *d, void *ud) {
-  obj_state *o = ud;
-  o->h = d;
-  obj_event(o, D_CONNECTION_MADE);
-}
+ALN_COMMON_CALLBACKS(dg, aloop_datagram_t)
 
 static void dg_datagram_received(aloop_datagram_t *d, const char *data, size_t len,
                                  const char *host, int port, void *ud) {
@@ -26,21 +22,6 @@ static void dg_error_received(aloop_datagram_t *d, int error, void *ud) {
   obj_event_error(ud, D_ERROR_RECEIVED, error);
 }
 
-static void dg_connection_lost(aloop_datagram_t *d, int error, void *ud) {
-  (void)d;
-  obj_lost(ud, error);
-}
-
-static void dg_pause_writing(aloop_datagram_t *d, void *ud) {
-  (void)d;
-  obj_event(ud, D_PAUSE_WRITING);
-}
-
-static void dg_resume_writing(aloop_datagram_t *d, void *ud) {
-  (void)d;
-  obj_event(ud, D_RESUME_WRITING);
-}
-
 static const aloop_datagram_protocol_t dg_protocol = {
     sizeof(aloop_datagram_protocol_t), dg_connection_made, dg_datagram_received,
     dg_error_received, dg_connection_lost, dg_pause_writing, dg_resume_writing, 0};
@@ -49,7 +30,7 @@ static const aloop_datagram_protocol_t dg_protocol = {
  *                        remotePort, options, cancellable) -> Promise<endpoint>
  * hosts null = none; options: {family, reusePort, allowBroadcast, sock} */
 static napi_value x_create_datagram_endpoint(napi_env env, napi_callback_info info) {
-  napi_value argv[8], v;
+  napi_value argv[8];
   char *lhost = NULL, *rhost = NULL;
   int lport, rport;
   get_args(env, info, 8, argv);
@@ -64,10 +45,7 @@ static napi_value x_create_datagram_endpoint(napi_env env, napi_callback_info in
     return NULL;
   opts.reuse_port = opt_flag(env, o, "reusePort") > 0;
   opts.allow_broadcast = opt_flag(env, o, "allowBroadcast") > 0;
-  if (opt_get(env, o, "sock", &v)) {
-    if (!arg_int(env, v, &opts.sock, "options.sock must be an fd")) return NULL;
-    opts.has_sock = 1;
-  }
+  if (!opt_sock(env, o, &opts.has_sock, &opts.sock)) return NULL;
   if (!arg_opt_string(env, argv[2], &lhost, "localAddr host must be a string")) return NULL;
   if (!arg_opt_string(env, argv[4], &rhost, "remoteAddr host must be a string")) {
     free(lhost);

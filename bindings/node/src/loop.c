@@ -316,17 +316,23 @@ void tr_future_callback(aloop_future_t *f, void *ud) {
   if (ls_can_call(ls)) call_callback(ls, ud, NULL);
 }
 
-static void tr_fd(aloop_loop_t *loop, int fd, void *ud) {
-  (void)loop;
-  loop_state *ls = tls_current;
+/* Calls dispatch `which` with (the JS Loop, a[, b]) from a library
+ * callback of the running loop ls (b, if any, lives in the iteration's
+ * handle scope, opened by ls_drive). */
+void ls_dispatch(loop_state *ls, int which, int64_t a, napi_value b) {
   if (!ls_can_call(ls)) return;
   napi_env env = ls->env;
   napi_handle_scope hs;
   if (napi_open_handle_scope(env, &hs) != napi_ok) return;
-  napi_value argv[3] = {ref_value(env, ls->self), js_int(env, fd),
-                        js_bool(env, ud != NULL)};
-  if (argv[0]) ls_call(ls, D_FD, 3, argv);
+  napi_value argv[3] = {ref_value(env, ls->self), js_int(env, a), b};
+  if (argv[0]) ls_call(ls, which, b ? 3 : 2, argv);
   napi_close_handle_scope(env, hs);
+}
+
+static void tr_fd(aloop_loop_t *loop, int fd, void *ud) {
+  (void)loop;
+  loop_state *ls = tls_current;
+  if (ls_can_call(ls)) ls_dispatch(ls, D_FD, fd, js_bool(ls->env, ud != NULL));
 }
 
 /* The JS value of the object a context names, if we know it. */

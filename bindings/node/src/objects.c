@@ -219,6 +219,12 @@ void obj_event_error(obj_state *o, int which, int error) {
   obj_leave(o, hs);
 }
 
+/* connection_made of every kind: the handle is known from now on. */
+void obj_made(obj_state *o, void *h) {
+  o->h = h;
+  obj_event(o, D_CONNECTION_MADE);
+}
+
 /* connection_lost of every kind. */
 void obj_lost(obj_state *o, int error) {
   obj_event_error(o, D_CONNECTION_LOST, error);

@@ -8,11 +8,7 @@
 /* The subprocess protocol                                                   */
 /* ------------------------------------------------------------------------ */
 
-static void sp_connection_made(aloop_subprocess_t *p, void *ud) {
-  obj_state *o = ud;
-  o->h = p;
-  obj_event(o, D_CONNECTION_MADE);
-}
+ALN_COMMON_CALLBACKS(sp, aloop_subprocess_t)
 
 static void sp_pipe_data(aloop_subprocess_t *p, int fd, const char *data, size_t len,
                          void *ud) {
@@ -39,21 +35,6 @@ static void sp_pipe_lost(aloop_subprocess_t *p, int fd, int error, void *ud) {
 static void sp_process_exited(aloop_subprocess_t *p, void *ud) {
   (void)p;
   obj_event(ud, D_PROCESS_EXITED);
-}
-
-static void sp_connection_lost(aloop_subprocess_t *p, int error, void *ud) {
-  (void)p;
-  obj_lost(ud, error);
-}
-
-static void sp_pause_writing(aloop_subprocess_t *p, void *ud) {
-  (void)p;
-  obj_event(ud, D_PAUSE_WRITING);
-}
-
-static void sp_resume_writing(aloop_subprocess_t *p, void *ud) {
-  (void)p;
-  obj_event(ud, D_RESUME_WRITING);
 }
 
 static const aloop_subprocess_protocol_t sp_protocol = {
@@ -232,14 +213,7 @@ static napi_value x_subprocess_pipe(napi_env env, napi_callback_info info) {
 static void tr_signal(aloop_loop_t *loop, int signum, void *ud) {
   (void)loop;
   (void)ud;
-  loop_state *ls = tls_current;
-  if (!ls_can_call(ls)) return;
-  napi_env env = ls->env;
-  napi_handle_scope hs;
-  if (napi_open_handle_scope(env, &hs) != napi_ok) return;
-  napi_value argv[2] = {ref_value(env, ls->self), js_int(env, signum)};
-  if (argv[0]) ls_call(ls, D_SIGNAL, 2, argv);
-  napi_close_handle_scope(env, hs);
+  ls_dispatch(tls_current, D_SIGNAL, signum, NULL);
 }
 
 /* addSignalHandler(loop, signum) */

@@ -9,11 +9,7 @@
 /* The stream protocol: library callbacks -> JS dispatch                     */
 /* ------------------------------------------------------------------------ */
 
-static void pr_connection_made(aloop_transport_t *t, void *ud) {
-  obj_state *o = ud;
-  o->h = t;
-  obj_event(o, D_CONNECTION_MADE);
-}
+ALN_COMMON_CALLBACKS(pr, aloop_transport_t)
 
 static void pr_data_received(aloop_transport_t *t, const char *data, size_t len,
                              void *ud) {
@@ -36,21 +32,6 @@ static int pr_eof_received(aloop_transport_t *t, void *ud) {
   if (r) keep = arg_bool(o->ls->env, r);
   obj_leave(o, hs);
   return keep;
-}
-
-static void pr_connection_lost(aloop_transport_t *t, int error, void *ud) {
-  (void)t;
-  obj_lost(ud, error);
-}
-
-static void pr_pause_writing(aloop_transport_t *t, void *ud) {
-  (void)t;
-  obj_event(ud, D_PAUSE_WRITING);
-}
-
-static void pr_resume_writing(aloop_transport_t *t, void *ud) {
-  (void)t;
-  obj_event(ud, D_RESUME_WRITING);
 }
 
 /* Buffered protocol: the library reads straight into the memory the JS
@@ -192,10 +173,7 @@ static napi_value x_create_server(napi_env env, napi_callback_info info) {
   opts.reuse_address = opt_flag(env, o, "reuseAddress");
   opts.reuse_port = opt_flag(env, o, "reusePort") > 0;
   opts.start_serving = opt_flag(env, o, "startServing");
-  if (opt_get(env, o, "sock", &v)) {
-    if (!arg_int(env, v, &opts.sock, "options.sock must be an fd")) return NULL;
-    opts.has_sock = 1;
-  }
+  if (!opt_sock(env, o, &opts.has_sock, &opts.sock)) return NULL;
   opts.tls = opt_get(env, o, "tls", &v) ? tls_config_arg(env, v, &ok) : NULL;
   if (!ok) return NULL;
   napi_is_array(env, argv[2], &is_array);
@@ -334,10 +312,7 @@ static napi_value x_create_connection(napi_env env, napi_callback_info info) {
       !opt_int(env, o, "interleave", &opts.interleave, 0) ||
       !opt_int(env, o, "family", &opts.family, 0) || !opt_int(env, o, "flags", &opts.flags, 0))
     return NULL;
-  if (opt_get(env, o, "sock", &v)) {
-    if (!arg_int(env, v, &opts.sock, "options.sock must be an fd")) return NULL;
-    opts.has_sock = 1;
-  }
+  if (!opt_sock(env, o, &opts.has_sock, &opts.sock)) return NULL;
   opts.tls = opt_get(env, o, "tls", &v) ? tls_config_arg(env, v, &ok) : NULL;
   if (!ok || !arg_opt_string(env, argv[2], &host, "host must be a string or null"))
     return NULL;

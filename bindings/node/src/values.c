@@ -373,3 +373,12 @@ int opt_string(napi_env env, napi_value o, const char *name, char **out) {
   snprintf(what, sizeof what, "options.%s must be a string", name);
   return arg_string(env, v, out, what);
 }
+
+/* options.sock: an fd to use instead of a new socket. */
+int opt_sock(napi_env env, napi_value o, int *has_sock, int *sock) {
+  napi_value v;
+  *has_sock = 0;
+  if (!opt_get(env, o, "sock", &v)) return 1;
+  *has_sock = 1;
+  return arg_int(env, v, sock, "options.sock must be an fd");
+}
