@@ -32,6 +32,20 @@ function nodeAddress(a) {
   return { address: a.host, family: familyOf(a.host), port: a.port };
 }
 
+/**
+ * asyncio's set_write_buffer_limits(high, low) arguments: with neither, the
+ * defaults (64 KiB / 16 KiB); high alone sets low = high / 4; low alone sets
+ * high = 4 * low. high 0 pauses writing on any buffered byte.
+ */
+function waterMarks(high, low) {
+  if (high === undefined) high = low === undefined ? lib.writeBufferHigh : 4 * low;
+  if (low === undefined) low = Math.floor(high / 4);
+  if (!(high >= low && low >= 0)) {
+    throw new RangeError(`high (${high}) must be >= low (${low}) must be >= 0`);
+  }
+  return [high, low];
+}
+
 function protocolCall(o, name, ...args) {
   const p = o._protocol;
   if (p != null && typeof p[name] === 'function') p[name](...args);
@@ -175,18 +189,9 @@ class Transport extends BaseTransport {
     return native.transportGetWriteBufferSize(this);
   }
 
-  /**
-   * asyncio's set_write_buffer_limits(high, low): with neither, the defaults
-   * (64 KiB / 16 KiB); high alone sets low = high / 4; low alone sets
-   * high = 4 * low. high 0 pauses writing on any buffered byte.
-   */
+  /** asyncio's set_write_buffer_limits(high, low): see waterMarks. */
   setWriteBufferLimits(high, low) {
-    if (high === undefined) high = low === undefined ? lib.writeBufferHigh : 4 * low;
-    if (low === undefined) low = Math.floor(high / 4);
-    if (!(high >= low && low >= 0)) {
-      throw new RangeError(`high (${high}) must be >= low (${low}) must be >= 0`);
-    }
-    native.transportSetWriteBufferLimits(this, high, low);
+    native.transportSetWriteBufferLimits(this, ...waterMarks(high, low));
   }
 
   /** {low, high} in bytes. */
@@ -491,13 +496,9 @@ class DatagramTransport extends BaseTransport {
     return native.datagramGetWriteBufferSize(this);
   }
 
+  /** As Transport.setWriteBufferLimits. */
   setWriteBufferLimits(high, low) {
-    if (high === undefined) high = low === undefined ? lib.writeBufferHigh : 4 * low;
-    if (low === undefined) low = Math.floor(high / 4);
-    if (!(high >= low && low >= 0)) {
-      throw new RangeError(`high (${high}) must be >= low (${low}) must be >= 0`);
-    }
-    native.datagramSetWriteBufferLimits(this, high, low);
+    native.datagramSetWriteBufferLimits(this, ...waterMarks(high, low));
   }
 
   getWriteBufferLimits() {

@@ -199,6 +199,7 @@ void free_string_array(char **list);
 napi_value make_handle(napi_env env, void *h);
 int arg_handle(napi_env env, napi_value v, void **out);
 napi_value make_address(napi_env env, const char *host, int port);
+napi_value make_limits(napi_env env, size_t high, size_t low);
 void *aln_alloc(napi_env env, size_t n);
 int opt_get(napi_env env, napi_value o, const char *name, napi_value *out);
 int opt_int(napi_env env, napi_value o, const char *name, int *out, int dflt);

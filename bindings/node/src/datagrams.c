@@ -141,16 +141,13 @@ static napi_value x_datagram_set_write_buffer_limits(napi_env env, napi_callback
 }
 
 static napi_value x_datagram_get_write_buffer_limits(napi_env env, napi_callback_info info) {
-  napi_value argv[1], r;
+  napi_value argv[1];
   size_t high = 0, low = 0;
   get_args(env, info, 1, argv);
   GET_DGRAM(argv[0]);
   int rc = A.aloop_datagram_get_write_buffer_limits(d->h, &high, &low);
   if (rc < 0) return obj_throw(env, d, rc);
-  napi_create_object(env, &r);
-  napi_set_named_property(env, r, "low", js_double(env, (double)low));
-  napi_set_named_property(env, r, "high", js_double(env, (double)high));
-  return r;
+  return make_limits(env, high, low);
 }
 
 static napi_value x_datagram_fd(napi_env env, napi_callback_info info) {

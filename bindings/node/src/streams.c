@@ -591,16 +591,13 @@ static napi_value x_transport_set_write_buffer_limits(napi_env env,
 /* transportGetWriteBufferLimits(transport) -> {low, high} */
 static napi_value x_transport_get_write_buffer_limits(napi_env env,
                                                       napi_callback_info info) {
-  napi_value argv[1], r;
+  napi_value argv[1];
   size_t high = 0, low = 0;
   get_args(env, info, 1, argv);
   GET_TRANSPORT(argv[0]);
   int rc = A.aloop_transport_get_write_buffer_limits(t, &high, &low);
   if (rc < 0) return tthrow(env, o, rc);
-  napi_create_object(env, &r);
-  napi_set_named_property(env, r, "low", js_double(env, (double)low));
-  napi_set_named_property(env, r, "high", js_double(env, (double)high));
-  return r;
+  return make_limits(env, high, low);
 }
 
 static napi_value x_transport_fd(napi_env env, napi_callback_info info) {

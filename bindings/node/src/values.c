@@ -382,3 +382,12 @@ int opt_sock(napi_env env, napi_value o, int *has_sock, int *sock) {
   *has_sock = 1;
   return arg_int(env, v, sock, "options.sock must be an fd");
 }
+
+/* {low, high}: write buffer water marks. */
+napi_value make_limits(napi_env env, size_t high, size_t low) {
+  napi_value r;
+  napi_create_object(env, &r);
+  napi_set_named_property(env, r, "low", js_double(env, (double)low));
+  napi_set_named_property(env, r, "high", js_double(env, (double)high));
+  return r;
+}
