@@ -455,3 +455,54 @@ test('addReader/addWriter watch a file descriptor (a FIFO)', async () => {
     fs.rmSync(dir, { recursive: true });
   }
 });
+
+test('options: several hosts, localAddr, family, sock for servers and connections', async (tc) => {
+  const loop = newLoop(tc);
+  const { sockets } = asyncloop;
+  // Several hosts: one listening socket each (IPv6 when the machine has it).
+  let server;
+  try {
+    server = await loop.createServer(['127.0.0.1', '::1'], 0, echoFactory());
+    assert.equal(server.sockets.length, 2);
+  } catch (e) {
+    server = await loop.createServer(['127.0.0.1'], 0, echoFactory());
+  }
+  assert.deepEqual(server.address(), { address: '127.0.0.1', family: 'IPv4', port: server.port });
+  // localAddr binds the client end first.
+  const probe = sockets.create(4);
+  sockets.bind(probe, { host: '127.0.0.1', port: 0 });
+  const localPort = sockets.name(probe).port;
+  sockets.close(probe);
+  const c = collector();
+  const t = await loop.createConnection('127.0.0.1', server.port, c.protocol,
+    { localAddr: { host: '127.0.0.1', port: localPort } });
+  assert.equal(t.localPort, localPort);
+  assert.equal(t.remoteFamily, 'IPv4');
+  t.close();
+  await c.lost;
+  // family restricts a name's addresses; Happy Eyeballs accepts a delay in ms.
+  const c2 = collector();
+  const t2 = await loop.createConnection('localhost', server.port, c2.protocol,
+    { family: 4, happyEyeballsDelay: 250 });
+  assert.equal(t2.remoteAddress, '127.0.0.1');
+  t2.close();
+  await c2.lost;
+  // sock: a server on a bound socket, a connection on a connected one.
+  const lfd = sockets.create(4);
+  sockets.bind(lfd, { host: '127.0.0.1', port: 0 });
+  const s2 = await loop.createServer(null, 0, echoFactory(), { sock: lfd });
+  assert.equal(s2.sockets[0].fd, lfd);
+  const cfd = sockets.create(4);
+  await loop.sockConnect(cfd, { host: '127.0.0.1', port: s2.port });
+  const c3 = collector();
+  const t3 = await loop.createConnection(null, 0, c3.protocol, { sock: cfd });
+  t3.write('via sock');
+  await c3.until(8);
+  assert.equal(c3.bytes().toString(), 'via sock');
+  t3.close();
+  await c3.lost;
+  for (const s of [server, s2]) {
+    s.close();
+    await s.waitClosed();
+  }
+});
