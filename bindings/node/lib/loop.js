@@ -294,7 +294,12 @@ class Loop {
   // delayUs; resolves with the ns from the post to the callback.
   // The loop is not "alive" for a post that is still to come from another
   // thread: hold it until the callback ran, or the GC may free it meanwhile.
+  // Only in the checkout's build (src/bench.c), not in the npm package's.
   _wakeupFromThread(delayUs = 0) {
+    if (typeof native.wakeupFromThread !== 'function') {
+      return Promise.reject(new Error('this addon was built without the benchmark helpers ' +
+                                      '(ASYNCLOOP_NODE_BENCH_HELPERS)'));
+    }
     return new Promise((resolve) => {
       const id = newId();
       this._callbacks.set(id, {

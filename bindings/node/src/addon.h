@@ -25,6 +25,7 @@
  *   dns.c             getaddrinfo / getnameinfo
  *   sockets.c         the sock_* operations on fds, and the socket helpers
  *                     a Node program needs to have such fds
+ *   bench.c           benchmark/test helpers, left out of the shipping addon
  *
  * Lifetimes: every C state is reference counted. A loop_state counts its JS
  * wrapper, its uv handles and every child state; an obj_state its JS wrapper,
@@ -317,6 +318,10 @@ extern const napi_property_descriptor aln_loop_exports[], aln_object_exports[], 
 extern const size_t aln_loop_nexports, aln_object_nexports, aln_future_nexports, aln_stream_nexports,
     aln_datagram_nexports, aln_process_nexports, aln_tls_nexports,
     aln_dns_nexports, aln_socket_nexports;
+#ifdef ALN_BENCH_HELPERS
+extern const napi_property_descriptor aln_bench_exports[]; /* bench.c */
+extern const size_t aln_bench_nexports;
+#endif
 /* Constants of the platform (AF_*, SOCK_*, AI_*, NI_*), sockets.c. */
 napi_value aln_socket_constants(napi_env env);
 

@@ -187,6 +187,9 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {aln_tls_exports, aln_tls_nexports},
       {aln_dns_exports, aln_dns_nexports},
       {aln_socket_exports, aln_socket_nexports},
+#ifdef ALN_BENCH_HELPERS
+      {aln_bench_exports, aln_bench_nexports},
+#endif
   };
   for (size_t i = 0; i < COUNT_OF(tables); i++)
     napi_define_properties(env, exports, tables[i].n, tables[i].props);

@@ -18,9 +18,6 @@
  */
 #include "addon.h"
 
-#include <pthread.h>
-#include <time.h>
-#include <unistd.h>
 
 __thread loop_state *tls_current;
 
@@ -293,7 +290,7 @@ static void ls_finalize(napi_env env, void *data, void *hint) {
 /* Callbacks                                                                 */
 /* ------------------------------------------------------------------------ */
 
-static void call_callback(loop_state *ls, void *ud, napi_value arg) {
+void call_callback(loop_state *ls, void *ud, napi_value arg) {
   napi_env env = ls->env;
   napi_handle_scope hs;
   if (napi_open_handle_scope(env, &hs) != napi_ok) return;
@@ -730,64 +727,6 @@ static napi_value x_default_exception_handler(napi_env env, napi_callback_info i
   return undefined(env);
 }
 
-/* ------------------------------------------------------------------------ */
-/* Benchmark helper                                                          */
-/* ------------------------------------------------------------------------ */
-
-typedef struct wake_job {
-  aloop_loop_t *loop;
-  void *id;
-  int delay_us;
-  struct timespec t0;
-} wake_job;
-
-static void wake_cb(aloop_loop_t *loop, void *ud) {
-  (void)loop;
-  wake_job *j = ud;
-  struct timespec t1;
-  clock_gettime(CLOCK_MONOTONIC, &t1);
-  loop_state *ls = tls_current;
-  if (!ls_can_call(ls)) return;
-  double ns = (double)(t1.tv_sec - j->t0.tv_sec) * 1e9 +
-              (double)(t1.tv_nsec - j->t0.tv_nsec);
-  napi_handle_scope hs;
-  if (napi_open_handle_scope(ls->env, &hs) != napi_ok) return;
-  call_callback(ls, j->id, js_double(ls->env, ns));
-  napi_close_handle_scope(ls->env, hs);
-}
-
-static void *wake_thread(void *arg) {
-  wake_job *j = arg;
-  if (j->delay_us > 0) usleep((useconds_t)j->delay_us);
-  clock_gettime(CLOCK_MONOTONIC, &j->t0);
-  A.aloop_call_soon_threadsafe(j->loop, wake_cb, j, free, NULL);
-  return NULL;
-}
-
-/* wakeupFromThread(loop, id, delayUs): a new native thread sleeps delayUs,
- * then calls aloop_call_soon_threadsafe; the callback gets the latency in
- * ns (from the post to the callback on the JS thread) as its argument. */
-static napi_value x_wakeup_from_thread(napi_env env, napi_callback_info info) {
-  napi_value argv[3];
-  void *id;
-  int delay;
-  get_args(env, info, 3, argv);
-  GET_LOOP(argv[0]);
-  if (!arg_id(env, argv[1], &id) || !arg_int(env, argv[2], &delay, "delay")) return NULL;
-  wake_job *j = aln_alloc(env, sizeof *j);
-  if (j == NULL) return NULL;
-  j->loop = ls->loop;
-  j->id = id;
-  j->delay_us = delay;
-  pthread_t th;
-  if (pthread_create(&th, NULL, wake_thread, j) != 0) {
-    free(j);
-    return throw_code(env, ALOOP_EAGAIN, "pthread_create failed");
-  }
-  pthread_detach(th);
-  return undefined(env);
-}
-
 const napi_property_descriptor aln_loop_exports[] = {
     EXPORT("loopNew", x_loop_new),
     EXPORT("loopClose", x_loop_close),
@@ -814,6 +753,5 @@ const napi_property_descriptor aln_loop_exports[] = {
     EXPORT("removeWriter", x_remove_writer),
     EXPORT("setExceptionHandler", x_set_exception_handler),
     EXPORT("defaultExceptionHandler", x_default_exception_handler),
-    EXPORT("wakeupFromThread", x_wakeup_from_thread),
 };
 const size_t aln_loop_nexports = COUNT_OF(aln_loop_exports);
