@@ -774,5 +774,6 @@ module.exports = {
   errName: (code) => native.errName(code),
   strerror: (code) => native.strerror(code),
   codes: abi.codes,
+  liveHandles: () => native.liveHandles(),
   version,
 };
