@@ -580,6 +580,7 @@ int main(int argc, char **argv) {
     return 2;
   }
   signal(SIGPIPE, SIG_IGN);
+  setvbuf(stdout, NULL, _IOLBF, 0);
   for (size_t i = 0; i < sizeof payload; i++)
     payload[i] = (char)(i * 131u);
 
