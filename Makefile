@@ -1,14 +1,18 @@
 # asyncloop, for people. The real build is CMake (see CMakeLists.txt).
 #
 #   make demo    install what is missing, build, run the echo demo
-#   make test    install what is missing, build, run every test suite
+#   make test    install what is missing, build, run every test suite, with
+#                the checks: ASan+UBSan and race-detector trees, 60 s fuzz
+#                (CHECKS=OFF: the plain suites only)
 #   make build   configure and build into build/
 #   make install PREFIX=/usr/local   build, then install the library, header,
 #                CMake package and pkg-config file under PREFIX (DESTDIR works)
 #   make deps    install only the missing tools (apt-get / pip)
+#   make fuzz    the C ABI fuzz harness under ASan+UBSan (FUZZ_SECONDS=600)
+#   make soak    mixed load with leak trend checks (SOAK_MINUTES=5)
 #   make bench   benchmarks side by side with the peers (bench/README.md)
 #   make bench-seam  seam costs per host (docs/architecture.md)
-#   make clean   remove build/
+#   make clean   remove build/ (the check trees live in it)
 
 SHELL := /bin/bash
 BUILD_DIR ?= build
@@ -18,23 +22,54 @@ PREFIX ?= /usr/local
 PYTHON_VERSIONS ?= 3.11 3.12 3.13
 empty :=
 space := $(empty) $(empty)
+# make test builds and runs the check trees (docs/architecture.md, Checks).
+CHECKS ?= ON
+# make build alone does not.
+ASYNCLOOP_CHECKS ?= OFF
+FUZZ_SECONDS ?= 600
+FUZZ_SEED ?= $(shell date +%s)
+SOAK_MINUTES ?= 5
 
-.PHONY: all build test demo deps clean help bench bench-seam install
+.PHONY: all build test demo deps clean help bench bench-seam install fuzz soak
 
 all: build
 
 help:
-	@sed -n '3,12p' Makefile
+	@sed -n '3,17p' Makefile
 
 build:
-	cmake -S . -B $(BUILD_DIR) -G Ninja "-DALOOP_PYTHON_VERSIONS=$(subst $(space),;,$(strip $(PYTHON_VERSIONS)))"
+	cmake -S . -B $(BUILD_DIR) -G Ninja "-DALOOP_PYTHON_VERSIONS=$(subst $(space),;,$(strip $(PYTHON_VERSIONS)))" \
+	  -DASYNCLOOP_CHECKS=$(ASYNCLOOP_CHECKS)
 	cmake --build $(BUILD_DIR)
 
 install: build
 	cmake --install $(BUILD_DIR) --prefix $(PREFIX)
 
-test: deps build
+test: deps
+	@$(MAKE) --no-print-directory build ASYNCLOOP_CHECKS=$(CHECKS)
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j$(CTEST_JOBS)
+
+# The fuzz harness over the C ABI, sanitized (the ASan tree), for
+# FUZZ_SECONDS: the corpus first, then random and mutated inputs from seed
+# FUZZ_SEED (default: the time) on. A failure prints the input's seed, saves
+# the input next to the binary and prints the command that reproduces it.
+# FUZZ_ARGS adds options (e.g. --save-new DIR to keep inputs that reach new
+# results). The sanitizer options are those of the asan-* tests
+# (CMakeLists.txt).
+FUZZ_ASAN_OPTIONS ?= detect_leaks=1:handle_segv=1:abort_on_error=0:print_summary=1
+fuzz: deps
+	cmake -S . -B $(BUILD_DIR)/asan -G Ninja -DASYNCLOOP_SANITIZE=ON
+	cmake --build $(BUILD_DIR)/asan --target fuzz-abi
+	cd $(BUILD_DIR)/asan && ASAN_OPTIONS=$(FUZZ_ASAN_OPTIONS) \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  ./tests/fuzz/fuzz-abi --seconds $(FUZZ_SECONDS) --seed $(FUZZ_SEED) \
+	  --corpus $(CURDIR)/tests/fuzz/corpus --crash-dir . $(FUZZ_ARGS)
+
+# SOAK_MINUTES of mixed TCP/UDP/TLS/subprocess/timer load over loopback;
+# fails when RSS, open fds or live handles keep rising (tests/soak/soak.c).
+soak: deps
+	@$(MAKE) --no-print-directory build
+	$(BUILD_DIR)/tests/soak/soak --minutes $(SOAK_MINUTES)
 
 demo: deps build
 	BUILD_DIR=$(abspath $(BUILD_DIR)) bash examples/demo.sh

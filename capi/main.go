@@ -121,6 +121,17 @@ func aloop_last_error(buf *C.char, buflen C.size_t) (rc C.int) {
 // is only an upper bound and is clamped to it.
 const maxLen = C.size_t(1) << 40
 
+//export aloop_live_handles
+func aloop_live_handles(out *C.size_t) (rc C.int) {
+	defer guard(&rc)
+	if out == nil {
+		return fail(C.ALOOP_EINVAL, "out_count is NULL")
+	}
+	inject()
+	*out = C.size_t(reg.count())
+	return 0
+}
+
 // copyCString copies s (truncated) with a NUL into buf; returns len(s).
 func copyCString(buf *C.char, buflen C.size_t, s string) int {
 	if buflen > maxLen {

@@ -168,6 +168,13 @@ func (r *registry) del(h uintptr, k kind) bool {
 	return true
 }
 
+// count is the number of live handles (aloop_live_handles).
+func (r *registry) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return int(r.n) - len(r.free)
+}
+
 // lookup returns the object of h if h is a live handle of t; otherwise nil,
 // and ALOOP_EBADF with the message "<invalid> <h>".
 func lookup[T any](t table[T], h C.uintptr_t, invalid string) (*T, C.int) {

@@ -46,8 +46,8 @@
  *    inside aloop_datagram_sendto().
  *  - May be called from any thread at any time: the functions marked
  *    THREAD-SAFE (aloop_call_soon_threadsafe, aloop_loop_stop,
- *    aloop_loop_wakeup, aloop_version, aloop_version_string, aloop_strerror,
- *    aloop_err_name); those about the calling thread (aloop_last_error,
+ *    aloop_loop_wakeup, aloop_live_handles, aloop_version,
+ *    aloop_version_string, aloop_strerror, aloop_err_name); those about the calling thread (aloop_last_error,
  *    aloop_get_running_loop, aloop_get_event_loop, aloop_set_event_loop);
  *    and those that take no loop or object of a loop (aloop_loop_new,
  *    aloop_tls_config_*, aloop_buffer_free, aloop_addrinfo_free). Every
@@ -1591,6 +1591,26 @@ int aloop_transport_get_peer_certificate(aloop_transport_t *transport,
 int aloop_loop_set_slow_callback_duration(aloop_loop_t *loop, double seconds);
 int aloop_loop_get_slow_callback_duration(aloop_loop_t *loop,
                                           double *out_seconds);
+
+/* ------------------------------------------------------------------------ */
+/* Leak checks                                                               */
+/* ------------------------------------------------------------------------ */
+
+/* THREAD-SAFE. The number of live handles in the process, of every type
+ * and every loop. A handle is made when the library first hands an object
+ * to the host (an out-parameter, a future's result, a callback argument)
+ * and counts until it goes stale: loops until aloop_loop_free; scheduled
+ * callbacks and timers (only those whose out_handle was asked for) until
+ * they ran or were cancelled; futures until freed and their done-callbacks
+ * ran; transports, datagram endpoints and subprocesses until their
+ * connection_lost returned (a subprocess's pipe transports only once asked
+ * for with aloop_subprocess_get_pipe_transport); servers until
+ * aloop_server_free; TLS configurations until aloop_tls_config_free. For
+ * leak tests: a program that released everything returns to the count it
+ * started from (0 in a fresh process), and a count that keeps rising under
+ * a steady load is a leak. A snapshot: other threads may change it at
+ * once. ALOOP_EINVAL when out_count is NULL. */
+int aloop_live_handles(size_t *out_count);
 
 /* ------------------------------------------------------------------------ */
 /* Current loop                                                              */

@@ -156,6 +156,22 @@ func LibraryVersion() (string, error) {
 	return lib.versionString(), nil
 }
 
+// LiveHandles returns the number of live library handles in the process, of
+// every loop (aloop_live_handles), loading the library if needed. For leak
+// tests: it returns to where it started once everything is closed.
+func LiveHandles() (int, error) {
+	if err := ensureLoaded(); err != nil {
+		return 0, err
+	}
+	var n uintptr
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if err := lib.errorOf(lib.liveHandles(&n)); err != nil {
+		return 0, err
+	}
+	return int(n), nil
+}
+
 // LibraryPath returns the path the library was loaded from ("" if none).
 func LibraryPath() string {
 	if lib == nil {

@@ -258,6 +258,7 @@ type abi struct {
 	transportGetPeerCertificate   func(transport uintptr, buf unsafe.Pointer, buflen uintptr, outLen *uintptr) int32
 	loopSetSlowCallbackDuration   func(loop uintptr, seconds float64) int32
 	loopGetSlowCallbackDuration   func(loop uintptr, outSeconds *float64) int32
+	liveHandles                   func(outCount *uintptr) int32
 	getRunningLoop                func(outLoop *uintptr) int32
 	getEventLoop                  func(outLoop *uintptr) int32
 	setEventLoop                  func(loop uintptr) int32
@@ -423,6 +424,7 @@ func (a *abi) symbols() []abiSymbol {
 		{"aloop_transport_get_peer_certificate", &a.transportGetPeerCertificate},
 		{"aloop_loop_set_slow_callback_duration", &a.loopSetSlowCallbackDuration},
 		{"aloop_loop_get_slow_callback_duration", &a.loopGetSlowCallbackDuration},
+		{"aloop_live_handles", &a.liveHandles},
 		{"aloop_get_running_loop", &a.getRunningLoop},
 		{"aloop_get_event_loop", &a.getEventLoop},
 		{"aloop_set_event_loop", &a.setEventLoop},

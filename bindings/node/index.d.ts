@@ -613,6 +613,10 @@ export function strerror(code: number): string;
 /** Every ALOOP_E* code by name (codes.ALOOP_ECONNREFUSED === -111), to
  * compare with an Error's .errno. */
 export const codes: Readonly<Record<string, number>>;
+/** The number of live library handles in the process, of every loop
+ * (aloop_live_handles): for leak tests, it returns to where it started once
+ * everything is closed. */
+export function liveHandles(): number;
 
 /** The loaded library. */
 export const version: {

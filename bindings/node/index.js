@@ -59,6 +59,11 @@ const codes = abi.codes;
 // Shorthand names only, so that `import { Loop, version } from` this file
 // works too (Node's CommonJS named-export detection); index.mjs is the
 // package's ESM entry.
+/** The process's live handles of the library (for leak tests). */
+function liveHandles() {
+  return native.liveHandles();
+}
+
 module.exports = {
   Loop,
   Handle,
@@ -83,5 +88,6 @@ module.exports = {
   errName,
   strerror,
   codes,
+  liveHandles,
   version,
 };

@@ -177,6 +177,7 @@ ALOOP_SAME_TYPE(aloop_transport_get_tls_alpn, int(aloop_transport_t *, char *, s
 ALOOP_SAME_TYPE(aloop_transport_get_peer_certificate, int(aloop_transport_t *, void *, size_t, size_t *));
 ALOOP_SAME_TYPE(aloop_loop_set_slow_callback_duration, int(aloop_loop_t *, double));
 ALOOP_SAME_TYPE(aloop_loop_get_slow_callback_duration, int(aloop_loop_t *, double *));
+ALOOP_SAME_TYPE(aloop_live_handles, int(size_t *));
 ALOOP_SAME_TYPE(aloop_get_running_loop, int(aloop_loop_t **));
 ALOOP_SAME_TYPE(aloop_get_event_loop, int(aloop_loop_t **));
 ALOOP_SAME_TYPE(aloop_set_event_loop, int(aloop_loop_t *));
@@ -336,6 +337,7 @@ ALOOP_SAME_TYPE(aloop_set_event_loop, int(aloop_loop_t *));
 #define aloop_transport_get_peer_certificate cgo_aloop_transport_get_peer_certificate
 #define aloop_loop_set_slow_callback_duration cgo_aloop_loop_set_slow_callback_duration
 #define aloop_loop_get_slow_callback_duration cgo_aloop_loop_get_slow_callback_duration
+#define aloop_live_handles cgo_aloop_live_handles
 #define aloop_get_running_loop cgo_aloop_get_running_loop
 #define aloop_get_event_loop cgo_aloop_get_event_loop
 #define aloop_set_event_loop cgo_aloop_set_event_loop
@@ -497,6 +499,7 @@ ALOOP_SAME_TYPE(aloop_set_event_loop, int(aloop_loop_t *));
 #undef aloop_transport_get_peer_certificate
 #undef aloop_loop_set_slow_callback_duration
 #undef aloop_loop_get_slow_callback_duration
+#undef aloop_live_handles
 #undef aloop_get_running_loop
 #undef aloop_get_event_loop
 #undef aloop_set_event_loop
@@ -656,6 +659,7 @@ ALOOP_SAME_TYPE(cgo_aloop_transport_get_tls_alpn, int(uintptr_t, char*, size_t))
 ALOOP_SAME_TYPE(cgo_aloop_transport_get_peer_certificate, int(uintptr_t, void*, size_t, size_t*));
 ALOOP_SAME_TYPE(cgo_aloop_loop_set_slow_callback_duration, int(uintptr_t, double));
 ALOOP_SAME_TYPE(cgo_aloop_loop_get_slow_callback_duration, int(uintptr_t, double*));
+ALOOP_SAME_TYPE(cgo_aloop_live_handles, int(size_t*));
 ALOOP_SAME_TYPE(cgo_aloop_get_running_loop, int(uintptr_t*));
 ALOOP_SAME_TYPE(cgo_aloop_get_event_loop, int(uintptr_t*));
 ALOOP_SAME_TYPE(cgo_aloop_set_event_loop, int(uintptr_t));

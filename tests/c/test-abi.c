@@ -714,6 +714,7 @@ TEST(null_out_parameters) {
   aloop_protocol_t proto = never_protocol();
 
   ASSERT_EQ(aloop_loop_new(NULL), ALOOP_EINVAL);
+  ASSERT_EQ(aloop_live_handles(NULL), ALOOP_EINVAL);
   ASSERT_EQ(aloop_loop_time(W.loop, NULL), ALOOP_EINVAL);
   ASSERT_EQ(aloop_loop_backend_timeout(W.loop, NULL), ALOOP_EINVAL);
   ASSERT_EQ(aloop_future_new(W.loop, NULL), ALOOP_EINVAL);

@@ -122,6 +122,8 @@ TEST(default_pool_is_bounded) {
     ASSERT_EQ(jobs[i].frees, 1);
   }
   OK(aloop_loop_free(loop));
+  free(jobs);
+  free(f);
 }
 
 TEST(set_default_executor_size) {

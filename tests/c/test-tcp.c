@@ -272,6 +272,7 @@ TEST(echo_1mib) {
   close_server(&ss);
   free(data);
   OK(aloop_loop_close(loop));
+  free(c.buf);
 }
 
 static int refused_cb_runs;
@@ -334,6 +335,7 @@ TEST(half_close) {
   RUN_UNTIL(ss.conns[0].lost == 1);
   ASSERT_EQ(ss.conns[0].lost_err, 0);
   close_server(&ss);
+  free(c.buf);
 }
 
 TEST(eof_closes_by_default) {
@@ -375,6 +377,7 @@ TEST(pause_resume_reading) {
   RUN_UNTIL(c.lost == 1);
   free(data);
   close_server(&ss);
+  free(c.buf);
 }
 
 TEST(flow_control_pause_resume_writing) {
@@ -682,6 +685,7 @@ TEST(server_close_and_wait_closed) {
   RUN_UNTIL(c.lost == 1);
   run_for(0.01);
   ASSERT_EQ(aloop_loop_close(loop), 0);
+  free(c.buf);
 }
 
 TEST(start_serving_later) {
@@ -733,6 +737,7 @@ TEST(buffered_protocol) {
   RUN_UNTIL(c.lost == 1 && ss.conns[0].lost == 1);
   free(data);
   close_server(&ss);
+  free(c.buf);
 }
 
 TEST(set_protocol_switches) {
@@ -759,6 +764,8 @@ TEST(set_protocol_switches) {
   ASSERT_EQ(c2.frees, 1);
   ASSERT_EQ(c.frees, 1);
   close_server(&ss);
+  free(c.buf);
+  free(c2.buf);
 }
 
 TEST(many_connections) {

@@ -168,6 +168,15 @@ struct server_state {
   struct conn conns[MAX_CONNS];
 };
 
+/* Frees the receive buffers of the server's connections (the state lives on
+ * the test's stack). */
+static void free_conn_bufs(struct server_state *ss) {
+  for (int i = 0; i < ss->accepted && i < MAX_CONNS; i++) {
+    free(ss->conns[i].buf);
+    ss->conns[i].buf = NULL;
+  }
+}
+
 static int on_connection(aloop_server_t *s, aloop_transport_t *t, void *ud) {
   struct server_state *ss = ud;
   ASSERT_CMP(ss->accepted, <, MAX_CONNS);
@@ -565,6 +574,8 @@ TEST(start_tls) {
   OK(aloop_server_close(ss.server));
   OK(aloop_tls_config_free(ccfg));
   OK(aloop_tls_config_free(starttls_server_cfg));
+  free_conn_bufs(&ss);
+  free(c.buf);
 }
 
 TEST(handshake_timeout) {
@@ -591,6 +602,8 @@ TEST(handshake_timeout) {
   ASSERT_EQ(c.frees, 1);
   OK(aloop_server_close(ss.server));
   OK(aloop_tls_config_free(ccfg));
+  free_conn_bufs(&ss);
+  free(c.buf);
 }
 
 TEST(bad_arguments) {
@@ -756,4 +769,6 @@ TEST(unix_socket) {
   OK(aloop_server_close(ss.server));
   OK(aloop_tls_config_free(scfg));
   OK(aloop_tls_config_free(ccfg));
+  free_conn_bufs(&ss);
+  free(c.buf);
 }

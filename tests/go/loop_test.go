@@ -455,3 +455,34 @@ func TestCallAtNaNAndInfinity(t *testing.T) {
 	}
 	never.Cancel()
 }
+
+// LiveHandles (aloop_live_handles) counts the loop and a future while they
+// live and is back where it started once both are released.
+func TestLiveHandles(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	base, err := asyncloop.LiveHandles()
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := asyncloop.NewLoop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := l.NewFuture()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := asyncloop.LiveHandles(); n != base+2 {
+		t.Errorf("with a loop and a future: %d live handles, want %d", n, base+2)
+	}
+	if err := f.Release(); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := asyncloop.LiveHandles(); n != base {
+		t.Errorf("after release and close: %d live handles, want %d", n, base)
+	}
+}

@@ -130,3 +130,34 @@ def test_bad_handles_do_not_crash():
     assert lib.aloop_transport_write(12345, b"x", 1) == b.ALOOP_EBADF
     assert lib.aloop_server_close(None) == b.ALOOP_EBADF
     assert lib.aloop_future_free(0xDEADBEEF) == b.ALOOP_EBADF
+
+
+def test_live_handles_counts_and_returns_to_start():
+    import asyncio
+
+    base = asyncloop.live_handles()
+    loop = asyncloop.new_event_loop()
+    try:
+        assert asyncloop.live_handles() >= base + 1  # the loop
+
+        async def echo_once():
+            async def handle(reader, writer):
+                writer.write(await reader.read(4))
+                await writer.drain()
+                writer.close()
+
+            server = await asyncio.start_server(handle, "127.0.0.1", 0)
+            port = server.sockets[0].getsockname()[1]
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"ping")
+            assert await reader.read(4) == b"ping"
+            assert asyncloop.live_handles() >= base + 3  # and the 2 transports
+            writer.close()
+            await writer.wait_closed()
+            server.close()
+            await server.wait_closed()
+
+        loop.run_until_complete(echo_once())
+    finally:
+        loop.close()
+    assert asyncloop.live_handles() == base

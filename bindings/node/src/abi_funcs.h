@@ -163,6 +163,7 @@
   X(aloop_transport_get_peer_certificate) \
   X(aloop_loop_set_slow_callback_duration) \
   X(aloop_loop_get_slow_callback_duration) \
+  X(aloop_live_handles) \
   X(aloop_get_running_loop) \
   X(aloop_get_event_loop) \
   X(aloop_set_event_loop)

@@ -161,10 +161,25 @@ static napi_value x_strerror(napi_env env, napi_callback_info info) {
   return js_str(env, A.aloop_strerror(code));
 }
 
+/* liveHandles(): the process's live handles (aloop_live_handles). */
+static napi_value x_live_handles(napi_env env, napi_callback_info info) {
+  (void)info;
+  if (!require_loaded(env))
+    return NULL;
+  size_t n = 0;
+  int rc = A.aloop_live_handles(&n);
+  if (rc < 0)
+    return throw_rc(env, rc);
+  napi_value v;
+  napi_create_double(env, (double)n, &v);
+  return v;
+}
+
 static const napi_property_descriptor load_exports[] = {
     EXPORT("load", x_load),
     EXPORT("errName", x_err_name),
     EXPORT("strerror", x_strerror),
+    EXPORT("liveHandles", x_live_handles),
 };
 
 NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {

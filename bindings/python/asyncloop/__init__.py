@@ -50,6 +50,22 @@ def library_path() -> str:
     return _bindings.load().path
 
 
+def live_handles() -> int:
+    """The number of live library handles in the process, of every loop
+    (aloop_live_handles): for leak tests, it returns to where it started
+    once everything is closed."""
+    import ctypes
+
+    from . import _bindings
+
+    n = ctypes.c_size_t()
+    lib = _bindings.load()
+    rc = lib.aloop_live_handles(ctypes.byref(n))
+    if rc < 0:
+        raise Error(rc, _bindings.last_error(lib))
+    return n.value
+
+
 __all__ = [
     "DatagramTransport",
     "EventLoop",
@@ -62,6 +78,7 @@ __all__ = [
     "err_name",
     "library_path",
     "library_version",
+    "live_handles",
     "new_event_loop",
     "run",
 ]

@@ -488,6 +488,7 @@ SIGNATURES = {
     'aloop_transport_get_peer_certificate': (c_int, [c_void_p, c_void_p, c_size_t, POINTER(c_size_t)], False),
     'aloop_loop_set_slow_callback_duration': (c_int, [c_void_p, c_double], False),
     'aloop_loop_get_slow_callback_duration': (c_int, [c_void_p, POINTER(c_double)], False),
+    'aloop_live_handles': (c_int, [POINTER(c_size_t)], True),
     'aloop_get_running_loop': (c_int, [POINTER(c_void_p)], False),
     'aloop_get_event_loop': (c_int, [POINTER(c_void_p)], False),
     'aloop_set_event_loop': (c_int, [c_void_p], False),
