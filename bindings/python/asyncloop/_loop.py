@@ -1496,7 +1496,7 @@ class EventLoop(asyncio.BaseEventLoop):
         """The write end of the child's stdin pipe as a library write-pipe
         transport whose events go to proc (fd is closed on failure)."""
         lib, handle = self._lib, self._handle
-        stdin = SubprocessStdin(self, _StdinProtocol(proc))
+        stdin = SubprocessStdin(self, _StdinProtocol(proc), context=proc._context)
         stdin._names_read = True
         key = _t.register(stdin)
         stdin._key = key

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import os
 import signal
@@ -32,7 +33,7 @@ class SubprocessPipe(Transport):
 
     def __init__(self, loop: "EventLoop", handle: int, fd: int,
                  proc: "SubprocessTransport") -> None:
-        super().__init__(loop, None)
+        super().__init__(loop, None, context=proc._context)
         self._handle = handle
         self._fd = fd
         self._proc = proc
@@ -219,6 +220,8 @@ class SubprocessTransport(asyncio.SubprocessTransport):
         self._core_lost = False
         self._finished = False
         self._made = False  # connection_made ran (the protocol may be called)
+        #: The protocol's callbacks run in this context (the spawner's).
+        self._context = contextvars.copy_context()
 
     def __repr__(self) -> str:
         info = [self.__class__.__name__]
@@ -343,6 +346,9 @@ class SubprocessTransport(asyncio.SubprocessTransport):
 
     def _on_resume_writing(self) -> None:
         Transport._on_resume_writing(self)  # type: ignore[arg-type]
+
+    _call_pause_writing = Transport._call_pause_writing
+    _call_resume_writing = Transport._call_resume_writing
 
     def _kill(self) -> None:
         """Loop close: close without calling the protocol (the library kills

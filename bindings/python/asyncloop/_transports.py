@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import ctypes
 import logging
 import os
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 from . import _bindings as _b
 from . import _seam
 from . import _trampolines as _t
+from ._trampolines import _run_in
 from ._seam import QUEUE_MAX as _QUEUE_MAX
 from ._seam import WRITE_ARENA as _WRITE_ARENA
 from ._errors import make_error
@@ -55,13 +57,17 @@ class Transport(transports._FlowControlMixin):
         "_protocol", "_factory", "_server", "_handle", "_key",
         "_closing", "_closed", "_eof", "_paused", "_conn_lost", "_buffered",
         "_sock", "_names_read", "_lost_exc", "_factory_exc", "_pipe",
-        "_owned", "_seam", "_wq", "_held",
+        "_owned", "_seam", "_wq", "_held", "_context",
         "__weakref__",
     )
 
     def __init__(self, loop: "EventLoop", protocol: Optional[asyncio.BaseProtocol],
-                 factory: Any = None, server: Optional["Server"] = None) -> None:
+                 factory: Any = None, server: Optional["Server"] = None,
+                 context: Optional[contextvars.Context] = None) -> None:
         super().__init__(None, loop)
+        #: The protocol factory and callbacks run in this context: a copy of
+        #: the one current when the endpoint was created (see _run_in).
+        self._context = contextvars.copy_context() if context is None else context
         self._protocol = protocol
         self._factory = factory
         self._server = server
@@ -102,9 +108,10 @@ class Transport(transports._FlowControlMixin):
         loop = self._loop
         loop._transports[handle] = self
         protocol = self._protocol
+        ctx = self._context
         if protocol is None:
             try:
-                protocol = self._protocol = self._factory()
+                protocol = self._protocol = ctx.run(self._factory)
             except (SystemExit, KeyboardInterrupt):
                 raise
             except BaseException as exc:  # noqa: BLE001
@@ -115,7 +122,7 @@ class Transport(transports._FlowControlMixin):
             self._factory = None
             self._buffered = isinstance(protocol, asyncio.BufferedProtocol)
         try:
-            protocol.connection_made(self)
+            ctx.run(protocol.connection_made, self)
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:  # noqa: BLE001
@@ -123,7 +130,7 @@ class Transport(transports._FlowControlMixin):
 
     def _on_eof_received(self) -> bool:
         try:
-            return bool(self._protocol.eof_received())
+            return bool(self._context.run(self._protocol.eof_received))
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:  # noqa: BLE001
@@ -155,11 +162,11 @@ class Transport(transports._FlowControlMixin):
         protocol = self._protocol
         try:
             if protocol is not None:  # else the factory failed
-                protocol.connection_lost(exc)
+                self._context.run(protocol.connection_lost, exc)
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as e:  # noqa: BLE001
-            loop.call_exception_handler({
+            _run_in(self._context, loop.call_exception_handler, {
                 "message": "Exception in callback protocol.connection_lost()",
                 "exception": e,
                 "transport": self,
@@ -186,6 +193,11 @@ class Transport(transports._FlowControlMixin):
         if self._closed:
             return
         self._protocol_paused = True
+        # (also called inside write(), maybe from this transport's own
+        # callback: _run_in)
+        _run_in(self._context, self._call_pause_writing)
+
+    def _call_pause_writing(self) -> None:
         try:
             self._protocol.pause_writing()
         except (SystemExit, KeyboardInterrupt):
@@ -202,6 +214,9 @@ class Transport(transports._FlowControlMixin):
         if self._closed:
             return
         self._protocol_paused = False
+        _run_in(self._context, self._call_resume_writing)
+
+    def _call_resume_writing(self) -> None:
         try:
             self._protocol.resume_writing()
         except (SystemExit, KeyboardInterrupt):
@@ -228,12 +243,16 @@ class Transport(transports._FlowControlMixin):
             return
         if not self._buffered:
             try:
-                self._protocol.data_received(data)
+                self._context.run(self._protocol.data_received, data)
             except (SystemExit, KeyboardInterrupt):
                 raise
             except BaseException as exc:  # noqa: BLE001
                 self._fatal_error(exc, "Fatal error: protocol.data_received() call failed.")
             return
+        self._context.run(self._buffered_data, data)
+
+    def _buffered_data(self, data: bytes) -> None:
+        """_on_data for an asyncio.BufferedProtocol (in the context)."""
         protocol = self._protocol
         view = memoryview(data)
         while view:
@@ -273,7 +292,9 @@ class Transport(transports._FlowControlMixin):
             self._held.append(None)
             return
         if not self._on_eof_received():
-            self.close()
+            # connection_lost is scheduled in the context, as asyncio does
+            # from its reader's callback.
+            _run_in(self._context, self.close)
 
     def _deliver_held(self) -> None:
         """What was read before pause_reading(), after resume_reading()."""
@@ -364,7 +385,9 @@ class Transport(transports._FlowControlMixin):
             if self._loop.get_debug():
                 logger.debug("%r: %s", self, message, exc_info=True)
         else:
-            self._loop.call_exception_handler({
+            # In the endpoint's context, as asyncio reports it from its
+            # reader's callback.
+            _run_in(self._context, self._loop.call_exception_handler, {
                 "message": message,
                 "exception": exc,
                 "transport": self,
@@ -610,6 +633,10 @@ class Server(asyncio.AbstractServer):
         self._unix_cleanup: Optional[Tuple[Any, int]] = None
         self._waiters: Optional[List[asyncio.Future]] = []
         self._serving_forever_fut: Optional[asyncio.Future] = None
+        #: The context current when the server started serving: each
+        #: connection runs its factory and callbacks in a copy of it (as
+        #: asyncio's accept task per connection).
+        self._context = contextvars.copy_context()
 
     def __repr__(self) -> str:
         return f"<{self.__class__.__name__} sockets={self.sockets!r}>"
@@ -620,12 +647,13 @@ class Server(asyncio.AbstractServer):
         loop = self._loop
         if self._sockets is None:  # closed: refuse what was still queued
             return -1
+        ctx = self._context.copy()
         try:
-            protocol = self._protocol_factory()
+            protocol = ctx.run(self._protocol_factory)
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:  # noqa: BLE001
-            loop.call_exception_handler({
+            ctx.run(loop.call_exception_handler, {
                 "message": "Error on transport creation for incoming connection",
                 "exception": exc,
             })
@@ -647,7 +675,7 @@ class Server(asyncio.AbstractServer):
                     "exception": exc, "protocol": app_protocol,
                 })
                 return -1
-        tr = Transport(loop, protocol, server=self)
+        tr = Transport(loop, protocol, server=self, context=ctx)
         key = _t.register(tr)
         tr._key = key
         rc = loop._lib.aloop_transport_set_protocol(transport_h, _t.PROTOCOL_REF, key, _t.free_cb)
@@ -801,6 +829,8 @@ class Server(asyncio.AbstractServer):
         if self._sockets is None or self._handle is None:
             return
         lib = self._loop._lib
+        if lib.aloop_server_is_serving(self._handle) != 1:
+            self._context = contextvars.copy_context()
         rc = lib.aloop_server_start_serving(self._handle)
         if rc < 0:
             raise make_error(rc, _b.last_error(lib))
@@ -972,6 +1002,9 @@ class DatagramTransport(asyncio.DatagramTransport, asyncio.Transport):
         self._sock: Optional[socket.socket] = None
         self._factory_exc: Optional[BaseException] = None
         self._lost_exc: Optional[BaseException] = None
+        #: The factory and the protocol's callbacks run in this context (see
+        #: _trampolines._call).
+        self._context = contextvars.copy_context()
         #: sock= of create_datagram_endpoint: the caller's socket object (the
         #: library has a duplicate of its fd); closed with the transport.
         self._owned_sock: Optional[socket.socket] = None
@@ -1100,6 +1133,9 @@ class DatagramTransport(asyncio.DatagramTransport, asyncio.Transport):
 
     def _on_resume_writing(self) -> None:
         Transport._on_resume_writing(self)  # type: ignore[arg-type]
+
+    _call_pause_writing = Transport._call_pause_writing
+    _call_resume_writing = Transport._call_resume_writing
 
     def _fatal_error(self, exc: BaseException, message: str = "Fatal error on transport") -> None:
         if not isinstance(exc, OSError):
