@@ -14,11 +14,14 @@ thread, through ctypes trampolines, during that one call.
 from __future__ import annotations
 
 import asyncio
+import collections.abc
 import contextvars
 import ctypes
 import errno
 import heapq
+import inspect
 import io
+import itertools
 import os
 import signal
 import socket
@@ -759,56 +762,27 @@ class EventLoop(asyncio.BaseEventLoop):
 
     async def getaddrinfo(self, host: Any, port: Any, *, family: int = 0, type: int = 0,
                           proto: int = 0, flags: int = 0) -> List[tuple]:
-        """socket.getaddrinfo() without blocking the loop: numeric hosts are
-        resolved at once by the library, names in a library thread.  Returns
-        socket.getaddrinfo's list of (family, type, proto, canonname,
-        sockaddr)."""
-        self._check_closed()
-        chost = _gai_host(host)
-        cport = _gai_port(port)
-        lib = self._lib
-        out = c_void_p()
-        rc = lib.aloop_getaddrinfo(self._handle, chost, cport, int(family), int(type),
-                                   int(proto), int(flags), byref(out))
-        if rc < 0:
-            raise make_error(rc, _b.last_error(lib))
-        fut_h = out.value
-        if lib.aloop_future_done(fut_h) == 1:  # numeric: done on return
-            try:
-                rc, value = _read_addrinfo(lib, fut_h)
-                if rc < 0:
-                    raise make_error(rc, _b.future_error_message(lib, fut_h))
-                return value
-            finally:
-                lib.aloop_future_free(fut_h)
-        return await self._await_core_future(fut_h, lambda fh: _read_addrinfo(lib, fh))
+        """socket.getaddrinfo() without blocking the loop, as asyncio: the C
+        library's resolver (nsswitch, /etc/hosts, DNS) in the default
+        executor, so results and errors are exactly the socket module's.
+        Numeric hosts (and ports) are answered at once on the loop thread:
+        they need no lookup (their results are cached)."""
+        if not self._debug:
+            cached = _numeric_addrinfo(host, port, family, type, proto, flags)
+            if cached is not None:
+                self._check_closed()
+                return cached
+        return await super().getaddrinfo(host, port, family=family, type=type, proto=proto,
+                                         flags=flags)
 
     async def getnameinfo(self, sockaddr: Any, flags: int = 0) -> tuple:
-        """socket.getnameinfo() without blocking the loop (the library)."""
-        self._check_closed()
-        if not isinstance(sockaddr, tuple) or not 2 <= len(sockaddr) <= 4:
-            raise TypeError("getnameinfo() argument 1 must be a tuple")
-        host, port = sockaddr[0], sockaddr[1]
-        if not isinstance(host, str) or not isinstance(port, int):
-            raise TypeError("getnameinfo(): illegal sockaddr argument")
-        if len(sockaddr) == 4 and sockaddr[3] and "%" not in host:
-            host = f"{host}%{sockaddr[3]}"
-        lib = self._lib
-        out = c_void_p()
-        rc = lib.aloop_getnameinfo(self._handle, host.encode("idna"), port, int(flags),
-                                   byref(out))
-        if rc < 0:
-            raise make_error(rc, _b.last_error(lib))
-        fut_h = out.value
-        if lib.aloop_future_done(fut_h) == 1:
-            try:
-                rc, value = _read_nameinfo(lib, fut_h)
-                if rc < 0:
-                    raise make_error(rc, _b.future_error_message(lib, fut_h))
-                return value
-            finally:
-                lib.aloop_future_free(fut_h)
-        return await self._await_core_future(fut_h, lambda fh: _read_nameinfo(lib, fh))
+        """socket.getnameinfo() without blocking the loop, as asyncio (the
+        default executor); at once with NI_NUMERICHOST | NI_NUMERICSERV."""
+        if (not self._debug and isinstance(flags, int)
+                and flags & _NI_NUMERIC == _NI_NUMERIC):
+            self._check_closed()
+            return socket.getnameinfo(sockaddr, flags)
+        return await super().getnameinfo(sockaddr, flags)
 
     # -- streams: TCP, Unix sockets, accepted sockets, pipes ------------------------
 
@@ -889,13 +863,14 @@ class EventLoop(asyncio.BaseEventLoop):
         """Connects a TCP stream to host:port (or wraps a connected socket
         given as sock=); returns (transport, protocol).
 
-        Supported: host, port, family, flags, local_addr, sock (the
-        transport owns it from then on), happy_eyeballs_delay, interleave,
-        all_errors (as Python 3.12: a failed connect raises an
-        ExceptionGroup), and ssl (an ssl.SSLContext or True) with
-        server_hostname, ssl_handshake_timeout and ssl_shutdown_timeout: TLS
-        by Python's ssl module through asyncio's SSLProtocol, as asyncio
-        does.  (proto is accepted and ignored: the library picks TCP.)
+        A numeric host (IPv4 or IPv6 address, int port) is connected by the
+        library.  A name is resolved and connected as asyncio does (its
+        create_connection: getaddrinfo in the executor, each address in
+        turn or Happy Eyeballs with happy_eyeballs_delay / interleave,
+        local_addr, all_errors), and the connected socket is then handed to
+        the library.  ssl (an ssl.SSLContext or True) with server_hostname,
+        ssl_handshake_timeout and ssl_shutdown_timeout: TLS by Python's ssl
+        module through asyncio's SSLProtocol, as asyncio does.
         """
         if server_hostname is not None and not ssl:
             raise ValueError("server_hostname is only meaningful with ssl")
@@ -909,65 +884,97 @@ class EventLoop(asyncio.BaseEventLoop):
             raise ValueError("ssl_shutdown_timeout is only meaningful with ssl")
         if sock is not None:
             _check_ssl_socket(sock)
-        if happy_eyeballs_delay is not None and interleave is None:
-            interleave = 1  # as asyncio
+        if host is not None or port is not None:
+            if sock is not None:
+                raise ValueError("host/port and sock can not be specified at the same time")
+            fam = _native_stream_family(host, port, family, proto, flags, local_addr)
+            if fam is None:
+                # A name, a service, a scoped address, a local name: asyncio's
+                # own algorithm over this loop (getaddrinfo, sock_connect).
+                kw: Dict[str, Any] = {}
+                if all_errors and _HAS_ALL_ERRORS:
+                    kw["all_errors"] = True
+                try:
+                    return await super().create_connection(
+                        protocol_factory, host, port, ssl=ssl, family=family, proto=proto,
+                        flags=flags, local_addr=local_addr, server_hostname=server_hostname,
+                        ssl_handshake_timeout=ssl_handshake_timeout,
+                        ssl_shutdown_timeout=ssl_shutdown_timeout,
+                        happy_eyeballs_delay=happy_eyeballs_delay, interleave=interleave,
+                        **kw)
+                except OSError as exc:
+                    # all_errors before Python 3.12 (whose asyncio lacks it).
+                    if (not all_errors or _HAS_ALL_ERRORS or isinstance(exc, socket.gaierror)
+                            or _is_ssl_error(exc)):
+                        raise
+                    raise ExceptionGroup("create_connection failed", [exc]) from None
+            port = int(port)  # type: ignore[arg-type]
+            address = (host, port, 0, 0) if fam == socket.AF_INET6 else (host, port)
+        elif sock is None:
+            raise ValueError("host and port was not specified and no sock specified")
+        elif sock.type != socket.SOCK_STREAM:
+            raise ValueError(f"A Stream Socket was expected, got {sock!r}")
+        if sock is not None:
+            return await self._create_connection_transport(
+                sock, protocol_factory, ssl, server_hostname,
+                ssl_handshake_timeout=ssl_handshake_timeout,
+                ssl_shutdown_timeout=ssl_shutdown_timeout)
         opts = _b.aloop_connect_options_t()
         opts.size = sizeof(_b.aloop_connect_options_t)
-        opts.family = int(family)
-        opts.flags = int(flags)
-        opts.happy_eyeballs_delay = float(happy_eyeballs_delay or 0.0)
-        opts.interleave = int(interleave) if interleave is not None else 0
-        if sock is not None:
-            if host is not None or port is not None:
-                raise ValueError("host/port and sock can not be specified at the same time")
-            if sock.type != socket.SOCK_STREAM:
-                raise ValueError(f"A Stream Socket was expected, got {sock!r}")
-            opts.has_sock = 1
-            opts.sock = dup_fd = os.dup(sock.fileno())
-            chost, cport = None, 0
-        else:
-            if host is None or port is None:
-                raise ValueError("host and port was not specified and no sock specified")
-            chost, cport = _encode_host(host), int(port)
+        opts.family = fam
+        chost = _encode_host(host)
         if local_addr is not None:
             lhost, lport = local_addr[0], local_addr[1]
-            if lhost and not _is_numeric_host(lhost):
-                # The library binds numeric addresses: resolve the name
-                # first (asyncio binds the first local address of the
-                # family it connects with; here the first one's family is
-                # the one to connect with).
-                infos = await self.getaddrinfo(lhost, lport, family=family,
-                                               type=socket.SOCK_STREAM, proto=proto, flags=flags)
-                if not infos:
-                    raise OSError("getaddrinfo() returned empty list")
-                lfam, _, _, _, laddr = infos[0]
-                lhost, lport = laddr[0], laddr[1]
-                opts.family = family = int(lfam)
             opts.local_host = _encode_host(
-                lhost or ("::" if family == socket.AF_INET6 else "0.0.0.0"))
+                lhost or ("::" if fam == socket.AF_INET6 else "0.0.0.0"))
             opts.local_port = int(lport or 0)
         lib = self._lib
         handle = self._handle
 
         def start(key: int, ref: Any, out: Any) -> int:
-            rc = lib.aloop_create_connection(handle, chost, cport, ref, key,
-                                             _t.free_cb, byref(opts), out)
-            if rc < 0 and sock is not None:
-                os.close(dup_fd)
-            return rc
+            return lib.aloop_create_connection(handle, chost, port, ref, key,
+                                               _t.free_cb, byref(opts), out)
 
         try:
             return await self._open_stream(
-                protocol_factory, start, owned_sock=sock, ssl=ssl,
+                protocol_factory, start, ssl=ssl,
                 server_hostname=server_hostname, ssl_handshake_timeout=ssl_handshake_timeout,
                 ssl_shutdown_timeout=ssl_shutdown_timeout)
         except OSError as exc:
-            if sock is not None or _is_ssl_error(exc):
+            if _is_ssl_error(exc):
                 raise
-            err = _connect_error(exc, (host, port), local_addr)
+            err = _connect_error(exc, address, local_addr)
             if all_errors:
                 raise ExceptionGroup("create_connection failed", [err]) from None
             raise err from None
+
+    async def _create_connection_transport(
+            self, sock: socket.socket, protocol_factory: Callable[[], asyncio.BaseProtocol],
+            ssl: Any, server_hostname: Any, server_side: bool = False,
+            ssl_handshake_timeout: Any = None, ssl_shutdown_timeout: Any = None) -> tuple:
+        """A connected stream socket -> a library transport that owns it
+        (asyncio's create_connection calls this with the socket it
+        connected; sock= of create_connection)."""
+        self._check_closed()
+        sock.setblocking(False)
+        opts = _b.aloop_connect_options_t()
+        opts.size = sizeof(_b.aloop_connect_options_t)
+        opts.has_sock = 1
+        opts.sock = dup_fd = os.dup(sock.fileno())
+        lib = self._lib
+        handle = self._handle
+
+        def start(key: int, ref: Any, out: Any) -> int:
+            rc = lib.aloop_create_connection(handle, None, 0, ref, key,
+                                             _t.free_cb, byref(opts), out)
+            if rc < 0:
+                os.close(dup_fd)
+            return rc
+
+        return await self._open_stream(
+            protocol_factory, start, owned_sock=sock, ssl=ssl, server_side=server_side,
+            server_hostname=server_hostname, ssl_handshake_timeout=ssl_handshake_timeout,
+            ssl_shutdown_timeout=ssl_shutdown_timeout)
 
     async def create_unix_connection(
             self, protocol_factory: Callable[[], asyncio.BaseProtocol],
@@ -1105,19 +1112,43 @@ class EventLoop(asyncio.BaseEventLoop):
         opts.flags = int(flags)
         chost: Optional[bytes] = None
         hosts_arr = None
-        if sock is not None:
-            if host is not None or port is not None:
+        if host is not None or port is not None:
+            if sock is not None:
                 raise ValueError("host/port and sock can not be specified at the same time")
+            if host == "":
+                hosts = [None]
+            elif isinstance(host, str) or not isinstance(host, collections.abc.Iterable):
+                hosts = [host]
+            else:
+                hosts = list(host)
+            if not (hosts == [None] or all(
+                    h is not None and _is_numeric_host(h, exact=True) for h in hosts)) or not (
+                    port is None or type(port) is int):  # noqa: E721
+                # Names (or a service): resolved here as asyncio does
+                # (getaddrinfo in the executor), the library binds the
+                # addresses.
+                infos = await asyncio.gather(*[
+                    self._create_server_getaddrinfo(h, port, family, flags) for h in hosts])
+                addrs = list(dict.fromkeys(
+                    info[4][:2] for info in itertools.chain.from_iterable(infos)))
+                hosts = [a[0] for a in addrs]
+                port = addrs[0][1]
+                opts.flags = socket.AI_NUMERICHOST | socket.AI_PASSIVE
+            if hosts == [None]:
+                pass
+            elif len(hosts) == 1 and not isinstance(host, (list, tuple, set)):
+                chost = _encode_host(hosts[0])
+            else:
+                enc = [_encode_host(h) for h in hosts if h is not None]
+                hosts_arr = (c_char_p * (len(enc) + 1))(*enc, None)
+                opts.hosts = hosts_arr
+        elif sock is None:
+            raise ValueError("Neither host/port nor sock were specified")
+        else:
             if sock.type != socket.SOCK_STREAM:
                 raise ValueError(f"A Stream Socket was expected, got {sock!r}")
             opts.has_sock = 1
             opts.sock = dup_fd = os.dup(sock.fileno())
-        elif host is not None and not isinstance(host, (str, bytes)):
-            hosts = [_encode_host(h) for h in host]
-            hosts_arr = (c_char_p * (len(hosts) + 1))(*hosts, None)
-            opts.hosts = hosts_arr
-        elif host:
-            chost = _encode_host(host)
         lib, handle = self._lib, self._handle
 
         def start(key: int, out: Any) -> int:
@@ -1329,8 +1360,16 @@ class EventLoop(asyncio.BaseEventLoop):
             if not (local_addr or remote_addr) and family == 0:
                 raise ValueError("unexpected address family")
             for addr in (local_addr, remote_addr):
-                if addr is not None and not (isinstance(addr, tuple) and len(addr) >= 2):
+                if addr is not None and not (isinstance(addr, tuple) and len(addr) == 2):
                     raise TypeError("2-tuple is expected")
+            if any(addr is not None and not _is_numeric_addr(addr)
+                   for addr in (local_addr, remote_addr)) or (
+                    local_addr and remote_addr and local_addr[0] and remote_addr[0]
+                    and (":" in local_addr[0]) != (":" in remote_addr[0])):
+                # Names (or a service): resolved here as asyncio does; the
+                # library gets the addresses of the first family both have.
+                family, local_addr, remote_addr = await self._resolve_datagram_addrs(
+                    local_addr, remote_addr, family, proto, flags)
             if local_addr is not None:
                 lhost = _encode_host(local_addr[0]) if local_addr[0] else b""
                 lport = int(local_addr[1] or 0)
@@ -1367,6 +1406,29 @@ class EventLoop(asyncio.BaseEventLoop):
         if remote_addr is not None and tr._extra.get("peername"):
             tr._address = tr._extra["peername"] if family != socket.AF_UNIX else remote_addr
         return tr, tr._protocol
+
+    async def _resolve_datagram_addrs(self, local_addr: Any, remote_addr: Any, family: int,
+                                      proto: int, flags: int) -> tuple:
+        """asyncio's pairing of create_datagram_endpoint's addresses: each is
+        resolved (getaddrinfo, SOCK_DGRAM), and the first (family, proto)
+        both have is used (the last address of each).  Returns (family,
+        local_addr, remote_addr) with numeric hosts."""
+        addr_infos: Dict[tuple, List[Any]] = {}
+        for idx, addr in ((0, local_addr), (1, remote_addr)):
+            if addr is None:
+                continue
+            infos = await self._ensure_resolved(addr, family=family, type=socket.SOCK_DGRAM,
+                                                proto=proto, flags=flags, loop=self)
+            if not infos:
+                raise OSError("getaddrinfo() returned empty list")
+            for fam, _, pro, _, address in infos:
+                addr_infos.setdefault((fam, pro), [None, None])[idx] = address
+        for (fam, _), (laddr, raddr) in addr_infos.items():
+            if (local_addr and laddr is None) or (remote_addr and raddr is None):
+                continue
+            return (fam, None if laddr is None else laddr[:2],
+                    None if raddr is None else raddr[:2])
+        raise ValueError("can not get address information")
 
     # -- subprocesses ------------------------------------------------------------------
 
@@ -1621,81 +1683,112 @@ for _name in (
 del _name, _fn
 
 
-def _is_numeric_host(host: Any) -> bool:
+def _is_numeric_host(host: Any, exact: bool = False) -> bool:
+    """An IPv4 or IPv6 address in text (with a %scope unless exact)."""
     if isinstance(host, bytes):
-        host = host.decode("ascii", "replace")
-    host = str(host).split("%", 1)[0]
+        try:
+            host = host.decode("ascii")
+        except UnicodeDecodeError:
+            return False
+    elif not isinstance(host, str):
+        if exact:
+            return False
+        host = str(host)
+    if exact:
+        if "%" in host:
+            return False
+    else:
+        host = host.split("%", 1)[0]
     for fam in (socket.AF_INET, socket.AF_INET6):
         try:
             socket.inet_pton(fam, host)
             return True
-        except OSError:
+        except (OSError, ValueError):
             pass
     return False
 
 
-def _gai_host(host: Any) -> Optional[bytes]:
-    if host is None:
+def _is_numeric_addr(addr: Any) -> bool:
+    """(host, port) with a numeric (or empty) host and an int port."""
+    host, port = addr
+    return (type(port) is int and (host in (None, "") or  # noqa: E721
+            type(host) is str and _is_numeric_host(host, exact=True)))  # noqa: E721
+
+
+def _native_stream_family(host: Any, port: Any, family: Any, proto: Any, flags: Any,
+                          local_addr: Any) -> Optional[int]:
+    """The family of a connect the library does as asyncio would: a numeric
+    host (IPv4, or IPv6 without a scope) and an int port, family 0 or that
+    family, no flags, a numeric local address or none.  None: anything
+    else, which takes asyncio's own way (getaddrinfo, sock_connect)."""
+    if type(host) is not str or flags or proto not in (0, socket.IPPROTO_TCP):  # noqa: E721
         return None
-    if isinstance(host, str):
+    if type(port) is not int and not (  # noqa: E721
+            type(port) is str and port.isdigit() and port.isascii()):  # noqa: E721
+        return None
+    if "%" in host:
+        return None
+    for fam in (socket.AF_INET, socket.AF_INET6):
         try:
-            return host.encode("ascii")
-        except UnicodeEncodeError:
-            return host.encode("idna")
-    if isinstance(host, (bytes, bytearray)):
-        return bytes(host)
-    raise TypeError(f"getaddrinfo() argument 1 must be string or None, not {type(host).__name__}")
+            socket.inet_pton(fam, host)
+        except (OSError, ValueError):
+            continue
+        if family not in (0, fam) or not 0 <= int(port) <= 65535:
+            return None
+        if local_addr is not None:
+            if not (isinstance(local_addr, tuple) and len(local_addr) == 2):
+                return None
+            lhost, lport = local_addr
+            if type(lport) is not int or not (  # noqa: E721
+                    lhost in (None, "") or type(lhost) is str and  # noqa: E721
+                    _is_numeric_host(lhost, exact=True) and
+                    (":" in lhost) == (fam == socket.AF_INET6)):
+                return None
+        return fam
+    return None
 
 
-def _gai_port(port: Any) -> Optional[bytes]:
-    if port is None:
+#: asyncio's create_connection has all_errors= (Python 3.12+).
+_HAS_ALL_ERRORS = "all_errors" in inspect.signature(asyncio.BaseEventLoop.create_connection).parameters
+
+_NI_NUMERIC = socket.NI_NUMERICHOST | socket.NI_NUMERICSERV
+#: getaddrinfo flags whose results for a numeric host can change over time
+#: (configured interfaces) or need a lookup (the canonical name).
+_GAI_UNCACHED = socket.AI_ADDRCONFIG | socket.AI_CANONNAME
+_gai_cache: Dict[tuple, List[tuple]] = {}
+
+
+def _numeric_addrinfo(host: Any, port: Any, family: Any, socktype: Any, proto: Any,
+                      flags: Any) -> Optional[List[tuple]]:
+    """socket.getaddrinfo's list when host and port are numeric (no lookup,
+    answered on the loop thread), else None (a lookup: the executor).
+
+    The C library's answer for a numeric address depends on the arguments
+    only, so it is cached (the key keeps the exact types: anything but an
+    int port or int flags goes the socket module's way).  Errors are never
+    cached: they are raised by socket.getaddrinfo itself, as asyncio's."""
+    if not (port is None or type(port) is int or (  # noqa: E721
+            type(port) in (str, bytes) and port.isdigit() and port.isascii())):
         return None
-    if isinstance(port, int):
-        return str(port).encode()
-    if isinstance(port, str):
-        return port.encode("utf-8")
-    if isinstance(port, (bytes, bytearray)):
-        return bytes(port)
-    raise OSError("Int or String expected")
-
-
-def _sockaddr_from(family: int, host: str, port: int, scope_id: int) -> tuple:
-    if family == socket.AF_INET6:
-        return (host, port, 0, scope_id)
-    return (host, port)
-
-
-def _read_addrinfo(lib: Any, fut_h: int) -> tuple:
-    """(rc, socket.getaddrinfo-style list) of a done aloop_getaddrinfo future."""
-    head = ctypes.POINTER(_b.aloop_addrinfo_t)()
-    rc = lib.aloop_future_result_addrinfo(fut_h, byref(head), None)
-    if rc < 0:
-        return rc, None
-    result = []
+    for v in (family, socktype, proto, flags):
+        if type(v) is not int and (not isinstance(v, int) or isinstance(v, bool)):  # noqa: E721
+            return None
+    key = (host, port, family, socktype, proto, flags)
     try:
-        node = head
-        while node:
-            ai = node.contents
-            fam = _intenum(ai.family, socket.AddressFamily)
-            typ = _intenum(ai.type, socket.SocketKind)
-            host = (ai.host or b"").decode("utf-8", "surrogateescape")
-            canon = (ai.canonname or b"").decode("utf-8", "surrogateescape")
-            result.append((fam, typ, ai.protocol, canon,
-                           _sockaddr_from(ai.family, host, ai.port, ai.scope_id)))
-            node = ai.next
-    finally:
-        lib.aloop_addrinfo_free(head)
-    return 0, result
-
-
-def _read_nameinfo(lib: Any, fut_h: int) -> tuple:
-    host = ctypes.create_string_buffer(1025)
-    serv = ctypes.create_string_buffer(256)
-    rc = lib.aloop_future_result_nameinfo(fut_h, host, 1025, serv, 256)
-    if rc < 0:
-        return rc, None
-    return 0, (host.value.decode("utf-8", "surrogateescape"),
-               serv.value.decode("utf-8", "surrogateescape"))
+        hit = _gai_cache.get(key)
+    except TypeError:  # unhashable: let the socket module say what is wrong
+        return None
+    if hit is not None:
+        return list(hit)
+    if not (host is None or _is_numeric_host(host, exact=True)):
+        return None
+    result = socket.getaddrinfo(host, port, family, socktype, proto, flags)
+    if not flags & _GAI_UNCACHED:
+        if len(_gai_cache) >= 512:
+            _gai_cache.clear()
+        _gai_cache[key] = result
+        return list(result)
+    return result
 
 
 def _intenum(value: int, enum_klass: Any) -> Any:
