@@ -482,7 +482,7 @@ class EventLoop(asyncio.BaseEventLoop):
                 self._lib.aloop_loop_wakeup(handle)
 
     def run_forever(self) -> None:
-        if _b.forked:
+        if self._lib.dead:  # created before os.fork(): see _bindings
             raise RuntimeError(_b.FORK_MESSAGE)
         self._check_closed()
         self._check_running()
@@ -535,7 +535,7 @@ class EventLoop(asyncio.BaseEventLoop):
         if handle is None:
             return
         lib = self._lib
-        if _b.forked:  # never call into Go in a forked child
+        if lib.dead:  # never call into a library inherited through fork
             self._handle = None
             self._close_sig_pipe()
             return
