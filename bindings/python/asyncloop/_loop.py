@@ -22,6 +22,7 @@ import heapq
 import inspect
 import io
 import itertools
+import logging
 import os
 import signal
 import socket
@@ -30,7 +31,7 @@ import sys
 import threading
 import time
 import weakref
-from asyncio import base_events, coroutines, events, selector_events, sslproto
+from asyncio import base_events, coroutines, events, selector_events, sslproto, unix_events
 from ctypes import byref, c_char_p, c_size_t, c_void_p, sizeof
 from typing import Any, Callable, Dict, List, Optional
 
@@ -46,10 +47,13 @@ from ._errors import make_error
 from . import _seam
 from ._seam import Seam
 from ._subprocess import SubprocessStdin, SubprocessTransport, _StdinProtocol
-from ._transports import DatagramTransport, Server, Transport
+from ._transports import (DatagramTransport, ReadPipeTransport, Server, Transport,
+                          WritePipeTransport)
 from ._transports import _unix_socket_file
 
 __all__ = ["EventLoop", "new_event_loop", "run"]
+
+logger = logging.getLogger("asyncio")
 
 
 _monotonic = time.monotonic
@@ -529,6 +533,8 @@ class EventLoop(asyncio.BaseEventLoop):
                     pass
         super().close()
         self._close_core()
+        for fd in self.__dict__.pop("_child_pidfds", ()):  # children of _spawn_stdlib
+            os.close(fd)
 
     def _close_core(self) -> None:
         handle = self._handle
@@ -793,7 +799,8 @@ class EventLoop(asyncio.BaseEventLoop):
                            ssl: Any = None, server_side: bool = False,
                            server_hostname: Optional[str] = None,
                            ssl_handshake_timeout: Optional[float] = None,
-                           ssl_shutdown_timeout: Optional[float] = None) -> tuple:
+                           ssl_shutdown_timeout: Optional[float] = None,
+                           transport_class: Any = Transport) -> tuple:
         """Creates a Transport whose C side start(key, protocol_ref,
         byref(out_future)) creates; waits for its future; returns
         (transport, protocol).
@@ -820,7 +827,7 @@ class EventLoop(asyncio.BaseEventLoop):
                 ssl_shutdown_timeout=ssl_shutdown_timeout)
             tr = Transport(self, ssl_protocol)
         else:
-            tr = Transport(self, None, factory=protocol_factory)
+            tr = transport_class(self, None, factory=protocol_factory)
         ref = _t.PROTOCOL_REF
         if extra:
             tr._extra.update(extra)
@@ -838,7 +845,19 @@ class EventLoop(asyncio.BaseEventLoop):
             await self._await_core_future(
                 out.value, "transport", on_orphan=lambda h: lib.aloop_transport_abort(h))
         except asyncio.CancelledError:
-            tr.abort()
+            tr._force_close(None)
+            if tr._handle is None:
+                # Not connected yet (the library aborts what it still
+                # makes): the socket or pipe given is closed now, as
+                # asyncio's transport.close() does.
+                tr._closing = tr._closed = True
+                tr._release_socket()
+                pipe, tr._pipe = tr._pipe, None
+                if pipe is not None:
+                    try:
+                        pipe.close()
+                    except OSError:
+                        pass
             raise
         if tr._factory_exc is not None:
             exc, tr._factory_exc = tr._factory_exc, None
@@ -1071,7 +1090,9 @@ class EventLoop(asyncio.BaseEventLoop):
                 os.close(fd)
             return rc
 
-        return await self._open_stream(protocol_factory, start, extra={"pipe": pipe}, pipe=pipe)
+        return await self._open_stream(protocol_factory, start, extra={"pipe": pipe}, pipe=pipe,
+                                       transport_class=ReadPipeTransport if read
+                                       else WritePipeTransport)
 
     async def create_server(
             self, protocol_factory: Callable[[], asyncio.BaseProtocol],
@@ -1466,22 +1487,19 @@ class EventLoop(asyncio.BaseEventLoop):
                      stdin: Any, stdout: Any, stderr: Any, kwargs: Dict[str, Any],
                      popen_args: Any = None) -> tuple:
         self._check_closed()
+        if not _library_can_spawn(kwargs):
+            # Python code in the child (preexec_fn) or options the library
+            # lacks: the standard library's fork/exec and asyncio's own
+            # subprocess transport, over this loop's pipes.
+            return await self._spawn_stdlib(protocol_factory, popen_args, argv is None,
+                                            stdin, stdout, stderr, kwargs)
+        for name in _POPEN_DEFAULTS:
+            kwargs.pop(name, None)
         env = kwargs.pop("env", None)
         cwd = kwargs.pop("cwd", None)
         start_new_session = bool(kwargs.pop("start_new_session", False))
-        # close_fds: the library's own fds are close-on-exec, and so are
-        # Python's (PEP 446); only fds made inheritable reach the child.
-        kwargs.pop("close_fds", None)
+        close_fds = kwargs.pop("close_fds", True)
         pass_fds = tuple(kwargs.pop("pass_fds", ()) or ())
-        if kwargs.pop("restore_signals", True) is not True:
-            raise NotImplementedError("asyncloop: subprocess restore_signals=False is not supported")
-        for name in ("preexec_fn", "user", "group", "extra_groups", "umask",
-                     "process_group", "startupinfo", "creationflags"):
-            value = kwargs.pop(name, None)
-            if value not in (None, (), [], -1, 0):
-                raise NotImplementedError(f"asyncloop: subprocess {name}= is not supported yet")
-        if kwargs:
-            raise TypeError(f"unexpected keyword arguments: {', '.join(sorted(kwargs))}")
         opts = _b.aloop_subprocess_options_t()
         opts.size = sizeof(_b.aloop_subprocess_options_t)
         opts.stdin_mode, opts.stdin_fd = _stdio(stdin, "stdin")
@@ -1516,22 +1534,17 @@ class EventLoop(asyncio.BaseEventLoop):
         key = _t.register(tr)
         tr._key = key
         out = c_void_p()
-        # pass_fds: the child is forked inside the call; the fds are made
-        # inheritable for its duration only.
-        made_inheritable = [fd for fd in pass_fds if not os.get_inheritable(fd)]
-        for fd in made_inheritable:
-            os.set_inheritable(fd, True)
         try:
-            if argv is not None:
-                argv_arr = (c_char_p * (len(argv) + 1))(*argv, None)
-                rc = lib.aloop_subprocess_exec(self._handle, argv_arr, _t.SUBPROCESS_PROTOCOL_REF,
-                                               key, _t.free_cb, byref(opts), byref(out))
-            else:
-                rc = lib.aloop_subprocess_shell(self._handle, cmd, _t.SUBPROCESS_PROTOCOL_REF,
-                                                key, _t.free_cb, byref(opts), byref(out))
+            with _ChildSetup(pass_fds, close_fds, (stdin_r,)):
+                if argv is not None:
+                    argv_arr = (c_char_p * (len(argv) + 1))(*argv, None)
+                    rc = lib.aloop_subprocess_exec(self._handle, argv_arr,
+                                                   _t.SUBPROCESS_PROTOCOL_REF, key, _t.free_cb,
+                                                   byref(opts), byref(out))
+                else:
+                    rc = lib.aloop_subprocess_shell(self._handle, cmd, _t.SUBPROCESS_PROTOCOL_REF,
+                                                    key, _t.free_cb, byref(opts), byref(out))
         finally:
-            for fd in made_inheritable:
-                os.set_inheritable(fd, False)
             if stdin_r >= 0:
                 os.close(stdin_r)  # the child has its copy
         if rc < 0:
@@ -1553,6 +1566,60 @@ class EventLoop(asyncio.BaseEventLoop):
                     exc, f"{os.strerror(exc.errno)}: {os.fsdecode(argv[0])!r}") from None
             raise
         return tr, protocol
+
+    async def _spawn_stdlib(self, protocol_factory: Callable[[], asyncio.SubprocessProtocol],
+                            args: Any, shell: bool, stdin: Any, stdout: Any, stderr: Any,
+                            kwargs: Dict[str, Any]) -> tuple:
+        """asyncio's own subprocess transport (subprocess.Popen, then this
+        loop's connect_read_pipe/connect_write_pipe), the child's exit seen
+        through a pidfd this loop watches (a thread where pidfd_open is
+        missing).  As asyncio's _make_subprocess_transport."""
+        protocol = protocol_factory()
+        waiter = self.create_future()
+        transp = unix_events._UnixSubprocessTransport(
+            self, protocol, args, shell, stdin, stdout, stderr, 0, waiter=waiter, **kwargs)
+        self._watch_child(transp)
+        try:
+            await waiter
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException:
+            transp.close()
+            await transp._wait()
+            raise
+        return transp, protocol
+
+    def _watch_child(self, transp: Any) -> None:
+        """transp._process_exited(returncode) once its child exits."""
+        pid = transp.get_pid()
+        try:
+            pidfd = os.pidfd_open(pid)
+        except (AttributeError, OSError):
+            threading.Thread(target=self._wait_child_thread, args=(pid, transp),
+                             name=f"asyncloop-waitpid-{pid}", daemon=True).start()
+            return
+        self.__dict__.setdefault("_child_pidfds", set()).add(pidfd)
+        self._add_reader(pidfd, self._child_exited, pidfd, pid, transp)
+
+    def _child_exited(self, pidfd: int, pid: int, transp: Any) -> None:
+        self._remove_reader(pidfd)
+        self._child_pidfds.discard(pidfd)
+        os.close(pidfd)
+        self.call_soon(transp._process_exited, _reap(pid, transp))
+
+    def _wait_child_thread(self, pid: int, transp: Any) -> None:
+        while True:
+            try:
+                os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+                break
+            except InterruptedError:
+                continue
+            except ChildProcessError:
+                break
+        try:
+            self.call_soon_threadsafe(transp._process_exited, _reap(pid, transp))
+        except RuntimeError:  # the loop is closed
+            pass
 
     async def _connect_stdin(self, proc: SubprocessTransport, fd: int) -> SubprocessStdin:
         """The write end of the child's stdin pipe as a library write-pipe
@@ -1833,6 +1900,154 @@ def _connect_error(exc: OSError, addr: Any, local_addr: Any) -> OSError:
             errno.EADDRINUSE, errno.EADDRNOTAVAIL)):
         return _bind_error(exc, tuple(local_addr))
     return _asyncio_style(exc, f"Connect call failed {addr}")
+
+
+#: Popen options the library cannot do, with their default values (with
+#: one of these set otherwise, a child is spawned by the standard library).
+_POPEN_DEFAULTS: Dict[str, Any] = {
+    "executable": None, "preexec_fn": None, "restore_signals": True, "user": None,
+    "group": None, "extra_groups": None, "umask": -1, "process_group": None,
+    "startupinfo": None, "creationflags": 0, "pipesize": -1,
+}
+#: ... and those it can.
+_LIBRARY_SPAWN = frozenset(("env", "cwd", "start_new_session", "pass_fds", "close_fds"))
+
+
+def _library_can_spawn(kwargs: Dict[str, Any]) -> bool:
+    for name, value in kwargs.items():
+        if name in _LIBRARY_SPAWN:
+            continue
+        default = _POPEN_DEFAULTS.get(name, _POPEN_DEFAULTS)
+        if value is default or (type(value) is int and type(default) is int  # noqa: E721
+                                and value == default):
+            continue
+        return False
+    return True
+
+
+def _reap(pid: int, transp: Any) -> int:
+    """The return code of an exited child (asyncio's convention: minus the
+    signal that killed it)."""
+    try:
+        while True:
+            try:
+                _, status = os.waitpid(pid, 0)
+                break
+            except InterruptedError:
+                continue
+    except ChildProcessError:
+        # Reaped by its Popen meanwhile (Popen.poll() in close()).
+        proc = getattr(transp, "_proc", None)
+        rc = getattr(proc, "returncode", None)
+        if rc is not None:
+            return rc
+        logger.warning("child process pid %d exit status already read: will report "
+                       "returncode 255", pid)
+        return 255
+    return os.waitstatus_to_exitcode(status)
+
+
+#: Signals Python ignores that Popen's restore_signals gives back their
+#: default action in the child (SIGPIPE too, but once the library is
+#: loaded SIGPIPE has the Go runtime's handler, which exec resets; it is
+#: not touched: a SIGPIPE in this process while it had its default action
+#: would kill it).
+_RESTORED_SIGNALS = tuple(getattr(signal, n) for n in ("SIGXFZ", "SIGXFSZ")
+                          if hasattr(signal, n))
+_child_setup_lock = threading.Lock()
+_libc_signal: Any = None
+
+
+def _set_signal_action(sig: int, action: int) -> int:
+    """signal(2) from C (any thread, unlike signal.signal): sets SIG_DFL (0)
+    or SIG_IGN (1), returns the previous action (a handler's address for a
+    handler)."""
+    global _libc_signal
+    fn = _libc_signal
+    if fn is None:
+        fn = ctypes.CDLL(None).signal
+        fn.restype = c_void_p
+        fn.argtypes = [ctypes.c_int, c_void_p]
+        _libc_signal = fn
+    return fn(sig, action) or 0
+
+
+class _ChildSetup:
+    """Around a spawn by the library (the child is forked inside the call),
+    what Popen does in its child that the library cannot:
+
+    * close_fds: inheritable fds other than 0-2 and pass_fds are made
+      non-inheritable for the call (asyncio's children get none of them);
+      pass_fds are made inheritable for it;
+    * restore_signals: SIGXFSZ, which Python ignores, gets its default
+      action for the call, so that the child starts with it (an ignored
+      action survives exec, a handler does not).
+
+    One spawn at a time (a lock); flags and actions are put back after."""
+
+    __slots__ = ("_pass", "_close_fds", "_keep", "_flipped", "_restored")
+
+    def __init__(self, pass_fds: tuple, close_fds: bool, keep: tuple) -> None:
+        self._pass = pass_fds
+        self._close_fds = close_fds
+        self._keep = keep
+
+    def __enter__(self) -> None:
+        _child_setup_lock.acquire()
+        flipped: List[tuple] = []
+        self._flipped = flipped
+        self._restored: List[int] = []
+        try:
+            for fd in self._pass:
+                if not os.get_inheritable(fd):
+                    os.set_inheritable(fd, True)
+                    flipped.append((fd, False))
+            if self._close_fds:
+                skip = set(self._pass) | set(self._keep)
+                for fd in _inheritable_fds():
+                    if fd > 2 and fd not in skip:
+                        os.set_inheritable(fd, False)
+                        flipped.append((fd, True))
+            for sig in _RESTORED_SIGNALS:
+                if signal.getsignal(sig) is not signal.SIG_IGN:
+                    continue
+                old = _set_signal_action(sig, 0)
+                if old == 1:
+                    self._restored.append(sig)
+                else:  # not ignored after all (a handler): put it back
+                    _set_signal_action(sig, old)
+        except BaseException:
+            self.__exit__()
+            raise
+
+    def __exit__(self, *exc: Any) -> None:
+        try:
+            for sig in self._restored:
+                _set_signal_action(sig, 1)
+            for fd, value in self._flipped:
+                try:
+                    os.set_inheritable(fd, value)
+                except OSError:
+                    pass
+        finally:
+            _child_setup_lock.release()
+
+
+def _inheritable_fds() -> List[int]:
+    """This process's fds without FD_CLOEXEC."""
+    try:
+        names = os.listdir("/proc/self/fd")
+    except OSError:
+        return []
+    fds = []
+    for name in names:
+        fd = int(name)
+        try:
+            if os.get_inheritable(fd):
+                fds.append(fd)
+        except OSError:  # the listing's own fd, closed meanwhile
+            pass
+    return fds
 
 
 def _check_subprocess_args(universal_newlines: Any, bufsize: Any, text: Any,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import io
 import logging
 import os
 import signal
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
 from . import _bindings as _b
 from ._errors import make_error
-from ._transports import Transport
+from ._transports import ReadPipeTransport, Transport, WritePipeTransport
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._loop import EventLoop
@@ -25,9 +26,20 @@ if TYPE_CHECKING:  # pragma: no cover
 logger = logging.getLogger("asyncio")
 
 
-class SubprocessPipe(Transport):
-    """The transport of one of the child's pipes (stdin: write side;
-    stdout/stderr: read side).  Its data goes to the subprocess protocol."""
+def _pipe_extra(tr: Transport, name: str, default: Any, mode: str) -> Any:
+    """get_extra_info of a child's pipe: 'pipe' is a file object over its
+    fd, as asyncio's (which are the Popen's stdin/stdout/stderr)."""
+    extra = tr._extra
+    if name == "pipe" and "pipe" not in extra and tr._handle is not None:
+        fd = tr._loop._lib.aloop_transport_get_fd(tr._handle)
+        if fd >= 0:
+            extra["pipe"] = io.FileIO(fd, mode, closefd=False)
+    return extra.get(name, default)
+
+
+class SubprocessPipe(ReadPipeTransport):
+    """The transport of the child's stdout or stderr pipe (asyncio's read
+    pipe transport).  Its data goes to the subprocess protocol."""
 
     __slots__ = ("_fd", "_proc")
 
@@ -49,6 +61,9 @@ class SubprocessPipe(Transport):
     _sendfile_compatible = constants._SendfileMode.UNSUPPORTED  # type: ignore[assignment]
     _start_tls_compatible = False  # type: ignore[assignment]
 
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return _pipe_extra(self, name, default, "rb")
+
     def get_protocol(self) -> Any:
         return self._proc._protocol
 
@@ -56,7 +71,7 @@ class SubprocessPipe(Transport):
         raise NotImplementedError("the protocol of a subprocess pipe cannot be replaced")
 
 
-class SubprocessStdin(Transport):
+class SubprocessStdin(WritePipeTransport):
     """The child's stdin with stdin=PIPE: a real pipe (as asyncio on Linux,
     so that a child can open /dev/stdin), written through the library's
     write-pipe transport; its events go to the subprocess protocol."""
@@ -70,7 +85,7 @@ class SubprocessStdin(Transport):
         return f"<SubprocessStdin{' closed' if self._closed else ''}>"
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return self._extra.get(name, default)
+        return _pipe_extra(self, name, default, "wb")
 
     def set_protocol(self, protocol: Any) -> None:
         raise NotImplementedError("the protocol of a subprocess pipe cannot be replaced")

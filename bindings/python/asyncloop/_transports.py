@@ -594,6 +594,44 @@ class Transport(transports._FlowControlMixin):
             raise make_error(rc, _b.last_error(lib))
 
 
+class _Absent:
+    """A method asyncio's transport of this kind does not have: looking it
+    up raises AttributeError, as there."""
+
+    def __set_name__(self, owner: Any, name: str) -> None:
+        self._name = name
+
+    def __get__(self, obj: Any, objtype: Any = None) -> Any:
+        raise AttributeError(
+            f"{(objtype or type(obj)).__name__!r} object has no attribute {self._name!r}")
+
+
+class ReadPipeTransport(Transport):
+    """The transport of loop.connect_read_pipe(): the methods of asyncio's
+    read pipe transport (an asyncio.ReadTransport), no writing ones."""
+
+    __slots__ = ()
+
+    write = writelines = write_eof = can_write_eof = abort = _Absent()
+    get_write_buffer_size = get_write_buffer_limits = set_write_buffer_limits = _Absent()
+
+
+class WritePipeTransport(Transport):
+    """The transport of loop.connect_write_pipe(): as asyncio's write pipe
+    transport, the reading methods raise NotImplementedError."""
+
+    __slots__ = ()
+
+    def is_reading(self) -> bool:
+        raise NotImplementedError
+
+    def pause_reading(self) -> None:
+        raise NotImplementedError
+
+    def resume_reading(self) -> None:
+        raise NotImplementedError
+
+
 class Server(asyncio.AbstractServer):
     """A listening server (asyncio.AbstractServer) driven by libasyncloop.
 
