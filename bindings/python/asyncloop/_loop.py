@@ -1205,10 +1205,13 @@ class EventLoop(asyncio.BaseEventLoop):
             path: Any = None, *, sock: Optional[socket.socket] = None, backlog: int = 100,
             ssl: Any = None, ssl_handshake_timeout: Any = None,
             ssl_shutdown_timeout: Any = None, start_serving: bool = True,
-            cleanup_socket: bool = True) -> Server:
+            cleanup_socket: Optional[bool] = None) -> Server:
         """Listens on the Unix stream socket at path (a leftover socket file
-        is replaced; the file is removed when the server closes, as in
-        Python 3.13)."""
+        is replaced).  As the running Python's asyncio, the file is removed
+        when the server closes from Python 3.13 on (cleanup_socket, True by
+        default there), and left in place before."""
+        if cleanup_socket is None:
+            cleanup_socket = _UNIX_SERVER_CLEANUP
         if isinstance(ssl, bool):
             raise TypeError("ssl argument must be an SSLContext or None")
         if ssl_handshake_timeout is not None and not ssl:
@@ -1517,6 +1520,8 @@ class EventLoop(asyncio.BaseEventLoop):
             keep.append(cwd_b)
             opts.cwd = cwd_b
         protocol = protocol_factory()
+        if protocol is None:  # fails as asyncio's does (later, there)
+            protocol.connection_made  # noqa: B018
         tr = SubprocessTransport(self, protocol, popen_args)
         lib = self._lib
         stdin_r = -1
@@ -1814,6 +1819,9 @@ def _native_stream_family(host: Any, port: Any, family: Any, proto: Any, flags: 
         return fam
     return None
 
+
+#: asyncio's Unix servers remove their socket file when closed (3.13+).
+_UNIX_SERVER_CLEANUP = sys.version_info >= (3, 13)
 
 #: asyncio's create_connection has all_errors= (Python 3.12+).
 _HAS_ALL_ERRORS = "all_errors" in inspect.signature(asyncio.BaseEventLoop.create_connection).parameters

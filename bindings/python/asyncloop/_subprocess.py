@@ -12,7 +12,7 @@ import subprocess
 import threading
 import time
 import warnings
-from asyncio import constants
+from asyncio import constants, events
 from ctypes import byref, c_int, c_void_p
 from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
@@ -272,12 +272,9 @@ class SubprocessTransport(asyncio.SubprocessTransport):
             out = c_void_p()
             if lib.aloop_subprocess_get_pipe_transport(handle, fd, byref(out)) == 0 and out.value:
                 self._pipes[fd] = SubprocessPipe(loop, out.value, fd, self)
-        try:
-            self._protocol.connection_made(self)
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:  # noqa: BLE001
-            self._report(exc, "protocol.connection_made()")
+        # As asyncio's call_soon(protocol.connection_made, transport): an
+        # exception goes to the exception handler ("Exception in callback").
+        events.Handle(self._protocol.connection_made, (self,), loop, None)._run()
 
     def _report(self, exc: BaseException, what: str) -> None:
         self._loop.call_exception_handler({

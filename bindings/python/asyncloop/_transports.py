@@ -9,7 +9,7 @@ import logging
 import os
 import socket
 import sys
-from asyncio import constants, sslproto, transports, trsock
+from asyncio import constants, events, sslproto, transports, trsock
 from ctypes import byref, c_size_t, c_void_p
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
@@ -111,7 +111,8 @@ class Transport(transports._FlowControlMixin):
         ctx = self._context
         if protocol is None:
             try:
-                protocol = self._protocol = ctx.run(self._factory)
+                protocol = ctx.run(self._factory)
+                connection_made = protocol.connection_made  # (None fails here, as asyncio)
             except (SystemExit, KeyboardInterrupt):
                 raise
             except BaseException as exc:  # noqa: BLE001
@@ -119,14 +120,15 @@ class Transport(transports._FlowControlMixin):
                 self._closing = True
                 loop._lib.aloop_transport_abort(handle)
                 return
+            self._protocol = protocol
             self._factory = None
             self._buffered = isinstance(protocol, asyncio.BufferedProtocol)
-        try:
-            ctx.run(protocol.connection_made, self)
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:  # noqa: BLE001
-            self._fatal_error(exc, "Fatal error: protocol.connection_made() call failed.")
+        else:
+            connection_made = protocol.connection_made
+        # As asyncio's loop.call_soon(protocol.connection_made, transport): an
+        # exception goes to the loop's exception handler ("Exception in
+        # callback ..."), and the connection goes on.
+        events.Handle(connection_made, (self,), loop, ctx)._run()
 
     def _on_eof_received(self) -> bool:
         try:
@@ -686,16 +688,25 @@ class Server(asyncio.AbstractServer):
         if self._sockets is None:  # closed: refuse what was still queued
             return -1
         ctx = self._context.copy()
+        protocol = None
         try:
             protocol = ctx.run(self._protocol_factory)
+            if self._ssl_context is None:
+                protocol.connection_made  # noqa: B018 (None fails here, as asyncio)
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:  # noqa: BLE001
-            ctx.run(loop.call_exception_handler, {
-                "message": "Error on transport creation for incoming connection",
-                "exception": exc,
-            })
-            return -1
+            # As asyncio's accept: reported in debug mode only; the
+            # connection is closed.
+            if loop.get_debug():
+                context = {
+                    "message": "Error on transport creation for incoming connection",
+                    "exception": exc,
+                }
+                if protocol is not None:
+                    context["protocol"] = protocol
+                ctx.run(loop.call_exception_handler, context)
+            return self._refuse(transport_h)
         waiter = None
         app_protocol = protocol
         if self._ssl_context is not None:
@@ -725,6 +736,22 @@ class Server(asyncio.AbstractServer):
         if waiter is not None:
             waiter.add_done_callback(
                 lambda w: _ssl_accept_done(loop, w, tr, app_protocol))
+        return 0
+
+    def _refuse(self, transport_h: int) -> int:
+        """Closes an accepted connection without the library's report of a
+        refused one (asyncio reports a failed protocol factory in debug
+        mode only): it gets a protocol that does nothing, and is aborted."""
+        loop = self._loop
+        tr = Transport(loop, asyncio.Protocol(), context=self._context)
+        tr._closing = True
+        key = _t.register(tr)
+        tr._key = key
+        lib = loop._lib
+        if lib.aloop_transport_set_protocol(transport_h, _t.PROTOCOL_REF, key, _t.free_cb) < 0:
+            return -1
+        tr._handle = transport_h
+        lib.aloop_transport_abort(transport_h)
         return 0
 
     # (transport is optional: asyncio 3.12's Server._attach()/_detach() take
@@ -986,7 +1013,7 @@ def _py_addr(family: int, host: Optional[bytes], port: int) -> Any:
     """(host, port) from the library -> the Python address of this family."""
     h = (host or b"").decode("utf-8", "surrogateescape")
     if family == socket.AF_UNIX:
-        if not h:
+        if not h or h == "@":  # an unnamed socket (a socketpair's)
             return None
         if h.startswith("@"):
             return "\0" + h[1:]
@@ -1074,7 +1101,8 @@ class DatagramTransport(asyncio.DatagramTransport, asyncio.Transport):
             except OSError:
                 extra["peername"] = None
         try:
-            self._protocol = self._factory()
+            protocol = self._factory()
+            connection_made = protocol.connection_made  # (None fails here, as asyncio)
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:  # noqa: BLE001
@@ -1082,13 +1110,11 @@ class DatagramTransport(asyncio.DatagramTransport, asyncio.Transport):
             self._closing = True
             loop._lib.aloop_datagram_abort(handle)
             return
+        self._protocol = protocol
         self._factory = None
-        try:
-            self._protocol.connection_made(self)
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:  # noqa: BLE001
-            self._fatal_error(exc, "Fatal error: protocol.connection_made() call failed.")
+        # As asyncio's call_soon(protocol.connection_made, transport) (this
+        # runs in the endpoint's context: the Handle takes a copy of it).
+        events.Handle(connection_made, (self,), loop, None)._run()
 
     def _on_datagram_raw(self, data: bytes, raw: bytes) -> None:
         """A datagram record of the loop's poll: raw is the sender's struct
