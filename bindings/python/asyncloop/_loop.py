@@ -817,15 +817,25 @@ class EventLoop(asyncio.BaseEventLoop):
         self._check_closed()
         lib = self._lib
         waiter = None
+        made: List[Any] = []
         if ssl:
-            app_protocol = protocol_factory()
+            # As asyncio, the user's protocol and the SSLProtocol over it are
+            # made once connected (a connect that fails leaves no TLS
+            # transport behind, unclosed).
             waiter = self.create_future()
-            ssl_protocol = sslproto.SSLProtocol(
-                self, app_protocol, None if isinstance(ssl, bool) else ssl, waiter,
-                server_side, server_hostname,
-                ssl_handshake_timeout=ssl_handshake_timeout,
-                ssl_shutdown_timeout=ssl_shutdown_timeout)
-            tr = Transport(self, ssl_protocol)
+            sslcontext = None if isinstance(ssl, bool) else ssl
+
+            def factory() -> Any:
+                app_protocol = protocol_factory()
+                made.append(app_protocol)
+                ssl_protocol = sslproto.SSLProtocol(
+                    self, app_protocol, sslcontext, waiter, server_side, server_hostname,
+                    ssl_handshake_timeout=ssl_handshake_timeout,
+                    ssl_shutdown_timeout=ssl_shutdown_timeout)
+                made.append(ssl_protocol)
+                return ssl_protocol
+
+            tr = Transport(self, None, factory=factory)
         else:
             tr = transport_class(self, None, factory=protocol_factory)
         ref = _t.PROTOCOL_REF
@@ -864,12 +874,14 @@ class EventLoop(asyncio.BaseEventLoop):
             raise exc
         if waiter is None:
             return tr, tr._protocol
+        app_protocol, ssl_protocol = made
+        app_transport = ssl_protocol._app_transport
         try:
             await waiter
         except BaseException:
-            tr.close()
+            app_transport.close()  # as asyncio: the TLS transport (then the socket)
             raise
-        return ssl_protocol._app_transport, app_protocol
+        return app_transport, app_protocol
 
     async def create_connection(
             self, protocol_factory: Callable[[], asyncio.BaseProtocol],
