@@ -499,6 +499,9 @@ def test_failed_tls_connect_leaves_no_unclosed_transport(loop, client_ctx, how):
             ls.close()
         await asyncio.sleep(0.05)
 
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        gc.collect()  # what earlier tests left
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         loop.run_until_complete(main())

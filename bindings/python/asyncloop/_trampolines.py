@@ -65,33 +65,31 @@ def _run_in(ctx: contextvars.Context, fn: Any, *args: Any) -> Any:
 class _Call:
     """A protocol callback the loop's poll found, queued on the loop's ready
     queue behind what was ready before the poll (asyncio's order; an asyncio
-    Handle look-alike), run in its endpoint's context.  The methods it calls
-    report their own errors."""
+    Handle look-alike).  The methods it calls report their own errors, and
+    enter their endpoint's context themselves."""
 
-    __slots__ = ("_cancelled", "_callback", "_args", "_context")
+    __slots__ = ("_cancelled", "_callback", "_args")
 
-    def __init__(self, fn: Any, args: Any, context: contextvars.Context) -> None:
+    def __init__(self, fn: Any, args: Any) -> None:
         self._cancelled = False
         self._callback = fn
         self._args = args
-        self._context = context
 
     def cancel(self) -> None:
         self._cancelled = True
 
     def _run(self) -> None:
-        self._context.run(self._callback, *self._args)
+        self._callback(*self._args)
 
 
 def _call(tr: Any, fn: Any, args: Any) -> None:
-    """Runs fn(*args) for tr in tr's context: queued behind the ready
-    callbacks when the loop is polling, else at once (a callback of a call
-    being made)."""
+    """Runs fn(*args) for tr: queued behind the ready callbacks when the
+    loop is polling, else at once (a callback of a call being made)."""
     loop = tr._loop
     if loop._seam.busy:
-        loop._ready.append(_Call(fn, args, tr._context))
+        loop._ready.append(_Call(fn, args))
     else:
-        _run_in(tr._context, fn, *args)
+        fn(*args)
 
 
 def _call_in_context(tr: Any, fn: Any, args: Any) -> None:
@@ -108,9 +106,9 @@ def _forward(cbtype, method: str, with_handle: bool = False,  # type: ignore[no-
     ``method`` with the callback's arguments (the object's handle first when
     with_handle; the userdata, last, selects the object), queued on the
     loop's ready queue when defer and the loop is polling (see _call); in
-    the object's context (``_context``) when defer or in_context (else the
-    method enters it itself); an exception is stored and re-raised after
-    the C call returns."""
+    the object's context (``_context``) when in_context (else the method
+    enters it itself); an exception is stored and re-raised after the C
+    call returns."""
     run = _call if defer else (_call_in_context if in_context else _call_now)
 
     def trampoline(handle, *args):  # type: ignore[no-untyped-def]

@@ -1039,6 +1039,8 @@ def _sockaddr(raw: bytes, family: int) -> Any:
                 int.from_bytes(raw[4:8], "big"), int.from_bytes(raw[24:28], _FAMILY_BYTES))
     if fam == socket.AF_UNIX:
         path = raw[2:]
+        if path == b"\0":
+            return None  # an unnamed peer (a socketpair's): recvfrom gives none
         if path[:1] == b"\0":
             return path  # Linux's abstract namespace: bytes, as socket does
         return path.split(b"\0", 1)[0].decode(sys.getfilesystemencoding(), "surrogateescape")
@@ -1067,8 +1069,8 @@ class DatagramTransport(asyncio.DatagramTransport, asyncio.Transport):
         self._sock: Optional[socket.socket] = None
         self._factory_exc: Optional[BaseException] = None
         self._lost_exc: Optional[BaseException] = None
-        #: The factory and the protocol's callbacks run in this context (see
-        #: _trampolines._call).
+        #: The factory and the protocol's callbacks run in this context (a
+        #: copy of the creator's).
         self._context = contextvars.copy_context()
         #: sock= of create_datagram_endpoint: the caller's socket object (the
         #: library has a duplicate of its fd); closed with the transport.
@@ -1100,8 +1102,9 @@ class DatagramTransport(asyncio.DatagramTransport, asyncio.Transport):
                 extra["peername"] = sock.getpeername()
             except OSError:
                 extra["peername"] = None
+        ctx = self._context
         try:
-            protocol = self._factory()
+            protocol = _run_in(ctx, self._factory)
             connection_made = protocol.connection_made  # (None fails here, as asyncio)
         except (SystemExit, KeyboardInterrupt):
             raise
@@ -1112,9 +1115,9 @@ class DatagramTransport(asyncio.DatagramTransport, asyncio.Transport):
             return
         self._protocol = protocol
         self._factory = None
-        # As asyncio's call_soon(protocol.connection_made, transport) (this
-        # runs in the endpoint's context: the Handle takes a copy of it).
-        events.Handle(connection_made, (self,), loop, None)._run()
+        # As asyncio's call_soon(protocol.connection_made, transport): in a
+        # copy of the endpoint's context, an exception to the handler.
+        events.Handle(connection_made, (self,), loop, ctx.copy())._run()
 
     def _on_datagram_raw(self, data: bytes, raw: bytes) -> None:
         """A datagram record of the loop's poll: raw is the sender's struct
@@ -1126,7 +1129,7 @@ class DatagramTransport(asyncio.DatagramTransport, asyncio.Transport):
             addr = _sockaddr(raw, self._family)
             self._addr_cache = (raw, addr)
         try:
-            self._protocol.datagram_received(data, addr)
+            self._context.run(self._protocol.datagram_received, data, addr)
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:  # noqa: BLE001
@@ -1134,7 +1137,8 @@ class DatagramTransport(asyncio.DatagramTransport, asyncio.Transport):
 
     def _on_datagram(self, data: bytes, host: Optional[bytes], port: int) -> None:
         try:
-            self._protocol.datagram_received(data, _py_addr(self._family, host, port))
+            _run_in(self._context, self._protocol.datagram_received, data,
+                    _py_addr(self._family, host, port))
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:  # noqa: BLE001
@@ -1142,7 +1146,7 @@ class DatagramTransport(asyncio.DatagramTransport, asyncio.Transport):
 
     def _on_error_received(self, error: int) -> None:
         try:
-            self._protocol.error_received(make_error(error))
+            _run_in(self._context, self._protocol.error_received, make_error(error))
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:  # noqa: BLE001
@@ -1175,11 +1179,11 @@ class DatagramTransport(asyncio.DatagramTransport, asyncio.Transport):
         if protocol is None:
             return
         try:
-            protocol.connection_lost(exc)
+            _run_in(self._context, protocol.connection_lost, exc)
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as e:  # noqa: BLE001
-            loop.call_exception_handler({
+            _run_in(self._context, loop.call_exception_handler, {
                 "message": "Exception in callback protocol.connection_lost()",
                 "exception": e, "transport": self, "protocol": protocol,
             })
@@ -1203,7 +1207,7 @@ class DatagramTransport(asyncio.DatagramTransport, asyncio.Transport):
 
     def _fatal_error(self, exc: BaseException, message: str = "Fatal error on transport") -> None:
         if not isinstance(exc, OSError):
-            self._loop.call_exception_handler({
+            _run_in(self._context, self._loop.call_exception_handler, {
                 "message": message, "exception": exc,
                 "transport": self, "protocol": self._protocol,
             })
