@@ -1,11 +1,20 @@
-"""Use after os.fork() raises RuntimeError in the child instead of calling
-into the Go runtime (which does not survive fork)."""
+"""os.fork(): the Go runtime inside a loaded library does not survive fork,
+so in a child a loop created before the fork raises RuntimeError (it does
+not hang), and new loops work (a fresh copy of the library).  multiprocessing's
+fork start method (Linux's default before Python 3.14) works, with
+asyncloop.install() in force, as with asyncio.  A process that never loaded
+the library forks without any of this."""
 
 import asyncio
 import os
+import subprocess
 import sys
+import textwrap
+
+import pytest
 
 import asyncloop
+from asyncloop import _bindings
 
 
 def _run_in_child(fn):
@@ -21,55 +30,51 @@ def _run_in_child(fn):
     return os.waitstatus_to_exitcode(status)
 
 
-def test_fork_child_raises_runtime_error(aloop):
+async def _echo_roundtrip():
+    loop = asyncio.get_running_loop()
+
+    async def handle(r, w):
+        w.write(await r.readline())
+        await w.drain()
+        w.close()
+
+    srv = await asyncio.start_server(handle, "127.0.0.1", 0)
+    r, w = await asyncio.open_connection(*srv.sockets[0].getsockname())
+    w.write(b"ping\n")
+    line = await r.readline()
+    w.close()
+    srv.close()
+    await srv.wait_closed()
+    return line, type(loop).__module__
+
+
+def test_inherited_loop_raises_new_loops_work(aloop):
     aloop.run_until_complete(asyncio.sleep(0.001))  # the library is loaded and used
 
     def child():
         codes = 0
         try:
-            asyncloop.new_event_loop()
-        except RuntimeError as exc:
-            assert "fork" in str(exc)
-            codes += 1
-        try:
             aloop.run_until_complete(asyncio.sleep(0))
         except RuntimeError as exc:
             assert "fork" in str(exc)
             codes += 1
-        try:
-            asyncloop.run(asyncio.sleep(0))
-        except RuntimeError as exc:
-            assert "fork" in str(exc)
-            codes += 1
         aloop.close()  # closing an inherited loop is quiet and does not call Go
+        loop = asyncloop.new_event_loop()
+        assert loop.run_until_complete(_echo_roundtrip()) == (b"ping\n", "asyncloop._loop")
+        loop.close()
+        assert asyncloop.run(_echo_roundtrip())[0] == b"ping\n"
+        assert asyncloop.library_path() == parent_path
         return 10 + codes
 
-    assert _run_in_child(child) == 13
+    parent_path = asyncloop.library_path()
+    assert _run_in_child(child) == 11
     # The parent is unaffected.
     assert aloop.run_until_complete(asyncio.sleep(0, "ok")) == "ok"
 
 
-def test_fork_then_exec_works(aloop):
-    """A child that only execs (never calls the library) is fine."""
-    aloop.run_until_complete(asyncio.sleep(0.001))
-    pid = os.fork()
-    if pid == 0:  # child: exec at once
-        try:
-            os.execv(sys.executable, [sys.executable, "-c", "import sys; sys.exit(7)"])
-        finally:
-            os._exit(99)
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 7
-    assert aloop.run_until_complete(asyncio.sleep(0, "ok")) == "ok"
-
-
-def test_fork_child_gets_error_from_running_loop_apis(aloop):
-    """In the child, the asyncio-level API of an inherited loop fails with
-    the fork error too (not a hang), including transports."""
-
+def test_inherited_transports_and_servers_fail_clearly(aloop):
     async def main():
-        server = await aloop.create_server(asyncio.Protocol, "127.0.0.1", 0)
-        return server
+        return await aloop.create_server(asyncio.Protocol, "127.0.0.1", 0)
 
     server = aloop.run_until_complete(main())
 
@@ -87,17 +92,97 @@ def test_fork_child_gets_error_from_running_loop_apis(aloop):
         aloop.run_until_complete(server.wait_closed())
 
 
-def _spawned_worker(n):
-    # Runs in a fresh interpreter (spawn): the library loads anew there.
-    import asyncio
+def test_fork_in_a_forked_child(aloop):
+    """A child that loaded its own copy forks again: the grandchild loads
+    yet another."""
+    aloop.run_until_complete(asyncio.sleep(0.001))
 
-    import asyncloop
+    def child():
+        asyncloop.run(asyncio.sleep(0))
+        return 30 + (_run_in_child(lambda: 3 if asyncloop.run(_echo_roundtrip())[0] else 4) == 3)
 
-    async def main():
-        await asyncio.sleep(0.001)
-        return n * 2
+    assert _run_in_child(child) == 31
 
-    return asyncloop.run(main())
+
+def test_fork_then_exec_works(aloop):
+    """A child that only execs (never calls the library) is fine."""
+    aloop.run_until_complete(asyncio.sleep(0.001))
+    pid = os.fork()
+    if pid == 0:  # child: exec at once
+        try:
+            os.execv(sys.executable, [sys.executable, "-c", "import sys; sys.exit(7)"])
+        finally:
+            os._exit(99)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 7
+    assert aloop.run_until_complete(asyncio.sleep(0, "ok")) == "ok"
+
+
+def test_only_imported_forks_freely(child_env):
+    """A process that only imported asyncloop: nothing is inherited, the
+    child loads the library from its file as the parent would."""
+    code = textwrap.dedent("""
+        import asyncio, os, sys
+        import asyncloop
+        from asyncloop import _bindings
+        pid = os.fork()
+        if pid == 0:
+            ok = (not _bindings.forked and asyncloop.run(asyncio.sleep(0, 5)) == 5
+                  and not _bindings.forked and asyncloop.library_path() == _bindings.find_library())
+            os._exit(0 if ok else 1)
+        _, status = os.waitpid(pid, 0)
+        sys.exit(os.waitstatus_to_exitcode(status))
+    """)
+    r = subprocess.run([sys.executable, "-c", code], env=child_env, capture_output=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stderr.decode()
+
+
+def _forked_worker(n):
+    # With asyncloop.install() inherited from the parent when testing
+    # asyncloop: asyncio.run makes an asyncloop loop in the child.
+    line, module = asyncio.run(_echo_roundtrip())
+    return n * 2, line, module
+
+
+@pytest.mark.parametrize("kind", ["asyncio", "asyncloop"])
+def test_multiprocessing_fork_pool(kind):
+    import multiprocessing
+
+    if kind == "asyncloop":
+        asyncloop.install()
+    # The parent used its loop before forking.
+    assert asyncio.run(_echo_roundtrip())[0] == b"ping\n"
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(2) as pool:
+        got = pool.map(_forked_worker, [1, 2, 3])
+    module = "asyncloop._loop" if kind == "asyncloop" else "asyncio.unix_events"
+    assert got == [(2, b"ping\n", module), (4, b"ping\n", module), (6, b"ping\n", module)]
+    # And the parent goes on.
+    assert asyncio.run(_echo_roundtrip()) == (b"ping\n", module)
+
+
+def test_get_event_loop_in_child_after_install(aloop):
+    """asyncio.get_event_loop() in a child does not return the parent's
+    loop (which cannot run there)."""
+    asyncloop.install()
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    loop.run_until_complete(asyncio.sleep(0))
+
+    def child():
+        import warnings
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            lp = asyncio.get_event_loop()
+        ok = lp is not loop and lp.run_until_complete(asyncio.sleep(0, 1)) == 1
+        return 40 if ok else 41
+
+    try:
+        assert _run_in_child(child) == 40
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
 
 
 def test_multiprocessing_spawn_works(aloop, child_env, monkeypatch):
@@ -110,3 +195,12 @@ def test_multiprocessing_spawn_works(aloop, child_env, monkeypatch):
     ctx = multiprocessing.get_context("spawn")
     with ctx.Pool(2) as pool:
         assert pool.map(_spawned_worker, [1, 2, 3]) == [2, 4, 6]
+
+
+def _spawned_worker(n):
+    # Runs in a fresh interpreter (spawn): the library loads anew there.
+    async def main():
+        await asyncio.sleep(0.001)
+        return n * 2
+
+    return asyncloop.run(main())

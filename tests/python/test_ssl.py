@@ -464,3 +464,46 @@ def test_tls_peer_close_notify_with_full_write_buffer(loop, server_ctx, client_c
     finally:
         lsock.close()
     assert result and result[-1] == written, (result, written)
+
+
+@pytest.mark.parametrize("how", ["refused", "handshake_timeout", "wait_for"])
+def test_failed_tls_connect_leaves_no_unclosed_transport(loop, client_ctx, how):
+    """No ResourceWarning ('unclosed transport <asyncio._SSLProtocolTransport
+    object>') for a TLS connect that fails: asyncio makes the TLS transport
+    only once connected, and closes it when the handshake fails."""
+    import gc
+    import warnings
+
+    async def main():
+        ls = socket.socket()
+        ls.bind(("127.0.0.1", 0))
+        ls.listen(5)  # accepts, never answers the handshake
+        addr = ls.getsockname()
+        try:
+            if how == "refused":
+                ls.close()
+                with pytest.raises(ConnectionRefusedError):
+                    await loop.create_connection(asyncio.Protocol, *addr, ssl=client_ctx,
+                                                 server_hostname="localhost")
+            elif how == "handshake_timeout":
+                with pytest.raises(ConnectionAbortedError):
+                    await loop.create_connection(asyncio.Protocol, *addr, ssl=client_ctx,
+                                                 server_hostname="localhost",
+                                                 ssl_handshake_timeout=0.1)
+            else:
+                with pytest.raises(asyncio.TimeoutError):
+                    await asyncio.wait_for(loop.create_connection(
+                        asyncio.Protocol, *addr, ssl=client_ctx, server_hostname="localhost"),
+                        0.1)
+        finally:
+            ls.close()
+        await asyncio.sleep(0.05)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        gc.collect()  # what earlier tests left
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        loop.run_until_complete(main())
+        gc.collect()
+    assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []

@@ -14,8 +14,9 @@ kept: ~100 ns cheaper per call).
 
 The library is located by :func:`find_library` and loaded lazily by
 :func:`load`.  After ``os.fork()`` every function of a loaded library is
-replaced in the child by a stub that raises :class:`RuntimeError`: the Go
-runtime inside the library does not survive fork (golang/go#15538).
+replaced in the child by a stub that raises :class:`RuntimeError` (the Go
+runtime inside the library does not survive fork, golang/go#15538), and the
+next :func:`load` in the child loads a fresh copy (see "fork" below).
 """
 
 from __future__ import annotations
@@ -42,17 +43,30 @@ ALOOP_OK = 0
 
 
 # ---------------------------------------------------------------------------
-# Fork detection
+# fork
 # ---------------------------------------------------------------------------
+# The Go runtime inside a loaded library does not survive os.fork(): only
+# the forking thread exists in the child, and calling into that runtime
+# hangs or crashes (golang/go#15538).  So, in a child:
+#  - the inherited library is dead: every function of it raises
+#    RuntimeError (FORK_MESSAGE), so loops created before the fork fail
+#    clearly instead of hanging (closing them is quiet);
+#  - the first loop created in the child loads a fresh copy of the library
+#    (a copy in memory, memfd_create: dlopen would return the dead one for
+#    the same file), with a runtime of its own; about 10 ms and 10 MB
+#    once per child that uses asyncloop (multiprocessing's fork workers).
+#  - a process that never loaded the library (it only imported asyncloop)
+#    forks without any of this.
 
 FORK_MESSAGE = (
-    "asyncloop cannot be used in a child process created by os.fork(): the "
-    "Go runtime inside libasyncloop does not survive fork (golang/go#15538). "
-    "Create loops only in the parent, or start children with exec "
-    "(subprocess, or multiprocessing's 'spawn'/'forkserver' start methods)."
+    "this asyncloop loop was created before os.fork(): the Go runtime inside "
+    "libasyncloop does not survive fork (golang/go#15538). Create a new loop "
+    "in the child (asyncio.run, asyncloop.new_event_loop): it uses a fresh "
+    "copy of the library."
 )
 
-#: True in a child process created by os.fork() after the library was loaded.
+#: True in a child process created by os.fork() after the library was
+#: loaded: the next load() loads a fresh copy.
 forked = False
 
 
@@ -129,7 +143,11 @@ class Library:
         self._cdll = cdll
         self._pydll = pydll
 
+    #: True once a fork made this copy of the library unusable (in the child).
+    dead = False
+
     def _poison(self) -> None:
+        self.dead = True
         for name in list(SIGNATURES) + ["aloop_loop_run_once_nowait", "aloop_loop_poll_nowait"]:
             setattr(self, name, _fork_stub(name))
 
@@ -181,28 +199,69 @@ def check_version(path: str, version: int) -> None:
 
 
 def load() -> Library:
-    """Loads the library once (thread-safe) and checks its major version."""
+    """Loads the library once (thread-safe) and checks its major version; in
+    a child of a fork that inherited it, a fresh copy (see "fork" above)."""
     global _lib
     lib = _lib
     if lib is not None:
         return lib
-    if forked:
-        raise RuntimeError(FORK_MESSAGE)
     with _load_lock:
         if _lib is None:
             path = find_library()
-            lib = Library(path)
+            if forked:
+                lib = _load_fresh_copy(path)
+            else:
+                lib = Library(path)
             check_version(path, lib.aloop_version())
             _lib = lib
     assert _lib is not None
     return _lib
 
 
+def _load_fresh_copy(path: str) -> Library:
+    """The library at path loaded anew in a forked child: from a copy in an
+    anonymous memory file (a temporary file where memfd_create is missing),
+    which the dynamic loader sees as another library."""
+    fd = -1
+    tmp = None
+    try:
+        try:
+            fd = os.memfd_create("libasyncloop.so", os.MFD_CLOEXEC)
+            load_path = f"/proc/self/fd/{fd}"
+        except (AttributeError, OSError):
+            import tempfile
+            fd, tmp = tempfile.mkstemp(prefix="libasyncloop-", suffix=".so")
+            load_path = tmp
+        with open(path, "rb") as src:
+            size = os.fstat(src.fileno()).st_size
+            off = 0
+            while off < size:
+                n = os.sendfile(fd, src.fileno(), off, size - off)
+                if n <= 0:
+                    raise OSError(f"asyncloop: short copy of {path}")
+                off += n
+        try:
+            lib = Library(load_path)
+        except OSError as exc:
+            raise RuntimeError(f"asyncloop: cannot load a fresh copy of {path} after "
+                               f"os.fork(): {exc}") from exc
+        lib.path = path
+        return lib
+    finally:
+        if fd >= 0:
+            os.close(fd)  # the mapping keeps the copy
+        if tmp is not None:
+            os.unlink(tmp)
+
+
 def _after_fork_in_child() -> None:
-    global forked
+    global forked, _lib
+    lib = _lib
+    if lib is None:
+        return  # never loaded: nothing was inherited
     forked = True
-    if _lib is not None:
-        _lib._poison()
+    lib._poison()
+    _lib = None
 
 
 if hasattr(os, "register_at_fork"):

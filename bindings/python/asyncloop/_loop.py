@@ -14,11 +14,15 @@ thread, through ctypes trampolines, during that one call.
 from __future__ import annotations
 
 import asyncio
+import collections.abc
 import contextvars
 import ctypes
 import errno
 import heapq
+import inspect
 import io
+import itertools
+import logging
 import os
 import signal
 import socket
@@ -27,7 +31,7 @@ import sys
 import threading
 import time
 import weakref
-from asyncio import base_events, coroutines, events, selector_events, sslproto
+from asyncio import base_events, coroutines, events, selector_events, sslproto, unix_events
 from ctypes import byref, c_char_p, c_size_t, c_void_p, sizeof
 from typing import Any, Callable, Dict, List, Optional
 
@@ -43,10 +47,13 @@ from ._errors import make_error
 from . import _seam
 from ._seam import Seam
 from ._subprocess import SubprocessStdin, SubprocessTransport, _StdinProtocol
-from ._transports import DatagramTransport, Server, Transport
+from ._transports import (DatagramTransport, ReadPipeTransport, Server, Transport,
+                          WritePipeTransport)
 from ._transports import _unix_socket_file
 
 __all__ = ["EventLoop", "new_event_loop", "run"]
+
+logger = logging.getLogger("asyncio")
 
 
 _monotonic = time.monotonic
@@ -479,7 +486,7 @@ class EventLoop(asyncio.BaseEventLoop):
                 self._lib.aloop_loop_wakeup(handle)
 
     def run_forever(self) -> None:
-        if _b.forked:
+        if self._lib.dead:  # created before os.fork(): see _bindings
             raise RuntimeError(_b.FORK_MESSAGE)
         self._check_closed()
         self._check_running()
@@ -526,13 +533,15 @@ class EventLoop(asyncio.BaseEventLoop):
                     pass
         super().close()
         self._close_core()
+        for fd in self.__dict__.pop("_child_pidfds", ()):  # children of _spawn_stdlib
+            os.close(fd)
 
     def _close_core(self) -> None:
         handle = self._handle
         if handle is None:
             return
         lib = self._lib
-        if _b.forked:  # never call into Go in a forked child
+        if lib.dead:  # never call into a library inherited through fork
             self._handle = None
             self._close_sig_pipe()
             return
@@ -759,56 +768,27 @@ class EventLoop(asyncio.BaseEventLoop):
 
     async def getaddrinfo(self, host: Any, port: Any, *, family: int = 0, type: int = 0,
                           proto: int = 0, flags: int = 0) -> List[tuple]:
-        """socket.getaddrinfo() without blocking the loop: numeric hosts are
-        resolved at once by the library, names in a library thread.  Returns
-        socket.getaddrinfo's list of (family, type, proto, canonname,
-        sockaddr)."""
-        self._check_closed()
-        chost = _gai_host(host)
-        cport = _gai_port(port)
-        lib = self._lib
-        out = c_void_p()
-        rc = lib.aloop_getaddrinfo(self._handle, chost, cport, int(family), int(type),
-                                   int(proto), int(flags), byref(out))
-        if rc < 0:
-            raise make_error(rc, _b.last_error(lib))
-        fut_h = out.value
-        if lib.aloop_future_done(fut_h) == 1:  # numeric: done on return
-            try:
-                rc, value = _read_addrinfo(lib, fut_h)
-                if rc < 0:
-                    raise make_error(rc, _b.future_error_message(lib, fut_h))
-                return value
-            finally:
-                lib.aloop_future_free(fut_h)
-        return await self._await_core_future(fut_h, lambda fh: _read_addrinfo(lib, fh))
+        """socket.getaddrinfo() without blocking the loop, as asyncio: the C
+        library's resolver (nsswitch, /etc/hosts, DNS) in the default
+        executor, so results and errors are exactly the socket module's.
+        Numeric hosts (and ports) are answered at once on the loop thread:
+        they need no lookup (their results are cached)."""
+        if not self._debug:
+            cached = _numeric_addrinfo(host, port, family, type, proto, flags)
+            if cached is not None:
+                self._check_closed()
+                return cached
+        return await super().getaddrinfo(host, port, family=family, type=type, proto=proto,
+                                         flags=flags)
 
     async def getnameinfo(self, sockaddr: Any, flags: int = 0) -> tuple:
-        """socket.getnameinfo() without blocking the loop (the library)."""
-        self._check_closed()
-        if not isinstance(sockaddr, tuple) or not 2 <= len(sockaddr) <= 4:
-            raise TypeError("getnameinfo() argument 1 must be a tuple")
-        host, port = sockaddr[0], sockaddr[1]
-        if not isinstance(host, str) or not isinstance(port, int):
-            raise TypeError("getnameinfo(): illegal sockaddr argument")
-        if len(sockaddr) == 4 and sockaddr[3] and "%" not in host:
-            host = f"{host}%{sockaddr[3]}"
-        lib = self._lib
-        out = c_void_p()
-        rc = lib.aloop_getnameinfo(self._handle, host.encode("idna"), port, int(flags),
-                                   byref(out))
-        if rc < 0:
-            raise make_error(rc, _b.last_error(lib))
-        fut_h = out.value
-        if lib.aloop_future_done(fut_h) == 1:
-            try:
-                rc, value = _read_nameinfo(lib, fut_h)
-                if rc < 0:
-                    raise make_error(rc, _b.future_error_message(lib, fut_h))
-                return value
-            finally:
-                lib.aloop_future_free(fut_h)
-        return await self._await_core_future(fut_h, lambda fh: _read_nameinfo(lib, fh))
+        """socket.getnameinfo() without blocking the loop, as asyncio (the
+        default executor); at once with NI_NUMERICHOST | NI_NUMERICSERV."""
+        if (not self._debug and isinstance(flags, int)
+                and flags & _NI_NUMERIC == _NI_NUMERIC):
+            self._check_closed()
+            return socket.getnameinfo(sockaddr, flags)
+        return await super().getnameinfo(sockaddr, flags)
 
     # -- streams: TCP, Unix sockets, accepted sockets, pipes ------------------------
 
@@ -819,7 +799,8 @@ class EventLoop(asyncio.BaseEventLoop):
                            ssl: Any = None, server_side: bool = False,
                            server_hostname: Optional[str] = None,
                            ssl_handshake_timeout: Optional[float] = None,
-                           ssl_shutdown_timeout: Optional[float] = None) -> tuple:
+                           ssl_shutdown_timeout: Optional[float] = None,
+                           transport_class: Any = Transport) -> tuple:
         """Creates a Transport whose C side start(key, protocol_ref,
         byref(out_future)) creates; waits for its future; returns
         (transport, protocol).
@@ -836,17 +817,27 @@ class EventLoop(asyncio.BaseEventLoop):
         self._check_closed()
         lib = self._lib
         waiter = None
+        made: List[Any] = []
         if ssl:
-            app_protocol = protocol_factory()
+            # As asyncio, the user's protocol and the SSLProtocol over it are
+            # made once connected (a connect that fails leaves no TLS
+            # transport behind, unclosed).
             waiter = self.create_future()
-            ssl_protocol = sslproto.SSLProtocol(
-                self, app_protocol, None if isinstance(ssl, bool) else ssl, waiter,
-                server_side, server_hostname,
-                ssl_handshake_timeout=ssl_handshake_timeout,
-                ssl_shutdown_timeout=ssl_shutdown_timeout)
-            tr = Transport(self, ssl_protocol)
+            sslcontext = None if isinstance(ssl, bool) else ssl
+
+            def factory() -> Any:
+                app_protocol = protocol_factory()
+                made.append(app_protocol)
+                ssl_protocol = sslproto.SSLProtocol(
+                    self, app_protocol, sslcontext, waiter, server_side, server_hostname,
+                    ssl_handshake_timeout=ssl_handshake_timeout,
+                    ssl_shutdown_timeout=ssl_shutdown_timeout)
+                made.append(ssl_protocol)
+                return ssl_protocol
+
+            tr = Transport(self, None, factory=factory)
         else:
-            tr = Transport(self, None, factory=protocol_factory)
+            tr = transport_class(self, None, factory=protocol_factory)
         ref = _t.PROTOCOL_REF
         if extra:
             tr._extra.update(extra)
@@ -864,19 +855,33 @@ class EventLoop(asyncio.BaseEventLoop):
             await self._await_core_future(
                 out.value, "transport", on_orphan=lambda h: lib.aloop_transport_abort(h))
         except asyncio.CancelledError:
-            tr.abort()
+            tr._force_close(None)
+            if tr._handle is None:
+                # Not connected yet (the library aborts what it still
+                # makes): the socket or pipe given is closed now, as
+                # asyncio's transport.close() does.
+                tr._closing = tr._closed = True
+                tr._release_socket()
+                pipe, tr._pipe = tr._pipe, None
+                if pipe is not None:
+                    try:
+                        pipe.close()
+                    except OSError:
+                        pass
             raise
         if tr._factory_exc is not None:
             exc, tr._factory_exc = tr._factory_exc, None
             raise exc
         if waiter is None:
             return tr, tr._protocol
+        app_protocol, ssl_protocol = made
+        app_transport = ssl_protocol._app_transport
         try:
             await waiter
         except BaseException:
-            tr.close()
+            app_transport.close()  # as asyncio: the TLS transport (then the socket)
             raise
-        return ssl_protocol._app_transport, app_protocol
+        return app_transport, app_protocol
 
     async def create_connection(
             self, protocol_factory: Callable[[], asyncio.BaseProtocol],
@@ -889,13 +894,14 @@ class EventLoop(asyncio.BaseEventLoop):
         """Connects a TCP stream to host:port (or wraps a connected socket
         given as sock=); returns (transport, protocol).
 
-        Supported: host, port, family, flags, local_addr, sock (the
-        transport owns it from then on), happy_eyeballs_delay, interleave,
-        all_errors (as Python 3.12: a failed connect raises an
-        ExceptionGroup), and ssl (an ssl.SSLContext or True) with
-        server_hostname, ssl_handshake_timeout and ssl_shutdown_timeout: TLS
-        by Python's ssl module through asyncio's SSLProtocol, as asyncio
-        does.  (proto is accepted and ignored: the library picks TCP.)
+        A numeric host (IPv4 or IPv6 address, int port) is connected by the
+        library.  A name is resolved and connected as asyncio does (its
+        create_connection: getaddrinfo in the executor, each address in
+        turn or Happy Eyeballs with happy_eyeballs_delay / interleave,
+        local_addr, all_errors), and the connected socket is then handed to
+        the library.  ssl (an ssl.SSLContext or True) with server_hostname,
+        ssl_handshake_timeout and ssl_shutdown_timeout: TLS by Python's ssl
+        module through asyncio's SSLProtocol, as asyncio does.
         """
         if server_hostname is not None and not ssl:
             raise ValueError("server_hostname is only meaningful with ssl")
@@ -909,65 +915,97 @@ class EventLoop(asyncio.BaseEventLoop):
             raise ValueError("ssl_shutdown_timeout is only meaningful with ssl")
         if sock is not None:
             _check_ssl_socket(sock)
-        if happy_eyeballs_delay is not None and interleave is None:
-            interleave = 1  # as asyncio
+        if host is not None or port is not None:
+            if sock is not None:
+                raise ValueError("host/port and sock can not be specified at the same time")
+            fam = _native_stream_family(host, port, family, proto, flags, local_addr)
+            if fam is None:
+                # A name, a service, a scoped address, a local name: asyncio's
+                # own algorithm over this loop (getaddrinfo, sock_connect).
+                kw: Dict[str, Any] = {}
+                if all_errors and _HAS_ALL_ERRORS:
+                    kw["all_errors"] = True
+                try:
+                    return await super().create_connection(
+                        protocol_factory, host, port, ssl=ssl, family=family, proto=proto,
+                        flags=flags, local_addr=local_addr, server_hostname=server_hostname,
+                        ssl_handshake_timeout=ssl_handshake_timeout,
+                        ssl_shutdown_timeout=ssl_shutdown_timeout,
+                        happy_eyeballs_delay=happy_eyeballs_delay, interleave=interleave,
+                        **kw)
+                except OSError as exc:
+                    # all_errors before Python 3.12 (whose asyncio lacks it).
+                    if (not all_errors or _HAS_ALL_ERRORS or isinstance(exc, socket.gaierror)
+                            or _is_ssl_error(exc)):
+                        raise
+                    raise ExceptionGroup("create_connection failed", [exc]) from None
+            port = int(port)  # type: ignore[arg-type]
+            address = (host, port, 0, 0) if fam == socket.AF_INET6 else (host, port)
+        elif sock is None:
+            raise ValueError("host and port was not specified and no sock specified")
+        elif sock.type != socket.SOCK_STREAM:
+            raise ValueError(f"A Stream Socket was expected, got {sock!r}")
+        if sock is not None:
+            return await self._create_connection_transport(
+                sock, protocol_factory, ssl, server_hostname,
+                ssl_handshake_timeout=ssl_handshake_timeout,
+                ssl_shutdown_timeout=ssl_shutdown_timeout)
         opts = _b.aloop_connect_options_t()
         opts.size = sizeof(_b.aloop_connect_options_t)
-        opts.family = int(family)
-        opts.flags = int(flags)
-        opts.happy_eyeballs_delay = float(happy_eyeballs_delay or 0.0)
-        opts.interleave = int(interleave) if interleave is not None else 0
-        if sock is not None:
-            if host is not None or port is not None:
-                raise ValueError("host/port and sock can not be specified at the same time")
-            if sock.type != socket.SOCK_STREAM:
-                raise ValueError(f"A Stream Socket was expected, got {sock!r}")
-            opts.has_sock = 1
-            opts.sock = dup_fd = os.dup(sock.fileno())
-            chost, cport = None, 0
-        else:
-            if host is None or port is None:
-                raise ValueError("host and port was not specified and no sock specified")
-            chost, cport = _encode_host(host), int(port)
+        opts.family = fam
+        chost = _encode_host(host)
         if local_addr is not None:
             lhost, lport = local_addr[0], local_addr[1]
-            if lhost and not _is_numeric_host(lhost):
-                # The library binds numeric addresses: resolve the name
-                # first (asyncio binds the first local address of the
-                # family it connects with; here the first one's family is
-                # the one to connect with).
-                infos = await self.getaddrinfo(lhost, lport, family=family,
-                                               type=socket.SOCK_STREAM, proto=proto, flags=flags)
-                if not infos:
-                    raise OSError("getaddrinfo() returned empty list")
-                lfam, _, _, _, laddr = infos[0]
-                lhost, lport = laddr[0], laddr[1]
-                opts.family = family = int(lfam)
             opts.local_host = _encode_host(
-                lhost or ("::" if family == socket.AF_INET6 else "0.0.0.0"))
+                lhost or ("::" if fam == socket.AF_INET6 else "0.0.0.0"))
             opts.local_port = int(lport or 0)
         lib = self._lib
         handle = self._handle
 
         def start(key: int, ref: Any, out: Any) -> int:
-            rc = lib.aloop_create_connection(handle, chost, cport, ref, key,
-                                             _t.free_cb, byref(opts), out)
-            if rc < 0 and sock is not None:
-                os.close(dup_fd)
-            return rc
+            return lib.aloop_create_connection(handle, chost, port, ref, key,
+                                               _t.free_cb, byref(opts), out)
 
         try:
             return await self._open_stream(
-                protocol_factory, start, owned_sock=sock, ssl=ssl,
+                protocol_factory, start, ssl=ssl,
                 server_hostname=server_hostname, ssl_handshake_timeout=ssl_handshake_timeout,
                 ssl_shutdown_timeout=ssl_shutdown_timeout)
         except OSError as exc:
-            if sock is not None or _is_ssl_error(exc):
+            if _is_ssl_error(exc):
                 raise
-            err = _connect_error(exc, (host, port), local_addr)
+            err = _connect_error(exc, address, local_addr)
             if all_errors:
                 raise ExceptionGroup("create_connection failed", [err]) from None
             raise err from None
+
+    async def _create_connection_transport(
+            self, sock: socket.socket, protocol_factory: Callable[[], asyncio.BaseProtocol],
+            ssl: Any, server_hostname: Any, server_side: bool = False,
+            ssl_handshake_timeout: Any = None, ssl_shutdown_timeout: Any = None) -> tuple:
+        """A connected stream socket -> a library transport that owns it
+        (asyncio's create_connection calls this with the socket it
+        connected; sock= of create_connection)."""
+        self._check_closed()
+        sock.setblocking(False)
+        opts = _b.aloop_connect_options_t()
+        opts.size = sizeof(_b.aloop_connect_options_t)
+        opts.has_sock = 1
+        opts.sock = dup_fd = os.dup(sock.fileno())
+        lib = self._lib
+        handle = self._handle
+
+        def start(key: int, ref: Any, out: Any) -> int:
+            rc = lib.aloop_create_connection(handle, None, 0, ref, key,
+                                             _t.free_cb, byref(opts), out)
+            if rc < 0:
+                os.close(dup_fd)
+            return rc
+
+        return await self._open_stream(
+            protocol_factory, start, owned_sock=sock, ssl=ssl, server_side=server_side,
+            server_hostname=server_hostname, ssl_handshake_timeout=ssl_handshake_timeout,
+            ssl_shutdown_timeout=ssl_shutdown_timeout)
 
     async def create_unix_connection(
             self, protocol_factory: Callable[[], asyncio.BaseProtocol],
@@ -1064,7 +1102,9 @@ class EventLoop(asyncio.BaseEventLoop):
                 os.close(fd)
             return rc
 
-        return await self._open_stream(protocol_factory, start, extra={"pipe": pipe}, pipe=pipe)
+        return await self._open_stream(protocol_factory, start, extra={"pipe": pipe}, pipe=pipe,
+                                       transport_class=ReadPipeTransport if read
+                                       else WritePipeTransport)
 
     async def create_server(
             self, protocol_factory: Callable[[], asyncio.BaseProtocol],
@@ -1105,19 +1145,43 @@ class EventLoop(asyncio.BaseEventLoop):
         opts.flags = int(flags)
         chost: Optional[bytes] = None
         hosts_arr = None
-        if sock is not None:
-            if host is not None or port is not None:
+        if host is not None or port is not None:
+            if sock is not None:
                 raise ValueError("host/port and sock can not be specified at the same time")
+            if host == "":
+                hosts = [None]
+            elif isinstance(host, str) or not isinstance(host, collections.abc.Iterable):
+                hosts = [host]
+            else:
+                hosts = list(host)
+            if not (hosts == [None] or all(
+                    h is not None and _is_numeric_host(h, exact=True) for h in hosts)) or not (
+                    port is None or type(port) is int):  # noqa: E721
+                # Names (or a service): resolved here as asyncio does
+                # (getaddrinfo in the executor), the library binds the
+                # addresses.
+                infos = await asyncio.gather(*[
+                    self._create_server_getaddrinfo(h, port, family, flags) for h in hosts])
+                addrs = list(dict.fromkeys(
+                    info[4][:2] for info in itertools.chain.from_iterable(infos)))
+                hosts = [a[0] for a in addrs]
+                port = addrs[0][1]
+                opts.flags = socket.AI_NUMERICHOST | socket.AI_PASSIVE
+            if hosts == [None]:
+                pass
+            elif len(hosts) == 1 and not isinstance(host, (list, tuple, set)):
+                chost = _encode_host(hosts[0])
+            else:
+                enc = [_encode_host(h) for h in hosts if h is not None]
+                hosts_arr = (c_char_p * (len(enc) + 1))(*enc, None)
+                opts.hosts = hosts_arr
+        elif sock is None:
+            raise ValueError("Neither host/port nor sock were specified")
+        else:
             if sock.type != socket.SOCK_STREAM:
                 raise ValueError(f"A Stream Socket was expected, got {sock!r}")
             opts.has_sock = 1
             opts.sock = dup_fd = os.dup(sock.fileno())
-        elif host is not None and not isinstance(host, (str, bytes)):
-            hosts = [_encode_host(h) for h in host]
-            hosts_arr = (c_char_p * (len(hosts) + 1))(*hosts, None)
-            opts.hosts = hosts_arr
-        elif host:
-            chost = _encode_host(host)
         lib, handle = self._lib, self._handle
 
         def start(key: int, out: Any) -> int:
@@ -1153,10 +1217,13 @@ class EventLoop(asyncio.BaseEventLoop):
             path: Any = None, *, sock: Optional[socket.socket] = None, backlog: int = 100,
             ssl: Any = None, ssl_handshake_timeout: Any = None,
             ssl_shutdown_timeout: Any = None, start_serving: bool = True,
-            cleanup_socket: bool = True) -> Server:
+            cleanup_socket: Optional[bool] = None) -> Server:
         """Listens on the Unix stream socket at path (a leftover socket file
-        is replaced; the file is removed when the server closes, as in
-        Python 3.13)."""
+        is replaced).  As the running Python's asyncio, the file is removed
+        when the server closes from Python 3.13 on (cleanup_socket, True by
+        default there), and left in place before."""
+        if cleanup_socket is None:
+            cleanup_socket = _UNIX_SERVER_CLEANUP
         if isinstance(ssl, bool):
             raise TypeError("ssl argument must be an SSLContext or None")
         if ssl_handshake_timeout is not None and not ssl:
@@ -1329,8 +1396,16 @@ class EventLoop(asyncio.BaseEventLoop):
             if not (local_addr or remote_addr) and family == 0:
                 raise ValueError("unexpected address family")
             for addr in (local_addr, remote_addr):
-                if addr is not None and not (isinstance(addr, tuple) and len(addr) >= 2):
+                if addr is not None and not (isinstance(addr, tuple) and len(addr) == 2):
                     raise TypeError("2-tuple is expected")
+            if any(addr is not None and not _is_numeric_addr(addr)
+                   for addr in (local_addr, remote_addr)) or (
+                    local_addr and remote_addr and local_addr[0] and remote_addr[0]
+                    and (":" in local_addr[0]) != (":" in remote_addr[0])):
+                # Names (or a service): resolved here as asyncio does; the
+                # library gets the addresses of the first family both have.
+                family, local_addr, remote_addr = await self._resolve_datagram_addrs(
+                    local_addr, remote_addr, family, proto, flags)
             if local_addr is not None:
                 lhost = _encode_host(local_addr[0]) if local_addr[0] else b""
                 lport = int(local_addr[1] or 0)
@@ -1368,6 +1443,29 @@ class EventLoop(asyncio.BaseEventLoop):
             tr._address = tr._extra["peername"] if family != socket.AF_UNIX else remote_addr
         return tr, tr._protocol
 
+    async def _resolve_datagram_addrs(self, local_addr: Any, remote_addr: Any, family: int,
+                                      proto: int, flags: int) -> tuple:
+        """asyncio's pairing of create_datagram_endpoint's addresses: each is
+        resolved (getaddrinfo, SOCK_DGRAM), and the first (family, proto)
+        both have is used (the last address of each).  Returns (family,
+        local_addr, remote_addr) with numeric hosts."""
+        addr_infos: Dict[tuple, List[Any]] = {}
+        for idx, addr in ((0, local_addr), (1, remote_addr)):
+            if addr is None:
+                continue
+            infos = await self._ensure_resolved(addr, family=family, type=socket.SOCK_DGRAM,
+                                                proto=proto, flags=flags, loop=self)
+            if not infos:
+                raise OSError("getaddrinfo() returned empty list")
+            for fam, _, pro, _, address in infos:
+                addr_infos.setdefault((fam, pro), [None, None])[idx] = address
+        for (fam, _), (laddr, raddr) in addr_infos.items():
+            if (local_addr and laddr is None) or (remote_addr and raddr is None):
+                continue
+            return (fam, None if laddr is None else laddr[:2],
+                    None if raddr is None else raddr[:2])
+        raise ValueError("can not get address information")
+
     # -- subprocesses ------------------------------------------------------------------
 
     async def subprocess_exec(self, protocol_factory: Callable[[], asyncio.SubprocessProtocol],
@@ -1404,22 +1502,19 @@ class EventLoop(asyncio.BaseEventLoop):
                      stdin: Any, stdout: Any, stderr: Any, kwargs: Dict[str, Any],
                      popen_args: Any = None) -> tuple:
         self._check_closed()
+        if not _library_can_spawn(kwargs):
+            # Python code in the child (preexec_fn) or options the library
+            # lacks: the standard library's fork/exec and asyncio's own
+            # subprocess transport, over this loop's pipes.
+            return await self._spawn_stdlib(protocol_factory, popen_args, argv is None,
+                                            stdin, stdout, stderr, kwargs)
+        for name in _POPEN_DEFAULTS:
+            kwargs.pop(name, None)
         env = kwargs.pop("env", None)
         cwd = kwargs.pop("cwd", None)
         start_new_session = bool(kwargs.pop("start_new_session", False))
-        # close_fds: the library's own fds are close-on-exec, and so are
-        # Python's (PEP 446); only fds made inheritable reach the child.
-        kwargs.pop("close_fds", None)
+        close_fds = kwargs.pop("close_fds", True)
         pass_fds = tuple(kwargs.pop("pass_fds", ()) or ())
-        if kwargs.pop("restore_signals", True) is not True:
-            raise NotImplementedError("asyncloop: subprocess restore_signals=False is not supported")
-        for name in ("preexec_fn", "user", "group", "extra_groups", "umask",
-                     "process_group", "startupinfo", "creationflags"):
-            value = kwargs.pop(name, None)
-            if value not in (None, (), [], -1, 0):
-                raise NotImplementedError(f"asyncloop: subprocess {name}= is not supported yet")
-        if kwargs:
-            raise TypeError(f"unexpected keyword arguments: {', '.join(sorted(kwargs))}")
         opts = _b.aloop_subprocess_options_t()
         opts.size = sizeof(_b.aloop_subprocess_options_t)
         opts.stdin_mode, opts.stdin_fd = _stdio(stdin, "stdin")
@@ -1437,6 +1532,8 @@ class EventLoop(asyncio.BaseEventLoop):
             keep.append(cwd_b)
             opts.cwd = cwd_b
         protocol = protocol_factory()
+        if protocol is None:  # fails as asyncio's does (later, there)
+            protocol.connection_made  # noqa: B018
         tr = SubprocessTransport(self, protocol, popen_args)
         lib = self._lib
         stdin_r = -1
@@ -1454,22 +1551,17 @@ class EventLoop(asyncio.BaseEventLoop):
         key = _t.register(tr)
         tr._key = key
         out = c_void_p()
-        # pass_fds: the child is forked inside the call; the fds are made
-        # inheritable for its duration only.
-        made_inheritable = [fd for fd in pass_fds if not os.get_inheritable(fd)]
-        for fd in made_inheritable:
-            os.set_inheritable(fd, True)
         try:
-            if argv is not None:
-                argv_arr = (c_char_p * (len(argv) + 1))(*argv, None)
-                rc = lib.aloop_subprocess_exec(self._handle, argv_arr, _t.SUBPROCESS_PROTOCOL_REF,
-                                               key, _t.free_cb, byref(opts), byref(out))
-            else:
-                rc = lib.aloop_subprocess_shell(self._handle, cmd, _t.SUBPROCESS_PROTOCOL_REF,
-                                                key, _t.free_cb, byref(opts), byref(out))
+            with _ChildSetup(pass_fds, close_fds, (stdin_r,)):
+                if argv is not None:
+                    argv_arr = (c_char_p * (len(argv) + 1))(*argv, None)
+                    rc = lib.aloop_subprocess_exec(self._handle, argv_arr,
+                                                   _t.SUBPROCESS_PROTOCOL_REF, key, _t.free_cb,
+                                                   byref(opts), byref(out))
+                else:
+                    rc = lib.aloop_subprocess_shell(self._handle, cmd, _t.SUBPROCESS_PROTOCOL_REF,
+                                                    key, _t.free_cb, byref(opts), byref(out))
         finally:
-            for fd in made_inheritable:
-                os.set_inheritable(fd, False)
             if stdin_r >= 0:
                 os.close(stdin_r)  # the child has its copy
         if rc < 0:
@@ -1492,11 +1584,65 @@ class EventLoop(asyncio.BaseEventLoop):
             raise
         return tr, protocol
 
+    async def _spawn_stdlib(self, protocol_factory: Callable[[], asyncio.SubprocessProtocol],
+                            args: Any, shell: bool, stdin: Any, stdout: Any, stderr: Any,
+                            kwargs: Dict[str, Any]) -> tuple:
+        """asyncio's own subprocess transport (subprocess.Popen, then this
+        loop's connect_read_pipe/connect_write_pipe), the child's exit seen
+        through a pidfd this loop watches (a thread where pidfd_open is
+        missing).  As asyncio's _make_subprocess_transport."""
+        protocol = protocol_factory()
+        waiter = self.create_future()
+        transp = unix_events._UnixSubprocessTransport(
+            self, protocol, args, shell, stdin, stdout, stderr, 0, waiter=waiter, **kwargs)
+        self._watch_child(transp)
+        try:
+            await waiter
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException:
+            transp.close()
+            await transp._wait()
+            raise
+        return transp, protocol
+
+    def _watch_child(self, transp: Any) -> None:
+        """transp._process_exited(returncode) once its child exits."""
+        pid = transp.get_pid()
+        try:
+            pidfd = os.pidfd_open(pid)
+        except (AttributeError, OSError):
+            threading.Thread(target=self._wait_child_thread, args=(pid, transp),
+                             name=f"asyncloop-waitpid-{pid}", daemon=True).start()
+            return
+        self.__dict__.setdefault("_child_pidfds", set()).add(pidfd)
+        self._add_reader(pidfd, self._child_exited, pidfd, pid, transp)
+
+    def _child_exited(self, pidfd: int, pid: int, transp: Any) -> None:
+        self._remove_reader(pidfd)
+        self._child_pidfds.discard(pidfd)
+        os.close(pidfd)
+        self.call_soon(transp._process_exited, _reap(pid, transp))
+
+    def _wait_child_thread(self, pid: int, transp: Any) -> None:
+        while True:
+            try:
+                os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+                break
+            except InterruptedError:
+                continue
+            except ChildProcessError:
+                break
+        try:
+            self.call_soon_threadsafe(transp._process_exited, _reap(pid, transp))
+        except RuntimeError:  # the loop is closed
+            pass
+
     async def _connect_stdin(self, proc: SubprocessTransport, fd: int) -> SubprocessStdin:
         """The write end of the child's stdin pipe as a library write-pipe
         transport whose events go to proc (fd is closed on failure)."""
         lib, handle = self._lib, self._handle
-        stdin = SubprocessStdin(self, _StdinProtocol(proc))
+        stdin = SubprocessStdin(self, _StdinProtocol(proc), context=proc._context)
         stdin._names_read = True
         key = _t.register(stdin)
         stdin._key = key
@@ -1621,81 +1767,115 @@ for _name in (
 del _name, _fn
 
 
-def _is_numeric_host(host: Any) -> bool:
+def _is_numeric_host(host: Any, exact: bool = False) -> bool:
+    """An IPv4 or IPv6 address in text (with a %scope unless exact)."""
     if isinstance(host, bytes):
-        host = host.decode("ascii", "replace")
-    host = str(host).split("%", 1)[0]
+        try:
+            host = host.decode("ascii")
+        except UnicodeDecodeError:
+            return False
+    elif not isinstance(host, str):
+        if exact:
+            return False
+        host = str(host)
+    if exact:
+        if "%" in host:
+            return False
+    else:
+        host = host.split("%", 1)[0]
     for fam in (socket.AF_INET, socket.AF_INET6):
         try:
             socket.inet_pton(fam, host)
             return True
-        except OSError:
+        except (OSError, ValueError):
             pass
     return False
 
 
-def _gai_host(host: Any) -> Optional[bytes]:
-    if host is None:
+def _is_numeric_addr(addr: Any) -> bool:
+    """(host, port) with a numeric (or empty) host and an int port."""
+    host, port = addr
+    return (type(port) is int and (host in (None, "") or  # noqa: E721
+            type(host) is str and _is_numeric_host(host, exact=True)))  # noqa: E721
+
+
+def _native_stream_family(host: Any, port: Any, family: Any, proto: Any, flags: Any,
+                          local_addr: Any) -> Optional[int]:
+    """The family of a connect the library does as asyncio would: a numeric
+    host (IPv4, or IPv6 without a scope) and an int port, family 0 or that
+    family, no flags, a numeric local address or none.  None: anything
+    else, which takes asyncio's own way (getaddrinfo, sock_connect)."""
+    if type(host) is not str or flags or proto not in (0, socket.IPPROTO_TCP):  # noqa: E721
         return None
-    if isinstance(host, str):
+    if type(port) is not int and not (  # noqa: E721
+            type(port) is str and port.isdigit() and port.isascii()):  # noqa: E721
+        return None
+    if "%" in host:
+        return None
+    for fam in (socket.AF_INET, socket.AF_INET6):
         try:
-            return host.encode("ascii")
-        except UnicodeEncodeError:
-            return host.encode("idna")
-    if isinstance(host, (bytes, bytearray)):
-        return bytes(host)
-    raise TypeError(f"getaddrinfo() argument 1 must be string or None, not {type(host).__name__}")
+            socket.inet_pton(fam, host)
+        except (OSError, ValueError):
+            continue
+        if family not in (0, fam) or not 0 <= int(port) <= 65535:
+            return None
+        if local_addr is not None:
+            if not (isinstance(local_addr, tuple) and len(local_addr) == 2):
+                return None
+            lhost, lport = local_addr
+            if type(lport) is not int or not (  # noqa: E721
+                    lhost in (None, "") or type(lhost) is str and  # noqa: E721
+                    _is_numeric_host(lhost, exact=True) and
+                    (":" in lhost) == (fam == socket.AF_INET6)):
+                return None
+        return fam
+    return None
 
 
-def _gai_port(port: Any) -> Optional[bytes]:
-    if port is None:
+#: asyncio's Unix servers remove their socket file when closed (3.13+).
+_UNIX_SERVER_CLEANUP = sys.version_info >= (3, 13)
+
+#: asyncio's create_connection has all_errors= (Python 3.12+).
+_HAS_ALL_ERRORS = "all_errors" in inspect.signature(asyncio.BaseEventLoop.create_connection).parameters
+
+_NI_NUMERIC = socket.NI_NUMERICHOST | socket.NI_NUMERICSERV
+#: getaddrinfo flags whose results for a numeric host can change over time
+#: (configured interfaces) or need a lookup (the canonical name).
+_GAI_UNCACHED = socket.AI_ADDRCONFIG | socket.AI_CANONNAME
+_gai_cache: Dict[tuple, List[tuple]] = {}
+
+
+def _numeric_addrinfo(host: Any, port: Any, family: Any, socktype: Any, proto: Any,
+                      flags: Any) -> Optional[List[tuple]]:
+    """socket.getaddrinfo's list when host and port are numeric (no lookup,
+    answered on the loop thread), else None (a lookup: the executor).
+
+    The C library's answer for a numeric address depends on the arguments
+    only, so it is cached (the key keeps the exact types: anything but an
+    int port or int flags goes the socket module's way).  Errors are never
+    cached: they are raised by socket.getaddrinfo itself, as asyncio's."""
+    if not (port is None or type(port) is int or (  # noqa: E721
+            type(port) in (str, bytes) and port.isdigit() and port.isascii())):
         return None
-    if isinstance(port, int):
-        return str(port).encode()
-    if isinstance(port, str):
-        return port.encode("utf-8")
-    if isinstance(port, (bytes, bytearray)):
-        return bytes(port)
-    raise OSError("Int or String expected")
-
-
-def _sockaddr_from(family: int, host: str, port: int, scope_id: int) -> tuple:
-    if family == socket.AF_INET6:
-        return (host, port, 0, scope_id)
-    return (host, port)
-
-
-def _read_addrinfo(lib: Any, fut_h: int) -> tuple:
-    """(rc, socket.getaddrinfo-style list) of a done aloop_getaddrinfo future."""
-    head = ctypes.POINTER(_b.aloop_addrinfo_t)()
-    rc = lib.aloop_future_result_addrinfo(fut_h, byref(head), None)
-    if rc < 0:
-        return rc, None
-    result = []
+    for v in (family, socktype, proto, flags):
+        if type(v) is not int and (not isinstance(v, int) or isinstance(v, bool)):  # noqa: E721
+            return None
+    key = (host, port, family, socktype, proto, flags)
     try:
-        node = head
-        while node:
-            ai = node.contents
-            fam = _intenum(ai.family, socket.AddressFamily)
-            typ = _intenum(ai.type, socket.SocketKind)
-            host = (ai.host or b"").decode("utf-8", "surrogateescape")
-            canon = (ai.canonname or b"").decode("utf-8", "surrogateescape")
-            result.append((fam, typ, ai.protocol, canon,
-                           _sockaddr_from(ai.family, host, ai.port, ai.scope_id)))
-            node = ai.next
-    finally:
-        lib.aloop_addrinfo_free(head)
-    return 0, result
-
-
-def _read_nameinfo(lib: Any, fut_h: int) -> tuple:
-    host = ctypes.create_string_buffer(1025)
-    serv = ctypes.create_string_buffer(256)
-    rc = lib.aloop_future_result_nameinfo(fut_h, host, 1025, serv, 256)
-    if rc < 0:
-        return rc, None
-    return 0, (host.value.decode("utf-8", "surrogateescape"),
-               serv.value.decode("utf-8", "surrogateescape"))
+        hit = _gai_cache.get(key)
+    except TypeError:  # unhashable: let the socket module say what is wrong
+        return None
+    if hit is not None:
+        return list(hit)
+    if not (host is None or _is_numeric_host(host, exact=True)):
+        return None
+    result = socket.getaddrinfo(host, port, family, socktype, proto, flags)
+    if not flags & _GAI_UNCACHED:
+        if len(_gai_cache) >= 512:
+            _gai_cache.clear()
+        _gai_cache[key] = result
+        return list(result)
+    return result
 
 
 def _intenum(value: int, enum_klass: Any) -> Any:
@@ -1740,6 +1920,154 @@ def _connect_error(exc: OSError, addr: Any, local_addr: Any) -> OSError:
             errno.EADDRINUSE, errno.EADDRNOTAVAIL)):
         return _bind_error(exc, tuple(local_addr))
     return _asyncio_style(exc, f"Connect call failed {addr}")
+
+
+#: Popen options the library cannot do, with their default values (with
+#: one of these set otherwise, a child is spawned by the standard library).
+_POPEN_DEFAULTS: Dict[str, Any] = {
+    "executable": None, "preexec_fn": None, "restore_signals": True, "user": None,
+    "group": None, "extra_groups": None, "umask": -1, "process_group": None,
+    "startupinfo": None, "creationflags": 0, "pipesize": -1,
+}
+#: ... and those it can.
+_LIBRARY_SPAWN = frozenset(("env", "cwd", "start_new_session", "pass_fds", "close_fds"))
+
+
+def _library_can_spawn(kwargs: Dict[str, Any]) -> bool:
+    for name, value in kwargs.items():
+        if name in _LIBRARY_SPAWN:
+            continue
+        default = _POPEN_DEFAULTS.get(name, _POPEN_DEFAULTS)
+        if value is default or (type(value) is int and type(default) is int  # noqa: E721
+                                and value == default):
+            continue
+        return False
+    return True
+
+
+def _reap(pid: int, transp: Any) -> int:
+    """The return code of an exited child (asyncio's convention: minus the
+    signal that killed it)."""
+    try:
+        while True:
+            try:
+                _, status = os.waitpid(pid, 0)
+                break
+            except InterruptedError:
+                continue
+    except ChildProcessError:
+        # Reaped by its Popen meanwhile (Popen.poll() in close()).
+        proc = getattr(transp, "_proc", None)
+        rc = getattr(proc, "returncode", None)
+        if rc is not None:
+            return rc
+        logger.warning("child process pid %d exit status already read: will report "
+                       "returncode 255", pid)
+        return 255
+    return os.waitstatus_to_exitcode(status)
+
+
+#: Signals Python ignores that Popen's restore_signals gives back their
+#: default action in the child (SIGPIPE too, but once the library is
+#: loaded SIGPIPE has the Go runtime's handler, which exec resets; it is
+#: not touched: a SIGPIPE in this process while it had its default action
+#: would kill it).
+_RESTORED_SIGNALS = tuple(getattr(signal, n) for n in ("SIGXFZ", "SIGXFSZ")
+                          if hasattr(signal, n))
+_child_setup_lock = threading.Lock()
+_libc_signal: Any = None
+
+
+def _set_signal_action(sig: int, action: int) -> int:
+    """signal(2) from C (any thread, unlike signal.signal): sets SIG_DFL (0)
+    or SIG_IGN (1), returns the previous action (a handler's address for a
+    handler)."""
+    global _libc_signal
+    fn = _libc_signal
+    if fn is None:
+        fn = ctypes.CDLL(None).signal
+        fn.restype = c_void_p
+        fn.argtypes = [ctypes.c_int, c_void_p]
+        _libc_signal = fn
+    return fn(sig, action) or 0
+
+
+class _ChildSetup:
+    """Around a spawn by the library (the child is forked inside the call),
+    what Popen does in its child that the library cannot:
+
+    * close_fds: inheritable fds other than 0-2 and pass_fds are made
+      non-inheritable for the call (asyncio's children get none of them);
+      pass_fds are made inheritable for it;
+    * restore_signals: SIGXFSZ, which Python ignores, gets its default
+      action for the call, so that the child starts with it (an ignored
+      action survives exec, a handler does not).
+
+    One spawn at a time (a lock); flags and actions are put back after."""
+
+    __slots__ = ("_pass", "_close_fds", "_keep", "_flipped", "_restored")
+
+    def __init__(self, pass_fds: tuple, close_fds: bool, keep: tuple) -> None:
+        self._pass = pass_fds
+        self._close_fds = close_fds
+        self._keep = keep
+
+    def __enter__(self) -> None:
+        _child_setup_lock.acquire()
+        flipped: List[tuple] = []
+        self._flipped = flipped
+        self._restored: List[int] = []
+        try:
+            for fd in self._pass:
+                if not os.get_inheritable(fd):
+                    os.set_inheritable(fd, True)
+                    flipped.append((fd, False))
+            if self._close_fds:
+                skip = set(self._pass) | set(self._keep)
+                for fd in _inheritable_fds():
+                    if fd > 2 and fd not in skip:
+                        os.set_inheritable(fd, False)
+                        flipped.append((fd, True))
+            for sig in _RESTORED_SIGNALS:
+                if signal.getsignal(sig) is not signal.SIG_IGN:
+                    continue
+                old = _set_signal_action(sig, 0)
+                if old == 1:
+                    self._restored.append(sig)
+                else:  # not ignored after all (a handler): put it back
+                    _set_signal_action(sig, old)
+        except BaseException:
+            self.__exit__()
+            raise
+
+    def __exit__(self, *exc: Any) -> None:
+        try:
+            for sig in self._restored:
+                _set_signal_action(sig, 1)
+            for fd, value in self._flipped:
+                try:
+                    os.set_inheritable(fd, value)
+                except OSError:
+                    pass
+        finally:
+            _child_setup_lock.release()
+
+
+def _inheritable_fds() -> List[int]:
+    """This process's fds without FD_CLOEXEC."""
+    try:
+        names = os.listdir("/proc/self/fd")
+    except OSError:
+        return []
+    fds = []
+    for name in names:
+        fd = int(name)
+        try:
+            if os.get_inheritable(fd):
+                fds.append(fd)
+        except OSError:  # the listing's own fd, closed meanwhile
+            pass
+    return fds
 
 
 def _check_subprocess_args(universal_newlines: Any, bufsize: Any, text: Any,

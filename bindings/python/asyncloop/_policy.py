@@ -14,6 +14,7 @@ and from 3.16 on both names are gone.
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import warnings
 
@@ -36,6 +37,22 @@ class EventLoopPolicy(_default_policy()):  # type: ignore[misc]
 
     def new_event_loop(self) -> EventLoop:  # type: ignore[override]
         return EventLoop()
+
+
+def _forget_inherited_loop() -> None:
+    """In a child of os.fork(): the policy forgets the parent's asyncloop
+    loop, which cannot run there (asyncio does this itself from Python
+    3.12, events.on_fork), so asyncio.get_event_loop() makes a new one."""
+    policy = asyncio.events._event_loop_policy
+    if isinstance(policy, EventLoopPolicy):
+        local = getattr(policy, "_local", None)
+        loop = getattr(local, "_loop", None)
+        if isinstance(loop, EventLoop) and loop._lib.dead:
+            policy._local = type(local)()
+
+
+if hasattr(os, "register_at_fork") and sys.version_info < (3, 12):
+    os.register_at_fork(after_in_child=_forget_inherited_loop)
 
 
 def install() -> None:

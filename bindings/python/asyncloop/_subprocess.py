@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import io
 import logging
 import os
 import signal
@@ -10,13 +12,13 @@ import subprocess
 import threading
 import time
 import warnings
-from asyncio import constants
+from asyncio import constants, events
 from ctypes import byref, c_int, c_void_p
 from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
 from . import _bindings as _b
 from ._errors import make_error
-from ._transports import Transport
+from ._transports import ReadPipeTransport, Transport, WritePipeTransport
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._loop import EventLoop
@@ -24,15 +26,26 @@ if TYPE_CHECKING:  # pragma: no cover
 logger = logging.getLogger("asyncio")
 
 
-class SubprocessPipe(Transport):
-    """The transport of one of the child's pipes (stdin: write side;
-    stdout/stderr: read side).  Its data goes to the subprocess protocol."""
+def _pipe_extra(tr: Transport, name: str, default: Any, mode: str) -> Any:
+    """get_extra_info of a child's pipe: 'pipe' is a file object over its
+    fd, as asyncio's (which are the Popen's stdin/stdout/stderr)."""
+    extra = tr._extra
+    if name == "pipe" and "pipe" not in extra and tr._handle is not None:
+        fd = tr._loop._lib.aloop_transport_get_fd(tr._handle)
+        if fd >= 0:
+            extra["pipe"] = io.FileIO(fd, mode, closefd=False)
+    return extra.get(name, default)
+
+
+class SubprocessPipe(ReadPipeTransport):
+    """The transport of the child's stdout or stderr pipe (asyncio's read
+    pipe transport).  Its data goes to the subprocess protocol."""
 
     __slots__ = ("_fd", "_proc")
 
     def __init__(self, loop: "EventLoop", handle: int, fd: int,
                  proc: "SubprocessTransport") -> None:
-        super().__init__(loop, None)
+        super().__init__(loop, None, context=proc._context)
         self._handle = handle
         self._fd = fd
         self._proc = proc
@@ -48,6 +61,9 @@ class SubprocessPipe(Transport):
     _sendfile_compatible = constants._SendfileMode.UNSUPPORTED  # type: ignore[assignment]
     _start_tls_compatible = False  # type: ignore[assignment]
 
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return _pipe_extra(self, name, default, "rb")
+
     def get_protocol(self) -> Any:
         return self._proc._protocol
 
@@ -55,7 +71,7 @@ class SubprocessPipe(Transport):
         raise NotImplementedError("the protocol of a subprocess pipe cannot be replaced")
 
 
-class SubprocessStdin(Transport):
+class SubprocessStdin(WritePipeTransport):
     """The child's stdin with stdin=PIPE: a real pipe (as asyncio on Linux,
     so that a child can open /dev/stdin), written through the library's
     write-pipe transport; its events go to the subprocess protocol."""
@@ -69,7 +85,7 @@ class SubprocessStdin(Transport):
         return f"<SubprocessStdin{' closed' if self._closed else ''}>"
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return self._extra.get(name, default)
+        return _pipe_extra(self, name, default, "wb")
 
     def set_protocol(self, protocol: Any) -> None:
         raise NotImplementedError("the protocol of a subprocess pipe cannot be replaced")
@@ -219,6 +235,8 @@ class SubprocessTransport(asyncio.SubprocessTransport):
         self._core_lost = False
         self._finished = False
         self._made = False  # connection_made ran (the protocol may be called)
+        #: The protocol's callbacks run in this context (the spawner's).
+        self._context = contextvars.copy_context()
 
     def __repr__(self) -> str:
         info = [self.__class__.__name__]
@@ -254,12 +272,9 @@ class SubprocessTransport(asyncio.SubprocessTransport):
             out = c_void_p()
             if lib.aloop_subprocess_get_pipe_transport(handle, fd, byref(out)) == 0 and out.value:
                 self._pipes[fd] = SubprocessPipe(loop, out.value, fd, self)
-        try:
-            self._protocol.connection_made(self)
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:  # noqa: BLE001
-            self._report(exc, "protocol.connection_made()")
+        # As asyncio's call_soon(protocol.connection_made, transport): an
+        # exception goes to the exception handler ("Exception in callback").
+        events.Handle(self._protocol.connection_made, (self,), loop, None)._run()
 
     def _report(self, exc: BaseException, what: str) -> None:
         self._loop.call_exception_handler({
@@ -343,6 +358,9 @@ class SubprocessTransport(asyncio.SubprocessTransport):
 
     def _on_resume_writing(self) -> None:
         Transport._on_resume_writing(self)  # type: ignore[arg-type]
+
+    _call_pause_writing = Transport._call_pause_writing
+    _call_resume_writing = Transport._call_resume_writing
 
     def _kill(self) -> None:
         """Loop close: close without calling the protocol (the library kills

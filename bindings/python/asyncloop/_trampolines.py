@@ -16,6 +16,7 @@ returns (the wasmtime-py pattern).
 
 from __future__ import annotations
 
+import contextvars
 import ctypes
 import itertools
 from ctypes import string_at
@@ -45,10 +46,27 @@ _pop = objects.pop
 _get = objects.get
 
 
+def _run_in(ctx: contextvars.Context, fn: Any, *args: Any) -> Any:
+    """fn(*args) in ctx, an endpoint's context; in place when ctx is already
+    the current context (a call made by one of that endpoint's callbacks
+    that calls back into it, e.g. pause_writing inside write()): a Context
+    cannot be entered twice, and it is the right one then."""
+    try:
+        return ctx.run(fn, *args)
+    except RuntimeError as exc:
+        # Raised by ctx.run itself (no frame of fn in the traceback)?
+        tb = exc.__traceback__
+        if (tb is None or tb.tb_next is not None
+                or not str(exc).startswith("cannot enter context")):
+            raise
+    return fn(*args)
+
+
 class _Call:
     """A protocol callback the loop's poll found, queued on the loop's ready
     queue behind what was ready before the poll (asyncio's order; an asyncio
-    Handle look-alike).  The methods it calls report their own errors."""
+    Handle look-alike).  The methods it calls report their own errors, and
+    enter their endpoint's context themselves."""
 
     __slots__ = ("_cancelled", "_callback", "_args")
 
@@ -74,14 +92,24 @@ def _call(tr: Any, fn: Any, args: Any) -> None:
         fn(*args)
 
 
+def _call_in_context(tr: Any, fn: Any, args: Any) -> None:
+    _run_in(tr._context, fn, *args)
+
+
+def _call_now(tr: Any, fn: Any, args: Any) -> None:
+    fn(*args)
+
+
 def _forward(cbtype, method: str, with_handle: bool = False,  # type: ignore[no-untyped-def]
-             defer: bool = False):
+             defer: bool = False, in_context: bool = False):
     """A trampoline of type cbtype that calls the registered object's
     ``method`` with the callback's arguments (the object's handle first when
     with_handle; the userdata, last, selects the object), queued on the
-    loop's ready queue when defer and the loop is polling (see _call); an
-    exception is stored and re-raised after the C call returns."""
-    run = _call if defer else (lambda tr, fn, args: fn(*args))
+    loop's ready queue when defer and the loop is polling (see _call); in
+    the object's context (``_context``) when in_context (else the method
+    enters it itself); an exception is stored and re-raised after the C
+    call returns."""
+    run = _call if defer else (_call_in_context if in_context else _call_now)
 
     def trampoline(handle, *args):  # type: ignore[no-untyped-def]
         tr = _get(args[-1])
@@ -287,7 +315,7 @@ DATAGRAM_PROTOCOL_REF = ctypes.byref(DATAGRAM_PROTOCOL)
 # ---------------------------------------------------------------------------
 
 
-_sp_connection_made = _forward(_b.aloop_subprocess_protocol_connection_made_cb, "_on_connection_made", with_handle=True)
+_sp_connection_made = _forward(_b.aloop_subprocess_protocol_connection_made_cb, "_on_connection_made", with_handle=True, in_context=True)
 
 
 @_b.aloop_subprocess_protocol_pipe_data_received_cb
@@ -296,18 +324,18 @@ def _sp_pipe_data_received(p, fd, data, n, ud):  # type: ignore[no-untyped-def]
     if tr is None:
         return
     try:
-        tr._on_pipe_data(fd, string_at(data, n))
+        _run_in(tr._context, tr._on_pipe_data, fd, string_at(data, n))
     except BaseException as exc:  # noqa: BLE001
         _store(tr, exc)
 
 
-_sp_pipe_connection_lost = _forward(_b.aloop_subprocess_protocol_pipe_connection_lost_cb, "_on_pipe_lost")
+_sp_pipe_connection_lost = _forward(_b.aloop_subprocess_protocol_pipe_connection_lost_cb, "_on_pipe_lost", in_context=True)
 
 
-_sp_process_exited = _forward(_b.aloop_subprocess_protocol_process_exited_cb, "_on_process_exited")
+_sp_process_exited = _forward(_b.aloop_subprocess_protocol_process_exited_cb, "_on_process_exited", in_context=True)
 
 
-_sp_connection_lost = _forward(_b.aloop_subprocess_protocol_connection_lost_cb, "_on_connection_lost")
+_sp_connection_lost = _forward(_b.aloop_subprocess_protocol_connection_lost_cb, "_on_connection_lost", in_context=True)
 
 
 _sp_pause_writing = _forward(_b.aloop_subprocess_protocol_pause_writing_cb, "_on_pause_writing")

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import ctypes
 import logging
 import os
 import socket
 import sys
-from asyncio import constants, sslproto, transports, trsock
+from asyncio import constants, events, sslproto, transports, trsock
 from ctypes import byref, c_size_t, c_void_p
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 from . import _bindings as _b
 from . import _seam
 from . import _trampolines as _t
+from ._trampolines import _run_in
 from ._seam import QUEUE_MAX as _QUEUE_MAX
 from ._seam import WRITE_ARENA as _WRITE_ARENA
 from ._errors import make_error
@@ -55,13 +57,17 @@ class Transport(transports._FlowControlMixin):
         "_protocol", "_factory", "_server", "_handle", "_key",
         "_closing", "_closed", "_eof", "_paused", "_conn_lost", "_buffered",
         "_sock", "_names_read", "_lost_exc", "_factory_exc", "_pipe",
-        "_owned", "_seam", "_wq", "_held",
+        "_owned", "_seam", "_wq", "_held", "_context",
         "__weakref__",
     )
 
     def __init__(self, loop: "EventLoop", protocol: Optional[asyncio.BaseProtocol],
-                 factory: Any = None, server: Optional["Server"] = None) -> None:
+                 factory: Any = None, server: Optional["Server"] = None,
+                 context: Optional[contextvars.Context] = None) -> None:
         super().__init__(None, loop)
+        #: The protocol factory and callbacks run in this context: a copy of
+        #: the one current when the endpoint was created (see _run_in).
+        self._context = contextvars.copy_context() if context is None else context
         self._protocol = protocol
         self._factory = factory
         self._server = server
@@ -102,9 +108,11 @@ class Transport(transports._FlowControlMixin):
         loop = self._loop
         loop._transports[handle] = self
         protocol = self._protocol
+        ctx = self._context
         if protocol is None:
             try:
-                protocol = self._protocol = self._factory()
+                protocol = ctx.run(self._factory)
+                connection_made = protocol.connection_made  # (None fails here, as asyncio)
             except (SystemExit, KeyboardInterrupt):
                 raise
             except BaseException as exc:  # noqa: BLE001
@@ -112,18 +120,19 @@ class Transport(transports._FlowControlMixin):
                 self._closing = True
                 loop._lib.aloop_transport_abort(handle)
                 return
+            self._protocol = protocol
             self._factory = None
             self._buffered = isinstance(protocol, asyncio.BufferedProtocol)
-        try:
-            protocol.connection_made(self)
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:  # noqa: BLE001
-            self._fatal_error(exc, "Fatal error: protocol.connection_made() call failed.")
+        else:
+            connection_made = protocol.connection_made
+        # As asyncio's loop.call_soon(protocol.connection_made, transport): an
+        # exception goes to the loop's exception handler ("Exception in
+        # callback ..."), and the connection goes on.
+        events.Handle(connection_made, (self,), loop, ctx)._run()
 
     def _on_eof_received(self) -> bool:
         try:
-            return bool(self._protocol.eof_received())
+            return bool(self._context.run(self._protocol.eof_received))
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:  # noqa: BLE001
@@ -155,11 +164,11 @@ class Transport(transports._FlowControlMixin):
         protocol = self._protocol
         try:
             if protocol is not None:  # else the factory failed
-                protocol.connection_lost(exc)
+                self._context.run(protocol.connection_lost, exc)
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as e:  # noqa: BLE001
-            loop.call_exception_handler({
+            _run_in(self._context, loop.call_exception_handler, {
                 "message": "Exception in callback protocol.connection_lost()",
                 "exception": e,
                 "transport": self,
@@ -186,6 +195,11 @@ class Transport(transports._FlowControlMixin):
         if self._closed:
             return
         self._protocol_paused = True
+        # (also called inside write(), maybe from this transport's own
+        # callback: _run_in)
+        _run_in(self._context, self._call_pause_writing)
+
+    def _call_pause_writing(self) -> None:
         try:
             self._protocol.pause_writing()
         except (SystemExit, KeyboardInterrupt):
@@ -202,6 +216,9 @@ class Transport(transports._FlowControlMixin):
         if self._closed:
             return
         self._protocol_paused = False
+        _run_in(self._context, self._call_resume_writing)
+
+    def _call_resume_writing(self) -> None:
         try:
             self._protocol.resume_writing()
         except (SystemExit, KeyboardInterrupt):
@@ -228,12 +245,16 @@ class Transport(transports._FlowControlMixin):
             return
         if not self._buffered:
             try:
-                self._protocol.data_received(data)
+                self._context.run(self._protocol.data_received, data)
             except (SystemExit, KeyboardInterrupt):
                 raise
             except BaseException as exc:  # noqa: BLE001
                 self._fatal_error(exc, "Fatal error: protocol.data_received() call failed.")
             return
+        self._context.run(self._buffered_data, data)
+
+    def _buffered_data(self, data: bytes) -> None:
+        """_on_data for an asyncio.BufferedProtocol (in the context)."""
         protocol = self._protocol
         view = memoryview(data)
         while view:
@@ -273,7 +294,9 @@ class Transport(transports._FlowControlMixin):
             self._held.append(None)
             return
         if not self._on_eof_received():
-            self.close()
+            # connection_lost is scheduled in the context, as asyncio does
+            # from its reader's callback.
+            _run_in(self._context, self.close)
 
     def _deliver_held(self) -> None:
         """What was read before pause_reading(), after resume_reading()."""
@@ -364,7 +387,9 @@ class Transport(transports._FlowControlMixin):
             if self._loop.get_debug():
                 logger.debug("%r: %s", self, message, exc_info=True)
         else:
-            self._loop.call_exception_handler({
+            # In the endpoint's context, as asyncio reports it from its
+            # reader's callback.
+            _run_in(self._context, self._loop.call_exception_handler, {
                 "message": message,
                 "exception": exc,
                 "transport": self,
@@ -571,6 +596,44 @@ class Transport(transports._FlowControlMixin):
             raise make_error(rc, _b.last_error(lib))
 
 
+class _Absent:
+    """A method asyncio's transport of this kind does not have: looking it
+    up raises AttributeError, as there."""
+
+    def __set_name__(self, owner: Any, name: str) -> None:
+        self._name = name
+
+    def __get__(self, obj: Any, objtype: Any = None) -> Any:
+        raise AttributeError(
+            f"{(objtype or type(obj)).__name__!r} object has no attribute {self._name!r}")
+
+
+class ReadPipeTransport(Transport):
+    """The transport of loop.connect_read_pipe(): the methods of asyncio's
+    read pipe transport (an asyncio.ReadTransport), no writing ones."""
+
+    __slots__ = ()
+
+    write = writelines = write_eof = can_write_eof = abort = _Absent()
+    get_write_buffer_size = get_write_buffer_limits = set_write_buffer_limits = _Absent()
+
+
+class WritePipeTransport(Transport):
+    """The transport of loop.connect_write_pipe(): as asyncio's write pipe
+    transport, the reading methods raise NotImplementedError."""
+
+    __slots__ = ()
+
+    def is_reading(self) -> bool:
+        raise NotImplementedError
+
+    def pause_reading(self) -> None:
+        raise NotImplementedError
+
+    def resume_reading(self) -> None:
+        raise NotImplementedError
+
+
 class Server(asyncio.AbstractServer):
     """A listening server (asyncio.AbstractServer) driven by libasyncloop.
 
@@ -610,6 +673,10 @@ class Server(asyncio.AbstractServer):
         self._unix_cleanup: Optional[Tuple[Any, int]] = None
         self._waiters: Optional[List[asyncio.Future]] = []
         self._serving_forever_fut: Optional[asyncio.Future] = None
+        #: The context current when the server started serving: each
+        #: connection runs its factory and callbacks in a copy of it (as
+        #: asyncio's accept task per connection).
+        self._context = contextvars.copy_context()
 
     def __repr__(self) -> str:
         return f"<{self.__class__.__name__} sockets={self.sockets!r}>"
@@ -620,16 +687,26 @@ class Server(asyncio.AbstractServer):
         loop = self._loop
         if self._sockets is None:  # closed: refuse what was still queued
             return -1
+        ctx = self._context.copy()
+        protocol = None
         try:
-            protocol = self._protocol_factory()
+            protocol = ctx.run(self._protocol_factory)
+            if self._ssl_context is None:
+                protocol.connection_made  # noqa: B018 (None fails here, as asyncio)
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:  # noqa: BLE001
-            loop.call_exception_handler({
-                "message": "Error on transport creation for incoming connection",
-                "exception": exc,
-            })
-            return -1
+            # As asyncio's accept: reported in debug mode only; the
+            # connection is closed.
+            if loop.get_debug():
+                context = {
+                    "message": "Error on transport creation for incoming connection",
+                    "exception": exc,
+                }
+                if protocol is not None:
+                    context["protocol"] = protocol
+                ctx.run(loop.call_exception_handler, context)
+            return self._refuse(transport_h)
         waiter = None
         app_protocol = protocol
         if self._ssl_context is not None:
@@ -647,7 +724,7 @@ class Server(asyncio.AbstractServer):
                     "exception": exc, "protocol": app_protocol,
                 })
                 return -1
-        tr = Transport(loop, protocol, server=self)
+        tr = Transport(loop, protocol, server=self, context=ctx)
         key = _t.register(tr)
         tr._key = key
         rc = loop._lib.aloop_transport_set_protocol(transport_h, _t.PROTOCOL_REF, key, _t.free_cb)
@@ -659,6 +736,22 @@ class Server(asyncio.AbstractServer):
         if waiter is not None:
             waiter.add_done_callback(
                 lambda w: _ssl_accept_done(loop, w, tr, app_protocol))
+        return 0
+
+    def _refuse(self, transport_h: int) -> int:
+        """Closes an accepted connection without the library's report of a
+        refused one (asyncio reports a failed protocol factory in debug
+        mode only): it gets a protocol that does nothing, and is aborted."""
+        loop = self._loop
+        tr = Transport(loop, asyncio.Protocol(), context=self._context)
+        tr._closing = True
+        key = _t.register(tr)
+        tr._key = key
+        lib = loop._lib
+        if lib.aloop_transport_set_protocol(transport_h, _t.PROTOCOL_REF, key, _t.free_cb) < 0:
+            return -1
+        tr._handle = transport_h
+        lib.aloop_transport_abort(transport_h)
         return 0
 
     # (transport is optional: asyncio 3.12's Server._attach()/_detach() take
@@ -801,6 +894,8 @@ class Server(asyncio.AbstractServer):
         if self._sockets is None or self._handle is None:
             return
         lib = self._loop._lib
+        if lib.aloop_server_is_serving(self._handle) != 1:
+            self._context = contextvars.copy_context()
         rc = lib.aloop_server_start_serving(self._handle)
         if rc < 0:
             raise make_error(rc, _b.last_error(lib))
@@ -918,7 +1013,7 @@ def _py_addr(family: int, host: Optional[bytes], port: int) -> Any:
     """(host, port) from the library -> the Python address of this family."""
     h = (host or b"").decode("utf-8", "surrogateescape")
     if family == socket.AF_UNIX:
-        if not h:
+        if not h or h == "@":  # an unnamed socket (a socketpair's)
             return None
         if h.startswith("@"):
             return "\0" + h[1:]
@@ -944,6 +1039,8 @@ def _sockaddr(raw: bytes, family: int) -> Any:
                 int.from_bytes(raw[4:8], "big"), int.from_bytes(raw[24:28], _FAMILY_BYTES))
     if fam == socket.AF_UNIX:
         path = raw[2:]
+        if path == b"\0":
+            return None  # an unnamed peer (a socketpair's): recvfrom gives none
         if path[:1] == b"\0":
             return path  # Linux's abstract namespace: bytes, as socket does
         return path.split(b"\0", 1)[0].decode(sys.getfilesystemencoding(), "surrogateescape")
@@ -972,6 +1069,9 @@ class DatagramTransport(asyncio.DatagramTransport, asyncio.Transport):
         self._sock: Optional[socket.socket] = None
         self._factory_exc: Optional[BaseException] = None
         self._lost_exc: Optional[BaseException] = None
+        #: The factory and the protocol's callbacks run in this context (a
+        #: copy of the creator's).
+        self._context = contextvars.copy_context()
         #: sock= of create_datagram_endpoint: the caller's socket object (the
         #: library has a duplicate of its fd); closed with the transport.
         self._owned_sock: Optional[socket.socket] = None
@@ -1002,8 +1102,10 @@ class DatagramTransport(asyncio.DatagramTransport, asyncio.Transport):
                 extra["peername"] = sock.getpeername()
             except OSError:
                 extra["peername"] = None
+        ctx = self._context
         try:
-            self._protocol = self._factory()
+            protocol = _run_in(ctx, self._factory)
+            connection_made = protocol.connection_made  # (None fails here, as asyncio)
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:  # noqa: BLE001
@@ -1011,13 +1113,11 @@ class DatagramTransport(asyncio.DatagramTransport, asyncio.Transport):
             self._closing = True
             loop._lib.aloop_datagram_abort(handle)
             return
+        self._protocol = protocol
         self._factory = None
-        try:
-            self._protocol.connection_made(self)
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:  # noqa: BLE001
-            self._fatal_error(exc, "Fatal error: protocol.connection_made() call failed.")
+        # As asyncio's call_soon(protocol.connection_made, transport): in a
+        # copy of the endpoint's context, an exception to the handler.
+        events.Handle(connection_made, (self,), loop, ctx.copy())._run()
 
     def _on_datagram_raw(self, data: bytes, raw: bytes) -> None:
         """A datagram record of the loop's poll: raw is the sender's struct
@@ -1029,7 +1129,7 @@ class DatagramTransport(asyncio.DatagramTransport, asyncio.Transport):
             addr = _sockaddr(raw, self._family)
             self._addr_cache = (raw, addr)
         try:
-            self._protocol.datagram_received(data, addr)
+            self._context.run(self._protocol.datagram_received, data, addr)
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:  # noqa: BLE001
@@ -1037,7 +1137,8 @@ class DatagramTransport(asyncio.DatagramTransport, asyncio.Transport):
 
     def _on_datagram(self, data: bytes, host: Optional[bytes], port: int) -> None:
         try:
-            self._protocol.datagram_received(data, _py_addr(self._family, host, port))
+            _run_in(self._context, self._protocol.datagram_received, data,
+                    _py_addr(self._family, host, port))
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:  # noqa: BLE001
@@ -1045,7 +1146,7 @@ class DatagramTransport(asyncio.DatagramTransport, asyncio.Transport):
 
     def _on_error_received(self, error: int) -> None:
         try:
-            self._protocol.error_received(make_error(error))
+            _run_in(self._context, self._protocol.error_received, make_error(error))
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:  # noqa: BLE001
@@ -1078,11 +1179,11 @@ class DatagramTransport(asyncio.DatagramTransport, asyncio.Transport):
         if protocol is None:
             return
         try:
-            protocol.connection_lost(exc)
+            _run_in(self._context, protocol.connection_lost, exc)
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as e:  # noqa: BLE001
-            loop.call_exception_handler({
+            _run_in(self._context, loop.call_exception_handler, {
                 "message": "Exception in callback protocol.connection_lost()",
                 "exception": e, "transport": self, "protocol": protocol,
             })
@@ -1101,9 +1202,12 @@ class DatagramTransport(asyncio.DatagramTransport, asyncio.Transport):
     def _on_resume_writing(self) -> None:
         Transport._on_resume_writing(self)  # type: ignore[arg-type]
 
+    _call_pause_writing = Transport._call_pause_writing
+    _call_resume_writing = Transport._call_resume_writing
+
     def _fatal_error(self, exc: BaseException, message: str = "Fatal error on transport") -> None:
         if not isinstance(exc, OSError):
-            self._loop.call_exception_handler({
+            _run_in(self._context, self._loop.call_exception_handler, {
                 "message": message, "exception": exc,
                 "transport": self, "protocol": self._protocol,
             })
