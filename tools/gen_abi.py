@@ -414,7 +414,96 @@ def emit_go(h: Header) -> str:
             "\tname string",
             "\tfptr any",
             "}", ""]
+    out += emit_go_structs(h)
     return gofmt("\n".join(out))
+
+
+def go_struct_name(cname: str) -> str:
+    """aloop_server_options_t -> cServerOptions."""
+    base = cname[len("aloop_"):-len("_t")]
+    return "c" + "".join(p[:1].upper() + p[1:] for p in base.split("_"))
+
+
+def go_field_type(h: Header, kind: str, ctype: str, fname: str) -> str:
+    """A struct member's Go type: callbacks, handles and host values are
+    uintptr; strings *byte; other pointers unsafe.Pointer, or a pointer to the
+    mirror of a struct of the header."""
+    if kind == "callback":
+        return "uintptr"
+    k, stars = h.kind(ctype, fname)
+    if k in ("handle", "callback", "host"):
+        return "uintptr"
+    if k == "enum" and stars == 0:
+        return "int32"
+    if stars == 0 and k in GO_SCALARS:
+        return GO_SCALARS[k]
+    if k == "char" and stars == 1:
+        return "*byte"
+    if k == "struct" and stars == 1:
+        return "*" + go_struct_name(h.resolve(ctype).rstrip("*"))
+    if stars >= 1:
+        return "unsafe.Pointer"
+    raise SystemExit(f"gen_abi: no Go type for member {fname} ({ctype})")
+
+
+# LP64 sizes (= alignments) of the members' C types, for the layout model that
+# both sides are checked against: the Go mirrors by bindings/go/header_test.go,
+# the C compiler by tests/c/abi_check.c.
+LP64_SIZES = {"int": 4, "unsigned int": 4, "int32_t": 4, "uint32_t": 4, "int16_t": 2,
+              "uint16_t": 2, "int8_t": 1, "uint8_t": 1, "double": 8, "size_t": 8,
+              "int64_t": 8, "uint64_t": 8}
+
+
+def lp64_layout(h: Header, sname: str) -> tuple[int, list[tuple[str, int]]]:
+    """(sizeof, [(member, offsetof)]) of a header struct on an LP64 platform."""
+    off, align, fields = 0, 1, []
+    for fname, kind, ctype in h.structs[sname]:
+        if kind == "callback":
+            size = 8
+        else:
+            k, stars = h.kind(ctype, fname)
+            size = 8 if stars or k == "host" else (4 if k == "enum" else LP64_SIZES[k])
+        off = (off + size - 1) // size * size
+        fields.append((fname, off))
+        off += size
+        align = max(align, size)
+    return (off + align - 1) // align * align, fields
+
+
+def emit_go_structs(h: Header) -> list[str]:
+    out = ["// Mirrors of the header's structs (LP64 layout; header_test.go checks",
+           "// them against structLayouts, which tests/c/abi_check.c checks against",
+           "// the C compiler). Members as in the header, in Go's spelling.", ""]
+    for sname, fields in h.structs.items():
+        out.append(f"// {go_struct_name(sname)} is {sname}.")
+        out.append(f"type {go_struct_name(sname)} struct {{")
+        for fname, kind, ctype in fields:
+            out.append(f"\t{go_param(fname)} {go_field_type(h, kind, ctype, fname)}")
+        out += ["}", ""]
+    out += ["// structLayouts is the layout model: sizeof and every member's offsetof.",
+            "var structLayouts = []structLayout{"]
+    for sname, fields in h.structs.items():
+        size, offs = lp64_layout(h, sname)
+        g = go_struct_name(sname)
+        members = ", ".join(f'{{"{f}", unsafe.Offsetof({g}{{}}.{go_param(f)}), {o}}}' for f, o in offs)
+        out.append(f'\t{{"{sname}", unsafe.Sizeof({g}{{}}), {size}, []memberLayout{{{members}}}}},')
+    out += ["}", "",
+            "type structLayout struct {",
+            "\tname       string",
+            "\tsize, want uintptr",
+            "\tmembers    []memberLayout",
+            "}", "",
+            "type memberLayout struct {",
+            "\tname      string",
+            "\toff, want uintptr",
+            "}", ""]
+    # Enums as Go constants (ALOOP_STDIO_PIPE -> stdioPipe).
+    out += ["// The header's enum values.", "const ("]
+    for ename, items in h.enums.items():
+        for n, v in items:
+            out.append(f"\t{camel(n[len('ALOOP_'):].lower())} = {v}")
+    out += [")", ""]
+    return out
 
 
 def go_quote(s: str) -> str:
@@ -551,6 +640,7 @@ def emit_c_check(h: Header) -> str:
         " *     (cgo's spelling of the same ABI).",
         " * Functions written in C (capi/errors.c) include the public header",
         " * themselves, so the compiler checks their definitions there. */",
+        "#include <limits.h>",
         "#include <stddef.h>",
         "#include <stdint.h>",
         "",
@@ -581,7 +671,16 @@ def emit_c_check(h: Header) -> str:
     for f in exported:
         params = ", ".join(cgo_type(h, t, n) for t, n in f.params) or "void"
         out.append(f"ALOOP_SAME_TYPE(cgo_{f.name}, {cgo_type(h, f.ret, '')}({params}));")
-    out.append("")
+    out += ["",
+            "/* 3. The generator's LP64 layout model of the structs (the Go mirrors in",
+            " * bindings/go/zabi.go are checked against it by header_test.go). */",
+            "#if UINTPTR_MAX == 0xffffffffffffffffu && UINT_MAX == 0xffffffffu"]
+    for sname in h.structs:
+        size, offs = lp64_layout(h, sname)
+        out.append(f'_Static_assert(sizeof({sname}) == {size}, "{sname}: size differs from the layout model");')
+        for f, o in offs:
+            out.append(f'_Static_assert(offsetof({sname}, {f}) == {o}, "{sname}.{f}: offset differs from the layout model");')
+    out += ["#endif", ""]
     return "\n".join(out)
 
 

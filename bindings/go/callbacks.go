@@ -71,16 +71,20 @@ func (r *registry) del(k uintptr) any {
 	var v any
 	if s := r.slot(k); s != nil {
 		v = s.val
-		s.val = nil
-		s.gen++
-		if s.gen == 0 {
-			s.gen = 1
-		}
-		r.free = append(r.free, uint32(k)-1)
-		r.live--
+		r.drop(s, uint32(k)-1)
 	}
 	r.mu.Unlock()
 	return v
+}
+
+func (r *registry) drop(s *regSlot, idx uint32) {
+	s.val = nil
+	s.gen++
+	if s.gen == 0 {
+		s.gen = 1
+	}
+	r.free = append(r.free, idx)
+	r.live--
 }
 
 // sweep deletes every value for which drop returns true.
@@ -89,13 +93,7 @@ func (r *registry) sweep(drop func(any) bool) {
 	for i := range r.slots {
 		s := &r.slots[i]
 		if s.val != nil && drop(s.val) {
-			s.val = nil
-			s.gen++
-			if s.gen == 0 {
-				s.gen = 1
-			}
-			r.free = append(r.free, uint32(i))
-			r.live--
+			r.drop(s, uint32(i))
 		}
 	}
 	r.mu.Unlock()
@@ -118,36 +116,19 @@ func LiveCallbacks() int { return reg.len() }
 var cb struct {
 	once sync.Once
 
-	free           uintptr // aloop_free_cb
-	callback       uintptr // aloop_callback_cb
-	future         uintptr // aloop_future_cb
-	fd             uintptr // aloop_fd_cb
-	exception      uintptr // aloop_exception_cb
-	connection     uintptr // aloop_connection_cb
-	connectionMade uintptr // aloop_protocol_t members
-	dataReceived   uintptr
-	eofReceived    uintptr
-	connectionLost uintptr
-	pauseWriting   uintptr
-	resumeWriting  uintptr
-	getBuffer      uintptr
-	bufferUpdated  uintptr
+	free       uintptr // aloop_free_cb
+	callback   uintptr // aloop_callback_cb
+	future     uintptr // aloop_future_cb
+	fd         uintptr // aloop_fd_cb
+	exception  uintptr // aloop_exception_cb
+	connection uintptr // aloop_connection_cb
+	signal     uintptr // aloop_signal_cb
+	executor   uintptr // aloop_executor_fn
 
-	protocol         cProtocol // data_received variant
-	bufferedProtocol cProtocol // get_buffer/buffer_updated variant
-}
-
-// cProtocol is aloop_protocol_t.
-type cProtocol struct {
-	size           uintptr
-	connectionMade uintptr
-	dataReceived   uintptr
-	eofReceived    uintptr
-	connectionLost uintptr
-	pauseWriting   uintptr
-	resumeWriting  uintptr
-	getBuffer      uintptr
-	bufferUpdated  uintptr
+	protocol           cProtocol // data_received variant
+	bufferedProtocol   cProtocol // get_buffer/buffer_updated variant
+	datagramProtocol   cDatagramProtocol
+	subprocessProtocol cSubprocessProtocol
 }
 
 func initCallbacks() {
@@ -158,27 +139,40 @@ func initCallbacks() {
 		cb.fd = purego.NewCallback(onFd)
 		cb.exception = purego.NewCallback(onException)
 		cb.connection = purego.NewCallback(onConnection)
-		cb.connectionMade = purego.NewCallback(onConnectionMade)
-		cb.dataReceived = purego.NewCallback(onDataReceived)
-		cb.eofReceived = purego.NewCallback(onEOFReceived)
-		cb.connectionLost = purego.NewCallback(onConnectionLost)
-		cb.pauseWriting = purego.NewCallback(onPauseWriting)
-		cb.resumeWriting = purego.NewCallback(onResumeWriting)
-		cb.getBuffer = purego.NewCallback(onGetBuffer)
-		cb.bufferUpdated = purego.NewCallback(onBufferUpdated)
+		cb.signal = purego.NewCallback(onSignal)
+		cb.executor = purego.NewCallback(onExecutor)
 		cb.protocol = cProtocol{
 			size:           unsafe.Sizeof(cProtocol{}),
-			connectionMade: cb.connectionMade,
-			dataReceived:   cb.dataReceived,
-			eofReceived:    cb.eofReceived,
-			connectionLost: cb.connectionLost,
-			pauseWriting:   cb.pauseWriting,
-			resumeWriting:  cb.resumeWriting,
+			connectionMade: purego.NewCallback(onConnectionMade),
+			dataReceived:   purego.NewCallback(onDataReceived),
+			eofReceived:    purego.NewCallback(onEOFReceived),
+			connectionLost: purego.NewCallback(onConnectionLost),
+			pauseWriting:   purego.NewCallback(onPauseWriting),
+			resumeWriting:  purego.NewCallback(onResumeWriting),
 		}
 		cb.bufferedProtocol = cb.protocol
 		cb.bufferedProtocol.dataReceived = 0
-		cb.bufferedProtocol.getBuffer = cb.getBuffer
-		cb.bufferedProtocol.bufferUpdated = cb.bufferUpdated
+		cb.bufferedProtocol.getBuffer = purego.NewCallback(onGetBuffer)
+		cb.bufferedProtocol.bufferUpdated = purego.NewCallback(onBufferUpdated)
+		cb.datagramProtocol = cDatagramProtocol{
+			size:             unsafe.Sizeof(cDatagramProtocol{}),
+			connectionMade:   purego.NewCallback(onDatagramConnectionMade),
+			datagramReceived: purego.NewCallback(onDatagramReceived),
+			errorReceived:    purego.NewCallback(onDatagramErrorReceived),
+			connectionLost:   purego.NewCallback(onDatagramConnectionLost),
+			pauseWriting:     purego.NewCallback(onDatagramPauseWriting),
+			resumeWriting:    purego.NewCallback(onDatagramResumeWriting),
+		}
+		cb.subprocessProtocol = cSubprocessProtocol{
+			size:               unsafe.Sizeof(cSubprocessProtocol{}),
+			connectionMade:     purego.NewCallback(onSubprocessConnectionMade),
+			pipeDataReceived:   purego.NewCallback(onPipeDataReceived),
+			pipeConnectionLost: purego.NewCallback(onPipeConnectionLost),
+			processExited:      purego.NewCallback(onProcessExited),
+			connectionLost:     purego.NewCallback(onSubprocessConnectionLost),
+			pauseWriting:       purego.NewCallback(onSubprocessPauseWriting),
+			resumeWriting:      purego.NewCallback(onSubprocessResumeWriting),
+		}
 	})
 }
 
@@ -207,18 +201,6 @@ type freer interface{ freed() }
 // completed are never released by the library).
 type owned interface{ owner() *Loop }
 
-func (e *schedEntry) owner() *Loop { return e.loop }
-func (e *doneEntry) owner() *Loop {
-	if e.fut == nil {
-		return nil
-	}
-	return e.fut.loop
-}
-func (e *fdEntry) owner() *Loop        { return e.loop }
-func (e *exceptionEntry) owner() *Loop { return e.loop }
-func (c *conn) owner() *Loop           { return c.loop }
-func (s *Server) owner() *Loop         { return s.loop }
-
 // schedEntry is the userdata of call_soon/call_later/call_at. These are
 // registered without a free_cb (it would cost a second crossing per
 // callback): the entry is deleted when the callback runs, when Cancel
@@ -230,36 +212,44 @@ type schedEntry struct {
 	handle *Handle
 }
 
+func (e *schedEntry) owner() *Loop { return e.loop }
+
 // onCallback is aloop_callback_cb.
 func onCallback(loop uintptr, ud uintptr) {
 	e, ok := reg.del(ud).(*schedEntry)
 	if !ok {
 		return
 	}
-	e.handle.finished.Store(true)
+	if e.handle != nil {
+		e.handle.finished.Store(true)
+	}
 	defer guard(e.loop)
 	e.fn()
 }
 
-type doneEntry struct {
-	fut *Future
-	fn  func(*Future)
+// doneRunner is the userdata of a future's done-callback: the binding's own
+// (which settles the future) or the user's.
+type doneRunner interface {
+	owned
+	runDone()
 }
 
 // onFutureDone is aloop_future_cb.
 func onFutureDone(fut uintptr, ud uintptr) {
-	e, ok := reg.get(ud).(*doneEntry)
+	e, ok := reg.get(ud).(doneRunner)
 	if !ok {
 		return
 	}
-	defer guard(e.fut.loop)
-	e.fn(e.fut)
+	defer guard(e.owner())
+	e.runDone()
 }
 
 type fdEntry struct {
 	loop *Loop
 	fn   func()
 }
+
+func (e *fdEntry) owner() *Loop { return e.loop }
 
 // onFd is aloop_fd_cb.
 func onFd(loop uintptr, fd uintptr, ud uintptr) {
@@ -271,22 +261,12 @@ func onFd(loop uintptr, fd uintptr, ud uintptr) {
 	e.fn()
 }
 
-// cExceptionContext is aloop_exception_context_t.
-type cExceptionContext struct {
-	size        uintptr
-	message     *byte
-	error       int32
-	_           int32
-	errorDetail *byte
-	transport   uintptr
-	server      uintptr
-	future      uintptr
-}
-
 type exceptionEntry struct {
 	loop *Loop
 	fn   func(*Loop, *ExceptionContext)
 }
+
+func (e *exceptionEntry) owner() *Loop { return e.loop }
 
 // onException is aloop_exception_cb.
 func onException(loop uintptr, ctx *cExceptionContext, ud uintptr) {
@@ -295,21 +275,7 @@ func onException(loop uintptr, ctx *cExceptionContext, ud uintptr) {
 		return
 	}
 	defer guard(e.loop)
-	c := &ExceptionContext{
-		Message: goString(ctx.message),
-		raw:     ctx,
-	}
-	if ctx.error != 0 {
-		c.Err = newError(int(ctx.error), goString(ctx.errorDetail))
-	}
-	c.Detail = goString(ctx.errorDetail)
-	if ctx.transport != 0 {
-		c.Transport = e.loop.transports[ctx.transport]
-	}
-	if ctx.server != 0 {
-		c.Server = e.loop.servers[ctx.server]
-	}
-	e.fn(e.loop, c)
+	e.fn(e.loop, e.loop.exceptionContext(ctx))
 }
 
 // goString copies a NUL-terminated C string.
@@ -317,36 +283,35 @@ func goString(p *byte) string {
 	if p == nil {
 		return ""
 	}
+	return string(unsafe.Slice(p, cStrlen(p)))
+}
+
+func cStrlen(p *byte) int {
 	n := 0
 	for *(*byte)(unsafe.Add(unsafe.Pointer(p), n)) != 0 {
 		n++
 	}
-	return string(unsafe.Slice(p, n))
+	return n
 }
 
 // onConnection is aloop_connection_cb (a server's protocol factory).
 func onConnection(server uintptr, transport uintptr, ud uintptr) (rc int32) {
-	s, ok := reg.get(ud).(*Server)
+	s, ok := reg.get(ud).(*serverEntry)
 	if !ok {
 		return EINVAL
 	}
 	rc = EPANIC
 	defer guard(s.loop)
-	if s.h == 0 {
-		s.h = server
-		s.loop.servers[server] = s
-	}
 	p := s.factory()
 	if p == nil {
 		return EINVAL
 	}
-	c := newConn(s.loop, p)
+	c := newConn(s.loop, p, s.network)
 	c.transport.h = transport
 	s.loop.transports[transport] = c.transport
 	key := reg.add(c)
-	proto := c.cproto()
 	runtime.LockOSThread()
-	r := lib.transportSetProtocol(transport, unsafe.Pointer(proto), key, cb.free)
+	r := lib.transportSetProtocol(transport, unsafe.Pointer(c.cproto()), key, cb.free)
 	runtime.UnlockOSThread()
 	if r < 0 {
 		delete(s.loop.transports, transport)
@@ -410,12 +375,16 @@ func onConnectionLost(transport uintptr, code uintptr, ud uintptr) {
 	t := c.transport
 	t.lost.Store(true)
 	delete(c.loop.transports, t.h)
-	var err error
-	if e := int32(uint32(code)); e != 0 {
-		err = newError(int(e), "")
-	}
 	defer guard(c.loop)
-	c.proto.ConnectionLost(err)
+	c.proto.ConnectionLost(codeError(code))
+}
+
+// codeError converts an error code passed to a callback (0: none).
+func codeError(code uintptr) error {
+	if e := int32(uint32(code)); e != 0 {
+		return newError(int(e), "")
+	}
+	return nil
 }
 
 func onPauseWriting(transport uintptr, ud uintptr) {
@@ -464,4 +433,179 @@ func onBufferUpdated(transport uintptr, nbytes uintptr, ud uintptr) {
 	c.buf = nil
 	defer guard(c.loop)
 	c.buffered.BufferUpdated(int(nbytes))
+}
+
+// Datagram protocol callbacks.
+
+func dgramOf(ud uintptr) *dgramConn {
+	c, _ := reg.get(ud).(*dgramConn)
+	return c
+}
+
+func onDatagramConnectionMade(dgram uintptr, ud uintptr) {
+	c := dgramOf(ud)
+	if c == nil {
+		return
+	}
+	if c.transport.h == 0 {
+		c.transport.h = dgram
+		c.loop.datagrams[dgram] = c.transport
+	}
+	defer guard(c.loop)
+	c.proto.ConnectionMade(c.transport)
+}
+
+func onDatagramReceived(dgram uintptr, data *byte, n uintptr, host *byte, port uintptr, ud uintptr) {
+	c := dgramOf(ud)
+	if c == nil {
+		return
+	}
+	defer guard(c.loop)
+	var b []byte
+	if n > 0 && data != nil {
+		b = unsafe.Slice(data, n)
+	} else {
+		b = []byte{}
+	}
+	c.proto.DatagramReceived(b, c.senderAddr(host, int(int32(uint32(port)))))
+}
+
+func onDatagramErrorReceived(dgram uintptr, code uintptr, ud uintptr) {
+	c := dgramOf(ud)
+	if c == nil {
+		return
+	}
+	defer guard(c.loop)
+	c.proto.ErrorReceived(c.transport.wrapErr("read", codeError(code)))
+}
+
+func onDatagramConnectionLost(dgram uintptr, code uintptr, ud uintptr) {
+	c := dgramOf(ud)
+	if c == nil {
+		return
+	}
+	c.transport.lost.Store(true)
+	delete(c.loop.datagrams, c.transport.h)
+	defer guard(c.loop)
+	c.proto.ConnectionLost(codeError(code))
+}
+
+func onDatagramPauseWriting(dgram uintptr, ud uintptr) {
+	if c := dgramOf(ud); c != nil {
+		defer guard(c.loop)
+		c.proto.PauseWriting()
+	}
+}
+
+func onDatagramResumeWriting(dgram uintptr, ud uintptr) {
+	if c := dgramOf(ud); c != nil {
+		defer guard(c.loop)
+		c.proto.ResumeWriting()
+	}
+}
+
+// Subprocess protocol callbacks.
+
+func subprocOf(ud uintptr) *subprocConn {
+	c, _ := reg.get(ud).(*subprocConn)
+	return c
+}
+
+func onSubprocessConnectionMade(proc uintptr, ud uintptr) {
+	c := subprocOf(ud)
+	if c == nil {
+		return
+	}
+	if c.transport.h == 0 {
+		c.transport.h = proc
+		c.loop.subprocesses[proc] = c.transport
+	}
+	c.transport.pid = int(lib.subprocessGetPid(proc))
+	defer guard(c.loop)
+	c.proto.ConnectionMade(c.transport)
+}
+
+func onPipeDataReceived(proc uintptr, fd uintptr, data *byte, n uintptr, ud uintptr) {
+	c := subprocOf(ud)
+	if c == nil {
+		return
+	}
+	defer guard(c.loop)
+	var b []byte
+	if n > 0 && data != nil {
+		b = unsafe.Slice(data, n)
+	}
+	c.proto.PipeDataReceived(int(int32(uint32(fd))), b)
+}
+
+func onPipeConnectionLost(proc uintptr, fd uintptr, code uintptr, ud uintptr) {
+	c := subprocOf(ud)
+	if c == nil {
+		return
+	}
+	c.transport.pipeLost(int(int32(uint32(fd))))
+	defer guard(c.loop)
+	c.proto.PipeConnectionLost(int(int32(uint32(fd))), codeError(code))
+}
+
+func onProcessExited(proc uintptr, ud uintptr) {
+	c := subprocOf(ud)
+	if c == nil {
+		return
+	}
+	c.transport.exited()
+	defer guard(c.loop)
+	c.proto.ProcessExited()
+}
+
+func onSubprocessConnectionLost(proc uintptr, code uintptr, ud uintptr) {
+	c := subprocOf(ud)
+	if c == nil {
+		return
+	}
+	c.transport.lost.Store(true)
+	delete(c.loop.subprocesses, c.transport.h)
+	defer guard(c.loop)
+	c.proto.ConnectionLost(codeError(code))
+}
+
+func onSubprocessPauseWriting(proc uintptr, ud uintptr) {
+	if c := subprocOf(ud); c != nil {
+		defer guard(c.loop)
+		c.proto.PauseWriting()
+	}
+}
+
+func onSubprocessResumeWriting(proc uintptr, ud uintptr) {
+	if c := subprocOf(ud); c != nil {
+		defer guard(c.loop)
+		c.proto.ResumeWriting()
+	}
+}
+
+type signalEntry struct {
+	loop *Loop
+	fn   func()
+}
+
+func (e *signalEntry) owner() *Loop { return e.loop }
+
+// onSignal is aloop_signal_cb.
+func onSignal(loop uintptr, signum uintptr, ud uintptr) {
+	e, ok := reg.get(ud).(*signalEntry)
+	if !ok {
+		return
+	}
+	defer guard(e.loop)
+	e.fn()
+}
+
+// onExecutor is aloop_executor_fn: it runs on one of the library's worker
+// threads (not the loop's), so it must not touch the loop. The job stores
+// its own result; the return value is unused.
+func onExecutor(ud uintptr) uintptr {
+	if j, ok := reg.get(ud).(executorJob); ok {
+		j.run()
+	}
+	return 0
 }

@@ -218,8 +218,6 @@ func (l *library) lastErrorText() string {
 	return string(buf[:n])
 }
 
-func errInvalid(msg string) error { return newError(EINVAL, msg) }
-
 func anyString(v any) string { return fmt.Sprint(v) }
 
 // cString returns s as a NUL-terminated C string in Go memory (valid while

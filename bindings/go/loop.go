@@ -1,15 +1,15 @@
 package asyncloop
 
 import (
+	"fmt"
 	"math"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 	"unsafe"
-
-	"golang.org/x/sys/unix"
+	"weak"
 )
 
 // RunMode is aloop_run_mode_t.
@@ -17,11 +17,11 @@ type RunMode int32
 
 const (
 	// RunModeDefault runs until Stop (asyncio's run_forever).
-	RunModeDefault RunMode = 0
+	RunModeDefault RunMode = runDefault
 	// RunModeOnce runs one iteration, waiting for I/O if nothing is ready.
-	RunModeOnce RunMode = 1
+	RunModeOnce RunMode = runOnce
 	// RunModeNoWait runs one iteration without waiting.
-	RunModeNoWait RunMode = 2
+	RunModeNoWait RunMode = runNowait
 )
 
 // Loop is an asyncloop event loop (asyncio's event loop).
@@ -30,31 +30,50 @@ const (
 // RunForever / RunUntilComplete / Run / RunOnce, which locks itself to its
 // OS thread (runtime.LockOSThread) for the duration of the call. Every
 // callback (CallSoon functions, timers, done-callbacks, Protocol methods,
-// reader/writer functions, the exception handler) runs on that thread,
-// inside that call, one at a time. Everything else must be called from a
-// callback or from the goroutine that owns the loop while it is not
-// running, except the THREAD-SAFE methods: CallSoonThreadsafe, Stop and
-// Wakeup. In debug mode (SetDebug) the library checks the thread: call
-// runtime.LockOSThread in the goroutine that owns the loop so that setup
-// code and the run calls happen on the same thread.
+// reader/writer functions, signal handlers, the exception handler) runs on
+// that thread, inside that call, one at a time. Everything else must be
+// called from a callback or from the goroutine that owns the loop while it
+// is not running, except the THREAD-SAFE methods: CallSoonThreadsafe, Stop,
+// Wakeup, and the net adapters (Dial, Listen and the net.Conn /
+// net.Listener they return). In debug mode (SetDebug) the library checks
+// the thread: call runtime.LockOSThread in the goroutine that owns the loop
+// so that setup code and the run calls happen on the same thread.
 //
 // A panic inside a callback is recovered on the loop thread, the loop is
 // stopped, and the run call panics with a *PanicError after it returns.
 // Do not call runtime.Goexit (t.FailNow, t.Fatal) inside a callback.
+//
+// Close the loop when done. A Loop that becomes unreachable without Close
+// is closed by a cleanup; in debug mode that is reported on stderr with
+// where the loop was created.
 type Loop struct {
-	h      uintptr
-	closed atomic.Bool
+	h       uintptr
+	closed  atomic.Bool
+	debug   *atomic.Bool // separate from the Loop: its cleanup reads it
+	created string       // file:line of NewLoop's caller
 
 	panicMu sync.Mutex
 	panicV  *PanicError
 
-	// Go wrappers of the loop's live transports and servers, by handle;
-	// used on the loop thread only.
-	transports map[uintptr]*Transport
-	servers    map[uintptr]*Server
+	cleanup runtime.Cleanup
+
+	// Go wrappers of the loop's live objects, by handle; used on the loop
+	// thread only (exception contexts, futures' results).
+	transports   map[uintptr]*Transport
+	servers      map[uintptr]weak.Pointer[Server]
+	datagrams    map[uintptr]*DatagramTransport
+	subprocesses map[uintptr]*SubprocessTransport
 }
 
-// NewLoop loads the library if needed (see Load) and creates a loop.
+// loops maps library handles to the Go loops (GetRunningLoop,
+// GetEventLoop).
+var (
+	loopsMu sync.Mutex
+	loops   = map[uintptr]weak.Pointer[Loop]{}
+)
+
+// NewLoop loads the library if needed (see Load) and creates a loop
+// (asyncio's new_event_loop).
 func NewLoop() (*Loop, error) {
 	if err := ensureLoaded(); err != nil {
 		return nil, err
@@ -66,7 +85,49 @@ func NewLoop() (*Loop, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Loop{h: h, transports: map[uintptr]*Transport{}, servers: map[uintptr]*Server{}}, nil
+	l := &Loop{
+		h:            h,
+		debug:        new(atomic.Bool),
+		transports:   map[uintptr]*Transport{},
+		servers:      map[uintptr]weak.Pointer[Server]{},
+		datagrams:    map[uintptr]*DatagramTransport{},
+		subprocesses: map[uintptr]*SubprocessTransport{},
+	}
+	if _, file, line, ok := runtime.Caller(1); ok {
+		l.created = fmt.Sprintf("%s:%d", file, line)
+	}
+	loopsMu.Lock()
+	loops[h] = weak.Make(l)
+	loopsMu.Unlock()
+	l.cleanup = runtime.AddCleanup(l, closeDroppedLoop, droppedLoop{h: h, debug: l.debug, created: l.created})
+	return l, nil
+}
+
+type droppedLoop struct {
+	h       uintptr
+	debug   *atomic.Bool
+	created string
+}
+
+// closeDroppedLoop closes a loop nobody can reach any more (nothing of it
+// is scheduled or open: those would reach it).
+func closeDroppedLoop(d droppedLoop) {
+	if d.debug.Load() {
+		fmt.Fprintf(os.Stderr, "asyncloop: a Loop created at %s was garbage collected without Close\n", d.created)
+	}
+	loopsMu.Lock()
+	delete(loops, d.h)
+	loopsMu.Unlock()
+	lib.loopFree(d.h)
+}
+
+func loopOf(h uintptr) *Loop {
+	loopsMu.Lock()
+	defer loopsMu.Unlock()
+	if w, ok := loops[h]; ok {
+		return w.Value()
+	}
+	return nil
 }
 
 func (l *Loop) handle() uintptr {
@@ -88,12 +149,24 @@ func (l *Loop) check() error {
 	return nil
 }
 
+// call runs f with the loop's handle on a locked thread and converts its
+// result.
 func (l *Loop) call(f func(uintptr) int32) (int32, error) {
 	if err := l.check(); err != nil {
 		return 0, err
 	}
 	runtime.LockOSThread()
 	rc := f(l.handle())
+	err := lib.errorOf(rc)
+	runtime.UnlockOSThread()
+	return rc, err
+}
+
+// do runs f on a locked thread and converts its result (lib must be
+// loaded).
+func do(f func() int32) (int32, error) {
+	runtime.LockOSThread()
+	rc := f()
 	err := lib.errorOf(rc)
 	runtime.UnlockOSThread()
 	return rc, err
@@ -165,20 +238,43 @@ func (l *Loop) RunOnce(timeout time.Duration) error {
 // RunUntilComplete runs the loop until f is done (asyncio's
 // run_until_complete). It returns the future's error (nil when it
 // succeeded; read the value with f.Result), ErrStopped if the loop was
-// stopped first, or the run's error.
-func (l *Loop) RunUntilComplete(f *Future) error {
+// stopped first, or the run's error. A future that is already done makes
+// it run one iteration.
+func (l *Loop) RunUntilComplete(f Awaitable) error {
 	if err := l.check(); err != nil {
 		return err
 	}
+	if f == nil {
+		return errInvalid("nil future")
+	}
+	st := f.state()
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	rc := lib.loopRunUntilComplete(l.handle(), f.handle())
+	if st.settled {
+		// Released already: one iteration, as asyncio does for a done
+		// future.
+		h, err := l.CallSoon(func() { l.Stop() })
+		if err != nil {
+			return err
+		}
+		err = l.RunForever()
+		h.Cancel()
+		if err != nil {
+			return err
+		}
+		return st.err
+	}
+	rc := lib.loopRunUntilComplete(l.handle(), st.h)
 	err := lib.errorOf(rc)
 	l.rethrow()
 	if err != nil {
 		return err
 	}
-	return f.Err()
+	f.ensureSettled()
+	if !st.settled {
+		return newError(ESTATE, "the future is not done")
+	}
+	return st.err
 }
 
 // Stop stops a RunForever after the current iteration. THREAD-SAFE.
@@ -195,8 +291,9 @@ func (l *Loop) Wakeup() error {
 
 // Close closes the loop and releases it: pending callbacks are dropped and
 // later calls fail with ErrClosed. It fails with ALOOP_EBUSY (and the loop
-// stays usable) while the loop runs or has live transports, servers or fd
-// watchers. Closing a closed loop returns nil.
+// stays usable) while the loop runs or has live transports, servers,
+// datagram endpoints, subprocesses, fd watchers or pending operations.
+// Closing a closed loop returns nil.
 func (l *Loop) Close() error {
 	if lib == nil {
 		return ErrBadHandle
@@ -208,7 +305,11 @@ func (l *Loop) Close() error {
 	err := lib.errorOf(lib.loopClose(l.h))
 	if err == nil {
 		l.closed.Store(true)
+		l.cleanup.Stop()
 		err = lib.errorOf(lib.loopFree(l.h))
+		loopsMu.Lock()
+		delete(loops, l.h)
+		loopsMu.Unlock()
 	}
 	runtime.UnlockOSThread()
 	if l.closed.Load() {
@@ -244,28 +345,32 @@ func (l *Loop) Alive() bool {
 	return err == nil && rc > 0
 }
 
-// Time returns the loop's monotonic clock in seconds (asyncio's
-// loop.time(); CLOCK_MONOTONIC). On a closed loop it reads the same clock
-// directly.
-func (l *Loop) Time() float64 {
+// Time returns the loop's clock (asyncio's loop.time(), CLOCK_MONOTONIC)
+// as a time.Time with a monotonic reading (see CallAt). On a closed loop it
+// reads the same clock directly.
+func (l *Loop) Time() time.Time {
 	if l.check() == nil {
 		var t float64
 		if rawLoopTime(l.handle(), &t) == 0 {
-			return t
+			return loopToTime(t)
 		}
 	}
-	var ts unix.Timespec
-	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
-	return float64(ts.Sec) + float64(ts.Nsec)/1e9
+	return loopToTime(monotonicNow())
 }
 
-// SetDebug enables or disables debug mode (asyncio's set_debug).
+// SetDebug enables or disables debug mode (asyncio's set_debug): slow
+// callbacks are reported, calls from the wrong thread fail with
+// ErrNotLoopThread, unclosed objects are reported at Close, and objects
+// the garbage collector finds unclosed (loops, servers) are reported.
 func (l *Loop) SetDebug(enabled bool) error {
 	v := int32(0)
 	if enabled {
 		v = 1
 	}
 	_, err := l.call(func(h uintptr) int32 { return lib.loopSetDebug(h, v) })
+	if err == nil && l.debug != nil {
+		l.debug.Store(enabled)
+	}
 	return err
 }
 
@@ -273,6 +378,28 @@ func (l *Loop) SetDebug(enabled bool) error {
 func (l *Loop) Debug() bool {
 	rc, err := l.call(func(h uintptr) int32 { return lib.loopGetDebug(h) })
 	return err == nil && rc > 0
+}
+
+// SetSlowCallbackDuration sets how long a callback may run before debug
+// mode reports it (asyncio's slow_callback_duration; default 100 ms;
+// math.MaxInt64 means never).
+func (l *Loop) SetSlowCallbackDuration(d time.Duration) error {
+	if d < 0 {
+		return errInvalid("negative duration")
+	}
+	s := durationSeconds(d)
+	_, err := l.call(func(h uintptr) int32 { return lib.loopSetSlowCallbackDuration(h, s) })
+	return err
+}
+
+// SlowCallbackDuration returns the slow-callback duration.
+func (l *Loop) SlowCallbackDuration() (time.Duration, error) {
+	var s float64
+	_, err := l.call(func(h uintptr) int32 { return lib.loopGetSlowCallbackDuration(h, &s) })
+	if math.IsInf(s, 1) {
+		return math.MaxInt64, err
+	}
+	return secondsToDuration(s), err
 }
 
 // BackendFd returns an fd that is readable whenever the loop has I/O or
@@ -315,10 +442,7 @@ func (h *Handle) Cancel() error {
 	if h.finished.Load() {
 		return nil
 	}
-	runtime.LockOSThread()
-	rc := lib.handleCancel(h.h)
-	err := lib.errorOf(rc)
-	runtime.UnlockOSThread()
+	_, err := do(func() int32 { return lib.handleCancel(h.h) })
 	if err == nil {
 		h.cancel.Store(true)
 		h.finished.Store(true)
@@ -330,17 +454,18 @@ func (h *Handle) Cancel() error {
 // Cancelled reports whether Cancel cancelled the callback.
 func (h *Handle) Cancelled() bool { return h != nil && h.cancel.Load() }
 
-// When returns a timer's deadline in loop time (ALOOP_EINVAL for a
-// CallSoon handle, ALOOP_EBADF once it ran or was cancelled).
-func (h *Handle) When() (float64, error) {
+// When returns a timer's deadline (ALOOP_EINVAL for a CallSoon handle,
+// ALOOP_EBADF once it ran or was cancelled).
+func (h *Handle) When() (time.Time, error) {
 	if h == nil || lib == nil {
-		return 0, ErrBadHandle
+		return time.Time{}, ErrBadHandle
 	}
 	var w float64
-	runtime.LockOSThread()
-	err := lib.errorOf(lib.handleWhen(h.h, &w))
-	runtime.UnlockOSThread()
-	return w, err
+	_, err := do(func() int32 { return lib.handleWhen(h.h, &w) })
+	if err != nil {
+		return time.Time{}, err
+	}
+	return loopToTime(w), nil
 }
 
 type scheduleFunc func(loop, cb, ud, free uintptr, out *uintptr) int32
@@ -384,22 +509,22 @@ func (l *Loop) CallLater(d time.Duration, f func()) (*Handle, error) {
 	if lib == nil {
 		return nil, ErrBadHandle
 	}
-	delay := d.Seconds()
+	delay := durationSeconds(d)
 	return l.schedule(f, func(loop, c, ud, free uintptr, out *uintptr) int32 {
 		return lib.callLater(loop, delay, c, ud, free, out)
 	})
 }
 
-// CallAt schedules f to run at loop time when (see Time).
-func (l *Loop) CallAt(when float64, f func()) (*Handle, error) {
+// CallAt schedules f to run at when (asyncio's call_at, with a time.Time
+// instead of a loop-time float: CallAt(l.Time().Add(d), f) is
+// CallLater(d, f)). A time in the past runs on the next iteration.
+func (l *Loop) CallAt(when time.Time, f func()) (*Handle, error) {
 	if lib == nil {
 		return nil, ErrBadHandle
 	}
-	if math.IsNaN(when) {
-		return nil, errInvalid("NaN time")
-	}
+	w := timeToLoop(when)
 	return l.schedule(f, func(loop, c, ud, free uintptr, out *uintptr) int32 {
-		return lib.callAt(loop, when, c, ud, free, out)
+		return lib.callAt(loop, w, c, ud, free, out)
 	})
 }
 
@@ -428,9 +553,7 @@ func (l *Loop) addWatcher(fd int, f func(), add func(loop uintptr, fd int32, cb,
 		return err
 	}
 	key := reg.add(&fdEntry{loop: l, fn: f})
-	runtime.LockOSThread()
-	err := lib.errorOf(add(l.handle(), int32(fd), cb.fd, key, cb.free))
-	runtime.UnlockOSThread()
+	_, err := do(func() int32 { return add(l.handle(), int32(fd), cb.fd, key, cb.free) })
 	return err
 }
 
@@ -456,13 +579,37 @@ func (l *Loop) RemoveWriter(fd int) (bool, error) {
 // ExceptionContext is what the exception handler receives (asyncio's
 // context dict).
 type ExceptionContext struct {
-	Message   string
-	Err       error // an *Error, or nil
-	Detail    string
-	Transport *Transport // or nil
-	Server    *Server    // or nil
+	Message    string
+	Err        error // an *Error, or nil
+	Detail     string
+	Transport  *Transport           // or nil
+	Server     *Server              // or nil
+	Datagram   *DatagramTransport   // or nil
+	Subprocess *SubprocessTransport // or nil
 
 	raw *cExceptionContext // valid during the handler call only
+}
+
+func (l *Loop) exceptionContext(ctx *cExceptionContext) *ExceptionContext {
+	c := &ExceptionContext{Message: goString(ctx.message), Detail: goString(ctx.errorDetail), raw: ctx}
+	if ctx.error != 0 {
+		c.Err = newError(int(ctx.error), c.Detail)
+	}
+	if ctx.transport != 0 {
+		c.Transport = l.transports[ctx.transport]
+	}
+	if ctx.server != 0 {
+		c.Server = l.servers[ctx.server].Value()
+	}
+	if ctx.size >= unsafe.Offsetof(ctx.subprocess)+unsafe.Sizeof(ctx.subprocess) {
+		if ctx.datagram != 0 {
+			c.Datagram = l.datagrams[ctx.datagram]
+		}
+		if ctx.subprocess != 0 {
+			c.Subprocess = l.subprocesses[ctx.subprocess]
+		}
+	}
+	return c
 }
 
 // SetExceptionHandler sets the loop's exception handler; nil restores the
@@ -476,10 +623,25 @@ func (l *Loop) SetExceptionHandler(f func(*Loop, *ExceptionContext)) error {
 		key = reg.add(&exceptionEntry{loop: l, fn: f})
 		c, free = cb.exception, cb.free
 	}
-	runtime.LockOSThread()
-	err := lib.errorOf(lib.loopSetExceptionHandler(l.handle(), c, key, free))
-	runtime.UnlockOSThread()
+	_, err := do(func() int32 { return lib.loopSetExceptionHandler(l.handle(), c, key, free) })
 	return err
+}
+
+// ExceptionHandler returns the handler set with SetExceptionHandler, nil
+// for the default one (asyncio's get_exception_handler). A handler set
+// through the C ABI by another host is not a Go function: ErrState.
+func (l *Loop) ExceptionHandler() (func(*Loop, *ExceptionContext), error) {
+	var c, ud uintptr
+	if _, err := l.call(func(h uintptr) int32 { return lib.loopGetExceptionHandler(h, &c, &ud) }); err != nil {
+		return nil, err
+	}
+	if c == 0 {
+		return nil, nil
+	}
+	if e, ok := reg.get(ud).(*exceptionEntry); ok && c == cb.exception {
+		return e.fn, nil
+	}
+	return nil, newError(ESTATE, "the exception handler is not a Go function")
 }
 
 // CallExceptionHandler calls the current handler with a context built from
@@ -513,20 +675,47 @@ func (l *Loop) DefaultExceptionHandler(ctx *ExceptionContext) error {
 	return err
 }
 
-// codeOf maps an error to an ALOOP_E* code (0 for nil).
-func codeOf(err error) int {
-	if err == nil {
-		return 0
+// The current loop of an OS thread (asyncio's get_running_loop,
+// get_event_loop, set_event_loop and the policy's per-thread loop). The
+// library tells threads apart by their OS thread id, so outside a
+// callback these are only meaningful on a goroutine locked to its thread
+// (runtime.LockOSThread).
+
+// GetRunningLoop returns the loop running on the calling goroutine's
+// thread: inside a callback of a loop, that loop. ErrNoLoop otherwise.
+func GetRunningLoop() (*Loop, error) {
+	return currentLoop(func(out *uintptr) int32 { return lib.getRunningLoop(out) })
+}
+
+// GetEventLoop returns the running loop of the calling thread, else the
+// loop set for it with SetEventLoop, else ErrNoLoop.
+func GetEventLoop() (*Loop, error) {
+	return currentLoop(func(out *uintptr) int32 { return lib.getEventLoop(out) })
+}
+
+func currentLoop(get func(*uintptr) int32) (*Loop, error) {
+	if err := ensureLoaded(); err != nil {
+		return nil, err
 	}
-	if e, ok := err.(*Error); ok {
-		return e.Code
+	var h uintptr
+	if _, err := do(func() int32 { return get(&h) }); err != nil {
+		return nil, err
 	}
-	if errno, ok := err.(syscall.Errno); ok {
-		return -int(errno)
+	if l := loopOf(h); l != nil {
+		return l, nil
 	}
-	var e *Error
-	if asError(err, &e) {
-		return e.Code
+	return nil, newError(ENOLOOP, "the current loop was not created by this binding")
+}
+
+// SetEventLoop sets the calling thread's loop (nil unsets it). Lock the
+// goroutine to its thread first.
+func SetEventLoop(l *Loop) error {
+	if err := ensureLoaded(); err != nil {
+		return err
 	}
-	return EUNKNOWN
+	if err := l.check(); err != nil {
+		return err
+	}
+	_, err := do(func() int32 { return lib.setEventLoop(l.handle()) })
+	return err
 }

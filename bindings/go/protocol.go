@@ -1,5 +1,7 @@
 package asyncloop
 
+import "net"
+
 // Protocol receives the events of a stream connection, as asyncio's
 // asyncio.Protocol. Every method runs on the loop's thread, inside the run
 // call. Embed BaseProtocol to implement only some of them.
@@ -46,6 +48,68 @@ func (BaseProtocol) ConnectionLost(error)      {}
 func (BaseProtocol) PauseWriting()             {}
 func (BaseProtocol) ResumeWriting()            {}
 
+// DatagramProtocol receives the events of a datagram endpoint
+// (asyncio.DatagramProtocol). Embed BaseDatagramProtocol.
+type DatagramProtocol interface {
+	// ConnectionMade is called when the endpoint is ready.
+	ConnectionMade(t *DatagramTransport)
+	// DatagramReceived is called with one datagram (possibly empty; valid
+	// only during the call) and its sender: a *net.UDPAddr, or a
+	// *net.UnixAddr (Name "" for an unbound sender).
+	DatagramReceived(data []byte, addr net.Addr)
+	// ErrorReceived is called when a send or receive failed (for example
+	// ECONNREFUSED on a connected UDP socket); the endpoint stays open.
+	ErrorReceived(err error)
+	// ConnectionLost is the last call: err is nil after Close or Abort.
+	ConnectionLost(err error)
+	PauseWriting()
+	ResumeWriting()
+}
+
+// BaseDatagramProtocol implements every DatagramProtocol method as a no-op.
+type BaseDatagramProtocol struct{}
+
+func (BaseDatagramProtocol) ConnectionMade(*DatagramTransport) {}
+func (BaseDatagramProtocol) DatagramReceived([]byte, net.Addr) {}
+func (BaseDatagramProtocol) ErrorReceived(error)               {}
+func (BaseDatagramProtocol) ConnectionLost(error)              {}
+func (BaseDatagramProtocol) PauseWriting()                     {}
+func (BaseDatagramProtocol) ResumeWriting()                    {}
+
+// SubprocessProtocol receives the events of a child process
+// (asyncio.SubprocessProtocol). fd is the child's 0, 1 or 2. Embed
+// BaseSubprocessProtocol.
+type SubprocessProtocol interface {
+	// ConnectionMade is called first, once the child runs.
+	ConnectionMade(p *SubprocessTransport)
+	// PipeDataReceived is called with what the child wrote to fd 1 or 2
+	// (valid only during the call).
+	PipeDataReceived(fd int, data []byte)
+	// PipeConnectionLost is called once per pipe when it closes.
+	PipeConnectionLost(fd int, err error)
+	// ProcessExited is called when the child exited (ReturnCode tells how);
+	// pipe data may still follow.
+	ProcessExited()
+	// ConnectionLost is the last call, once the child exited and every pipe
+	// is closed.
+	ConnectionLost(err error)
+	// PauseWriting and ResumeWriting are about the stdin pipe's buffer.
+	PauseWriting()
+	ResumeWriting()
+}
+
+// BaseSubprocessProtocol implements every SubprocessProtocol method as a
+// no-op.
+type BaseSubprocessProtocol struct{}
+
+func (BaseSubprocessProtocol) ConnectionMade(*SubprocessTransport) {}
+func (BaseSubprocessProtocol) PipeDataReceived(int, []byte)        {}
+func (BaseSubprocessProtocol) PipeConnectionLost(int, error)       {}
+func (BaseSubprocessProtocol) ProcessExited()                      {}
+func (BaseSubprocessProtocol) ConnectionLost(error)                {}
+func (BaseSubprocessProtocol) PauseWriting()                       {}
+func (BaseSubprocessProtocol) ResumeWriting()                      {}
+
 // conn is the userdata of one protocol registration.
 type conn struct {
 	loop      *Loop
@@ -55,10 +119,12 @@ type conn struct {
 	buf       []byte
 }
 
-func newConn(l *Loop, p Protocol) *conn {
+func (c *conn) owner() *Loop { return c.loop }
+
+func newConn(l *Loop, p Protocol, network string) *conn {
 	c := &conn{loop: l, proto: p}
 	c.buffered, _ = p.(BufferedProtocol)
-	c.transport = &Transport{loop: l, conn: c}
+	c.transport = &Transport{loop: l, conn: c, network: network}
 	return c
 }
 

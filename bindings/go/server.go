@@ -1,144 +1,103 @@
 package asyncloop
 
 import (
+	"context"
+	"fmt"
+	"net"
 	"runtime"
 	"unsafe"
+	"weak"
 )
 
-// Server is a listening TCP server (asyncio.Server). Its methods must be
-// called on the loop's thread. Release it when done.
+// Server is a listening TCP or Unix server (asyncio.Server). Its methods
+// must be called on the loop's thread. Close it when done; a Server that
+// becomes unreachable while still open is closed by a cleanup (reported to
+// the loop's exception handler in debug mode).
 type Server struct {
 	h       uintptr
 	loop    *Loop
+	network string
+	created string
+	closed  bool
+	addrs   []net.Addr
+	waiter  *Future[struct{}] // wait_closed's future, taken at Close
+	cleanup runtime.Cleanup
+}
+
+// serverEntry is the userdata of a server's connection callback (it must
+// not reach the *Server, which the garbage collector may find dropped).
+type serverEntry struct {
+	loop    *Loop
 	factory func() Protocol
+	network string
 }
 
-// cServerOptions is aloop_server_options_t.
-type cServerOptions struct {
-	size         uintptr
-	backlog      int32
-	reuseAddress int32
-	reusePort    int32
-	startServing int32
+func (e *serverEntry) owner() *Loop { return e.loop }
+
+type droppedServer struct {
+	loop    *Loop
+	h       uintptr
+	what    string
+	created string
 }
 
-// cConnectOptions is aloop_connect_options_t.
-type cConnectOptions struct {
-	size      uintptr
-	localHost *byte
-	localPort int32
-	_         int32
+func closeDroppedServer(d droppedServer) {
+	d.loop.CallSoonThreadsafe(func() {
+		if d.loop.debug.Load() {
+			d.loop.CallExceptionHandler(fmt.Sprintf("unclosed server %s created at %s was garbage collected", d.what, d.created), nil)
+		}
+		runtime.LockOSThread()
+		lib.serverFree(d.h)
+		runtime.UnlockOSThread()
+		delete(d.loop.servers, d.h)
+	})
 }
 
-// ServerOption configures CreateServer.
-type ServerOption func(*cServerOptions)
-
-// WithBacklog sets the listen backlog (<= 0: 100, asyncio's default).
-func WithBacklog(n int) ServerOption { return func(o *cServerOptions) { o.backlog = int32(n) } }
-
-// WithReuseAddress sets SO_REUSEADDR (default on).
-func WithReuseAddress(on bool) ServerOption {
-	return func(o *cServerOptions) { o.reuseAddress = b2i(on) }
-}
-
-// WithReusePort sets SO_REUSEPORT (default off).
-func WithReusePort(on bool) ServerOption {
-	return func(o *cServerOptions) { o.reusePort = b2i(on) }
-}
-
-// WithStartServing(false) creates the server without accepting until
-// StartServing (default on).
-func WithStartServing(on bool) ServerOption {
-	return func(o *cServerOptions) { o.startServing = b2i(on) }
-}
-
-// ConnectOption configures CreateConnection.
-type ConnectOption func(*connectOpts)
-
-type connectOpts struct {
-	localHost string
-	localPort int
-}
-
-// WithLocalAddr binds the socket to host:port before connecting.
-func WithLocalAddr(host string, port int) ConnectOption {
-	return func(o *connectOpts) { o.localHost, o.localPort = host, port }
-}
-
-func b2i(b bool) int32 {
-	if b {
-		return 1
-	}
-	return 0
-}
-
-// CreateServer listens on host:port (host "" = all interfaces, port 0 = any
-// free port) and calls factory for every accepted connection, on the loop
-// thread, for the Protocol of that connection (nil refuses it). The
-// returned future resolves to the *Server (Future.Server); release it.
-func (l *Loop) CreateServer(host string, port int, factory func() Protocol, opts ...ServerOption) (*Future, error) {
+// newServerFuture wraps the future of create_server / create_unix_server.
+func newServerFuture(l *Loop, ctx context.Context, network string, factory func() Protocol, wrap func(error) error,
+	call func(connCb, key, free uintptr, out *uintptr) int32) (*Future[*Server], error) {
 	if err := l.check(); err != nil {
 		return nil, err
 	}
 	if factory == nil {
 		return nil, errInvalid("nil protocol factory")
 	}
-	o := cServerOptions{size: unsafe.Sizeof(cServerOptions{}), reuseAddress: -1, startServing: -1}
-	for _, opt := range opts {
-		opt(&o)
+	created := ""
+	if _, file, line, ok := runtime.Caller(2); ok {
+		created = fmt.Sprintf("%s:%d", file, line)
 	}
-	s := &Server{loop: l, factory: factory}
-	f := &Future{loop: l, server: s}
-	key := reg.add(s)
-	runtime.LockOSThread()
-	err := lib.errorOf(lib.createServer(l.handle(), cString(host), int32(port), cb.connection, key, cb.free, unsafe.Pointer(&o), &f.h))
-	runtime.UnlockOSThread()
-	if err != nil {
-		return nil, err
+	key := reg.add(&serverEntry{loop: l, factory: factory, network: network})
+	get := func(h uintptr) (*Server, error) {
+		var sh uintptr
+		if _, err := do(func() int32 { return lib.futureResultServer(h, &sh) }); err != nil {
+			return nil, err
+		}
+		s := &Server{h: sh, loop: l, network: network, created: created}
+		s.addrs = s.fetchAddrs()
+		l.servers[sh] = weak.Make(s)
+		what := ""
+		if len(s.addrs) > 0 {
+			what = "on " + s.addrs[0].String()
+		}
+		s.cleanup = runtime.AddCleanup(s, closeDroppedServer, droppedServer{loop: l, h: sh, what: what, created: created})
+		return s, nil
 	}
-	return f, nil
+	return newOpFuture(l, ctx, wrap, get, func(out *uintptr) int32 { return call(cb.connection, key, cb.free, out) })
 }
 
-// CreateConnection connects to host:port with protocol p (asyncio's
-// create_connection). The future resolves to the *Transport after
-// p.ConnectionMade ran, or fails with the connection error (for example
-// errors.Is(err, syscall.ECONNREFUSED)); then no Protocol method runs.
-func (l *Loop) CreateConnection(host string, port int, p Protocol, opts ...ConnectOption) (*Future, error) {
-	if err := l.check(); err != nil {
-		return nil, err
+func (s *Server) fetchAddrs() []net.Addr {
+	n := s.SocketCount()
+	addrs := make([]net.Addr, 0, n)
+	for i := range n {
+		if host, port, err := s.SockName(i); err == nil {
+			addrs = append(addrs, makeAddr(s.network, host, port))
+		}
 	}
-	if p == nil {
-		return nil, errInvalid("nil protocol")
-	}
-	var co connectOpts
-	for _, opt := range opts {
-		opt(&co)
-	}
-	var optp unsafe.Pointer
-	var localHost []byte
-	if co.localHost != "" {
-		localHost = append([]byte(co.localHost), 0)
-		optp = unsafe.Pointer(&cConnectOptions{
-			size:      unsafe.Sizeof(cConnectOptions{}),
-			localHost: &localHost[0],
-			localPort: int32(co.localPort),
-		})
-	}
-	c := newConn(l, p)
-	f := &Future{loop: l, transport: c.transport}
-	key := reg.add(c)
-	runtime.LockOSThread()
-	err := lib.errorOf(lib.createConnection(l.handle(), cString(host), int32(port), unsafe.Pointer(c.cproto()), key, cb.free, optp, &f.h))
-	runtime.UnlockOSThread()
-	runtime.KeepAlive(localHost)
-	if err != nil {
-		return nil, err
-	}
-	return f, nil
+	return addrs
 }
 
 func (s *Server) handle() uintptr {
-	if s == nil {
+	if s == nil || s.closed {
 		return 0
 	}
 	return s.h
@@ -148,11 +107,10 @@ func (s *Server) call(fn func(uintptr) int32) (int32, error) {
 	if lib == nil {
 		return 0, ErrBadHandle
 	}
-	runtime.LockOSThread()
-	rc := fn(s.handle())
-	err := lib.errorOf(rc)
-	runtime.UnlockOSThread()
-	return rc, err
+	if s != nil && s.closed {
+		return 0, newError(ECLOSED, "the server is closed")
+	}
+	return do(func() int32 { return fn(s.handle()) })
 }
 
 // Loop returns the server's loop.
@@ -163,24 +121,28 @@ func (s *Server) Loop() *Loop {
 	return s.loop
 }
 
-// Close stops listening; accepted connections stay open. Idempotent.
+// Close stops listening and releases the server (asyncio's close; accepted
+// connections stay open: WaitClosed waits for them). Idempotent.
 func (s *Server) Close() error {
 	if lib == nil {
 		return ErrBadHandle
 	}
-	_, err := s.call(lib.serverClose)
-	return err
-}
-
-// Release closes the server if needed and releases its handle.
-func (s *Server) Release() error {
-	if lib == nil {
+	if s == nil || s.h == 0 {
 		return ErrBadHandle
 	}
-	_, err := s.call(lib.serverFree)
-	if err == nil && s.loop != nil {
-		delete(s.loop.servers, s.h)
+	if s.closed {
+		return nil
 	}
+	if _, err := s.call(lib.serverClose); err != nil {
+		return err
+	}
+	if s.waiter == nil {
+		s.waiter, _ = newOpFuture(s.loop, nil, nil, resultNone, func(out *uintptr) int32 { return lib.serverWaitClosed(s.h, out) })
+	}
+	_, err := s.call(lib.serverFree)
+	s.closed = true
+	s.cleanup.Stop()
+	delete(s.loop.servers, s.h)
 	return err
 }
 
@@ -196,26 +158,65 @@ func (s *Server) StartServing() error {
 
 // IsServing reports whether the server is accepting.
 func (s *Server) IsServing() bool {
-	if lib == nil {
+	if lib == nil || s == nil || s.closed {
 		return false
 	}
 	rc, err := s.call(lib.serverIsServing)
 	return err == nil && rc > 0
 }
 
+// ServeForever starts accepting and runs the loop (asyncio's
+// serve_forever) until ctx is done or the loop is stopped; then it closes
+// the server. It returns ctx's error when ctx ended it. Call it from the
+// goroutine that owns the loop.
+func (s *Server) ServeForever(ctx context.Context) error {
+	if err := s.StartServing(); err != nil {
+		return err
+	}
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	stop := context.AfterFunc(ctx, func() { s.loop.Stop() })
+	err := s.loop.RunForever()
+	stop()
+	if cerr := s.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = ctx.Err()
+	}
+	return err
+}
+
 // WaitClosed returns a future that resolves when the server is closed and
-// its connections are gone. Release it.
-func (s *Server) WaitClosed() (*Future, error) {
+// its connections are gone (asyncio's wait_closed). ctx cancels the wait,
+// not the server.
+func (s *Server) WaitClosed(ctx context.Context) (*Future[struct{}], error) {
 	if lib == nil || s == nil {
 		return nil, ErrBadHandle
 	}
-	f := &Future{loop: s.loop}
-	_, err := s.call(func(h uintptr) int32 { return lib.serverWaitClosed(h, &f.h) })
+	if !s.closed {
+		return newOpFuture(s.loop, ctx, nil, resultNone, func(out *uintptr) int32 { return lib.serverWaitClosed(s.handle(), out) })
+	}
+	// Released: follow the future taken at Close.
+	f, err := NewFuture[struct{}](s.loop)
 	if err != nil {
 		return nil, err
 	}
+	if s.waiter == nil {
+		f.SetResult(struct{}{})
+		return f, nil
+	}
+	s.waiter.AddDoneCallback(func(w *Future[struct{}]) {
+		if !f.Done() {
+			f.SetResult(struct{}{})
+		}
+	})
+	f.watch(ctx)
 	return f, nil
 }
+
+func resultNone(h uintptr) (struct{}, error) { return struct{}{}, nil }
 
 // SocketCount returns the number of listening sockets.
 func (s *Server) SocketCount() int {
@@ -241,21 +242,42 @@ func (s *Server) SocketFd(i int) (int, error) {
 	return int(rc), nil
 }
 
-// SockName returns the numeric host and port of listening socket i.
+// SockName returns the numeric host and port of listening socket i (the
+// path and 0 for a Unix server).
 func (s *Server) SockName(i int) (host string, port int, err error) {
 	if lib == nil {
 		return "", 0, ErrBadHandle
+	}
+	if s != nil && s.closed {
+		return "", 0, newError(ECLOSED, "the server is closed")
 	}
 	return sockname(func(buf unsafe.Pointer, n uintptr, p *int32) int32 {
 		return lib.serverSockname(s.handle(), int32(i), buf, n, p)
 	})
 }
 
+// Addrs returns the addresses of the listening sockets (asyncio's
+// sockets); they stay readable after Close.
+func (s *Server) Addrs() []net.Addr {
+	if s == nil {
+		return nil
+	}
+	return s.addrs
+}
+
+// Addr returns the address of the first listening socket (nil if none).
+func (s *Server) Addr() net.Addr {
+	if s == nil || len(s.addrs) == 0 {
+		return nil
+	}
+	return s.addrs[0]
+}
+
 // Port returns the port of the first listening socket (0 if none).
 func (s *Server) Port() int {
-	_, p, err := s.SockName(0)
-	if err != nil {
-		return 0
+	switch a := s.Addr().(type) {
+	case *net.TCPAddr:
+		return a.Port
 	}
-	return p
+	return 0
 }

@@ -12,7 +12,8 @@ func TestZeroValuesWithoutLibrary(t *testing.T) {
 	if lib != nil {
 		t.Skip("library loaded in this process")
 	}
-	objs := []any{&Loop{}, &Transport{}, &Future{}, &Server{}, &Handle{}, (*Loop)(nil), (*Future)(nil), (*Transport)(nil), (*Server)(nil), (*Handle)(nil)}
+	objs := []any{&Loop{}, &Transport{}, &Future[int]{}, &Server{}, &Handle{}, &DatagramTransport{}, &SubprocessTransport{}, &TLSConfig{},
+		(*Loop)(nil), (*Future[int])(nil), (*Transport)(nil), (*Server)(nil), (*Handle)(nil), (*DatagramTransport)(nil), (*SubprocessTransport)(nil), (*TLSConfig)(nil)}
 	for _, o := range objs {
 		v := reflect.ValueOf(o)
 		ty := v.Type()

@@ -435,3 +435,211 @@ type abiSymbol struct {
 	name string
 	fptr any
 }
+
+// Mirrors of the header's structs (LP64 layout; header_test.go checks
+// them against structLayouts, which tests/c/abi_check.c checks against
+// the C compiler). Members as in the header, in Go's spelling.
+
+// cExceptionContext is aloop_exception_context_t.
+type cExceptionContext struct {
+	size        uintptr
+	message     *byte
+	error       int32
+	errorDetail *byte
+	transport   uintptr
+	server      uintptr
+	future      uintptr
+	datagram    uintptr
+	subprocess  uintptr
+}
+
+// cProtocol is aloop_protocol_t.
+type cProtocol struct {
+	size           uintptr
+	connectionMade uintptr
+	dataReceived   uintptr
+	eofReceived    uintptr
+	connectionLost uintptr
+	pauseWriting   uintptr
+	resumeWriting  uintptr
+	getBuffer      uintptr
+	bufferUpdated  uintptr
+	flags          uint32
+}
+
+// cServerOptions is aloop_server_options_t.
+type cServerOptions struct {
+	size         uintptr
+	backlog      int32
+	reuseAddress int32
+	reusePort    int32
+	startServing int32
+	hosts        unsafe.Pointer
+	family       int32
+	flags        int32
+	hasSock      int32
+	sock         int32
+	tls          uintptr
+}
+
+// cConnectOptions is aloop_connect_options_t.
+type cConnectOptions struct {
+	size               uintptr
+	localHost          *byte
+	localPort          int32
+	happyEyeballsDelay float64
+	interleave         int32
+	family             int32
+	flags              int32
+	hasSock            int32
+	sock               int32
+	tls                uintptr
+	serverHostname     *byte
+}
+
+// cDatagramProtocol is aloop_datagram_protocol_t.
+type cDatagramProtocol struct {
+	size             uintptr
+	connectionMade   uintptr
+	datagramReceived uintptr
+	errorReceived    uintptr
+	connectionLost   uintptr
+	pauseWriting     uintptr
+	resumeWriting    uintptr
+}
+
+// cDatagramOptions is aloop_datagram_options_t.
+type cDatagramOptions struct {
+	size           uintptr
+	family         int32
+	reusePort      int32
+	allowBroadcast int32
+	hasSock        int32
+	sock           int32
+}
+
+// cUnixServerOptions is aloop_unix_server_options_t.
+type cUnixServerOptions struct {
+	size          uintptr
+	backlog       int32
+	startServing  int32
+	cleanupSocket int32
+	tls           uintptr
+}
+
+// cIovec is aloop_iovec_t.
+type cIovec struct {
+	base unsafe.Pointer
+	len  uintptr
+}
+
+// cAddrinfo is aloop_addrinfo_t.
+type cAddrinfo struct {
+	size      uintptr
+	next      *cAddrinfo
+	family    int32
+	type_     int32
+	protocol  int32
+	port      int32
+	addr      unsafe.Pointer
+	addrlen   uintptr
+	host      *byte
+	canonname *byte
+	scopeId   uint32
+}
+
+// cSubprocessProtocol is aloop_subprocess_protocol_t.
+type cSubprocessProtocol struct {
+	size               uintptr
+	connectionMade     uintptr
+	pipeDataReceived   uintptr
+	pipeConnectionLost uintptr
+	processExited      uintptr
+	connectionLost     uintptr
+	pauseWriting       uintptr
+	resumeWriting      uintptr
+}
+
+// cSubprocessOptions is aloop_subprocess_options_t.
+type cSubprocessOptions struct {
+	size            uintptr
+	env             unsafe.Pointer
+	cwd             *byte
+	stdinMode       int32
+	stdoutMode      int32
+	stderrMode      int32
+	stdinFd         int32
+	stdoutFd        int32
+	stderrFd        int32
+	startNewSession int32
+}
+
+// cEvent is aloop_event_t.
+type cEvent struct {
+	kind      uint32
+	error     int32
+	transport uintptr
+	userdata  uintptr
+	offset    uint64
+	length    uint64
+}
+
+// cWriteOp is aloop_write_op_t.
+type cWriteOp struct {
+	transport uintptr
+	length    uint32
+	kind      uint32
+}
+
+// structLayouts is the layout model: sizeof and every member's offsetof.
+var structLayouts = []structLayout{
+	{"aloop_exception_context_t", unsafe.Sizeof(cExceptionContext{}), 72, []memberLayout{{"size", unsafe.Offsetof(cExceptionContext{}.size), 0}, {"message", unsafe.Offsetof(cExceptionContext{}.message), 8}, {"error", unsafe.Offsetof(cExceptionContext{}.error), 16}, {"error_detail", unsafe.Offsetof(cExceptionContext{}.errorDetail), 24}, {"transport", unsafe.Offsetof(cExceptionContext{}.transport), 32}, {"server", unsafe.Offsetof(cExceptionContext{}.server), 40}, {"future", unsafe.Offsetof(cExceptionContext{}.future), 48}, {"datagram", unsafe.Offsetof(cExceptionContext{}.datagram), 56}, {"subprocess", unsafe.Offsetof(cExceptionContext{}.subprocess), 64}}},
+	{"aloop_protocol_t", unsafe.Sizeof(cProtocol{}), 80, []memberLayout{{"size", unsafe.Offsetof(cProtocol{}.size), 0}, {"connection_made", unsafe.Offsetof(cProtocol{}.connectionMade), 8}, {"data_received", unsafe.Offsetof(cProtocol{}.dataReceived), 16}, {"eof_received", unsafe.Offsetof(cProtocol{}.eofReceived), 24}, {"connection_lost", unsafe.Offsetof(cProtocol{}.connectionLost), 32}, {"pause_writing", unsafe.Offsetof(cProtocol{}.pauseWriting), 40}, {"resume_writing", unsafe.Offsetof(cProtocol{}.resumeWriting), 48}, {"get_buffer", unsafe.Offsetof(cProtocol{}.getBuffer), 56}, {"buffer_updated", unsafe.Offsetof(cProtocol{}.bufferUpdated), 64}, {"flags", unsafe.Offsetof(cProtocol{}.flags), 72}}},
+	{"aloop_server_options_t", unsafe.Sizeof(cServerOptions{}), 56, []memberLayout{{"size", unsafe.Offsetof(cServerOptions{}.size), 0}, {"backlog", unsafe.Offsetof(cServerOptions{}.backlog), 8}, {"reuse_address", unsafe.Offsetof(cServerOptions{}.reuseAddress), 12}, {"reuse_port", unsafe.Offsetof(cServerOptions{}.reusePort), 16}, {"start_serving", unsafe.Offsetof(cServerOptions{}.startServing), 20}, {"hosts", unsafe.Offsetof(cServerOptions{}.hosts), 24}, {"family", unsafe.Offsetof(cServerOptions{}.family), 32}, {"flags", unsafe.Offsetof(cServerOptions{}.flags), 36}, {"has_sock", unsafe.Offsetof(cServerOptions{}.hasSock), 40}, {"sock", unsafe.Offsetof(cServerOptions{}.sock), 44}, {"tls", unsafe.Offsetof(cServerOptions{}.tls), 48}}},
+	{"aloop_connect_options_t", unsafe.Sizeof(cConnectOptions{}), 72, []memberLayout{{"size", unsafe.Offsetof(cConnectOptions{}.size), 0}, {"local_host", unsafe.Offsetof(cConnectOptions{}.localHost), 8}, {"local_port", unsafe.Offsetof(cConnectOptions{}.localPort), 16}, {"happy_eyeballs_delay", unsafe.Offsetof(cConnectOptions{}.happyEyeballsDelay), 24}, {"interleave", unsafe.Offsetof(cConnectOptions{}.interleave), 32}, {"family", unsafe.Offsetof(cConnectOptions{}.family), 36}, {"flags", unsafe.Offsetof(cConnectOptions{}.flags), 40}, {"has_sock", unsafe.Offsetof(cConnectOptions{}.hasSock), 44}, {"sock", unsafe.Offsetof(cConnectOptions{}.sock), 48}, {"tls", unsafe.Offsetof(cConnectOptions{}.tls), 56}, {"server_hostname", unsafe.Offsetof(cConnectOptions{}.serverHostname), 64}}},
+	{"aloop_datagram_protocol_t", unsafe.Sizeof(cDatagramProtocol{}), 56, []memberLayout{{"size", unsafe.Offsetof(cDatagramProtocol{}.size), 0}, {"connection_made", unsafe.Offsetof(cDatagramProtocol{}.connectionMade), 8}, {"datagram_received", unsafe.Offsetof(cDatagramProtocol{}.datagramReceived), 16}, {"error_received", unsafe.Offsetof(cDatagramProtocol{}.errorReceived), 24}, {"connection_lost", unsafe.Offsetof(cDatagramProtocol{}.connectionLost), 32}, {"pause_writing", unsafe.Offsetof(cDatagramProtocol{}.pauseWriting), 40}, {"resume_writing", unsafe.Offsetof(cDatagramProtocol{}.resumeWriting), 48}}},
+	{"aloop_datagram_options_t", unsafe.Sizeof(cDatagramOptions{}), 32, []memberLayout{{"size", unsafe.Offsetof(cDatagramOptions{}.size), 0}, {"family", unsafe.Offsetof(cDatagramOptions{}.family), 8}, {"reuse_port", unsafe.Offsetof(cDatagramOptions{}.reusePort), 12}, {"allow_broadcast", unsafe.Offsetof(cDatagramOptions{}.allowBroadcast), 16}, {"has_sock", unsafe.Offsetof(cDatagramOptions{}.hasSock), 20}, {"sock", unsafe.Offsetof(cDatagramOptions{}.sock), 24}}},
+	{"aloop_unix_server_options_t", unsafe.Sizeof(cUnixServerOptions{}), 32, []memberLayout{{"size", unsafe.Offsetof(cUnixServerOptions{}.size), 0}, {"backlog", unsafe.Offsetof(cUnixServerOptions{}.backlog), 8}, {"start_serving", unsafe.Offsetof(cUnixServerOptions{}.startServing), 12}, {"cleanup_socket", unsafe.Offsetof(cUnixServerOptions{}.cleanupSocket), 16}, {"tls", unsafe.Offsetof(cUnixServerOptions{}.tls), 24}}},
+	{"aloop_iovec_t", unsafe.Sizeof(cIovec{}), 16, []memberLayout{{"base", unsafe.Offsetof(cIovec{}.base), 0}, {"len", unsafe.Offsetof(cIovec{}.len), 8}}},
+	{"aloop_addrinfo_t", unsafe.Sizeof(cAddrinfo{}), 72, []memberLayout{{"size", unsafe.Offsetof(cAddrinfo{}.size), 0}, {"next", unsafe.Offsetof(cAddrinfo{}.next), 8}, {"family", unsafe.Offsetof(cAddrinfo{}.family), 16}, {"type", unsafe.Offsetof(cAddrinfo{}.type_), 20}, {"protocol", unsafe.Offsetof(cAddrinfo{}.protocol), 24}, {"port", unsafe.Offsetof(cAddrinfo{}.port), 28}, {"addr", unsafe.Offsetof(cAddrinfo{}.addr), 32}, {"addrlen", unsafe.Offsetof(cAddrinfo{}.addrlen), 40}, {"host", unsafe.Offsetof(cAddrinfo{}.host), 48}, {"canonname", unsafe.Offsetof(cAddrinfo{}.canonname), 56}, {"scope_id", unsafe.Offsetof(cAddrinfo{}.scopeId), 64}}},
+	{"aloop_subprocess_protocol_t", unsafe.Sizeof(cSubprocessProtocol{}), 64, []memberLayout{{"size", unsafe.Offsetof(cSubprocessProtocol{}.size), 0}, {"connection_made", unsafe.Offsetof(cSubprocessProtocol{}.connectionMade), 8}, {"pipe_data_received", unsafe.Offsetof(cSubprocessProtocol{}.pipeDataReceived), 16}, {"pipe_connection_lost", unsafe.Offsetof(cSubprocessProtocol{}.pipeConnectionLost), 24}, {"process_exited", unsafe.Offsetof(cSubprocessProtocol{}.processExited), 32}, {"connection_lost", unsafe.Offsetof(cSubprocessProtocol{}.connectionLost), 40}, {"pause_writing", unsafe.Offsetof(cSubprocessProtocol{}.pauseWriting), 48}, {"resume_writing", unsafe.Offsetof(cSubprocessProtocol{}.resumeWriting), 56}}},
+	{"aloop_subprocess_options_t", unsafe.Sizeof(cSubprocessOptions{}), 56, []memberLayout{{"size", unsafe.Offsetof(cSubprocessOptions{}.size), 0}, {"env", unsafe.Offsetof(cSubprocessOptions{}.env), 8}, {"cwd", unsafe.Offsetof(cSubprocessOptions{}.cwd), 16}, {"stdin_mode", unsafe.Offsetof(cSubprocessOptions{}.stdinMode), 24}, {"stdout_mode", unsafe.Offsetof(cSubprocessOptions{}.stdoutMode), 28}, {"stderr_mode", unsafe.Offsetof(cSubprocessOptions{}.stderrMode), 32}, {"stdin_fd", unsafe.Offsetof(cSubprocessOptions{}.stdinFd), 36}, {"stdout_fd", unsafe.Offsetof(cSubprocessOptions{}.stdoutFd), 40}, {"stderr_fd", unsafe.Offsetof(cSubprocessOptions{}.stderrFd), 44}, {"start_new_session", unsafe.Offsetof(cSubprocessOptions{}.startNewSession), 48}}},
+	{"aloop_event_t", unsafe.Sizeof(cEvent{}), 40, []memberLayout{{"kind", unsafe.Offsetof(cEvent{}.kind), 0}, {"error", unsafe.Offsetof(cEvent{}.error), 4}, {"transport", unsafe.Offsetof(cEvent{}.transport), 8}, {"userdata", unsafe.Offsetof(cEvent{}.userdata), 16}, {"offset", unsafe.Offsetof(cEvent{}.offset), 24}, {"length", unsafe.Offsetof(cEvent{}.length), 32}}},
+	{"aloop_write_op_t", unsafe.Sizeof(cWriteOp{}), 16, []memberLayout{{"transport", unsafe.Offsetof(cWriteOp{}.transport), 0}, {"length", unsafe.Offsetof(cWriteOp{}.length), 8}, {"kind", unsafe.Offsetof(cWriteOp{}.kind), 12}}},
+}
+
+type structLayout struct {
+	name       string
+	size, want uintptr
+	members    []memberLayout
+}
+
+type memberLayout struct {
+	name      string
+	off, want uintptr
+}
+
+// The header's enum values.
+const (
+	runDefault          = 0
+	runOnce             = 1
+	runNowait           = 2
+	protocolQueued      = 1
+	stdioPipe           = 0
+	stdioDevnull        = 1
+	stdioInherit        = 2
+	stdioFd             = 3
+	stdioStdout         = 4
+	tlsVerifyNone       = 0
+	tlsVerifyRequired   = 1
+	tlsVerifyOptional   = 2
+	eventConnectionMade = 1
+	eventData           = 2
+	eventEof            = 3
+	eventConnectionLost = 4
+	eventPauseWriting   = 5
+	eventResumeWriting  = 6
+	writeData           = 0
+	writeEof            = 1
+	writeClose          = 2
+)

@@ -10,6 +10,7 @@
  *     (cgo's spelling of the same ABI).
  * Functions written in C (capi/errors.c) include the public header
  * themselves, so the compiler checks their definitions there. */
+#include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -663,3 +664,120 @@ ALOOP_SAME_TYPE(cgo_aloop_live_handles, int(size_t*));
 ALOOP_SAME_TYPE(cgo_aloop_get_running_loop, int(uintptr_t*));
 ALOOP_SAME_TYPE(cgo_aloop_get_event_loop, int(uintptr_t*));
 ALOOP_SAME_TYPE(cgo_aloop_set_event_loop, int(uintptr_t));
+
+/* 3. The generator's LP64 layout model of the structs (the Go mirrors in
+ * bindings/go/zabi.go are checked against it by header_test.go). */
+#if UINTPTR_MAX == 0xffffffffffffffffu && UINT_MAX == 0xffffffffu
+_Static_assert(sizeof(aloop_exception_context_t) == 72, "aloop_exception_context_t: size differs from the layout model");
+_Static_assert(offsetof(aloop_exception_context_t, size) == 0, "aloop_exception_context_t.size: offset differs from the layout model");
+_Static_assert(offsetof(aloop_exception_context_t, message) == 8, "aloop_exception_context_t.message: offset differs from the layout model");
+_Static_assert(offsetof(aloop_exception_context_t, error) == 16, "aloop_exception_context_t.error: offset differs from the layout model");
+_Static_assert(offsetof(aloop_exception_context_t, error_detail) == 24, "aloop_exception_context_t.error_detail: offset differs from the layout model");
+_Static_assert(offsetof(aloop_exception_context_t, transport) == 32, "aloop_exception_context_t.transport: offset differs from the layout model");
+_Static_assert(offsetof(aloop_exception_context_t, server) == 40, "aloop_exception_context_t.server: offset differs from the layout model");
+_Static_assert(offsetof(aloop_exception_context_t, future) == 48, "aloop_exception_context_t.future: offset differs from the layout model");
+_Static_assert(offsetof(aloop_exception_context_t, datagram) == 56, "aloop_exception_context_t.datagram: offset differs from the layout model");
+_Static_assert(offsetof(aloop_exception_context_t, subprocess) == 64, "aloop_exception_context_t.subprocess: offset differs from the layout model");
+_Static_assert(sizeof(aloop_protocol_t) == 80, "aloop_protocol_t: size differs from the layout model");
+_Static_assert(offsetof(aloop_protocol_t, size) == 0, "aloop_protocol_t.size: offset differs from the layout model");
+_Static_assert(offsetof(aloop_protocol_t, connection_made) == 8, "aloop_protocol_t.connection_made: offset differs from the layout model");
+_Static_assert(offsetof(aloop_protocol_t, data_received) == 16, "aloop_protocol_t.data_received: offset differs from the layout model");
+_Static_assert(offsetof(aloop_protocol_t, eof_received) == 24, "aloop_protocol_t.eof_received: offset differs from the layout model");
+_Static_assert(offsetof(aloop_protocol_t, connection_lost) == 32, "aloop_protocol_t.connection_lost: offset differs from the layout model");
+_Static_assert(offsetof(aloop_protocol_t, pause_writing) == 40, "aloop_protocol_t.pause_writing: offset differs from the layout model");
+_Static_assert(offsetof(aloop_protocol_t, resume_writing) == 48, "aloop_protocol_t.resume_writing: offset differs from the layout model");
+_Static_assert(offsetof(aloop_protocol_t, get_buffer) == 56, "aloop_protocol_t.get_buffer: offset differs from the layout model");
+_Static_assert(offsetof(aloop_protocol_t, buffer_updated) == 64, "aloop_protocol_t.buffer_updated: offset differs from the layout model");
+_Static_assert(offsetof(aloop_protocol_t, flags) == 72, "aloop_protocol_t.flags: offset differs from the layout model");
+_Static_assert(sizeof(aloop_server_options_t) == 56, "aloop_server_options_t: size differs from the layout model");
+_Static_assert(offsetof(aloop_server_options_t, size) == 0, "aloop_server_options_t.size: offset differs from the layout model");
+_Static_assert(offsetof(aloop_server_options_t, backlog) == 8, "aloop_server_options_t.backlog: offset differs from the layout model");
+_Static_assert(offsetof(aloop_server_options_t, reuse_address) == 12, "aloop_server_options_t.reuse_address: offset differs from the layout model");
+_Static_assert(offsetof(aloop_server_options_t, reuse_port) == 16, "aloop_server_options_t.reuse_port: offset differs from the layout model");
+_Static_assert(offsetof(aloop_server_options_t, start_serving) == 20, "aloop_server_options_t.start_serving: offset differs from the layout model");
+_Static_assert(offsetof(aloop_server_options_t, hosts) == 24, "aloop_server_options_t.hosts: offset differs from the layout model");
+_Static_assert(offsetof(aloop_server_options_t, family) == 32, "aloop_server_options_t.family: offset differs from the layout model");
+_Static_assert(offsetof(aloop_server_options_t, flags) == 36, "aloop_server_options_t.flags: offset differs from the layout model");
+_Static_assert(offsetof(aloop_server_options_t, has_sock) == 40, "aloop_server_options_t.has_sock: offset differs from the layout model");
+_Static_assert(offsetof(aloop_server_options_t, sock) == 44, "aloop_server_options_t.sock: offset differs from the layout model");
+_Static_assert(offsetof(aloop_server_options_t, tls) == 48, "aloop_server_options_t.tls: offset differs from the layout model");
+_Static_assert(sizeof(aloop_connect_options_t) == 72, "aloop_connect_options_t: size differs from the layout model");
+_Static_assert(offsetof(aloop_connect_options_t, size) == 0, "aloop_connect_options_t.size: offset differs from the layout model");
+_Static_assert(offsetof(aloop_connect_options_t, local_host) == 8, "aloop_connect_options_t.local_host: offset differs from the layout model");
+_Static_assert(offsetof(aloop_connect_options_t, local_port) == 16, "aloop_connect_options_t.local_port: offset differs from the layout model");
+_Static_assert(offsetof(aloop_connect_options_t, happy_eyeballs_delay) == 24, "aloop_connect_options_t.happy_eyeballs_delay: offset differs from the layout model");
+_Static_assert(offsetof(aloop_connect_options_t, interleave) == 32, "aloop_connect_options_t.interleave: offset differs from the layout model");
+_Static_assert(offsetof(aloop_connect_options_t, family) == 36, "aloop_connect_options_t.family: offset differs from the layout model");
+_Static_assert(offsetof(aloop_connect_options_t, flags) == 40, "aloop_connect_options_t.flags: offset differs from the layout model");
+_Static_assert(offsetof(aloop_connect_options_t, has_sock) == 44, "aloop_connect_options_t.has_sock: offset differs from the layout model");
+_Static_assert(offsetof(aloop_connect_options_t, sock) == 48, "aloop_connect_options_t.sock: offset differs from the layout model");
+_Static_assert(offsetof(aloop_connect_options_t, tls) == 56, "aloop_connect_options_t.tls: offset differs from the layout model");
+_Static_assert(offsetof(aloop_connect_options_t, server_hostname) == 64, "aloop_connect_options_t.server_hostname: offset differs from the layout model");
+_Static_assert(sizeof(aloop_datagram_protocol_t) == 56, "aloop_datagram_protocol_t: size differs from the layout model");
+_Static_assert(offsetof(aloop_datagram_protocol_t, size) == 0, "aloop_datagram_protocol_t.size: offset differs from the layout model");
+_Static_assert(offsetof(aloop_datagram_protocol_t, connection_made) == 8, "aloop_datagram_protocol_t.connection_made: offset differs from the layout model");
+_Static_assert(offsetof(aloop_datagram_protocol_t, datagram_received) == 16, "aloop_datagram_protocol_t.datagram_received: offset differs from the layout model");
+_Static_assert(offsetof(aloop_datagram_protocol_t, error_received) == 24, "aloop_datagram_protocol_t.error_received: offset differs from the layout model");
+_Static_assert(offsetof(aloop_datagram_protocol_t, connection_lost) == 32, "aloop_datagram_protocol_t.connection_lost: offset differs from the layout model");
+_Static_assert(offsetof(aloop_datagram_protocol_t, pause_writing) == 40, "aloop_datagram_protocol_t.pause_writing: offset differs from the layout model");
+_Static_assert(offsetof(aloop_datagram_protocol_t, resume_writing) == 48, "aloop_datagram_protocol_t.resume_writing: offset differs from the layout model");
+_Static_assert(sizeof(aloop_datagram_options_t) == 32, "aloop_datagram_options_t: size differs from the layout model");
+_Static_assert(offsetof(aloop_datagram_options_t, size) == 0, "aloop_datagram_options_t.size: offset differs from the layout model");
+_Static_assert(offsetof(aloop_datagram_options_t, family) == 8, "aloop_datagram_options_t.family: offset differs from the layout model");
+_Static_assert(offsetof(aloop_datagram_options_t, reuse_port) == 12, "aloop_datagram_options_t.reuse_port: offset differs from the layout model");
+_Static_assert(offsetof(aloop_datagram_options_t, allow_broadcast) == 16, "aloop_datagram_options_t.allow_broadcast: offset differs from the layout model");
+_Static_assert(offsetof(aloop_datagram_options_t, has_sock) == 20, "aloop_datagram_options_t.has_sock: offset differs from the layout model");
+_Static_assert(offsetof(aloop_datagram_options_t, sock) == 24, "aloop_datagram_options_t.sock: offset differs from the layout model");
+_Static_assert(sizeof(aloop_unix_server_options_t) == 32, "aloop_unix_server_options_t: size differs from the layout model");
+_Static_assert(offsetof(aloop_unix_server_options_t, size) == 0, "aloop_unix_server_options_t.size: offset differs from the layout model");
+_Static_assert(offsetof(aloop_unix_server_options_t, backlog) == 8, "aloop_unix_server_options_t.backlog: offset differs from the layout model");
+_Static_assert(offsetof(aloop_unix_server_options_t, start_serving) == 12, "aloop_unix_server_options_t.start_serving: offset differs from the layout model");
+_Static_assert(offsetof(aloop_unix_server_options_t, cleanup_socket) == 16, "aloop_unix_server_options_t.cleanup_socket: offset differs from the layout model");
+_Static_assert(offsetof(aloop_unix_server_options_t, tls) == 24, "aloop_unix_server_options_t.tls: offset differs from the layout model");
+_Static_assert(sizeof(aloop_iovec_t) == 16, "aloop_iovec_t: size differs from the layout model");
+_Static_assert(offsetof(aloop_iovec_t, base) == 0, "aloop_iovec_t.base: offset differs from the layout model");
+_Static_assert(offsetof(aloop_iovec_t, len) == 8, "aloop_iovec_t.len: offset differs from the layout model");
+_Static_assert(sizeof(aloop_addrinfo_t) == 72, "aloop_addrinfo_t: size differs from the layout model");
+_Static_assert(offsetof(aloop_addrinfo_t, size) == 0, "aloop_addrinfo_t.size: offset differs from the layout model");
+_Static_assert(offsetof(aloop_addrinfo_t, next) == 8, "aloop_addrinfo_t.next: offset differs from the layout model");
+_Static_assert(offsetof(aloop_addrinfo_t, family) == 16, "aloop_addrinfo_t.family: offset differs from the layout model");
+_Static_assert(offsetof(aloop_addrinfo_t, type) == 20, "aloop_addrinfo_t.type: offset differs from the layout model");
+_Static_assert(offsetof(aloop_addrinfo_t, protocol) == 24, "aloop_addrinfo_t.protocol: offset differs from the layout model");
+_Static_assert(offsetof(aloop_addrinfo_t, port) == 28, "aloop_addrinfo_t.port: offset differs from the layout model");
+_Static_assert(offsetof(aloop_addrinfo_t, addr) == 32, "aloop_addrinfo_t.addr: offset differs from the layout model");
+_Static_assert(offsetof(aloop_addrinfo_t, addrlen) == 40, "aloop_addrinfo_t.addrlen: offset differs from the layout model");
+_Static_assert(offsetof(aloop_addrinfo_t, host) == 48, "aloop_addrinfo_t.host: offset differs from the layout model");
+_Static_assert(offsetof(aloop_addrinfo_t, canonname) == 56, "aloop_addrinfo_t.canonname: offset differs from the layout model");
+_Static_assert(offsetof(aloop_addrinfo_t, scope_id) == 64, "aloop_addrinfo_t.scope_id: offset differs from the layout model");
+_Static_assert(sizeof(aloop_subprocess_protocol_t) == 64, "aloop_subprocess_protocol_t: size differs from the layout model");
+_Static_assert(offsetof(aloop_subprocess_protocol_t, size) == 0, "aloop_subprocess_protocol_t.size: offset differs from the layout model");
+_Static_assert(offsetof(aloop_subprocess_protocol_t, connection_made) == 8, "aloop_subprocess_protocol_t.connection_made: offset differs from the layout model");
+_Static_assert(offsetof(aloop_subprocess_protocol_t, pipe_data_received) == 16, "aloop_subprocess_protocol_t.pipe_data_received: offset differs from the layout model");
+_Static_assert(offsetof(aloop_subprocess_protocol_t, pipe_connection_lost) == 24, "aloop_subprocess_protocol_t.pipe_connection_lost: offset differs from the layout model");
+_Static_assert(offsetof(aloop_subprocess_protocol_t, process_exited) == 32, "aloop_subprocess_protocol_t.process_exited: offset differs from the layout model");
+_Static_assert(offsetof(aloop_subprocess_protocol_t, connection_lost) == 40, "aloop_subprocess_protocol_t.connection_lost: offset differs from the layout model");
+_Static_assert(offsetof(aloop_subprocess_protocol_t, pause_writing) == 48, "aloop_subprocess_protocol_t.pause_writing: offset differs from the layout model");
+_Static_assert(offsetof(aloop_subprocess_protocol_t, resume_writing) == 56, "aloop_subprocess_protocol_t.resume_writing: offset differs from the layout model");
+_Static_assert(sizeof(aloop_subprocess_options_t) == 56, "aloop_subprocess_options_t: size differs from the layout model");
+_Static_assert(offsetof(aloop_subprocess_options_t, size) == 0, "aloop_subprocess_options_t.size: offset differs from the layout model");
+_Static_assert(offsetof(aloop_subprocess_options_t, env) == 8, "aloop_subprocess_options_t.env: offset differs from the layout model");
+_Static_assert(offsetof(aloop_subprocess_options_t, cwd) == 16, "aloop_subprocess_options_t.cwd: offset differs from the layout model");
+_Static_assert(offsetof(aloop_subprocess_options_t, stdin_mode) == 24, "aloop_subprocess_options_t.stdin_mode: offset differs from the layout model");
+_Static_assert(offsetof(aloop_subprocess_options_t, stdout_mode) == 28, "aloop_subprocess_options_t.stdout_mode: offset differs from the layout model");
+_Static_assert(offsetof(aloop_subprocess_options_t, stderr_mode) == 32, "aloop_subprocess_options_t.stderr_mode: offset differs from the layout model");
+_Static_assert(offsetof(aloop_subprocess_options_t, stdin_fd) == 36, "aloop_subprocess_options_t.stdin_fd: offset differs from the layout model");
+_Static_assert(offsetof(aloop_subprocess_options_t, stdout_fd) == 40, "aloop_subprocess_options_t.stdout_fd: offset differs from the layout model");
+_Static_assert(offsetof(aloop_subprocess_options_t, stderr_fd) == 44, "aloop_subprocess_options_t.stderr_fd: offset differs from the layout model");
+_Static_assert(offsetof(aloop_subprocess_options_t, start_new_session) == 48, "aloop_subprocess_options_t.start_new_session: offset differs from the layout model");
+_Static_assert(sizeof(aloop_event_t) == 40, "aloop_event_t: size differs from the layout model");
+_Static_assert(offsetof(aloop_event_t, kind) == 0, "aloop_event_t.kind: offset differs from the layout model");
+_Static_assert(offsetof(aloop_event_t, error) == 4, "aloop_event_t.error: offset differs from the layout model");
+_Static_assert(offsetof(aloop_event_t, transport) == 8, "aloop_event_t.transport: offset differs from the layout model");
+_Static_assert(offsetof(aloop_event_t, userdata) == 16, "aloop_event_t.userdata: offset differs from the layout model");
+_Static_assert(offsetof(aloop_event_t, offset) == 24, "aloop_event_t.offset: offset differs from the layout model");
+_Static_assert(offsetof(aloop_event_t, length) == 32, "aloop_event_t.length: offset differs from the layout model");
+_Static_assert(sizeof(aloop_write_op_t) == 16, "aloop_write_op_t: size differs from the layout model");
+_Static_assert(offsetof(aloop_write_op_t, transport) == 0, "aloop_write_op_t.transport: offset differs from the layout model");
+_Static_assert(offsetof(aloop_write_op_t, length) == 8, "aloop_write_op_t.length: offset differs from the layout model");
+_Static_assert(offsetof(aloop_write_op_t, kind) == 12, "aloop_write_op_t.kind: offset differs from the layout model");
+#endif

@@ -33,13 +33,13 @@ func TestClosedLoop(t *testing.T) {
 	_, checks["CallSoon"] = l.CallSoon(func() {})
 	_, checks["CallSoonThreadsafe"] = l.CallSoonThreadsafe(func() {})
 	_, checks["CallLater"] = l.CallLater(time.Millisecond, func() {})
-	_, checks["CallAt"] = l.CallAt(0, func() {})
+	_, checks["CallAt"] = l.CallAt(time.Time{}, func() {})
 	checks["RunForever"] = l.RunForever()
 	checks["RunOnce"] = l.RunOnce(0)
 	checks["Stop"] = l.Stop()
 	_, checks["NewFuture"] = l.NewFuture()
-	_, checks["CreateServer"] = l.CreateServer("127.0.0.1", 0, func() asyncloop.Protocol { return nil })
-	_, checks["CreateConnection"] = l.CreateConnection("127.0.0.1", 1, &asyncloop.BaseProtocol{})
+	_, checks["CreateServer"] = l.CreateServer(bg, "127.0.0.1", 0, func() asyncloop.Protocol { return nil })
+	_, checks["CreateConnection"] = l.CreateConnection(bg, "127.0.0.1", 1, &asyncloop.BaseProtocol{})
 	checks["AddReader"] = l.AddReader(0, func() {})
 	checks["SetExceptionHandler"] = l.SetExceptionHandler(nil)
 	for name, err := range checks {
@@ -86,23 +86,19 @@ func TestBadHandles(t *testing.T) {
 	if err := h.Cancel(); !errors.Is(err, syscall.EBADF) {
 		t.Errorf("Cancel on a zero Handle: %v", err)
 	}
-	var f asyncloop.Future
+	var f asyncloop.Future[int]
 	if _, err := f.Result(); !errors.Is(err, syscall.EBADF) {
 		t.Errorf("Result on a zero Future: %v", err)
 	}
+	if err := f.SetResult(1); !errors.Is(err, syscall.EBADF) {
+		t.Errorf("SetResult on a zero Future: %v", err)
+	}
 
 	l := newLoop(t)
-	// A released future is stale.
-	fut, _ := l.NewFuture()
-	fut.Release()
-	fut.Release()
-	if err := fut.SetResult(1); !errors.Is(err, syscall.EBADF) {
-		t.Errorf("SetResult on a released future: %v", err)
+	if err := l.RunUntilComplete(&f); !errors.Is(err, syscall.EBADF) {
+		t.Errorf("RunUntilComplete(zero future): %v", err)
 	}
-	if err := l.RunUntilComplete(fut); !errors.Is(err, syscall.EBADF) {
-		t.Errorf("RunUntilComplete(released): %v", err)
-	}
-	if err := l.RunUntilComplete(nil); !errors.Is(err, syscall.EBADF) {
+	if err := l.RunUntilComplete(nil); !errors.Is(err, syscall.EINVAL) {
 		t.Errorf("RunUntilComplete(nil): %v", err)
 	}
 }
@@ -113,18 +109,17 @@ func TestInvalidArguments(t *testing.T) {
 	if _, err := l.CallSoon(nil); !errors.Is(err, syscall.EINVAL) {
 		t.Errorf("CallSoon(nil): %v", err)
 	}
-	if _, err := l.CreateServer("127.0.0.1", 0, nil); !errors.Is(err, syscall.EINVAL) {
+	if _, err := l.CreateServer(bg, "127.0.0.1", 0, nil); !errors.Is(err, syscall.EINVAL) {
 		t.Errorf("CreateServer(nil factory): %v", err)
 	}
-	if _, err := l.CreateConnection("127.0.0.1", 80, nil); !errors.Is(err, syscall.EINVAL) {
+	if _, err := l.CreateConnection(bg, "127.0.0.1", 80, nil); !errors.Is(err, syscall.EINVAL) {
 		t.Errorf("CreateConnection(nil protocol): %v", err)
 	}
 	// Out-of-range ports and bad fds are rejected by the library.
 	for _, port := range []int{-1, 70000} {
-		f, err := l.CreateConnection("127.0.0.1", port, &asyncloop.BaseProtocol{})
+		f, err := l.CreateConnection(bg, "127.0.0.1", port, &asyncloop.BaseProtocol{})
 		if err == nil {
 			err = untilDone(t, l, f, 5*time.Second)
-			f.Release()
 		}
 		if err == nil {
 			t.Errorf("CreateConnection to port %d succeeded", port)
@@ -138,15 +133,14 @@ func TestInvalidArguments(t *testing.T) {
 
 func TestCloseBusy(t *testing.T) {
 	l := newLoop(t)
-	sf, err := l.CreateServer("127.0.0.1", 0, func() asyncloop.Protocol { return nil })
+	sf, err := l.CreateServer(bg, "127.0.0.1", 0, func() asyncloop.Protocol { return nil })
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := untilDone(t, l, sf, 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	srv, _ := sf.Server()
-	sf.Release()
+	srv, _ := sf.Result()
 	if err := l.Close(); !errors.Is(err, syscall.EBUSY) {
 		t.Fatalf("Close with a live server: %v, want EBUSY", err)
 	}
@@ -187,20 +181,18 @@ func TestErrorType(t *testing.T) {
 		t.Fatal("ALOOP_ECLOSED has no errno")
 	}
 	// The library supplies a detailed message for the failing call.
-	srv1, err := l.CreateServer("127.0.0.1", 0, func() asyncloop.Protocol { return nil }, asyncloop.WithReuseAddress(false))
+	srv1, err := l.CreateServer(bg, "127.0.0.1", 0, func() asyncloop.Protocol { return nil }, asyncloop.WithReuseAddress(false))
 	if err != nil {
 		t.Fatal(err)
 	}
 	untilDone(t, l, srv1, 5*time.Second)
-	s1, err := srv1.Server()
+	s1, err := srv1.Result()
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv1.Release()
-	srv2, err := l.CreateServer("127.0.0.1", s1.Port(), func() asyncloop.Protocol { return nil }, asyncloop.WithReuseAddress(false))
+	srv2, err := l.CreateServer(bg, "127.0.0.1", s1.Port(), func() asyncloop.Protocol { return nil }, asyncloop.WithReuseAddress(false))
 	if err == nil {
 		err = untilDone(t, l, srv2, 5*time.Second)
-		srv2.Release()
 	}
 	if !errors.Is(err, syscall.EADDRINUSE) {
 		t.Fatalf("second listen on port %d: %v, want EADDRINUSE", s1.Port(), err)
@@ -215,8 +207,10 @@ func TestErrorType(t *testing.T) {
 // Every method of zero-valued and nil objects, with zero arguments, returns
 // without crashing: the library rejects the NULL handles (ALOOP_EBADF).
 func TestZeroValuesSweep(t *testing.T) {
-	objs := []any{&asyncloop.Loop{}, &asyncloop.Transport{}, &asyncloop.Future{}, &asyncloop.Server{}, &asyncloop.Handle{},
-		(*asyncloop.Loop)(nil), (*asyncloop.Future)(nil), (*asyncloop.Transport)(nil), (*asyncloop.Server)(nil), (*asyncloop.Handle)(nil)}
+	objs := []any{&asyncloop.Loop{}, &asyncloop.Transport{}, &asyncloop.Future[int]{}, &asyncloop.Server{}, &asyncloop.Handle{},
+		&asyncloop.DatagramTransport{}, &asyncloop.SubprocessTransport{}, &asyncloop.TLSConfig{},
+		(*asyncloop.Loop)(nil), (*asyncloop.Future[any])(nil), (*asyncloop.Transport)(nil), (*asyncloop.Server)(nil), (*asyncloop.Handle)(nil),
+		(*asyncloop.DatagramTransport)(nil), (*asyncloop.SubprocessTransport)(nil), (*asyncloop.TLSConfig)(nil)}
 	calls := 0
 	for _, o := range objs {
 		v := reflect.ValueOf(o)
@@ -257,7 +251,7 @@ func TestZeroValuesSweep(t *testing.T) {
 				if n := len(out); n > 0 && out[n-1].Type() == errType {
 					if out[n-1].IsNil() {
 						switch m.Name {
-						case "Close", "Release", "Write", "WriteString": // idempotent; empty writes are no-ops (asyncio)
+						case "Close", "Write", "WriteString", "WriteLines": // idempotent; empty writes are no-ops (asyncio)
 						default:
 							t.Errorf("%v.%s returned no error", ty, m.Name)
 						}
@@ -280,8 +274,7 @@ func TestCloseReleasesUserdata(t *testing.T) {
 	}
 	l.SetExceptionHandler(func(*asyncloop.Loop, *asyncloop.ExceptionContext) {})
 	f, _ := l.NewFuture()
-	f.AddDoneCallback(func(*asyncloop.Future) {})
-	f.Release()
+	f.AddDoneCallback(func(*asyncloop.Future[any]) {})
 	l.CallSoon(func() {})
 	l.CallLater(time.Hour, func() {})
 	if asyncloop.LiveCallbacks()-base != 4 {

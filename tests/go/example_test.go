@@ -43,7 +43,7 @@ func TestEchoClientExample(t *testing.T) {
 			return
 		}
 		lost := make(chan error, 1)
-		sf, err := l.CreateServer("127.0.0.1", 0, func() asyncloop.Protocol { return &echoServer{t: t, lost: lost} })
+		sf, err := l.CreateServer(bg, "127.0.0.1", 0, func() asyncloop.Protocol { return &echoServer{t: t, lost: lost} })
 		if err == nil {
 			err = l.RunUntilComplete(sf)
 		}
@@ -51,12 +51,10 @@ func TestEchoClientExample(t *testing.T) {
 			ready <- started{err: err}
 			return
 		}
-		srv, _ := sf.Server()
-		sf.Release()
+		srv, _ := sf.Result()
 		ready <- started{port: srv.Port(), loop: l}
 		err = l.RunForever() // until the test calls Stop
 		srv.Close()
-		srv.Release()
 		settle(l)
 		if err == nil {
 			err = l.Close()

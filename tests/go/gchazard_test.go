@@ -89,7 +89,6 @@ func TestGCHazardChild(t *testing.T) {
 	if err := l.RunUntilComplete(f); err != nil {
 		t.Fatal(err)
 	}
-	f.Release()
 	os.Stdout.WriteString("LOOP-OK\n")
 	os.Exit(0) // the spinners never stop (the compiler may hoist *stop)
 }

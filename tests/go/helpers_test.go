@@ -1,6 +1,7 @@
 package gotest
 
 import (
+	"context"
 	"runtime"
 	"testing"
 	"time"
@@ -45,7 +46,7 @@ func runWithTimeout(t *testing.T, l *asyncloop.Loop, d time.Duration) {
 }
 
 // untilDone runs the loop until f is done or d passes.
-func untilDone(t *testing.T, l *asyncloop.Loop, f *asyncloop.Future, d time.Duration) error {
+func untilDone[T any](t *testing.T, l *asyncloop.Loop, f *asyncloop.Future[T], d time.Duration) error {
 	t.Helper()
 	h, err := l.CallLater(d, func() { f.Cancel() })
 	if err != nil {
@@ -70,4 +71,24 @@ func checkLeaks(t *testing.T, base int) {
 	if n := asyncloop.LiveCallbacks() - base; n != 0 {
 		t.Errorf("%d userdata entries leaked (free_cb not called?)", n)
 	}
+}
+
+// bg is the context of operations that a test does not cancel.
+var bg = context.Background()
+
+// await runs the loop until f is done (5 s at most) and returns its value;
+// it fails the test on an error. Call it from the test goroutine only.
+func await[T any](t *testing.T, l *asyncloop.Loop, f *asyncloop.Future[T], err error) T {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := untilDone(t, l, f, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	v, err := f.Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
 }

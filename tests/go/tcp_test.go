@@ -36,8 +36,8 @@ type echoClient struct {
 	tr      *asyncloop.Transport
 	want    int
 	got     []byte
-	done    *asyncloop.Future
-	lost    *asyncloop.Future
+	done    *asyncloop.Future[any]
+	lost    *asyncloop.Future[any]
 	made    int
 	pauses  int
 	resumes int
@@ -62,17 +62,16 @@ func (c *echoClient) ConnectionLost(err error) {
 
 func startEchoServer(t *testing.T, l *asyncloop.Loop, lost chan error) (*asyncloop.Server, int) {
 	t.Helper()
-	sf, err := l.CreateServer("127.0.0.1", 0, func() asyncloop.Protocol {
+	sf, err := l.CreateServer(bg, "127.0.0.1", 0, func() asyncloop.Protocol {
 		return &echoServer{t: t, lost: lost}
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer sf.Release()
 	if err := untilDone(t, l, sf, 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	srv, err := sf.Server()
+	srv, err := sf.Result()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,19 +98,16 @@ func TestTCPEcho1MiB(t *testing.T) {
 		payload[i] = byte(rng.Uint32())
 	}
 	done, _ := l.NewFuture()
-	defer done.Release()
 	clientLost, _ := l.NewFuture()
-	defer clientLost.Release()
 	c := &echoClient{want: size, done: done, lost: clientLost}
-	cf, err := l.CreateConnection("127.0.0.1", port, c)
+	cf, err := l.CreateConnection(bg, "127.0.0.1", port, c)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cf.Release()
 	if err := untilDone(t, l, cf, 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	tr, err := cf.Transport()
+	tr, err := cf.Result()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,16 +171,12 @@ func closeServer(t *testing.T, l *asyncloop.Loop, srv *asyncloop.Server) {
 	if err := srv.Close(); err != nil {
 		t.Fatal(err)
 	}
-	wc, err := srv.WaitClosed()
+	wc, err := srv.WaitClosed(bg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := untilDone(t, l, wc, 5*time.Second); err != nil {
 		t.Fatalf("WaitClosed: %v", err)
-	}
-	wc.Release()
-	if err := srv.Release(); err != nil {
-		t.Fatal(err)
 	}
 }
 
@@ -194,7 +186,7 @@ type bufferedClient struct {
 	buf  []byte
 	n    int
 	want int
-	done *asyncloop.Future
+	done *asyncloop.Future[any]
 	gets int
 }
 
@@ -215,17 +207,15 @@ func TestTCPBufferedProtocol(t *testing.T) {
 	srv, port := startEchoServer(t, l, make(chan error, 1))
 	payload := bytes.Repeat([]byte("0123456789abcdef"), 8192) // 128 KiB
 	done, _ := l.NewFuture()
-	defer done.Release()
 	c := &bufferedClient{buf: make([]byte, len(payload)+1), want: len(payload), done: done}
-	cf, err := l.CreateConnection("127.0.0.1", port, c)
+	cf, err := l.CreateConnection(bg, "127.0.0.1", port, c)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cf.Release()
 	if err := untilDone(t, l, cf, 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	tr, _ := cf.Transport()
+	tr, _ := cf.Result()
 	tr.Write(payload)
 	if err := untilDone(t, l, done, 10*time.Second); err != nil {
 		t.Fatalf("%v after %d bytes", err, c.n)
@@ -256,11 +246,10 @@ func TestConnectionRefused(t *testing.T) {
 	base := asyncloop.LiveCallbacks()
 	l := newLoop(t)
 	c := &echoClient{}
-	f, err := l.CreateConnection("127.0.0.1", freePort(t), c)
+	f, err := l.CreateConnection(bg, "127.0.0.1", freePort(t), c)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Release()
 	err = untilDone(t, l, f, 5*time.Second)
 	if !errors.Is(err, syscall.ECONNREFUSED) {
 		t.Fatalf("got %v, want ECONNREFUSED", err)
@@ -269,8 +258,8 @@ func TestConnectionRefused(t *testing.T) {
 	if !errors.As(err, &ae) || ae.Code != asyncloop.ECONNREFUSED || ae.Name != "ALOOP_ECONNREFUSED" {
 		t.Fatalf("error %#v", err)
 	}
-	if _, err := f.Transport(); !errors.Is(err, syscall.ECONNREFUSED) {
-		t.Fatalf("Transport(): %v", err)
+	if _, err := f.Result(); !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Fatalf("Result(): %v", err)
 	}
 	if c.made != 0 || c.tr != nil {
 		t.Fatal("protocol called for a refused connection")
@@ -284,23 +273,20 @@ func TestServerRefusesConnection(t *testing.T) {
 	l := newLoop(t)
 	var reported []*asyncloop.ExceptionContext
 	l.SetExceptionHandler(func(_ *asyncloop.Loop, c *asyncloop.ExceptionContext) { reported = append(reported, c) })
-	sf, err := l.CreateServer("127.0.0.1", 0, func() asyncloop.Protocol { return nil })
+	sf, err := l.CreateServer(bg, "127.0.0.1", 0, func() asyncloop.Protocol { return nil })
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := untilDone(t, l, sf, 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	srv, _ := sf.Server()
-	sf.Release()
+	srv, _ := sf.Result()
 	lost, _ := l.NewFuture()
-	defer lost.Release()
 	c := &echoClient{lost: lost}
-	cf, err := l.CreateConnection("127.0.0.1", srv.Port(), c)
+	cf, err := l.CreateConnection(bg, "127.0.0.1", srv.Port(), c)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cf.Release()
 	if err := untilDone(t, l, cf, 5*time.Second); err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -46,7 +47,7 @@ func main() {
 	if err != nil {
 		missing(err)
 	}
-	f, err := loop.CreateServer("127.0.0.1", 0, func() asyncloop.Protocol { return &echo{} },
+	f, err := loop.CreateServer(context.Background(), "127.0.0.1", 0, func() asyncloop.Protocol { return &echo{} },
 		asyncloop.WithBacklog(1024))
 	if err != nil {
 		missing(err)
@@ -54,7 +55,7 @@ func main() {
 	if err := loop.RunUntilComplete(f); err != nil {
 		missing(err)
 	}
-	srv, err := f.Server()
+	srv, err := f.Result()
 	if err != nil {
 		missing(err)
 	}

@@ -11,6 +11,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"runtime"
@@ -40,7 +41,7 @@ type client struct {
 	matched  int // bytes verified
 	mismatch bool
 	err      error
-	done     *asyncloop.Future
+	done     *asyncloop.Future[struct{}]
 }
 
 func (c *client) ConnectionMade(t *asyncloop.Transport) {
@@ -91,7 +92,7 @@ func (c *client) finish(err error) {
 		return
 	}
 	c.err = err
-	c.done.SetResult(nil)
+	c.done.SetResult(struct{}{})
 }
 
 func run(host string, port int) error {
@@ -101,21 +102,19 @@ func run(host string, port int) error {
 		return err
 	}
 	defer loop.Close()
-	done, err := loop.NewFuture()
+	done, err := asyncloop.NewFuture[struct{}](loop)
 	if err != nil {
 		return err
 	}
-	defer done.Release()
 	payload := make([]byte, total)
 	for i := range payload {
 		payload[i] = byte(i*7 + i>>8)
 	}
 	c := &client{loop: loop, payload: payload, done: done}
-	cf, err := loop.CreateConnection(host, port, c)
+	cf, err := loop.CreateConnection(context.Background(), host, port, c)
 	if err != nil {
 		return err
 	}
-	defer cf.Release()
 	timeout, _ := loop.CallLater(30*time.Second, func() { c.finish(fmt.Errorf("timed out")) })
 	if err := loop.RunUntilComplete(cf); err != nil {
 		return err

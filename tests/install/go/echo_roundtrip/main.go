@@ -7,6 +7,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"runtime"
@@ -28,13 +29,13 @@ func (e *echo) DataReceived(b []byte)                 { e.t.Write(b) }
 type client struct {
 	asyncloop.BaseProtocol
 	got  []byte
-	done *asyncloop.Future
+	done *asyncloop.Future[struct{}]
 }
 
 func (c *client) DataReceived(b []byte) {
 	c.got = append(c.got, b...)
 	if len(c.got) >= len(message) && !c.done.Done() {
-		c.done.SetResult(nil)
+		c.done.SetResult(struct{}{})
 	}
 }
 
@@ -45,34 +46,32 @@ func run() error {
 		return err
 	}
 	defer loop.Close()
-	sf, err := loop.CreateServer("127.0.0.1", 0, func() asyncloop.Protocol { return &echo{} })
+	ctx := context.Background()
+	sf, err := loop.CreateServer(ctx, "127.0.0.1", 0, func() asyncloop.Protocol { return &echo{} })
 	if err != nil {
 		return err
 	}
-	defer sf.Release()
 	if err := loop.RunUntilComplete(sf); err != nil {
 		return err
 	}
-	server, err := sf.Server()
+	server, err := sf.Result()
 	if err != nil {
 		return err
 	}
-	defer server.Release()
-	done, err := loop.NewFuture()
+	defer server.Close()
+	done, err := asyncloop.NewFuture[struct{}](loop)
 	if err != nil {
 		return err
 	}
-	defer done.Release()
 	c := &client{done: done}
-	cf, err := loop.CreateConnection("127.0.0.1", server.Port(), c)
+	cf, err := loop.CreateConnection(ctx, "127.0.0.1", server.Port(), c)
 	if err != nil {
 		return err
 	}
-	defer cf.Release()
 	if err := loop.RunUntilComplete(cf); err != nil {
 		return err
 	}
-	t, err := cf.Transport()
+	t, err := cf.Result()
 	if err != nil {
 		return err
 	}
