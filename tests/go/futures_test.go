@@ -123,7 +123,6 @@ func TestServerWaitClosedContext(t *testing.T) {
 	settle(l)
 }
 
-
 // A server nobody can reach any more is closed by a cleanup, and debug
 // mode reports it to the exception handler.
 func TestDroppedServerIsClosed(t *testing.T) {
