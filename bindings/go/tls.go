@@ -281,7 +281,8 @@ func (t *Transport) TLSConnectionState() (tls.ConnectionState, error) {
 	}
 	cs.NegotiatedProtocol = goString(&buf[0])
 	var n uintptr
-	if _, err := t.call(func(h uintptr) int32 { return lib.transportGetPeerCertificate(h, nil, 0, &n) }); err != nil {
+	// Asking for the size: ENOSPACE tells it.
+	if _, err := t.call(func(h uintptr) int32 { return lib.transportGetPeerCertificate(h, nil, 0, &n) }); err != nil && codeOf(err) != ENOSPACE {
 		return cs, err
 	}
 	if n > 0 {
