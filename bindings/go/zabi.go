@@ -506,6 +506,7 @@ type cDatagramProtocol struct {
 	connectionLost   uintptr
 	pauseWriting     uintptr
 	resumeWriting    uintptr
+	flags            uint32
 }
 
 // cDatagramOptions is aloop_datagram_options_t.
@@ -597,7 +598,7 @@ var structLayouts = []structLayout{
 	{"aloop_protocol_t", unsafe.Sizeof(cProtocol{}), 80, []memberLayout{{"size", unsafe.Offsetof(cProtocol{}.size), 0}, {"connection_made", unsafe.Offsetof(cProtocol{}.connectionMade), 8}, {"data_received", unsafe.Offsetof(cProtocol{}.dataReceived), 16}, {"eof_received", unsafe.Offsetof(cProtocol{}.eofReceived), 24}, {"connection_lost", unsafe.Offsetof(cProtocol{}.connectionLost), 32}, {"pause_writing", unsafe.Offsetof(cProtocol{}.pauseWriting), 40}, {"resume_writing", unsafe.Offsetof(cProtocol{}.resumeWriting), 48}, {"get_buffer", unsafe.Offsetof(cProtocol{}.getBuffer), 56}, {"buffer_updated", unsafe.Offsetof(cProtocol{}.bufferUpdated), 64}, {"flags", unsafe.Offsetof(cProtocol{}.flags), 72}}},
 	{"aloop_server_options_t", unsafe.Sizeof(cServerOptions{}), 56, []memberLayout{{"size", unsafe.Offsetof(cServerOptions{}.size), 0}, {"backlog", unsafe.Offsetof(cServerOptions{}.backlog), 8}, {"reuse_address", unsafe.Offsetof(cServerOptions{}.reuseAddress), 12}, {"reuse_port", unsafe.Offsetof(cServerOptions{}.reusePort), 16}, {"start_serving", unsafe.Offsetof(cServerOptions{}.startServing), 20}, {"hosts", unsafe.Offsetof(cServerOptions{}.hosts), 24}, {"family", unsafe.Offsetof(cServerOptions{}.family), 32}, {"flags", unsafe.Offsetof(cServerOptions{}.flags), 36}, {"has_sock", unsafe.Offsetof(cServerOptions{}.hasSock), 40}, {"sock", unsafe.Offsetof(cServerOptions{}.sock), 44}, {"tls", unsafe.Offsetof(cServerOptions{}.tls), 48}}},
 	{"aloop_connect_options_t", unsafe.Sizeof(cConnectOptions{}), 72, []memberLayout{{"size", unsafe.Offsetof(cConnectOptions{}.size), 0}, {"local_host", unsafe.Offsetof(cConnectOptions{}.localHost), 8}, {"local_port", unsafe.Offsetof(cConnectOptions{}.localPort), 16}, {"happy_eyeballs_delay", unsafe.Offsetof(cConnectOptions{}.happyEyeballsDelay), 24}, {"interleave", unsafe.Offsetof(cConnectOptions{}.interleave), 32}, {"family", unsafe.Offsetof(cConnectOptions{}.family), 36}, {"flags", unsafe.Offsetof(cConnectOptions{}.flags), 40}, {"has_sock", unsafe.Offsetof(cConnectOptions{}.hasSock), 44}, {"sock", unsafe.Offsetof(cConnectOptions{}.sock), 48}, {"tls", unsafe.Offsetof(cConnectOptions{}.tls), 56}, {"server_hostname", unsafe.Offsetof(cConnectOptions{}.serverHostname), 64}}},
-	{"aloop_datagram_protocol_t", unsafe.Sizeof(cDatagramProtocol{}), 56, []memberLayout{{"size", unsafe.Offsetof(cDatagramProtocol{}.size), 0}, {"connection_made", unsafe.Offsetof(cDatagramProtocol{}.connectionMade), 8}, {"datagram_received", unsafe.Offsetof(cDatagramProtocol{}.datagramReceived), 16}, {"error_received", unsafe.Offsetof(cDatagramProtocol{}.errorReceived), 24}, {"connection_lost", unsafe.Offsetof(cDatagramProtocol{}.connectionLost), 32}, {"pause_writing", unsafe.Offsetof(cDatagramProtocol{}.pauseWriting), 40}, {"resume_writing", unsafe.Offsetof(cDatagramProtocol{}.resumeWriting), 48}}},
+	{"aloop_datagram_protocol_t", unsafe.Sizeof(cDatagramProtocol{}), 64, []memberLayout{{"size", unsafe.Offsetof(cDatagramProtocol{}.size), 0}, {"connection_made", unsafe.Offsetof(cDatagramProtocol{}.connectionMade), 8}, {"datagram_received", unsafe.Offsetof(cDatagramProtocol{}.datagramReceived), 16}, {"error_received", unsafe.Offsetof(cDatagramProtocol{}.errorReceived), 24}, {"connection_lost", unsafe.Offsetof(cDatagramProtocol{}.connectionLost), 32}, {"pause_writing", unsafe.Offsetof(cDatagramProtocol{}.pauseWriting), 40}, {"resume_writing", unsafe.Offsetof(cDatagramProtocol{}.resumeWriting), 48}, {"flags", unsafe.Offsetof(cDatagramProtocol{}.flags), 56}}},
 	{"aloop_datagram_options_t", unsafe.Sizeof(cDatagramOptions{}), 32, []memberLayout{{"size", unsafe.Offsetof(cDatagramOptions{}.size), 0}, {"family", unsafe.Offsetof(cDatagramOptions{}.family), 8}, {"reuse_port", unsafe.Offsetof(cDatagramOptions{}.reusePort), 12}, {"allow_broadcast", unsafe.Offsetof(cDatagramOptions{}.allowBroadcast), 16}, {"has_sock", unsafe.Offsetof(cDatagramOptions{}.hasSock), 20}, {"sock", unsafe.Offsetof(cDatagramOptions{}.sock), 24}}},
 	{"aloop_unix_server_options_t", unsafe.Sizeof(cUnixServerOptions{}), 32, []memberLayout{{"size", unsafe.Offsetof(cUnixServerOptions{}.size), 0}, {"backlog", unsafe.Offsetof(cUnixServerOptions{}.backlog), 8}, {"start_serving", unsafe.Offsetof(cUnixServerOptions{}.startServing), 12}, {"cleanup_socket", unsafe.Offsetof(cUnixServerOptions{}.cleanupSocket), 16}, {"tls", unsafe.Offsetof(cUnixServerOptions{}.tls), 24}}},
 	{"aloop_iovec_t", unsafe.Sizeof(cIovec{}), 16, []memberLayout{{"base", unsafe.Offsetof(cIovec{}.base), 0}, {"len", unsafe.Offsetof(cIovec{}.len), 8}}},
@@ -639,6 +640,8 @@ const (
 	eventConnectionLost = 4
 	eventPauseWriting   = 5
 	eventResumeWriting  = 6
+	eventDatagram       = 7
+	eventErrorReceived  = 8
 	writeData           = 0
 	writeEof            = 1
 	writeClose          = 2

@@ -713,7 +713,7 @@ _Static_assert(offsetof(aloop_connect_options_t, has_sock) == 44, "aloop_connect
 _Static_assert(offsetof(aloop_connect_options_t, sock) == 48, "aloop_connect_options_t.sock: offset differs from the layout model");
 _Static_assert(offsetof(aloop_connect_options_t, tls) == 56, "aloop_connect_options_t.tls: offset differs from the layout model");
 _Static_assert(offsetof(aloop_connect_options_t, server_hostname) == 64, "aloop_connect_options_t.server_hostname: offset differs from the layout model");
-_Static_assert(sizeof(aloop_datagram_protocol_t) == 56, "aloop_datagram_protocol_t: size differs from the layout model");
+_Static_assert(sizeof(aloop_datagram_protocol_t) == 64, "aloop_datagram_protocol_t: size differs from the layout model");
 _Static_assert(offsetof(aloop_datagram_protocol_t, size) == 0, "aloop_datagram_protocol_t.size: offset differs from the layout model");
 _Static_assert(offsetof(aloop_datagram_protocol_t, connection_made) == 8, "aloop_datagram_protocol_t.connection_made: offset differs from the layout model");
 _Static_assert(offsetof(aloop_datagram_protocol_t, datagram_received) == 16, "aloop_datagram_protocol_t.datagram_received: offset differs from the layout model");
@@ -721,6 +721,7 @@ _Static_assert(offsetof(aloop_datagram_protocol_t, error_received) == 24, "aloop
 _Static_assert(offsetof(aloop_datagram_protocol_t, connection_lost) == 32, "aloop_datagram_protocol_t.connection_lost: offset differs from the layout model");
 _Static_assert(offsetof(aloop_datagram_protocol_t, pause_writing) == 40, "aloop_datagram_protocol_t.pause_writing: offset differs from the layout model");
 _Static_assert(offsetof(aloop_datagram_protocol_t, resume_writing) == 48, "aloop_datagram_protocol_t.resume_writing: offset differs from the layout model");
+_Static_assert(offsetof(aloop_datagram_protocol_t, flags) == 56, "aloop_datagram_protocol_t.flags: offset differs from the layout model");
 _Static_assert(sizeof(aloop_datagram_options_t) == 32, "aloop_datagram_options_t: size differs from the layout model");
 _Static_assert(offsetof(aloop_datagram_options_t, size) == 0, "aloop_datagram_options_t.size: offset differs from the layout model");
 _Static_assert(offsetof(aloop_datagram_options_t, family) == 8, "aloop_datagram_options_t.family: offset differs from the layout model");
