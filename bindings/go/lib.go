@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"unsafe"
 
@@ -42,35 +43,76 @@ var (
 	loadErr error
 )
 
-// Load loads libasyncloop.so once per process: from $ASYNCLOOP_LIBRARY if
-// set, else libasyncloop.so.MAJOR or libasyncloop.so next to the executable,
-// else "libasyncloop.so.MAJOR" through the dynamic loader's search path (an
-// installed library: ldconfig's cache, /usr/lib, LD_LIBRARY_PATH). Calling it
-// again returns the first result. NewLoop calls it.
+// Load loads libasyncloop.so once per process, from the first of:
+//
+//  1. $ASYNCLOOP_LIBRARY (a path);
+//  2. libasyncloop.so.MAJOR or libasyncloop.so next to the executable;
+//  3. the user's cache, CacheLibraryPath() (where
+//     `go run github.com/asyncloop/asyncloop/cmd/asyncloop-lib` builds it:
+//     the way for `go run .`, whose executable lives in a temporary
+//     directory);
+//  4. "libasyncloop.so.MAJOR" through the dynamic loader's search path (an
+//     installed library: ldconfig's cache, /usr/lib, LD_LIBRARY_PATH).
+//
+// When none loads, the error names what was tried and how to provide the
+// library. Calling Load again returns the first result. NewLoop calls it.
 func Load() error {
 	loadMu.Lock()
 	defer loadMu.Unlock()
 	if lib != nil || loadErr != nil {
 		return loadErr
 	}
-	lib, loadErr = openLocked(libraryCandidate())
+	path, tried := libraryCandidate()
+	lib, loadErr = openLocked(path)
+	if loadErr != nil && len(tried) > 0 {
+		loadErr = fmt.Errorf("%w\n  tried: %s\n  %s", loadErr, strings.Join(tried, "; "), libraryHint)
+	}
 	return loadErr
 }
 
-func libraryCandidate() string {
+// libraryHint tells how to provide the library.
+const libraryHint = "set " + LibraryEnv + "=/path/to/libasyncloop.so, install it (make install), " +
+	"or build it into your cache once (this is what `go run .` needs): " +
+	"go run github.com/asyncloop/asyncloop/cmd/asyncloop-lib"
+
+// libraryCandidate returns the path to load and, when it is the last
+// resort (the loader's search), what was looked at before.
+func libraryCandidate() (string, []string) {
 	if path := os.Getenv(LibraryEnv); path != "" {
-		return path
+		return path, nil
 	}
+	tried := []string{"$" + LibraryEnv + " (not set)"}
 	soname := fmt.Sprintf("libasyncloop.so.%d", VersionMajor)
 	if exe, err := os.Executable(); err == nil {
 		for _, name := range []string{soname, "libasyncloop.so"} {
 			cand := filepath.Join(filepath.Dir(exe), name)
 			if _, err := os.Stat(cand); err == nil {
-				return cand
+				return cand, nil
 			}
+			tried = append(tried, cand+" (not found)")
 		}
 	}
-	return soname
+	if cand, err := CacheLibraryPath(); err == nil {
+		if _, err := os.Stat(cand); err == nil {
+			return cand, nil
+		}
+		tried = append(tried, cand+" (not found)")
+	}
+	tried = append(tried, soname+" through the dynamic loader's search path")
+	return soname, tried
+}
+
+// CacheLibraryPath is where the library of this binding's version is looked
+// for in the user's cache: $XDG_CACHE_HOME (or ~/.cache)/asyncloop/
+// MAJOR.MINOR.PATCH/libasyncloop.so.MAJOR. The command
+// github.com/asyncloop/asyncloop/cmd/asyncloop-lib builds it there.
+func CacheLibraryPath() (string, error) {
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, "asyncloop", fmt.Sprintf("%d.%d.%d", VersionMajor, VersionMinor, VersionPatch),
+		fmt.Sprintf("libasyncloop.so.%d", VersionMajor)), nil
 }
 
 // Open loads the library from path (used as given: a name without a slash

@@ -13,12 +13,12 @@ package gotest
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"testing"
 
 	asyncloop "github.com/asyncloop/asyncloop/bindings/go"
+	"github.com/asyncloop/asyncloop/internal/libbuild"
 )
 
 // libPath is the library every test (and child process) uses.
@@ -44,13 +44,8 @@ func findOrBuildLibrary() (path string, cleanup func(), err error) {
 	}
 	cleanup = func() { os.RemoveAll(dir) }
 	out := filepath.Join(dir, "libasyncloop.so")
-	// The flags of CMakeLists.txt (ALOOP_GO_LDFLAGS, see capi/main.go).
-	cmd := exec.Command("go", "build", "-buildmode=c-shared",
-		"-ldflags=-X=runtime.godebugDefault=asyncpreemptoff=1", "-o", out, "./capi")
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", cleanup, fmt.Errorf("building the library: %v\n%s", err, b)
+	if err := libbuild.Build(root, out, asyncloop.VersionMajor, os.Stderr); err != nil {
+		return "", cleanup, fmt.Errorf("building the library: %v", err)
 	}
 	return out, cleanup, nil
 }
