@@ -156,7 +156,11 @@ func aloop_loop_new(out *C.uintptr_t) (rc C.int) {
 //export aloop_loop_close
 func aloop_loop_close(loop C.uintptr_t) (rc C.int) {
 	defer guard(&rc)
-	return with(loop, getLoopT, func(lo *loopObj) C.int { return failErrOrZero(lo.l.Close()) })
+	return with(loop, getLoopT, func(lo *loopObj) C.int {
+		err := lo.l.Close()
+		urgRelease() // its SIGURG handler, if any, is gone (capi/sigurg.go)
+		return failErrOrZero(err)
+	})
 }
 
 //export aloop_loop_free
@@ -166,6 +170,7 @@ func aloop_loop_free(loop C.uintptr_t) (rc C.int) {
 		if err := lo.l.Close(); err != nil {
 			return failErr(err)
 		}
+		urgRelease() // capi/sigurg.go
 		loops.del(lo.h)
 		forgetLoop(lo) // capi/current.go
 		lo.setExceptionHandler(0, 0, 0)

@@ -49,6 +49,7 @@ static inline uintptr_t al_sp_field(const aloop_subprocess_protocol_t *p,
 import "C"
 
 import (
+	"syscall"
 	"unsafe"
 
 	"github.com/asyncloop/asyncloop/core"
@@ -410,6 +411,10 @@ func aloop_add_signal_handler(loop C.uintptr_t, sig C.int, cb, ud, free C.uintpt
 	inject()
 	lh := C.uintptr_t(lo.h)
 	o.handOff()
+	if sig == C.int(syscall.SIGURG) {
+		urgTake() // capi/sigurg.go
+		defer urgRelease()
+	}
 	err := lo.l.AddSignalHandler(int(sig), func(s int) { C.al_call_signal_cb(cb, lh, C.int(s), ud) }, releaser(free, ud))
 	if err != nil {
 		callFree(free, ud)
@@ -423,6 +428,9 @@ func aloop_remove_signal_handler(loop C.uintptr_t, sig C.int) (rc C.int) {
 	defer guard(&rc)
 	return with(loop, getLoopT, func(lo *loopObj) C.int {
 		ok, err := lo.l.RemoveSignalHandler(int(sig))
+		if sig == C.int(syscall.SIGURG) {
+			urgRelease() // capi/sigurg.go
+		}
 		if err != nil {
 			return fail(C.ALOOP_EINVAL, "signal %d cannot be handled", int(sig))
 		}

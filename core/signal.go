@@ -210,3 +210,11 @@ func (l *Loop) closeSignals() {
 		l.RemoveSignalHandler(sig)
 	}
 }
+
+// SignalHandled reports whether any loop of the process has a handler for
+// sig.
+func SignalHandled(sig int) bool {
+	sigReg.mu.Lock()
+	defer sigReg.mu.Unlock()
+	return len(sigReg.loops[sig]) > 0
+}

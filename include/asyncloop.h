@@ -88,10 +88,11 @@
  *  - The library contains a Go runtime, which starts when the library is
  *    loaded (at program start when the host links it, at dlopen() otherwise).
  *    It then installs its own handlers (sigaction with SA_ONSTACK|SA_SIGINFO)
- *    for exactly five signals: SIGSEGV, SIGBUS and SIGFPE (a fault in the
+ *    for exactly four signals: SIGSEGV, SIGBUS and SIGFPE (a fault in the
  *    library's Go code becomes a Go panic, which every function turns into
- *    ALOOP_EPANIC), SIGPIPE, and SIGURG (Go's signal for asynchronous
- *    preemption, which the library's build turns off, see below). Every
+ *    ALOOP_EPANIC) and SIGPIPE; the runtime also takes SIGURG (Go's signal
+ *    for asynchronous preemption, which the library's build turns off), and
+ *    the library gives it back before loading completes (see below). Every
  *    other disposition is left as it is, including SIG_IGN (e.g. an ignored
  *    SIGINT stays ignored).
  *  - For SIGSEGV, SIGBUS, SIGFPE and SIGPIPE it saves the handler that was
@@ -106,15 +107,21 @@
  *    (GODEBUG asyncpreemptoff=1 linked in as its runtime's default; its
  *    goroutines only do blocking work and the loop thread makes system calls
  *    all the time, so it does not need it). So the runtime never sends
- *    SIGURG itself: a handler registered with aloop_add_signal_handler(SIGURG)
- *    runs only for SIGURGs really sent (with preemption on it ran ~30 times a
- *    second under load), and a SIGURG handler the host installed before
- *    loading keeps running for SIGURGs that arrive outside the library's Go
- *    code (measured: 10 of 10, sent to the process or to the host's own
- *    thread; one that arrives while the thread runs the library's code is
- *    the library's and is dropped). GODEBUG=asyncpreemptoff=0 in the
- *    environment turns preemption back on; then the runtime takes SIGURG and
- *    does NOT forward it (0 of 10 reach the host's handler).
+ *    SIGURG itself (with preemption on, a handler registered with
+ *    aloop_add_signal_handler(SIGURG) ran ~30 times a second under load),
+ *    and the library gives SIGURG back at once: the disposition from before
+ *    the library was loaded (the host's handler, or SIG_DFL) is restored
+ *    before dlopen() returns (capi/sigurg.c: a constructor records it before
+ *    the runtime's, another restores it after). SIGURGs then reach the
+ *    host's handler directly, on every thread, including a Go host's
+ *    preemption signals (which the runtime's handler, had it stayed, would
+ *    have passed on slowly and could lose: a Go host's garbage collector
+ *    then hung). While a loop has a SIGURG handler
+ *    (aloop_add_signal_handler) the runtime's handler is installed; removing
+ *    the last one (or freeing its loop) gives SIGURG back again.
+ *    GODEBUG=asyncpreemptoff=0 in the environment turns preemption back on;
+ *    then the runtime keeps SIGURG and does NOT forward it (0 of 10 reach
+ *    the host's handler).
  *  - aloop_add_signal_handler() installs a Go handler for its signal while a
  *    handler is registered; removing the last one gives the signal back to
  *    the handler that was there before (see aloop_remove_signal_handler).
@@ -123,13 +130,12 @@
  *    loads: dlopen() the library after its sigaction() calls, or, when it
  *    links the library, install them from a constructor that runs first or
  *    re-install them as below. A host that installs a handler for one of the
- *    five signals AFTER loading replaces the library's: it must use
+ *    four signals AFTER loading replaces the library's: it must use
  *    SA_ONSTACK (Go's threads run handlers on an alternate signal stack) and
  *    should chain to the previous handler that sigaction() returned to it,
  *    at least for faults it does not recognise as its own; a host that takes
  *    SIGSEGV/SIGBUS/SIGFPE without chaining turns a fault inside the library
- *    into a crash instead of ALOOP_EPANIC, and one that takes SIGURG without
- *    chaining changes nothing for the library (it does not use SIGURG).
+ *    into a crash instead of ALOOP_EPANIC. SIGURG is the host's to take.
  *    tests/c/load_signals.c checks this section (CTest
  *    c-load.signal_handlers, and c-load.sigurg_asyncpreempt_on with
  *    GODEBUG=asyncpreemptoff=0); tests/c/test-signal.c sigurg_only_when_sent

@@ -60,14 +60,16 @@ const (
 	// asynchronous preemption. Only for a library built with asynchronous
 	// preemption on (not libasyncloop's own build, see README.md).
 	SIGURGChain = "chain"
-	// SIGURGHost (the default): the host's handler is given back; the host
-	// keeps async preemption. libasyncloop is built without it.
+	// SIGURGHost: the binding gave the host's handler back (the default
+	// does it only for a library that kept SIGURG); the host keeps async
+	// preemption. libasyncloop is built without it.
 	SIGURGHost = "host"
 	// SIGURGLibrary: the library's handler stays (what dlopen leaves): the
 	// host loses async preemption; its GC can hang behind a call-free loop.
 	SIGURGLibrary = "library"
-	// SIGURGUnchanged: nothing to do (the handler before loading was not a
-	// Go runtime's, or the library did not change it).
+	// SIGURGUnchanged: the handler from before loading is in place: the
+	// library gave SIGURG back itself (the default case), or the handler
+	// was not a Go runtime's (nothing to do).
 	SIGURGUnchanged = "unchanged"
 )
 
@@ -103,12 +105,24 @@ func dlopenLibrary(path, mode string) (h uintptr, applied string, err error) {
 		return h, SIGURGUnchanged, err
 	}
 	if mode == "" {
-		// libasyncloop runs without asynchronous preemption (capi/main.go),
-		// so it needs no SIGURG: the host keeps its handler. (With such a
-		// library "chain" hangs the host: the library's handler, called
-		// for the host's preemption signals on host threads, no longer
-		// returns at once for them.)
-		mode = SIGURGHost
+		// The library gives SIGURG back to the handler from before it was
+		// loaded by itself, inside dlopen (capi/sigurg.c), for every host
+		// and architecture. Only a library that keeps it (its preemption
+		// turned on with GODEBUG=asyncpreemptoff=0) needs the binding's
+		// help: then the host's handler is given back here.
+		h, err = purego.Dlopen(path, dlopenFlags)
+		if err != nil {
+			return 0, "", err
+		}
+		after, err := getSigaction(sigURG)
+		if err != nil || after.handler == before.handler {
+			return h, SIGURGUnchanged, err
+		}
+		if err := setSigaction(sigURG, &before); err != nil {
+			return h, SIGURGLibrary, err
+		}
+		resignalThreads()
+		return h, SIGURGHost, nil
 	}
 	if mode == SIGURGChain && !sigchainSupported {
 		mode = SIGURGHost
