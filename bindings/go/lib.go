@@ -154,8 +154,8 @@ func openLocked(path string) (l *library, err error) {
 		}
 	}()
 	purego.RegisterLibFunc(&l.version, h, "aloop_version")
-	// The first call into the library waits for its Go runtime to finish
-	// initializing (signal handlers are installed by then).
+	// aloop_version is written in C: it answers before the library's Go
+	// runtime has finished starting (the first Go export waits for that).
 	v := l.version()
 	if int(v>>16) != VersionMajor || int((v>>8)&0xff) < VersionMinor {
 		return nil, fmt.Errorf("asyncloop: %s is libasyncloop %d.%d.%d, but this binding is %d.%d.%d "+
