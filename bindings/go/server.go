@@ -10,9 +10,10 @@ import (
 )
 
 // Server is a listening TCP or Unix server (asyncio.Server). Its methods
-// must be called on the loop's thread. Close it when done; a Server that
-// becomes unreachable while still open is closed by a cleanup (reported to
-// the loop's exception handler in debug mode).
+// must be called on the loop's thread. Close it when done, and keep a
+// reference to it while it serves: as a net.Listener, a Server that becomes
+// unreachable while still open is closed by a cleanup (reported to the
+// loop's exception handler in debug mode).
 type Server struct {
 	h       uintptr
 	loop    *Loop
