@@ -57,6 +57,10 @@ type Loop struct {
 
 	cleanup runtime.Cleanup
 
+	// Servers whose Go wrapper was garbage collected while open (they
+	// serve until Close releases them); loop thread only.
+	orphans []uintptr
+
 	// Go wrappers of the loop's live objects, by handle; used on the loop
 	// thread only (exception contexts, futures' results).
 	transports   map[uintptr]*Transport
@@ -290,10 +294,11 @@ func (l *Loop) Wakeup() error {
 }
 
 // Close closes the loop and releases it: pending callbacks are dropped and
-// later calls fail with ErrClosed. It fails with ALOOP_EBUSY (and the loop
-// stays usable) while the loop runs or has live transports, servers,
-// datagram endpoints, subprocesses, fd watchers or pending operations.
-// Closing a closed loop returns nil.
+// later calls fail with ErrClosed. Servers nobody can reach any more are
+// released first. It fails with ALOOP_EBUSY (and the loop stays usable)
+// while the loop runs or has live transports, servers, datagram endpoints,
+// subprocesses, fd watchers or pending operations. Closing a closed loop
+// returns nil.
 func (l *Loop) Close() error {
 	if lib == nil {
 		return ErrBadHandle
@@ -302,6 +307,11 @@ func (l *Loop) Close() error {
 		return nil
 	}
 	runtime.LockOSThread()
+	for _, h := range l.orphans {
+		lib.serverFree(h)
+		delete(l.servers, h)
+	}
+	l.orphans = nil
 	err := lib.errorOf(lib.loopClose(l.h))
 	if err == nil {
 		l.closed.Store(true)

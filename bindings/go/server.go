@@ -10,10 +10,10 @@ import (
 )
 
 // Server is a listening TCP or Unix server (asyncio.Server). Its methods
-// must be called on the loop's thread. Close it when done, and keep a
-// reference to it while it serves: as a net.Listener, a Server that becomes
-// unreachable while still open is closed by a cleanup (reported to the
-// loop's exception handler in debug mode).
+// must be called on the loop's thread. Close it when done. A Server that
+// becomes unreachable while open keeps serving (as in asyncio) and is
+// released by Loop.Close; debug mode reports it to the loop's exception
+// handler.
 type Server struct {
 	h       uintptr
 	loop    *Loop
@@ -42,15 +42,17 @@ type droppedServer struct {
 	created string
 }
 
-func closeDroppedServer(d droppedServer) {
+// orphanServer runs when the garbage collector finds an open Server
+// unreachable. The server keeps serving (the library holds it, as asyncio's
+// loop holds a server nobody references); Loop.Close releases it. Debug
+// mode reports it.
+func orphanServer(d droppedServer) {
 	d.loop.CallSoonThreadsafe(func() {
 		if d.loop.debug.Load() {
-			d.loop.CallExceptionHandler(fmt.Sprintf("unclosed server %s created at %s was garbage collected", d.what, d.created), nil)
+			d.loop.CallExceptionHandler(fmt.Sprintf("unclosed server %s created at %s was garbage collected: "+
+				"it serves until the loop closes (keep the *Server and Close it)", d.what, d.created), nil)
 		}
-		runtime.LockOSThread()
-		lib.serverFree(d.h)
-		runtime.UnlockOSThread()
-		delete(d.loop.servers, d.h)
+		d.loop.orphans = append(d.loop.orphans, d.h)
 	})
 }
 
@@ -80,7 +82,7 @@ func newServerFuture(l *Loop, ctx context.Context, network string, factory func(
 		if len(s.addrs) > 0 {
 			what = "on " + s.addrs[0].String()
 		}
-		s.cleanup = runtime.AddCleanup(s, closeDroppedServer, droppedServer{loop: l, h: sh, what: what, created: created})
+		s.cleanup = runtime.AddCleanup(s, orphanServer, droppedServer{loop: l, h: sh, what: what, created: created})
 		return s, nil
 	}
 	return newOpFuture(l, ctx, wrap, get, func(out *uintptr) int32 { return call(cb.connection, key, cb.free, out) })

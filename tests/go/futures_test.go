@@ -3,6 +3,8 @@ package gotest
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"runtime"
@@ -123,16 +125,19 @@ func TestServerWaitClosedContext(t *testing.T) {
 	settle(l)
 }
 
-// A server nobody can reach any more is closed by a cleanup, and debug
-// mode reports it to the exception handler.
-func TestDroppedServerIsClosed(t *testing.T) {
-	l := newLoop(t)
+// A server nobody can reach any more keeps serving (as in asyncio); debug
+// mode reports it, and Loop.Close releases it.
+func TestDroppedServerIsReleasedAtClose(t *testing.T) {
+	base := asyncloop.LiveCallbacks()
+	l, err := asyncloop.NewLoop()
+	if err != nil {
+		t.Fatal(err)
+	}
 	l.SetDebug(true)
-	defer l.SetDebug(false)
 	var reports []string
 	l.SetExceptionHandler(func(_ *asyncloop.Loop, c *asyncloop.ExceptionContext) { reports = append(reports, c.Message) })
 	port := func() int {
-		sf, err := l.CreateServer(bg, "127.0.0.1", 0, func() asyncloop.Protocol { return &asyncloop.BaseProtocol{} })
+		sf, err := l.CreateServer(bg, "127.0.0.1", 0, func() asyncloop.Protocol { return &echoServer{t: t, lost: make(chan error, 4)} })
 		srv := await(t, l, sf, err)
 		return srv.Port()
 	}()
@@ -143,11 +148,26 @@ func TestDroppedServerIsClosed(t *testing.T) {
 	if len(reports) != 1 || !strings.Contains(reports[0], "unclosed server on 127.0.0.1:") || !strings.Contains(reports[0], "futures_test.go") {
 		t.Fatalf("reports %q", reports)
 	}
-	// The port is closed: a connection is refused, and the loop closes.
-	f, _ := l.CreateConnection(bg, "127.0.0.1", port, &asyncloop.BaseProtocol{})
-	if err := untilDone(t, l, f, 5*time.Second); !errors.Is(err, syscall.ECONNREFUSED) {
-		t.Fatalf("connect to the dropped server: %v", err)
+	// Still serving.
+	c := newCollector(t, l, 4)
+	cf, err := l.CreateConnection(bg, "127.0.0.1", port, c)
+	tr := await(t, l, cf, err)
+	tr.WriteString("echo")
+	if got := await(t, l, c.got, nil); string(got) != "echo" {
+		t.Fatalf("the dropped server did not serve: %q", got)
 	}
+	tr.Close()
+	await(t, l, c.lost, nil)
+	settle(l)
+	// Close releases it (no ALOOP_EBUSY), and the port is closed.
+	if err := l.Close(); err != nil {
+		t.Fatalf("Close with a dropped server: %v", err)
+	}
+	if conn, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
+		conn.Close()
+		t.Fatal("the port still accepts after Close")
+	}
+	checkLeaks(t, base)
 }
 
 // A Loop dropped without Close is closed by a cleanup; in debug mode that

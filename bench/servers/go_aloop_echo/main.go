@@ -68,6 +68,6 @@ func main() {
 		fmt.Fprintln(os.Stderr, "go_aloop_echo:", err)
 		os.Exit(1)
 	}
-	srv.Close() // (keeps srv reachable while it serves: a Server nobody can reach is closed, as a net.Listener)
+	srv.Close()
 	os.Exit(0)
 }
