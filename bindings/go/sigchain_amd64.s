@@ -42,8 +42,8 @@ TEXT ·dlopenSIGURGPC(SB),NOSPLIT,$0-8
 // void *dlopenSIGURGC(const char *path, int flags, struct dlopenArgs *a).
 // dlopen(path, flags); then, if a->apply: read the SIGURG action into
 // a->oldact, store its handler in sigchainSecond, install a->newact unless
-// the library left the host's handler (sigchainFirst) in place, and send
-// SIGURG to each of a->tids. Returns dlopen's result.
+// the library left (or gave back) the host's handler (sigchainFirst), and
+// send SIGURG to each of a->tids. Returns dlopen's result.
 TEXT ·dlopenSIGURGC(SB),NOSPLIT|NOFRAME,$0
 	PUSHQ	BX
 	PUSHQ	R12
@@ -72,7 +72,7 @@ TEXT ·dlopenSIGURGC(SB),NOSPLIT|NOFRAME,$0
 	MOVQ	40(BX), AX
 	MOVQ	AX, ·sigchainSecond(SB)
 	CMPQ	AX, ·sigchainFirst(SB)
-	JEQ	done		// the library did not take SIGURG
+	JEQ	resignal	// the library gave SIGURG back itself (or never took it)
 	// rt_sigaction(SIGURG, &a->newact, NULL, 8)
 	MOVQ	$13, AX
 	MOVQ	$23, DI
@@ -83,7 +83,9 @@ TEXT ·dlopenSIGURGC(SB),NOSPLIT|NOFRAME,$0
 	MOVQ	AX, 80(BX)
 	TESTQ	AX, AX
 	JNZ	done
-	// tgkill(a->pid, tid, SIGURG) for each tid
+resignal:
+	// tgkill(a->pid, tid, SIGURG) for each tid: a preemption signal lost
+	// while the runtime's handler was installed is acknowledged now.
 	MOVQ	96(BX), R14
 	MOVQ	104(BX), R13
 loop:

@@ -60,9 +60,9 @@ const (
 	// asynchronous preemption. Only for a library built with asynchronous
 	// preemption on (not libasyncloop's own build, see README.md).
 	SIGURGChain = "chain"
-	// SIGURGHost: the binding gave the host's handler back (the default
-	// does it only for a library that kept SIGURG); the host keeps async
-	// preemption. libasyncloop is built without it.
+	// SIGURGHost: the binding gave the host's handler back (libasyncloop
+	// does it itself: then the result is SIGURGUnchanged); the host keeps
+	// async preemption. libasyncloop is built without it.
 	SIGURGHost = "host"
 	// SIGURGLibrary: the library's handler stays (what dlopen leaves): the
 	// host loses async preemption; its GC can hang behind a call-free loop.
@@ -107,22 +107,14 @@ func dlopenLibrary(path, mode string) (h uintptr, applied string, err error) {
 	if mode == "" {
 		// The library gives SIGURG back to the handler from before it was
 		// loaded by itself, inside dlopen (capi/sigurg.c), for every host
-		// and architecture. Only a library that keeps it (its preemption
-		// turned on with GODEBUG=asyncpreemptoff=0) needs the binding's
-		// help: then the host's handler is given back here.
-		h, err = purego.Dlopen(path, dlopenFlags)
-		if err != nil {
-			return 0, "", err
-		}
-		after, err := getSigaction(sigURG)
-		if err != nil || after.handler == before.handler {
-			return h, SIGURGUnchanged, err
-		}
-		if err := setSigaction(sigURG, &before); err != nil {
-			return h, SIGURGLibrary, err
-		}
-		resignalThreads()
-		return h, SIGURGHost, nil
+		// and architecture. The binding adds what only a Go host can: on
+		// linux/amd64, in the same system-stack call as dlopen, a SIGURG
+		// to every thread, so that a preemption signal lost in the instant
+		// the runtime's handler was installed is acknowledged (a spurious
+		// SIGURG is harmless to both runtimes); and it gives the host's
+		// handler back itself to a library that kept it (its preemption
+		// turned on with GODEBUG=asyncpreemptoff=0).
+		mode = SIGURGHost
 	}
 	if mode == SIGURGChain && !sigchainSupported {
 		mode = SIGURGHost
@@ -166,7 +158,8 @@ func dlopenLibrary(path, mode string) (h uintptr, applied string, err error) {
 		return h, SIGURGLibrary, syscall.Errno(-int64(a.rc))
 	}
 	if a.oldact.handler == before.handler {
-		return h, SIGURGUnchanged, nil // the library left SIGURG alone
+		resignalThreads()
+		return h, SIGURGUnchanged, nil // the library gave SIGURG back (or left it alone)
 	}
 	resignalThreads()
 	return h, mode, nil
@@ -251,6 +244,9 @@ func dlopenSIGURGGo(cpath []byte, a *dlopenArgs, tids []uintptr) uintptr {
 	a.oldact = old
 	sigchainSecond = old.handler
 	if old.handler == sigchainFirst {
+		for _, tid := range tids {
+			syscall.Tgkill(int(a.pid), int(tid), syscall.SIGURG)
+		}
 		return h
 	}
 	if err := setSigaction(sigURG, &a.newact); err != nil {
