@@ -16,6 +16,13 @@ import pytest
 import asyncloop
 from asyncloop import _bindings
 
+pytestmark = [
+    # Python 3.12+ warns at fork() in a process with threads (the library's
+    # Go runtime has some): said in bindings/python/README.md.
+    pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore:asyncloop.install.. is deprecated:DeprecationWarning"),
+]
+
 
 def _run_in_child(fn):
     pid = os.fork()
