@@ -177,6 +177,17 @@ def sh(argv, what, cwd=ROOT, env=None, timeout=600):
     return None
 
 
+def soname(lib):
+    """The DT_SONAME of a shared library (None if it has none or readelf is
+    missing)."""
+    try:
+        r = subprocess.run(["readelf", "-d", str(lib)], capture_output=True, text=True)
+    except OSError:
+        return None
+    m = re.search(r"\(SONAME\)\s+Library soname: \[([^\]]+)\]", r.stdout)
+    return m.group(1) if m else None
+
+
 def newer(target, *sources):
     if not target.exists():
         return False
@@ -323,10 +334,13 @@ class Setup:
             exe = OUT / "aloop_echo_server"
             libdir = OUT / "aloop-lib"
             libdir.mkdir(exist_ok=True)
-            link = libdir / "libasyncloop.so"
-            if link.is_symlink() or link.exists():
-                link.unlink()
-            link.symlink_to(self.library)
+            # The linker wants libasyncloop.so, the loader the library's
+            # soname (libasyncloop.so.<major>): link both to the library.
+            for name in {"libasyncloop.so", soname(self.library)} - {None}:
+                link = libdir / name
+                if link.is_symlink() or link.exists():
+                    link.unlink()
+                link.symlink_to(self.library.resolve())
             err = None if newer(exe, src, ROOT / "include" / "asyncloop.h") else sh(
                 ["gcc", "-O2", "-Wall", "-I", str(ROOT / "include"), "-o", str(exe), str(src),
                  "-L", str(libdir), "-lasyncloop", f"-Wl,-rpath,{libdir}"], "gcc aloop_echo_server")

@@ -166,7 +166,9 @@ type Loop struct {
 	t0   time.Time
 
 	readBuf []byte
-	tlsBuf  []byte // plaintext of TLS transports (tls.go)
+	chunks  [][]byte           // write-buffer chunks to reuse (writeq.go)
+	iov     [maxIov]unix.Iovec // a flush's iovecs (writeq.go)
+	tlsBuf  []byte             // plaintext of TLS transports (tls.go)
 
 	evq *EventQueue // queued protocol events (events.go)
 

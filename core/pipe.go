@@ -184,27 +184,20 @@ var sigpipeSet = func() (s unix.Sigset_t) {
 	return
 }()
 
-// pipeWritev writes bufs to a pipe without letting SIGPIPE reach the
-// process. write(2) on a pipe has no MSG_NOSIGNAL, and a C host whose
+// pipeWritev writes iov (n entries) to a pipe without letting SIGPIPE reach
+// the process. write(2) on a pipe has no MSG_NOSIGNAL, and a C host whose
 // SIGPIPE disposition is the default (e.g. reset with signal() after the
 // library loaded, which removes Go's handler) would be killed. So SIGPIPE is
 // blocked on this thread around the write, and one raised by it is consumed
 // before the mask is restored.
-func pipeWritev(fd int, bufs [][]byte) (int, unix.Errno) {
+func pipeWritev(fd int, iov *unix.Iovec, n int) (int, unix.Errno) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	var old unix.Sigset_t
 	blocked := unix.PthreadSigmask(unix.SIG_BLOCK, &sigpipeSet, &old) == nil && old.Val[0]&sigpipeSet.Val[0] == 0
-	var n int
-	var errno unix.Errno
-	if len(bufs) == 1 {
-		n, errno = rawWrite(fd, bufs[0])
-	} else {
-		r, _, e := unix.RawSyscall(unix.SYS_WRITEV, uintptr(fd), uintptr(unsafe.Pointer(&iovecs(bufs)[0])), uintptr(len(bufs)))
-		n, errno = int(r), e
-		if e != 0 {
-			n = 0
-		}
+	r, _, errno := unix.RawSyscall(unix.SYS_WRITEV, uintptr(fd), uintptr(unsafe.Pointer(iov)), uintptr(n))
+	if errno != 0 {
+		r = 0
 	}
 	if blocked {
 		if errno == unix.EPIPE {
@@ -214,20 +207,7 @@ func pipeWritev(fd int, bufs [][]byte) (int, unix.Errno) {
 		}
 		unix.PthreadSigmask(unix.SIG_SETMASK, &old, nil)
 	}
-	return n, errno
-}
-
-func iovecs(bufs [][]byte) []unix.Iovec {
-	iov := make([]unix.Iovec, 0, len(bufs))
-	for _, b := range bufs {
-		if len(b) == 0 {
-			continue
-		}
-		v := unix.Iovec{Base: &b[0]}
-		v.SetLen(len(b))
-		iov = append(iov, v)
-	}
-	return iov
+	return int(r), errno
 }
 
 func (t *Transport) pipeWrite(data []byte) error {
@@ -244,7 +224,9 @@ func (t *Transport) pipeWrite(data []byte) error {
 		return nil
 	}
 	if t.wsize == 0 {
-		n, errno := pipeWritev(t.fd, [][]byte{data})
+		iov := unix.Iovec{Base: &data[0]}
+		iov.SetLen(len(data))
+		n, errno := pipeWritev(t.fd, &iov, 1)
 		switch errno {
 		case 0:
 		case unix.EAGAIN, unix.EINTR:
@@ -257,24 +239,19 @@ func (t *Transport) pipeWrite(data []byte) error {
 		if len(data) == 0 {
 			return nil
 		}
-		t.e.writer = t.pipeWritable
+		t.e.writer = t.writeFn
 		t.loop.update(t.e)
 	}
-	buf := make([]byte, len(data))
-	copy(buf, data)
-	t.wq = append(t.wq, buf)
-	t.wsize += len(buf)
+	t.queueWrite(data) // writeq.go
 	t.maybePauseProtocol()
 	return nil
 }
 
 func (t *Transport) pipeWritable() {
 	for t.wsize > 0 {
-		pending := t.wq[t.wqHead:]
-		if len(pending) > 64 {
-			pending = pending[:64]
-		}
-		n, errno := pipeWritev(t.fd, pending)
+		iovn := t.pendingIov()
+		n, errno := pipeWritev(t.fd, &t.loop.iov[0], iovn)
+		t.loop.clearIov(iovn)
 		if errno == unix.EAGAIN || errno == unix.EINTR {
 			break
 		}

@@ -57,11 +57,17 @@ type Transport struct {
 	buffered BufferedProtocol
 	server   *Server
 
+	// The write buffer (writeq.go): chunks, the first with pending bytes,
+	// how much of it is sent, and the pending total.
 	wq     [][]byte
 	wqHead int
+	wqOff  int
 	wsize  int
 	high   int
 	low    int
+
+	// The read and write handlers, made once (a method value allocates).
+	readFn, writeFn func()
 
 	protoPaused   bool // pause_writing was called
 	paused        bool // pause_reading
@@ -72,8 +78,8 @@ type Transport struct {
 	readEOF       bool
 	lostScheduled bool
 	lost          bool
-	dropped       int  // buffered bytes discarded by forceClose
-	forced        bool // closed by abort or an error (no graceful close)
+	dropped       int    // buffered bytes discarded by forceClose
+	forced        bool   // closed by abort or an error (no graceful close)
 	closePending  bool   // scheduleClose's callback is pending
 	closeIter     uint64 // the loop iteration in which it was scheduled
 
@@ -93,6 +99,7 @@ type Transport struct {
 
 func (l *Loop) newTransport(fd int) *Transport {
 	t := &Transport{loop: l, fd: fd, high: DefaultWriteBufferHigh, low: DefaultWriteBufferLow}
+	t.readFn, t.writeFn = t.onReadable, t.onWritable
 	e := l.entry(fd, true)
 	e.owner = t
 	t.e = e
@@ -171,7 +178,7 @@ func (t *Transport) updateReading() {
 	}
 	if t.wantRead() {
 		if t.e.reader == nil {
-			t.e.reader = t.onReadable
+			t.e.reader = t.readFn
 			t.loop.update(t.e)
 		}
 	} else if t.e.reader != nil {
@@ -335,13 +342,10 @@ func (t *Transport) writeRaw(data []byte) {
 		if len(data) == 0 {
 			return
 		}
-		t.e.writer = t.onWritable
+		t.e.writer = t.writeFn
 		t.loop.update(t.e)
 	}
-	buf := make([]byte, len(data))
-	copy(buf, data)
-	t.wq = append(t.wq, buf)
-	t.wsize += len(buf)
+	t.queueWrite(data) // writeq.go: only what the socket did not take
 	t.maybePauseProtocol()
 }
 
@@ -372,27 +376,17 @@ func (t *Transport) maybeResumeProtocol() {
 }
 
 func (t *Transport) onWritable() {
+	if t.pipe != pipeNone {
+		t.pipeWritable()
+		return
+	}
 	for t.wsize > 0 {
-		pending := t.wq[t.wqHead:]
-		if len(pending) > 64 {
-			pending = pending[:64]
-		}
-		var n int
-		var err error
-		if len(pending) == 1 {
-			var errno unix.Errno
-			n, errno = rawSend(t.fd, pending[0])
-			if errno != 0 {
-				err = errno
-			}
-		} else {
-			n, err = unix.SendmsgBuffers(t.fd, pending, nil, nil, unix.MSG_NOSIGNAL)
-		}
-		if err != nil {
-			if err == unix.EAGAIN || err == unix.EINTR {
+		n, errno := t.flushSocket() // writeq.go
+		if errno != 0 {
+			if errno == unix.EAGAIN || errno == unix.EINTR {
 				break
 			}
-			t.fatal(&OpError{Op: "write", Err: err}, "Fatal write error on socket transport")
+			t.fatal(&OpError{Op: "write", Err: errno}, "Fatal write error on socket transport")
 			return
 		}
 		t.consume(n)
@@ -414,24 +408,6 @@ func (t *Transport) onWritable() {
 		t.scheduleClose()
 	} else if t.eof {
 		t.shutdownWrite()
-	}
-}
-
-func (t *Transport) consume(n int) {
-	t.wsize -= n
-	for n > 0 {
-		b := t.wq[t.wqHead]
-		if n < len(b) {
-			t.wq[t.wqHead] = b[n:]
-			return
-		}
-		n -= len(b)
-		t.wq[t.wqHead] = nil
-		t.wqHead++
-	}
-	if t.wqHead == len(t.wq) {
-		t.wq = t.wq[:0]
-		t.wqHead = 0
 	}
 }
 
@@ -586,8 +562,7 @@ func (t *Transport) forceClose(err error) {
 	}
 	t.closing = true
 	t.forced = true
-	t.dropped += t.wsize
-	t.wq, t.wqHead, t.wsize = nil, 0, 0
+	t.dropped += t.dropWrites()
 	t.e.reader, t.e.writer = nil, nil
 	t.loop.update(t.e)
 	t.scheduleLost(err)
