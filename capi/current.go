@@ -20,6 +20,11 @@ import (
 
 var loopObjs sync.Map // *core.Loop -> *loopObj, while the handle lives
 
+// The thread ids core records and compares come from the C thread's own
+// storage (threadstate.c): a cgo call instead of a gettid system call per
+// run of a loop.
+func init() { core.SetThreadIDFunc(func() int64 { return int64(C.al_thread_id()) }) }
+
 func rememberLoop(lo *loopObj) { loopObjs.Store(lo.l, lo) }
 
 func forgetLoop(lo *loopObj) { loopObjs.Delete(lo.l) }

@@ -7,7 +7,6 @@ import "C"
 
 import (
 	"sync"
-	"syscall"
 	"unsafe"
 
 	"github.com/asyncloop/asyncloop/core"
@@ -47,7 +46,7 @@ func newWakeHook(cb, ud, free C.uintptr_t) *wakeHook {
 }
 
 func (w *wakeHook) call(lh C.uintptr_t) {
-	tid := syscall.Gettid()
+	tid := int(core.ThreadID())
 	w.mu.Lock()
 	if w.retired {
 		w.mu.Unlock()
@@ -82,7 +81,7 @@ func (w *wakeHook) exit(tid int) {
 
 // retire stops new calls and releases the userdata once no call runs.
 func (w *wakeHook) retire() {
-	tid := syscall.Gettid()
+	tid := int(core.ThreadID())
 	w.mu.Lock()
 	w.retired = true
 	for {

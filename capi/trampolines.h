@@ -15,6 +15,7 @@ extern void al_set_last_error(char *msg);
 extern const char *al_get_last_error(void);
 extern void al_set_current_loop(uintptr_t h);
 extern uintptr_t al_get_current_loop(void);
+extern long al_thread_id(void);
 
 static inline void al_call_callback(uintptr_t cb, uintptr_t loop, uintptr_t ud) {
   ((aloop_callback_cb)cb)((aloop_loop_t *)loop, (void *)ud);

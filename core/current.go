@@ -134,7 +134,7 @@ func (l *Loop) enterRun() {
 // RunningLoop returns the loop running in the calling thread (inside Run* or
 // one of its callbacks; the innermost one when runs are nested), or nil.
 func RunningLoop() *Loop {
-	tid := int64(unix.Gettid())
+	tid := ThreadID()
 	curMu.Lock()
 	defer curMu.Unlock()
 	var best *Loop
@@ -165,7 +165,7 @@ func GetEventLoop() (*Loop, error) {
 	if l := RunningLoop(); l != nil {
 		return l, nil
 	}
-	tid := int64(unix.Gettid())
+	tid := ThreadID()
 	curMu.Lock()
 	l := setLoopOf(tid)
 	curMu.Unlock()
@@ -178,7 +178,7 @@ func GetEventLoop() (*Loop, error) {
 // SetEventLoop sets the calling thread's loop (nil: none). It also forgets
 // the loops of threads that exited.
 func SetEventLoop(l *Loop) {
-	tid := int64(unix.Gettid())
+	tid := ThreadID()
 	curMu.Lock()
 	defer curMu.Unlock()
 	pruneSetLoops()

@@ -141,8 +141,10 @@ type Loop struct {
 	seq            uint64
 	timerCancelled int
 
-	tsMu    sync.Mutex
-	tsQueue []*Handle
+	tsMu      sync.Mutex
+	tsQueue   []*Handle
+	tsSpare   []*Handle   // the drained queue's array, for the next batch (loop thread)
+	tsPending atomic.Bool // tsQueue is not empty (read without tsMu)
 
 	stopping atomic.Bool
 	running  atomic.Bool
@@ -220,10 +222,36 @@ func (l *Loop) CheckThread() error {
 		return nil
 	}
 	tid := l.threadID.Load()
-	if tid == 0 || int64(unix.Gettid()) == tid {
+	if tid == 0 || ThreadID() == tid {
 		return nil
 	}
 	return ErrNotLoopThread
+}
+
+// threadIDFunc is the host's source of thread ids (SetThreadIDFunc).
+var threadIDFunc atomic.Pointer[func() int64]
+
+// ThreadID is the calling OS thread's id (gettid): what the loop records as
+// its thread when a run starts (debug-mode thread checks, RunningLoop and
+// Stop compare it with their caller's).
+func ThreadID() int64 {
+	if f := threadIDFunc.Load(); f != nil {
+		return (*f)()
+	}
+	return int64(unix.Gettid())
+}
+
+// SetThreadIDFunc replaces the gettid system call behind ThreadID with f,
+// which must return the same value for the calling thread (nil restores the
+// system call). A system call costs 150-200 ns on a virtual machine, and
+// every run of a loop (every Poll of a batched host) reads its thread's id;
+// a C host caches it in the thread's own storage (capi) for a few ns.
+func SetThreadIDFunc(f func() int64) {
+	if f == nil {
+		threadIDFunc.Store(nil)
+		return
+	}
+	threadIDFunc.Store(&f)
 }
 
 // BackendFd is readable whenever the loop has I/O or thread-safe work.
@@ -244,10 +272,7 @@ func (l *Loop) Alive() bool {
 	if len(l.ready)-l.readyHead > 0 || len(l.timers)-l.timerCancelled > 0 || l.nfds > 0 || l.objects > 0 {
 		return true
 	}
-	l.tsMu.Lock()
-	n := len(l.tsQueue)
-	l.tsMu.Unlock()
-	return n > 0
+	return l.tsPending.Load()
 }
 
 // BackendTimeout is the number of milliseconds until the loop needs to run:
@@ -256,10 +281,7 @@ func (l *Loop) BackendTimeout() int {
 	if len(l.ready) > l.readyHead || l.stopping.Load() {
 		return 0
 	}
-	l.tsMu.Lock()
-	n := len(l.tsQueue)
-	l.tsMu.Unlock()
-	if n > 0 {
+	if l.tsPending.Load() {
 		return 0
 	}
 	l.dropCancelledHead()
@@ -300,6 +322,7 @@ func (l *Loop) CallSoonThreadsafe(fn func(), release func()) (*Handle, error) {
 		return nil, ErrClosed
 	}
 	l.tsQueue = append(l.tsQueue, h)
+	l.tsPending.Store(true)
 	l.tsMu.Unlock()
 	l.poller.Wake()
 	return h, nil
@@ -340,7 +363,7 @@ func (l *Loop) Wakeup() { l.poller.Wake() }
 
 func (l *Loop) isLoopThread() bool {
 	tid := l.threadID.Load()
-	return tid != 0 && l.running.Load() && tid == int64(unix.Gettid())
+	return tid != 0 && l.running.Load() && tid == ThreadID()
 }
 
 // Run runs the loop in the given mode on the calling goroutine, which should
@@ -391,7 +414,7 @@ func (l *Loop) run(once func() bool, maxWait float64) (err error) {
 	if !l.running.CompareAndSwap(false, true) {
 		return ErrRunning
 	}
-	l.threadID.Store(int64(unix.Gettid()))
+	l.threadID.Store(ThreadID())
 	l.enterRun()
 	if q := l.evq; q != nil && !q.open {
 		q.dispatched() // not a Poll: the last Poll's records are done with
@@ -471,13 +494,10 @@ func (l *Loop) iterate(maxWait float64) error {
 			timeoutNs = mw
 		}
 	}
-	if timeoutNs != 0 {
-		// Do not sleep when thread-safe work is already queued.
-		l.tsMu.Lock()
-		if len(l.tsQueue) > 0 {
-			timeoutNs = 0
-		}
-		l.tsMu.Unlock()
+	if timeoutNs != 0 && l.tsPending.Load() {
+		// Do not sleep when thread-safe work is already queued (work
+		// queued after this check wakes the wait).
+		timeoutNs = 0
 	}
 	dispatch := l.dispatch
 	if l.debug.Load() {
@@ -489,7 +509,10 @@ func (l *Loop) iterate(maxWait float64) error {
 	l.drainThreadsafe()
 
 	// Expired timers become ready.
-	end := l.Time() + 1e-9
+	var end float64
+	if len(l.timers) > 0 {
+		end = l.Time() + 1e-9
+	}
 	for len(l.timers) > 0 {
 		h := l.timers[0]
 		if h.cancelled {
@@ -530,13 +553,18 @@ func (l *Loop) iterate(maxWait float64) error {
 }
 
 func (l *Loop) drainThreadsafe() {
+	if !l.tsPending.Load() {
+		return // nothing queued: no lock (a poster wakes the next wait)
+	}
 	l.tsMu.Lock()
 	q := l.tsQueue
-	l.tsQueue = nil
+	l.tsQueue = l.tsSpare
+	l.tsSpare = nil
+	l.tsPending.Store(false)
 	l.tsMu.Unlock()
-	if len(q) > 0 {
-		l.ready = append(l.ready, q...)
-	}
+	l.ready = append(l.ready, q...)
+	clear(q)
+	l.tsSpare = q[:0] // only this function (the loop thread) touches it
 }
 
 func (l *Loop) runHandle(h *Handle) {
@@ -599,6 +627,7 @@ func (l *Loop) Close() error {
 	l.closed = true
 	q := l.tsQueue
 	l.tsQueue = nil
+	l.tsPending.Store(false)
 	l.tsMu.Unlock()
 	pending := append(l.ready[l.readyHead:], q...)
 	l.ready, l.readyHead = nil, 0
