@@ -27,7 +27,6 @@ func cBytes(p unsafe.Pointer, n C.size_t) []byte {
 	return unsafe.Slice((*byte)(p), int(n))
 }
 
-
 // checkBuf checks a buffer argument (named what) and its length.
 func checkBuf(p unsafe.Pointer, n C.size_t, what string) C.int {
 	if (p == nil && n > 0) || n > maxLen {
@@ -214,7 +213,8 @@ func aloop_transport_writev(tr C.uintptr_t, iov *C.aloop_iovec_t, iovcnt C.size_
 		return 0
 	}
 	vec := unsafe.Slice(iov, int(iovcnt))
-	bufs := make([][]byte, 0, len(vec))
+	var small [16][]byte // no allocation for a few buffers
+	bufs := small[:0]
 	for i := range vec {
 		if vec[i].base == nil && vec[i].len > 0 {
 			return fail(C.ALOOP_EINVAL, "iov[%d].base is NULL", i)

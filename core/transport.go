@@ -289,6 +289,22 @@ func (t *Transport) Write(data []byte) error {
 	if t.pipe != pipeNone {
 		return t.pipeWrite(data)
 	}
+	if err := t.writeState(); err != nil {
+		return err
+	}
+	if t.tls != nil {
+		return t.tls.write(data)
+	}
+	if len(data) == 0 {
+		return nil
+	}
+	t.writeRaw(data)
+	return nil
+}
+
+// writeState is the error of a write to a socket transport now (nil: it
+// takes data).
+func (t *Transport) writeState() error {
 	if t.eof {
 		return &OpError{Op: "write", Err: unix.EPIPE, Addr: "cannot call write() after write_eof()"}
 	}
@@ -298,13 +314,6 @@ func (t *Transport) Write(data []byte) error {
 	if t.sendfile != nil {
 		return &OpError{Op: "write", Err: ErrBusy, Addr: "sendfile is in progress"}
 	}
-	if t.tls != nil {
-		return t.tls.write(data)
-	}
-	if len(data) == 0 {
-		return nil
-	}
-	t.writeRaw(data)
 	return nil
 }
 
@@ -349,13 +358,22 @@ func (t *Transport) writeRaw(data []byte) {
 	t.maybePauseProtocol()
 }
 
-// Writelines writes several buffers in order.
+// Writelines writes several buffers in order: on a socket with nothing
+// buffered, one sendmsg (writev) for all of them, and only what it did not
+// take is copied.
 func (t *Transport) Writelines(bufs [][]byte) error {
-	for _, b := range bufs {
-		if err := t.Write(b); err != nil {
-			return err
+	if t.pipe != pipeNone || t.tls != nil {
+		for _, b := range bufs {
+			if err := t.Write(b); err != nil {
+				return err
+			}
 		}
+		return nil
 	}
+	if err := t.writeState(); err != nil {
+		return err
+	}
+	t.writevRaw(bufs) // writeq.go
 	return nil
 }
 

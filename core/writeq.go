@@ -142,3 +142,60 @@ func (t *Transport) flushSocket() (int, unix.Errno) {
 	}
 	return int(r), 0
 }
+
+// writevRaw is writeRaw for several buffers: when nothing is buffered, one
+// sendmsg for (up to maxIov of) them; what the socket did not take is
+// copied to the write buffer.
+func (t *Transport) writevRaw(bufs [][]byte) {
+	if t.lostScheduled || t.fd < 0 {
+		return
+	}
+	i, off := 0, 0 // the first byte not sent: bufs[i][off]
+	if t.wsize == 0 {
+		l := t.loop
+		n := 0
+		for _, b := range bufs {
+			if len(b) == 0 {
+				continue
+			}
+			if n == maxIov {
+				break
+			}
+			l.iov[n].Base = &b[0]
+			l.iov[n].SetLen(len(b))
+			n++
+		}
+		if n == 0 {
+			return
+		}
+		msg := unix.Msghdr{Iov: &l.iov[0]}
+		msg.SetIovlen(n)
+		r, _, errno := unix.RawSyscall(unix.SYS_SENDMSG, uintptr(t.fd), uintptr(unsafe.Pointer(&msg)), unix.MSG_NOSIGNAL)
+		l.clearIov(n)
+		if errno != 0 && errno != unix.EAGAIN && errno != unix.EINTR {
+			t.fatal(&OpError{Op: "write", Err: errno}, "Fatal write error on socket transport")
+			return
+		}
+		sent := 0
+		if errno == 0 {
+			sent = int(r)
+		}
+		for i < len(bufs) && sent >= len(bufs[i]) {
+			sent -= len(bufs[i])
+			i++
+		}
+		off = sent
+		if i == len(bufs) {
+			return
+		}
+		t.e.writer = t.writeFn
+		l.update(t.e)
+	}
+	for ; i < len(bufs); i++ {
+		t.queueWrite(bufs[i][off:])
+		off = 0
+	}
+	if t.wsize > 0 {
+		t.maybePauseProtocol()
+	}
+}
