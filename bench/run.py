@@ -108,6 +108,13 @@ HOST_NET = {
     "tcp_echo_1k_c10": ("tcp", "echo", 10, 1024),
     "tcp_echo_1k_c1": ("tcp", "echo", 1, 1024),
 }
+# The C suite also measures the engine where no binding hides it: large
+# messages, bulk transfer and memory per idle connection (issue 18).
+C_NET = {
+    "tcp_echo_100k_c10": ("tcp", "echo", 10, 100 * 1024),
+    "bulk_64k": ("tcp", "bulk", 1, 64 * 1024),
+}
+C_ORDER = list(HOST_NET) + list(C_NET) + ["idle_10k_rss"]
 
 
 _T0 = time.monotonic()
@@ -537,11 +544,11 @@ class Server:
         self.proc = None
 
 
-def rss_mib(pid):
+def rss_mib(pid, field="VmRSS"):
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
-    raise BenchError("no VmRSS")
+    raise BenchError(f"no {field}")
 
 
 # ---------------------------------------------------------------------------
@@ -755,24 +762,28 @@ class Runner:
                     self.res.add("python", name, impl, d["value"], d["unit"], True)
                     log(f"python {name} rep {rep + 1}/{self.reps} {impl}: {fmt(d['value'])} {d['unit']}")
 
-    def python_idle_rss(self, impls):
+    def idle_rss(self, suite, impls, server_argv):
+        """idle_10k_rss: a fresh server per measurement; its VmRSS while
+        IDLE_CONNECTIONS idle connections are open (also recorded: the RSS
+        before they opened, and the anonymous part, RssAnon, which leaves out
+        the mapped program and libraries)."""
         name = "idle_10k_rss"
         if not self.wanted(name):
             return
-        self.res.declare("python", name, "MiB", False)
+        self.res.declare(suite, name, "MiB", False)
         reps = 1 if self.quick else min(self.reps, 3)
         for impl in impls:
-            note = self.setup.missing_note("python", impl)
+            note = self.setup.missing_note(suite, impl)
             if note:
-                self.res.note("python", name, impl, note)
+                self.res.note(suite, name, impl, note)
         for rep in range(reps):
             for impl in self.order(impls, rep):
-                if self.setup.missing_note("python", impl):
+                if self.setup.missing_note(suite, impl):
                     continue
-                srv = Server(f"python/{impl}/idle", self.py_server_argv(impl, "protocol"),
-                             self.setup.env, OUT / "logs" / f"python-{impl}-idle.log").start()
+                srv = Server(f"{suite}/{impl}/idle", server_argv(impl),
+                             self.setup.env, OUT / "logs" / f"{suite}-{impl}-idle.log").start()
                 if srv.missing or srv.error:
-                    self.res.note("python", name, impl, srv.missing or f"server failed: {srv.error}")
+                    self.res.note(suite, name, impl, srv.missing or f"server failed: {srv.error}")
                     continue
                 cl = None
                 try:
@@ -790,15 +801,17 @@ class Runner:
                     if not srv.alive():
                         raise BenchError("the server died")
                     value = rss_mib(srv.pid)
-                    self.res.add("python", name, impl, value, "MiB", False)
-                    self.res.extra.setdefault(("python", name, impl), {}).setdefault(
-                        "rss_before_mib", []).append(round(before, 1))
-                    log(f"python {name} rep {rep + 1}/{reps} {impl}: {value:.1f} MiB with "
-                        f"{IDLE_CONNECTIONS} connections (before: {before:.1f} MiB; "
-                        f"connected in {d['connect_seconds']:.1f} s)")
+                    anon = rss_mib(srv.pid, "RssAnon")
+                    self.res.add(suite, name, impl, value, "MiB", False)
+                    ex = self.res.extra.setdefault((suite, name, impl), {})
+                    ex.setdefault("rss_before_mib", []).append(round(before, 1))
+                    ex.setdefault("rss_anon_mib", []).append(round(anon, 1))
+                    log(f"{suite} {name} rep {rep + 1}/{reps} {impl}: {value:.1f} MiB with "
+                        f"{IDLE_CONNECTIONS} connections (anonymous {anon:.1f} MiB; before: "
+                        f"{before:.1f} MiB; connected in {d['connect_seconds']:.1f} s)")
                 except (BenchError, OSError, ValueError) as e:
-                    log(f"python {name} rep {rep + 1} {impl}: FAILED: {e}")
-                    self.res.fail("python", name, impl, e)
+                    log(f"{suite} {name} rep {rep + 1} {impl}: FAILED: {e}")
+                    self.res.fail(suite, name, impl, e)
                 finally:
                     if cl is not None:
                         try:
@@ -820,14 +833,15 @@ class Runner:
             groups.setdefault(mode, []).append((name, cmode, conns, size))
         for mode, workloads in groups.items():
             self.net_group("python", impls, mode, workloads, self.py_server_argv)
-        self.python_idle_rss(impls)
+        self.idle_rss("python", impls, lambda impl: self.py_server_argv(impl, "protocol"))
 
     # -- C, Node, Go -------------------------------------------------------------
 
     def host_suite(self, suite):
         impls = IMPLS[suite]
         skip = self.setup.missing_note(suite, None)
-        workloads = [(n, c, k, s) for n, (_, c, k, s) in HOST_NET.items()]
+        net = dict(HOST_NET, **(C_NET if suite == "c" else {}))
+        workloads = [(n, c, k, s) for n, (_, c, k, s) in net.items()]
         if skip:
             for name, cmode, _, _ in workloads:
                 if self.wanted(name):
@@ -844,6 +858,8 @@ class Runner:
             return [OUT / ("go_net_echo" if impl == "go-net" else "go_aloop_echo")]
 
         self.net_group(suite, impls, "tcp", workloads, argv)
+        if suite == "c":
+            self.idle_rss(suite, impls, lambda impl: argv(impl, "tcp"))
 
 
 # ---------------------------------------------------------------------------
@@ -853,7 +869,7 @@ class Runner:
 def workload_order(suite, workload):
     base = re.sub(r"_p(50|99)$", "", workload)
     suffix = {"": 0, "_p50": 1, "_p99": 2}[workload[len(base):]]
-    names = PY_ORDER if suite == "python" else list(HOST_NET)
+    names = PY_ORDER if suite == "python" else C_ORDER if suite == "c" else list(HOST_NET)
     idx = names.index(base) if base in names else len(names)
     return (SUITES.index(suite), idx, suffix)
 

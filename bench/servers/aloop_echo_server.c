@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "asyncloop.h"
@@ -68,6 +69,12 @@ static void on_stdin(aloop_loop_t *loop, int fd, void *ud) {
 }
 
 int main(void) {
+  /* idle_10k_rss opens 10,000 connections: as many fds as allowed. */
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
   aloop_loop_t *loop = NULL;
   check(aloop_loop_new(&loop), "aloop_loop_new");
   aloop_server_options_t opts;

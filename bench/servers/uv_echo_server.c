@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <uv.h>
 
 static uv_loop_t *loop;
@@ -109,6 +110,12 @@ static void on_stdin(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
 }
 
 int main(void) {
+  /* idle_10k_rss opens 10,000 connections: as many fds as allowed. */
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
   loop = uv_default_loop();
   int rc;
   struct sockaddr_in addr;
