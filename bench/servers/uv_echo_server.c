@@ -9,6 +9,7 @@
  * every byte back (uv_try_write first, uv_write for what is left, as a good
  * libuv server does), and exits when its standard input reaches end of file.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,6 +111,10 @@ static void on_stdin(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
 }
 
 int main(void) {
+  /* A write to a connection the client has closed must be an error, not a
+   * SIGPIPE that kills the server (libuv writes with write(2); a libuv
+   * server ignores the signal). */
+  signal(SIGPIPE, SIG_IGN);
   /* idle_10k_rss opens 10,000 connections: as many fds as allowed. */
   struct rlimit rl;
   if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
