@@ -175,6 +175,9 @@ func parseFaultInject(v string) (bool, map[string]bool) {
 	for _, n := range strings.Split(v, ",") {
 		if n = strings.TrimSpace(n); n != "" {
 			names["main."+n] = true
+			if n == "aloop_transport_write" { // C (write.c) in front of Go
+				names["main.al_transport_write_go"] = true
+			}
 		}
 	}
 	return false, names

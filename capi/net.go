@@ -7,6 +7,7 @@ import "C"
 
 import (
 	"math"
+	"syscall"
 	"unsafe"
 
 	"github.com/asyncloop/asyncloop/core"
@@ -85,7 +86,8 @@ func (a *cAdapter) ConnectionMade(t *core.Transport) {
 
 func (a *cAdapter) DataReceived(t *core.Transport, data []byte) {
 	if f := a.p.fn[pDataReceived]; f != 0 && len(data) > 0 {
-		C.al_proto_data(f, a.th(t), (*C.char)(unsafe.Pointer(&data[0])), C.size_t(len(data)), a.p.ud)
+		fd, gate := sendGate(t)
+		C.al_proto_data(f, a.th(t), (*C.char)(unsafe.Pointer(&data[0])), C.size_t(len(data)), a.p.ud, fd, gate)
 	}
 }
 
@@ -114,6 +116,20 @@ func (a *cAdapter) ResumeWriting(t *core.Transport) {
 	}
 }
 
+// sendGate opens t's gate for direct sends from C during a data callback
+// (write.c); (-1, nil) when t cannot take them now, or when fault injection
+// must see every aloop_transport_write.
+func sendGate(t *core.Transport) (C.int, *C.uint32_t) {
+	if faultAll || faultNames != nil {
+		return -1, nil
+	}
+	fd, gate, ok := t.SendGate()
+	if !ok {
+		return -1, nil
+	}
+	return C.int(fd), (*C.uint32_t)(unsafe.Pointer(gate))
+}
+
 type cBufAdapter struct{ cAdapter }
 
 func (a *cBufAdapter) GetBuffer(t *core.Transport, sizehint int) []byte {
@@ -133,7 +149,8 @@ func (a *cBufAdapter) GetBuffer(t *core.Transport, sizehint int) []byte {
 }
 
 func (a *cBufAdapter) BufferUpdated(t *core.Transport, n int) {
-	C.al_proto_updated(a.p.fn[pBufferUpdated], a.th(t), C.size_t(n), a.p.ud)
+	fd, gate := sendGate(t)
+	C.al_proto_updated(a.p.fn[pBufferUpdated], a.th(t), C.size_t(n), a.p.ud, fd, gate)
 }
 
 // ---------------------------------------------------------------------------
@@ -520,8 +537,13 @@ func aloop_transport_get_protocol(tr C.uintptr_t, out *C.uintptr_t) (rc C.int) {
 	return 0
 }
 
-//export aloop_transport_write
-func aloop_transport_write(tr C.uintptr_t, data unsafe.Pointer, n C.size_t) (rc C.int) {
+// al_transport_write_go is aloop_transport_write (write.c) when the write
+// does not go straight to the socket: sent < 0 for a plain write; else the
+// C side sent the first `sent` bytes itself through the transport's gate
+// and its send returned errno err (0 after a short send).
+//
+//export al_transport_write_go
+func al_transport_write_go(tr C.uintptr_t, data unsafe.Pointer, n C.size_t, sent C.long, err C.int) (rc C.int) {
 	defer guard(&rc)
 	t, rc := getTransport(tr)
 	if t == nil {
@@ -537,8 +559,15 @@ func aloop_transport_write(tr C.uintptr_t, data unsafe.Pointer, n C.size_t) (rc 
 	if n == 0 {
 		return 0
 	}
-	if err := t.Write(unsafe.Slice((*byte)(data), int(n))); err != nil {
-		return failErr(err)
+	buf := unsafe.Slice((*byte)(data), int(n))
+	var e error
+	if sent < 0 {
+		e = t.Write(buf)
+	} else {
+		e = t.WriteAfterSend(buf, int(sent), syscall.Errno(err))
+	}
+	if e != nil {
+		return failErr(e)
 	}
 	return 0
 }

@@ -5,6 +5,7 @@
 #define ALOOP_TRAMPOLINES_H
 #define ALOOP_NO_PROTOTYPES
 #include "asyncloop.h"
+#include "direct.h"
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -59,9 +60,12 @@ static inline void al_proto_t(uintptr_t fn, uintptr_t t, uintptr_t ud) {
   ((void (*)(aloop_transport_t *, void *))fn)((aloop_transport_t *)t, (void *)ud);
 }
 static inline void al_proto_data(uintptr_t fn, uintptr_t t, const char *data,
-                                 size_t len, uintptr_t ud) {
+                                 size_t len, uintptr_t ud, int fd, uint32_t *gate) {
+  al_direct_t d = {t, fd, gate}, *prev = al_direct_cur;
+  al_direct_cur = gate ? &d : NULL;
   ((void (*)(aloop_transport_t *, const char *, size_t, void *))fn)(
       (aloop_transport_t *)t, data, len, (void *)ud);
+  al_direct_cur = prev;
 }
 static inline int al_proto_eof(uintptr_t fn, uintptr_t t, uintptr_t ud) {
   return ((int (*)(aloop_transport_t *, void *))fn)((aloop_transport_t *)t, (void *)ud);
@@ -74,8 +78,12 @@ static inline char *al_proto_get_buffer(uintptr_t fn, uintptr_t t, size_t hint,
   return (char *)((void *(*)(aloop_transport_t *, size_t, size_t *, void *))fn)(
       (aloop_transport_t *)t, hint, len, (void *)ud);
 }
-static inline void al_proto_updated(uintptr_t fn, uintptr_t t, size_t n, uintptr_t ud) {
+static inline void al_proto_updated(uintptr_t fn, uintptr_t t, size_t n, uintptr_t ud,
+                                    int fd, uint32_t *gate) {
+  al_direct_t d = {t, fd, gate}, *prev = al_direct_cur;
+  al_direct_cur = gate ? &d : NULL;
   ((void (*)(aloop_transport_t *, size_t, void *))fn)((aloop_transport_t *)t, n, (void *)ud);
+  al_direct_cur = prev;
 }
 /* Reading option/protocol structs that carry their own size. */
 #define AL_HAS_FIELD(ptr, type, field) \

@@ -386,6 +386,7 @@ func (t *Transport) Sendfile(file int, offset, count int64, fallback bool) (*Fut
 		}
 	}
 	t.sendfile = op
+	t.closeGate()
 	resume := t.IsReading()
 	t.PauseReading()
 	run := func() {

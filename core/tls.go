@@ -272,6 +272,7 @@ type tlsBootstrap struct{ L *tlsLayer }
 func (b *tlsBootstrap) ConnectionMade(t *Transport) {
 	b.L.t = t
 	t.tls = b.L
+	t.closeGate()
 	b.L.begin()
 }
 func (b *tlsBootstrap) DataReceived(*Transport, []byte)  {}
@@ -667,6 +668,7 @@ func (t *Transport) StartTLS(o *TLSOptions) (*Future, error) {
 		}
 	}
 	t.tls = L
+	t.closeGate()
 	L.begin()
 	t.updateReading()
 	return fut, nil
@@ -730,6 +732,7 @@ func TLSServerFactory(factory ConnectionFactory, o *TLSOptions) (ConnectionFacto
 		L.app = t.proto
 		L.t = t
 		t.tls = L
+		t.closeGate()
 		t.proto, t.buffered = &tlsBootstrap{L: L}, nil
 		return nil
 	}, nil

@@ -69,6 +69,9 @@ type Transport struct {
 	// The read and write handlers, made once (a method value allocates).
 	readFn, writeFn func()
 
+	// gate is 0 while a host may send on the socket itself (SendGate).
+	gate uint32
+
 	protoPaused   bool // pause_writing was called
 	paused        bool // pause_reading
 	started       bool // connection_made ran; reading may begin
@@ -317,6 +320,63 @@ func (t *Transport) writeState() error {
 	return nil
 }
 
+// SendGate lets a host send on the socket itself during a protocol callback
+// of t, so that its writes cost no call into the library (capi: a C host's
+// aloop_transport_write inside data_received). When nothing is buffered and
+// t is a plain open socket that takes writes, it returns the socket, and a
+// gate word that reads 0, and ok; else ok is false. The transport sets the
+// word to non-zero as soon as a direct send would differ from Write: a write
+// it buffers, write_eof, an abort or connection error, a sendfile, TLS.
+// While the word reads 0 the host may send with
+// send(fd, MSG_NOSIGNAL|MSG_DONTWAIT): what the socket takes is what Write
+// would have sent. When it takes less than all (or fails) the host sets the
+// word to non-zero itself and hands the data to WriteAfterSend. Loop thread
+// only; the word may be used until the callback returns.
+func (t *Transport) SendGate() (fd int, gate *uint32, ok bool) {
+	if t.pipe != pipeNone || t.tls != nil || t.wsize != 0 || t.fd < 0 || t.writeState() != nil {
+		t.gate = 1
+		return -1, nil, false
+	}
+	t.gate = 0
+	return t.fd, &t.gate, true
+}
+
+// closeGate ends direct sends by the host (SendGate).
+func (t *Transport) closeGate() { t.gate = 1 }
+
+// WriteAfterSend is Write for data of which a host sent the first n bytes
+// itself through SendGate; errno is what its send returned (0 after a short
+// send, EAGAIN or EINTR when it took nothing, or the error). The rest is
+// buffered as Write buffers it; an error is a write error of the transport.
+func (t *Transport) WriteAfterSend(data []byte, n int, errno unix.Errno) error {
+	t.closeGate()
+	if n < 0 || n > len(data) {
+		return ErrInvalid
+	}
+	if t.pipe != pipeNone || t.tls != nil || t.wsize != 0 {
+		return ErrInvalid // no gate was open for it
+	}
+	if err := t.writeState(); err != nil {
+		return err
+	}
+	if t.lostScheduled || t.fd < 0 {
+		return nil
+	}
+	if errno != 0 && errno != unix.EAGAIN && errno != unix.EINTR {
+		t.fatal(&OpError{Op: "write", Err: errno}, "Fatal write error on socket transport")
+		return nil
+	}
+	data = data[n:]
+	if len(data) == 0 {
+		return nil
+	}
+	t.e.writer = t.writeFn
+	t.loop.update(t.e)
+	t.queueWrite(data)
+	t.maybePauseProtocol()
+	return nil
+}
+
 // acceptsWrite reports whether Write takes data: until Close, and after a
 // graceful Close until connection_lost is about to run (as asyncio's socket
 // transports do; see scheduleClose). resume_writing runs while a closing
@@ -452,6 +512,7 @@ func (t *Transport) WriteEOF() error {
 		return nil
 	}
 	t.eof = true
+	t.closeGate()
 	if t.wsize == 0 && t.sendfile == nil {
 		t.shutdownWrite()
 	}
@@ -562,6 +623,7 @@ func (t *Transport) scheduleClose() {
 			return // a write came in: its flush ends the close
 		}
 		t.lostScheduled = true
+		t.closeGate()
 		t.e.reader, t.e.writer = nil, nil
 		l.update(t.e)
 		t.connectionLost(nil)
@@ -595,6 +657,7 @@ func (t *Transport) scheduleLost(err error) {
 		return
 	}
 	t.lostScheduled = true
+	t.closeGate()
 	t.e.reader, t.e.writer = nil, nil
 	t.loop.update(t.e)
 	t.sendfileAbort(err)
@@ -612,6 +675,7 @@ func (t *Transport) connectionLost(err error) {
 	}
 	t.lost = true
 	t.closing = true
+	t.closeGate()
 	t.loop.forget(t.e)
 	t.e.owner = nil
 	if t.started {

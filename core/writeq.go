@@ -43,6 +43,7 @@ func (l *Loop) putChunk(c []byte) {
 
 // queueWrite appends data to the write buffer (a copy).
 func (t *Transport) queueWrite(data []byte) {
+	t.closeGate() // buffered bytes go first: no direct send behind them
 	l := t.loop
 	t.wsize += len(data)
 	for len(data) > 0 {

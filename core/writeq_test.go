@@ -87,3 +87,74 @@ func TestWritelinesAfterWriteEOF(t *testing.T) {
 		t.Fatalf("Writelines after WriteEOF: %v, want EPIPE", err)
 	}
 }
+
+// SendGate: open (0) only while a direct send equals Write; every change
+// that makes it differ closes it, and WriteAfterSend buffers the rest in
+// order.
+func TestSendGate(t *testing.T) {
+	r := newEchoRig(t, &allocEcho{}, 1)
+	tr := r.tr
+	fd, gate, ok := tr.SendGate()
+	if !ok || fd != tr.Fd() || *gate != 0 {
+		t.Fatalf("SendGate on an idle socket: fd %d ok %v gate %v", fd, ok, gate)
+	}
+	// A short send by the host: the rest is buffered and closes the gate.
+	data := bytes.Repeat([]byte("abcdefgh"), 1024)
+	n, _ := unix.SendmsgN(fd, data[:100], nil, nil, unix.MSG_NOSIGNAL)
+	if err := tr.WriteAfterSend(data, n, 0); err != nil {
+		t.Fatal(err)
+	}
+	if *gate == 0 || tr.WriteBufferSize() != len(data)-100 {
+		t.Fatalf("after a short send: gate %d, buffered %d", *gate, tr.WriteBufferSize())
+	}
+	if _, _, ok := tr.SendGate(); ok {
+		t.Fatal("SendGate opened with bytes buffered")
+	}
+	tr.Write([]byte("tail"))
+	want := append(append([]byte{}, data...), "tail"...)
+	if got := collect(r.h, r.client, len(want)); !bytes.Equal(got, want) {
+		t.Fatalf("WriteAfterSend: %s", firstDiff(got, want))
+	}
+	// Flushed: open again; write_eof closes it.
+	if _, gate, ok = tr.SendGate(); !ok {
+		t.Fatal("SendGate closed once the buffer drained")
+	}
+	tr.WriteEOF()
+	if *gate == 0 {
+		t.Fatal("WriteEOF left the gate open")
+	}
+	if _, _, ok := tr.SendGate(); ok {
+		t.Fatal("SendGate opened after WriteEOF")
+	}
+	if err := tr.WriteAfterSend([]byte("x"), 0, unix.EPIPE); Errno(err) != unix.EPIPE {
+		t.Fatalf("WriteAfterSend after WriteEOF: %v", err)
+	}
+}
+
+// A send error handed to WriteAfterSend ends the transport with it.
+func TestSendGateError(t *testing.T) {
+	lost := make(chan error, 1)
+	p := &lostProto{lost: lost}
+	r := newEchoRig(t, p, 1)
+	_, gate, ok := r.tr.SendGate()
+	if !ok {
+		t.Fatal("gate closed")
+	}
+	if err := r.tr.WriteAfterSend([]byte("x"), 0, unix.ECONNRESET); err != nil {
+		t.Fatal(err)
+	}
+	if *gate == 0 {
+		t.Fatal("gate open after an error")
+	}
+	r.h.runUntil("connection_lost", 5*time.Second, func() bool { return len(lost) > 0 })
+	if err := <-lost; Errno(err) != unix.ECONNRESET {
+		t.Fatalf("connection_lost(%v), want ECONNRESET", err)
+	}
+}
+
+type lostProto struct {
+	allocEcho
+	lost chan error
+}
+
+func (p *lostProto) ConnectionLost(t *Transport, err error) { p.lost <- err }

@@ -247,7 +247,6 @@ ALOOP_SAME_TYPE(aloop_set_event_loop, int(aloop_loop_t *));
 #define aloop_server_sockname cgo_aloop_server_sockname
 #define aloop_transport_set_protocol cgo_aloop_transport_set_protocol
 #define aloop_transport_get_protocol cgo_aloop_transport_get_protocol
-#define aloop_transport_write cgo_aloop_transport_write
 #define aloop_transport_close cgo_aloop_transport_close
 #define aloop_transport_abort cgo_aloop_transport_abort
 #define aloop_transport_write_eof cgo_aloop_transport_write_eof
@@ -409,7 +408,6 @@ ALOOP_SAME_TYPE(aloop_set_event_loop, int(aloop_loop_t *));
 #undef aloop_server_sockname
 #undef aloop_transport_set_protocol
 #undef aloop_transport_get_protocol
-#undef aloop_transport_write
 #undef aloop_transport_close
 #undef aloop_transport_abort
 #undef aloop_transport_write_eof
@@ -569,7 +567,6 @@ ALOOP_SAME_TYPE(cgo_aloop_server_socket_fd, int(uintptr_t, int));
 ALOOP_SAME_TYPE(cgo_aloop_server_sockname, int(uintptr_t, int, char*, size_t, int*));
 ALOOP_SAME_TYPE(cgo_aloop_transport_set_protocol, int(uintptr_t, aloop_protocol_t*, uintptr_t, uintptr_t));
 ALOOP_SAME_TYPE(cgo_aloop_transport_get_protocol, int(uintptr_t, uintptr_t*));
-ALOOP_SAME_TYPE(cgo_aloop_transport_write, int(uintptr_t, void*, size_t));
 ALOOP_SAME_TYPE(cgo_aloop_transport_close, int(uintptr_t));
 ALOOP_SAME_TYPE(cgo_aloop_transport_abort, int(uintptr_t));
 ALOOP_SAME_TYPE(cgo_aloop_transport_write_eof, int(uintptr_t));
