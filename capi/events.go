@@ -185,7 +185,12 @@ func aloop_loop_poll(loop C.uintptr_t, timeout C.double, nwrites C.size_t) (rc C
 	inject()
 	var before func()
 	if nw > 0 {
-		before = func() { lo.flush(nw) }
+		// A closure made once per loop (one per poll would allocate).
+		if lo.flushFn == nil {
+			lo.flushFn = func() { lo.flush(lo.flushN) }
+		}
+		lo.flushN = nw
+		before = lo.flushFn
 	}
 	n, err := lo.l.Poll(float64(timeout), before)
 	if err != nil {

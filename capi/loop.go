@@ -18,6 +18,9 @@ type loopObj struct {
 	exc  *excHook   // the host's exception handler, or nil
 	wake *wakeHook  // the host's wake-up callback, or nil
 	wq   writeQueue // queued writes (events.go)
+	// aloop_loop_poll's hook that flushes flushN queued writes (events.go).
+	flushFn func()
+	flushN  int
 }
 
 // wakeHook is the host's wake-up callback: the one host callback the library

@@ -133,12 +133,12 @@ func sendGate(t *core.Transport) (C.int, *C.uint32_t) {
 type cBufAdapter struct{ cAdapter }
 
 func (a *cBufAdapter) GetBuffer(t *core.Transport, sizehint int) []byte {
-	var n C.size_t
 	hint := C.size_t(0)
 	if sizehint > 0 {
 		hint = C.size_t(sizehint)
 	}
-	ptr := C.al_proto_get_buffer(a.p.fn[pGetBuffer], a.th(t), hint, &n, a.p.ud)
+	b := C.al_proto_get_buffer(a.p.fn[pGetBuffer], a.th(t), hint, a.p.ud)
+	ptr, n := b.p, b.n
 	if ptr == nil || n == 0 {
 		return nil
 	}

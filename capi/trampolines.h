@@ -73,10 +73,18 @@ static inline int al_proto_eof(uintptr_t fn, uintptr_t t, uintptr_t ud) {
 static inline void al_proto_lost(uintptr_t fn, uintptr_t t, int err, uintptr_t ud) {
   ((void (*)(aloop_transport_t *, int, void *))fn)((aloop_transport_t *)t, err, (void *)ud);
 }
-static inline char *al_proto_get_buffer(uintptr_t fn, uintptr_t t, size_t hint,
-                                        size_t *len, uintptr_t ud) {
-  return (char *)((void *(*)(aloop_transport_t *, size_t, size_t *, void *))fn)(
-      (aloop_transport_t *)t, hint, len, (void *)ud);
+/* The buffer and its length by value: a Go variable whose address went to
+ * C would be allocated on every call. */
+typedef struct al_buf_s {
+  char *p;
+  size_t n;
+} al_buf_t;
+static inline al_buf_t al_proto_get_buffer(uintptr_t fn, uintptr_t t, size_t hint,
+                                           uintptr_t ud) {
+  al_buf_t b = {NULL, 0};
+  b.p = (char *)((void *(*)(aloop_transport_t *, size_t, size_t *, void *))fn)(
+      (aloop_transport_t *)t, hint, &b.n, (void *)ud);
+  return b;
 }
 static inline void al_proto_updated(uintptr_t fn, uintptr_t t, size_t n, uintptr_t ud,
                                     int fd, uint32_t *gate) {

@@ -733,7 +733,7 @@ func TLSServerFactory(factory ConnectionFactory, o *TLSOptions) (ConnectionFacto
 		L.t = t
 		t.tls = L
 		t.closeGate()
-		t.proto, t.buffered = &tlsBootstrap{L: L}, nil
+		t.proto, t.buffered, t.deferrer = &tlsBootstrap{L: L}, nil, nil
 		return nil
 	}, nil
 }

@@ -55,6 +55,7 @@ type Transport struct {
 	e        *fdEntry
 	proto    Protocol
 	buffered BufferedProtocol
+	deferrer readDeferrer // proto, if it may hold reads back
 	server   *Server
 
 	// The write buffer (writeq.go): chunks, the first with pending bytes,
@@ -136,7 +137,14 @@ func (t *Transport) SetProtocol(p Protocol) {
 	}
 	t.proto = p
 	t.buffered, _ = p.(BufferedProtocol)
+	t.deferrer, _ = p.(readDeferrer)
 }
+
+// readDeferrer is a protocol that may hold reads back (QueuedProtocol, while
+// the event queue is full). Kept with the protocol: a type assertion per
+// read would also allocate now and then (the runtime grows its assertion
+// cache on a random call).
+type readDeferrer interface{ readDeferred(*Transport) bool }
 
 // Peername returns the remote address.
 func (t *Transport) Peername() (unix.Sockaddr, error) {
@@ -204,7 +212,7 @@ func (t *Transport) guard(name string, fn func()) (ok bool) {
 }
 
 func (t *Transport) onReadable() {
-	if q, ok := t.proto.(interface{ readDeferred(*Transport) bool }); ok && q.readDeferred(t) {
+	if q := t.deferrer; q != nil && q.readDeferred(t) {
 		return // the event queue is full: the next Poll reads (level-triggered)
 	}
 	if t.pipe != pipeNone {

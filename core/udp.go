@@ -74,8 +74,9 @@ type DatagramTransport struct {
 	e         *fdEntry
 	family    int
 	proto     DatagramProtocol
-	address   unix.Sockaddr // remote_addr: the default (and only) destination
-	connected bool          // connected socket: send() instead of sendto()
+	deferrer  datagramDeferrer // proto, if it may hold reads back
+	address   unix.Sockaddr    // remote_addr: the default (and only) destination
+	connected bool             // connected socket: send() instead of sendto()
 
 	wq     []dgram
 	wqHead int
@@ -338,6 +339,7 @@ func (l *Loop) adoptDatagram(proto DatagramProtocol, o *DatagramOptions) (*Futur
 func (l *Loop) startDatagram(fut *Future, proto DatagramProtocol, fd, fam int, remote unix.Sockaddr, connected bool) {
 	t := &DatagramTransport{loop: l, fd: fd, family: fam, proto: proto, address: remote,
 		connected: connected, high: DefaultWriteBufferHigh, low: DefaultWriteBufferLow}
+	t.deferrer, _ = proto.(datagramDeferrer)
 	e := l.entry(fd, true)
 	e.owner = t
 	t.e = e
@@ -358,7 +360,15 @@ func (t *DatagramTransport) Family() int { return t.family }
 func (t *DatagramTransport) Protocol() DatagramProtocol { return t.proto }
 
 // SetProtocol switches the protocol.
-func (t *DatagramTransport) SetProtocol(p DatagramProtocol) { t.proto = p }
+func (t *DatagramTransport) SetProtocol(p DatagramProtocol) {
+	t.proto = p
+	t.deferrer, _ = p.(datagramDeferrer)
+}
+
+// datagramDeferrer is readDeferrer for datagram endpoints.
+type datagramDeferrer interface {
+	datagramDeferred(*DatagramTransport) bool
+}
 
 // Address is the remote_addr given at creation (the default destination),
 // or nil.
@@ -495,9 +505,7 @@ func (t *DatagramTransport) senderRaw(addr unix.Sockaddr) []byte {
 }
 
 func (t *DatagramTransport) onReadable() {
-	if q, ok := t.proto.(interface {
-		datagramDeferred(*DatagramTransport) bool
-	}); ok && q.datagramDeferred(t) {
+	if q := t.deferrer; q != nil && q.datagramDeferred(t) {
 		return // the event queue is full: the next Poll reads (level-triggered)
 	}
 	l := t.loop

@@ -36,6 +36,9 @@ func (l *Loop) getChunk() []byte {
 
 // putChunk recycles a chunk that is no longer referenced.
 func (l *Loop) putChunk(c []byte) {
+	if l.chunks == nil {
+		l.chunks = make([][]byte, 0, maxPooledChunks) // never grown
+	}
 	if len(l.chunks) < maxPooledChunks {
 		l.chunks = append(l.chunks, c[:0])
 	}

@@ -47,7 +47,8 @@
  *  - May be called from any thread at any time: the functions marked
  *    THREAD-SAFE (aloop_call_soon_threadsafe, aloop_loop_stop,
  *    aloop_loop_wakeup, aloop_live_handles, aloop_version,
- *    aloop_version_string, aloop_strerror, aloop_err_name); those about the calling thread (aloop_last_error,
+ *    aloop_version_string, aloop_strerror, aloop_err_name,
+ *    aloop_runtime_stats); those about the calling thread (aloop_last_error,
  *    aloop_get_running_loop, aloop_get_event_loop, aloop_set_event_loop);
  *    and those that take no loop or object of a loop (aloop_loop_new,
  *    aloop_tls_config_*, aloop_buffer_free, aloop_addrinfo_free). Every
@@ -671,6 +672,27 @@ typedef struct aloop_write_op_s {
   uint32_t kind;   /* aloop_write_kind_t */
 } aloop_write_op_t;
 
+/* What the library's Go runtime costs its host, and its allocation counter
+ * (aloop_runtime_stats). Size-prefixed: set `size` to sizeof the struct;
+ * the library fills the members that fit in it. */
+typedef struct aloop_runtime_stats_s {
+  size_t size;
+  uint64_t mallocs;    /* heap objects allocated since the library loaded */
+  uint64_t frees;      /* heap objects freed since the library loaded */
+  uint64_t heap_bytes; /* bytes of allocated heap objects (live, or not yet
+                          freed by the collector) */
+  uint64_t heap_sys_bytes; /* bytes of heap memory obtained from the OS and
+                              not returned (heap_released_bytes excepted) */
+  uint64_t heap_released_bytes; /* of heap_sys_bytes: returned to the OS */
+  uint64_t stack_bytes; /* bytes of goroutine stacks */
+  uint64_t sys_bytes;   /* all memory the runtime mapped (virtual; only what
+                           it touched is resident) */
+  uint64_t gc_cycles;   /* completed garbage collections */
+  int32_t gomaxprocs;   /* threads that may run Go code at once */
+  int32_t threads;      /* live OS threads the runtime owns (a host thread
+                           counts while it is inside the library) */
+} aloop_runtime_stats_t;
+
 /* The library's own build defines ALOOP_NO_PROTOTYPES to use the types
  * above without the function declarations below. */
 #ifndef ALOOP_NO_PROTOTYPES
@@ -695,6 +717,22 @@ const char *aloop_err_name(int code);
  * The message lives in the thread's own storage: it is released when the
  * thread exits, and a later thread never sees it. */
 int aloop_last_error(char *buf, size_t buflen);
+
+/* ------------------------------------------------------------------------ */
+/* The library's Go runtime                                                  */
+/* ------------------------------------------------------------------------ */
+
+/* The runtime inside the library is bounded for a guest in another
+ * program's process (docs/architecture.md, "The runtime in a host's
+ * process"); the Go environment variables GOMAXPROCS, GOGC and GOMEMLIMIT,
+ * read when the library loads, still override its defaults.
+ *
+ * Fills *out (out->size set by the caller to sizeof(aloop_runtime_stats_t);
+ * members beyond it are left alone) with the runtime's counters. Any
+ * thread (THREAD-SAFE). It stops the runtime's other work briefly (tens of
+ * microseconds): for monitoring and tests, not for a hot path. ALOOP_EINVAL
+ * for NULL or a size smaller than the size member. */
+int aloop_runtime_stats(aloop_runtime_stats_t *out);
 
 /* ------------------------------------------------------------------------ */
 /* Loop                                                                      */

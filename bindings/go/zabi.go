@@ -106,6 +106,7 @@ type abi struct {
 	strerror                      func(code int32) string
 	errName                       func(code int32) string
 	lastError                     func(buf unsafe.Pointer, buflen uintptr) int32
+	runtimeStats                  func(out unsafe.Pointer) int32
 	loopNew                       func(outLoop *uintptr) int32
 	loopClose                     func(loop uintptr) int32
 	loopFree                      func(loop uintptr) int32
@@ -272,6 +273,7 @@ func (a *abi) symbols() []abiSymbol {
 		{"aloop_strerror", &a.strerror},
 		{"aloop_err_name", &a.errName},
 		{"aloop_last_error", &a.lastError},
+		{"aloop_runtime_stats", &a.runtimeStats},
 		{"aloop_loop_new", &a.loopNew},
 		{"aloop_loop_close", &a.loopClose},
 		{"aloop_loop_free", &a.loopFree},
@@ -592,6 +594,21 @@ type cWriteOp struct {
 	kind      uint32
 }
 
+// cRuntimeStats is aloop_runtime_stats_t.
+type cRuntimeStats struct {
+	size              uintptr
+	mallocs           uint64
+	frees             uint64
+	heapBytes         uint64
+	heapSysBytes      uint64
+	heapReleasedBytes uint64
+	stackBytes        uint64
+	sysBytes          uint64
+	gcCycles          uint64
+	gomaxprocs        int32
+	threads           int32
+}
+
 // structLayouts is the layout model: sizeof and every member's offsetof.
 var structLayouts = []structLayout{
 	{"aloop_exception_context_t", unsafe.Sizeof(cExceptionContext{}), 72, []memberLayout{{"size", unsafe.Offsetof(cExceptionContext{}.size), 0}, {"message", unsafe.Offsetof(cExceptionContext{}.message), 8}, {"error", unsafe.Offsetof(cExceptionContext{}.error), 16}, {"error_detail", unsafe.Offsetof(cExceptionContext{}.errorDetail), 24}, {"transport", unsafe.Offsetof(cExceptionContext{}.transport), 32}, {"server", unsafe.Offsetof(cExceptionContext{}.server), 40}, {"future", unsafe.Offsetof(cExceptionContext{}.future), 48}, {"datagram", unsafe.Offsetof(cExceptionContext{}.datagram), 56}, {"subprocess", unsafe.Offsetof(cExceptionContext{}.subprocess), 64}}},
@@ -607,6 +624,7 @@ var structLayouts = []structLayout{
 	{"aloop_subprocess_options_t", unsafe.Sizeof(cSubprocessOptions{}), 56, []memberLayout{{"size", unsafe.Offsetof(cSubprocessOptions{}.size), 0}, {"env", unsafe.Offsetof(cSubprocessOptions{}.env), 8}, {"cwd", unsafe.Offsetof(cSubprocessOptions{}.cwd), 16}, {"stdin_mode", unsafe.Offsetof(cSubprocessOptions{}.stdinMode), 24}, {"stdout_mode", unsafe.Offsetof(cSubprocessOptions{}.stdoutMode), 28}, {"stderr_mode", unsafe.Offsetof(cSubprocessOptions{}.stderrMode), 32}, {"stdin_fd", unsafe.Offsetof(cSubprocessOptions{}.stdinFd), 36}, {"stdout_fd", unsafe.Offsetof(cSubprocessOptions{}.stdoutFd), 40}, {"stderr_fd", unsafe.Offsetof(cSubprocessOptions{}.stderrFd), 44}, {"start_new_session", unsafe.Offsetof(cSubprocessOptions{}.startNewSession), 48}}},
 	{"aloop_event_t", unsafe.Sizeof(cEvent{}), 40, []memberLayout{{"kind", unsafe.Offsetof(cEvent{}.kind), 0}, {"error", unsafe.Offsetof(cEvent{}.error), 4}, {"transport", unsafe.Offsetof(cEvent{}.transport), 8}, {"userdata", unsafe.Offsetof(cEvent{}.userdata), 16}, {"offset", unsafe.Offsetof(cEvent{}.offset), 24}, {"length", unsafe.Offsetof(cEvent{}.length), 32}}},
 	{"aloop_write_op_t", unsafe.Sizeof(cWriteOp{}), 16, []memberLayout{{"transport", unsafe.Offsetof(cWriteOp{}.transport), 0}, {"length", unsafe.Offsetof(cWriteOp{}.length), 8}, {"kind", unsafe.Offsetof(cWriteOp{}.kind), 12}}},
+	{"aloop_runtime_stats_t", unsafe.Sizeof(cRuntimeStats{}), 80, []memberLayout{{"size", unsafe.Offsetof(cRuntimeStats{}.size), 0}, {"mallocs", unsafe.Offsetof(cRuntimeStats{}.mallocs), 8}, {"frees", unsafe.Offsetof(cRuntimeStats{}.frees), 16}, {"heap_bytes", unsafe.Offsetof(cRuntimeStats{}.heapBytes), 24}, {"heap_sys_bytes", unsafe.Offsetof(cRuntimeStats{}.heapSysBytes), 32}, {"heap_released_bytes", unsafe.Offsetof(cRuntimeStats{}.heapReleasedBytes), 40}, {"stack_bytes", unsafe.Offsetof(cRuntimeStats{}.stackBytes), 48}, {"sys_bytes", unsafe.Offsetof(cRuntimeStats{}.sysBytes), 56}, {"gc_cycles", unsafe.Offsetof(cRuntimeStats{}.gcCycles), 64}, {"gomaxprocs", unsafe.Offsetof(cRuntimeStats{}.gomaxprocs), 72}, {"threads", unsafe.Offsetof(cRuntimeStats{}.threads), 76}}},
 }
 
 type structLayout struct {

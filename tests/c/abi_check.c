@@ -26,6 +26,7 @@ ALOOP_SAME_TYPE(aloop_version_string, const char *(void));
 ALOOP_SAME_TYPE(aloop_strerror, const char *(int));
 ALOOP_SAME_TYPE(aloop_err_name, const char *(int));
 ALOOP_SAME_TYPE(aloop_last_error, int(char *, size_t));
+ALOOP_SAME_TYPE(aloop_runtime_stats, int(aloop_runtime_stats_t *));
 ALOOP_SAME_TYPE(aloop_loop_new, int(aloop_loop_t **));
 ALOOP_SAME_TYPE(aloop_loop_close, int(aloop_loop_t *));
 ALOOP_SAME_TYPE(aloop_loop_free, int(aloop_loop_t *));
@@ -186,6 +187,7 @@ ALOOP_SAME_TYPE(aloop_set_event_loop, int(aloop_loop_t *));
 /* 2. The cgo exports, renamed so that they do not clash with the public
  * prototypes above. */
 #define aloop_last_error cgo_aloop_last_error
+#define aloop_runtime_stats cgo_aloop_runtime_stats
 #define aloop_loop_new cgo_aloop_loop_new
 #define aloop_loop_close cgo_aloop_loop_close
 #define aloop_loop_free cgo_aloop_loop_free
@@ -347,6 +349,7 @@ ALOOP_SAME_TYPE(aloop_set_event_loop, int(aloop_loop_t *));
 #include ALOOP_CGO_HEADER
 
 #undef aloop_last_error
+#undef aloop_runtime_stats
 #undef aloop_loop_new
 #undef aloop_loop_close
 #undef aloop_loop_free
@@ -506,6 +509,7 @@ ALOOP_SAME_TYPE(aloop_set_event_loop, int(aloop_loop_t *));
 /* The cgo exports are the parsed prototypes in cgo's spelling. The C
  * functions of capi/errors.c are checked there (it includes the header). */
 ALOOP_SAME_TYPE(cgo_aloop_last_error, int(char*, size_t));
+ALOOP_SAME_TYPE(cgo_aloop_runtime_stats, int(aloop_runtime_stats_t*));
 ALOOP_SAME_TYPE(cgo_aloop_loop_new, int(uintptr_t*));
 ALOOP_SAME_TYPE(cgo_aloop_loop_close, int(uintptr_t));
 ALOOP_SAME_TYPE(cgo_aloop_loop_free, int(uintptr_t));
@@ -778,4 +782,16 @@ _Static_assert(sizeof(aloop_write_op_t) == 16, "aloop_write_op_t: size differs f
 _Static_assert(offsetof(aloop_write_op_t, transport) == 0, "aloop_write_op_t.transport: offset differs from the layout model");
 _Static_assert(offsetof(aloop_write_op_t, length) == 8, "aloop_write_op_t.length: offset differs from the layout model");
 _Static_assert(offsetof(aloop_write_op_t, kind) == 12, "aloop_write_op_t.kind: offset differs from the layout model");
+_Static_assert(sizeof(aloop_runtime_stats_t) == 80, "aloop_runtime_stats_t: size differs from the layout model");
+_Static_assert(offsetof(aloop_runtime_stats_t, size) == 0, "aloop_runtime_stats_t.size: offset differs from the layout model");
+_Static_assert(offsetof(aloop_runtime_stats_t, mallocs) == 8, "aloop_runtime_stats_t.mallocs: offset differs from the layout model");
+_Static_assert(offsetof(aloop_runtime_stats_t, frees) == 16, "aloop_runtime_stats_t.frees: offset differs from the layout model");
+_Static_assert(offsetof(aloop_runtime_stats_t, heap_bytes) == 24, "aloop_runtime_stats_t.heap_bytes: offset differs from the layout model");
+_Static_assert(offsetof(aloop_runtime_stats_t, heap_sys_bytes) == 32, "aloop_runtime_stats_t.heap_sys_bytes: offset differs from the layout model");
+_Static_assert(offsetof(aloop_runtime_stats_t, heap_released_bytes) == 40, "aloop_runtime_stats_t.heap_released_bytes: offset differs from the layout model");
+_Static_assert(offsetof(aloop_runtime_stats_t, stack_bytes) == 48, "aloop_runtime_stats_t.stack_bytes: offset differs from the layout model");
+_Static_assert(offsetof(aloop_runtime_stats_t, sys_bytes) == 56, "aloop_runtime_stats_t.sys_bytes: offset differs from the layout model");
+_Static_assert(offsetof(aloop_runtime_stats_t, gc_cycles) == 64, "aloop_runtime_stats_t.gc_cycles: offset differs from the layout model");
+_Static_assert(offsetof(aloop_runtime_stats_t, gomaxprocs) == 72, "aloop_runtime_stats_t.gomaxprocs: offset differs from the layout model");
+_Static_assert(offsetof(aloop_runtime_stats_t, threads) == 76, "aloop_runtime_stats_t.threads: offset differs from the layout model");
 #endif

@@ -748,6 +748,7 @@ TEST(null_out_parameters) {
   OK(aloop_transport_get_sockname(W.client, buf, sizeof buf, NULL));
   ASSERT_STR_EQ(buf, "127.0.0.1");
   ASSERT_EQ(aloop_last_error(NULL, 16), ALOOP_EINVAL);
+  ASSERT_EQ(aloop_runtime_stats(NULL), ALOOP_EINVAL);
   EXPECT_FREED(ALOOP_EINVAL,
                aloop_create_connection(W.loop, "127.0.0.1", W.port, &proto,
                                        &frees, test_count_free, NULL, NULL));

@@ -11,6 +11,7 @@
   X(aloop_strerror) \
   X(aloop_err_name) \
   X(aloop_last_error) \
+  X(aloop_runtime_stats) \
   X(aloop_loop_new) \
   X(aloop_loop_close) \
   X(aloop_loop_free) \

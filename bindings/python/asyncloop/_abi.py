@@ -170,6 +170,9 @@ class aloop_event_t(Structure):
 class aloop_write_op_t(Structure):
     pass
 
+class aloop_runtime_stats_t(Structure):
+    pass
+
 
 aloop_free_cb = CFUNCTYPE(None, c_void_p)
 aloop_callback_cb = CFUNCTYPE(None, c_void_p, c_void_p)
@@ -328,6 +331,19 @@ aloop_write_op_t._fields_ = [
     ('length', c_uint32),
     ('kind', c_uint32),
 ]
+aloop_runtime_stats_t._fields_ = [
+    ('size', c_size_t),
+    ('mallocs', c_uint64),
+    ('frees', c_uint64),
+    ('heap_bytes', c_uint64),
+    ('heap_sys_bytes', c_uint64),
+    ('heap_released_bytes', c_uint64),
+    ('stack_bytes', c_uint64),
+    ('sys_bytes', c_uint64),
+    ('gc_cycles', c_uint64),
+    ('gomaxprocs', c_int32),
+    ('threads', c_int32),
+]
 
 #: name -> (restype, argtypes, release_gil)
 SIGNATURES = {
@@ -336,6 +352,7 @@ SIGNATURES = {
     'aloop_strerror': (c_char_p, [c_int], False),
     'aloop_err_name': (c_char_p, [c_int], False),
     'aloop_last_error': (c_int, [c_char_p, c_size_t], False),
+    'aloop_runtime_stats': (c_int, [POINTER(aloop_runtime_stats_t)], False),
     'aloop_loop_new': (c_int, [POINTER(c_void_p)], False),
     'aloop_loop_close': (c_int, [c_void_p], False),
     'aloop_loop_free': (c_int, [c_void_p], False),
