@@ -7,6 +7,7 @@ import "C"
 
 import (
 	"math"
+	"sync"
 	"syscall"
 	"unsafe"
 
@@ -29,10 +30,42 @@ const (
 	pCount
 )
 
+// cProto is a transport's C protocol: its functions (shared by every
+// transport whose protocol struct has the same ones, protoFns) and its
+// userdata; the core.Protocol calling it lives inside it (adapter).
 type cProto struct {
+	*protoFns
+	hostData
+	ad cBufAdapter // the adapter (adapter()): no allocation of its own
+}
+
+// protoFns is what a C protocol struct says: its functions and flags.
+type protoFns struct {
 	fn    [pCount]C.uintptr_t
 	flags C.uint
-	hostData
+}
+
+// A server's connections almost always have the same protocol functions:
+// they share one protoFns (64 bytes less per connection). Bounded, so that
+// a host that makes up functions cannot grow it forever.
+var (
+	fnsMu   sync.Mutex
+	fnsSeen = map[protoFns]*protoFns{}
+)
+
+const maxSharedFns = 4096
+
+func shareFns(f protoFns) *protoFns {
+	fnsMu.Lock()
+	defer fnsMu.Unlock()
+	if p := fnsSeen[f]; p != nil {
+		return p
+	}
+	p := &f
+	if len(fnsSeen) < maxSharedFns {
+		fnsSeen[f] = p
+	}
+	return p
 }
 
 func protoFrom(pp *C.aloop_protocol_t, ud, free C.uintptr_t) (*cProto, C.int) {
@@ -42,25 +75,27 @@ func protoFrom(pp *C.aloop_protocol_t, ud, free C.uintptr_t) (*cProto, C.int) {
 	if pp.size < C.size_t(unsafe.Sizeof(pp.size)) || pp.size > 4096 {
 		return nil, fail(C.ALOOP_EINVAL, "protocol.size is %d; set it to sizeof(aloop_protocol_t)", int(pp.size))
 	}
-	p := &cProto{hostData: hostData{ud: ud, free: free}}
-	for i := range p.fn {
-		p.fn[i] = C.al_proto_field(pp, C.int(i))
+	var f protoFns
+	for i := range f.fn {
+		f.fn[i] = C.al_proto_field(pp, C.int(i))
 	}
-	if (p.fn[pGetBuffer] == 0) != (p.fn[pBufferUpdated] == 0) {
+	if (f.fn[pGetBuffer] == 0) != (f.fn[pBufferUpdated] == 0) {
 		return nil, fail(C.ALOOP_EINVAL, "get_buffer and buffer_updated go together")
 	}
-	p.flags = C.al_proto_flags(pp)
-	if p.flags&^C.ALOOP_PROTOCOL_QUEUED != 0 {
-		return nil, fail(C.ALOOP_EINVAL, "protocol.flags has unknown bits %#x", uint(p.flags))
+	f.flags = C.al_proto_flags(pp)
+	if f.flags&^C.ALOOP_PROTOCOL_QUEUED != 0 {
+		return nil, fail(C.ALOOP_EINVAL, "protocol.flags has unknown bits %#x", uint(f.flags))
 	}
+	p := &cProto{protoFns: shareFns(f), hostData: hostData{ud: ud, free: free}}
+	p.ad.p = p
 	return p, 0
 }
 
 // adapter returns the core.Protocol calling p.
 func (p *cProto) adapter() core.Protocol {
-	var a core.Protocol = &cAdapter{p}
+	var a core.Protocol = &p.ad.cAdapter
 	if p.fn[pGetBuffer] != 0 {
-		a = &cBufAdapter{cAdapter{p}}
+		a = &p.ad
 	}
 	if p.flags&C.ALOOP_PROTOCOL_QUEUED != 0 {
 		return &cQueued{core.QueuedProtocol{Fallback: a, Userdata: uint64(p.ud)}, p}
@@ -170,13 +205,17 @@ func tobj(t *core.Transport) *transportObj {
 	to := &transportObj{}
 	to.h = transports.put(t)
 	t.Tag = to
-	t.OnRelease = func(*core.Transport) {
-		transports.del(to.h)
-		if to.proto != nil {
-			releaseProto(t, to.proto)
-		}
-	}
+	t.OnRelease = releaseTransport // not a closure: one object less per connection
 	return to
+}
+
+// releaseTransport is the OnRelease of every transport with a handle.
+func releaseTransport(t *core.Transport) {
+	to := t.Tag.(*transportObj)
+	transports.del(to.h)
+	if to.proto != nil {
+		releaseProto(t, to.proto)
+	}
 }
 
 func transportHandle(t *core.Transport) uintptr { return tobj(t).h }

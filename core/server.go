@@ -282,7 +282,7 @@ func (s *Server) unwatch() {
 func (s *Server) accept(ln *listener) {
 	l := s.loop
 	for i := 0; i < s.backlog && s.serving; i++ {
-		nfd, _, err := unix.Accept4(ln.fd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+		nfd, err := acceptRaw(ln.fd)
 		if err != nil {
 			switch err {
 			case unix.EAGAIN, unix.EINTR:
@@ -402,4 +402,16 @@ func (s *Server) wakeWaiters() {
 			f.SetResult(nil)
 		}
 	}
+}
+
+// acceptRaw accepts a connection without asking for its address (the
+// transport asks getpeername when someone wants it): unix.Accept4 allocates
+// the address twice per connection. A non-blocking accept does not block:
+// no scheduler hand-off (RawSyscall), as for reads and writes.
+func acceptRaw(fd int) (int, error) {
+	r, _, e := unix.RawSyscall6(unix.SYS_ACCEPT4, uintptr(fd), 0, 0, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
+	if e != 0 {
+		return -1, e
+	}
+	return int(r), nil
 }
