@@ -247,6 +247,17 @@ static void echo_allocations(enum mode m, size_t size) {
     if (n < allocs)
       allocs = n;
   }
+#ifdef __SANITIZE_ADDRESS__
+  /* The ASan tree's library is built with `go build -asan`, whose
+   * instrumentation allocates on the large-message path (measured: 11
+   * allocations per 300 KiB request, none per 1 KiB one); the plain and
+   * race trees assert the count, this one checks the bytes only. */
+  if (size > 64 * 1024) {
+    printf("note: go build -asan: %llu allocations not asserted\n",
+           (unsigned long long)allocs);
+    allocs = 0;
+  }
+#endif
   ASSERT_EQ(allocs, 0);
 
   OK(aloop_transport_abort(e.t));
