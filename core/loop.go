@@ -181,6 +181,10 @@ type Loop struct {
 	// can release callbacks that will never run.
 	waiting   map[*Future]struct{}
 	lastYield time.Duration // since t0: when iterate last yielded to Go's scheduler (yieldEvery)
+	// idle.go: the iteration of the last idle release, and the runtime's
+	// allocated-bytes counter then.
+	releasedAt      uint64
+	allocsAtRelease uint64
 }
 
 // NewLoop creates a loop.
@@ -516,13 +520,18 @@ func (l *Loop) iterate(maxWait float64) error {
 	if l.debug.Load() {
 		dispatch = l.dispatchTimed // reports slow I/O callbacks
 	}
+	timeoutNs, probe := l.idleWait(timeoutNs)
 	waitStart := time.Since(l.t0)
 	if _, err := l.poller.Wait(timeoutNs, dispatch); err != nil {
 		return &OpError{Op: "epoll_wait", Err: err}
 	}
 	l.drainThreadsafe()
-	if now := time.Since(l.t0); now-waitStart >= yieldEvery {
+	now := time.Since(l.t0)
+	if now-waitStart >= yieldEvery {
 		l.lastYield = now // a long wait: the runtime has taken the processor meanwhile
+		if probe {
+			l.releaseIdle(now - waitStart)
+		}
 	} else if now-l.lastYield >= yieldEvery {
 		l.lastYield = now
 		runtime.Gosched()

@@ -758,7 +758,10 @@ int aloop_loop_free(aloop_loop_t *loop);
 int aloop_loop_run(aloop_loop_t *loop, aloop_run_mode_t mode);
 /* Runs one iteration, waiting at most `timeout` seconds for I/O when no
  * callback is ready (timeout < 0: until the next timer or I/O). For hosts
- * that keep their own ready queue and timers. */
+ * that keep their own ready queue and timers. It may return earlier with
+ * nothing done: a loop that has worked and then finds nothing to do for a
+ * second gives its free memory back to the OS once (a collection of the
+ * library's Go heap), at the end of that second's wait. */
 int aloop_loop_run_once(aloop_loop_t *loop, double timeout);
 /* ------------------------------------------------------------------------ */
 /* The event queue: one call per iteration (batched polling)                 */
