@@ -17,7 +17,8 @@ Suites and implementations:
   python  asyncio, uvloop, rloop (PyPI, pinned in bench/requirements.txt),
           asyncloop (bindings/python)
   c       libuv (Debian's libuv1-dev) vs asyncloop (include/asyncloop.h)
-  node    node-net (node:net) vs asyncloop (the N-API addon)
+  node    node-net (node:net, node:dgram, node:tls, node:child_process) vs
+          asyncloop (the N-API addon)
   go      go-net (net package) vs asyncloop (bindings/go, purego)
 
 A workload whose feature an implementation does not have (it raises
@@ -116,6 +117,15 @@ C_NET = {
     "bulk_64k": ("tcp", "bulk", 1, 64 * 1024),
 }
 C_ORDER = list(HOST_NET) + list(C_NET) + ["idle_10k_rss", "idle_10k_rss_settled"]
+# The Node suite also measures datagrams, TLS (the local CA) and subprocesses
+# against Node's own modules (issue 13); spawn_true runs in
+# bench/micro/node_micro.js.
+NODE_NET = {
+    "udp_echo_1k": ("udp", "udp", 10, 1024),
+    "tls_echo_1k_c10": ("tls", "echo", 10, 1024),
+}
+NODE_MICRO = ["spawn_true"]
+NODE_ORDER = list(HOST_NET) + list(NODE_NET) + NODE_MICRO
 
 
 _T0 = time.monotonic()
@@ -229,8 +239,9 @@ class Setup:
             f.unlink()
         self.build_client()
         self.find_library()
-        if "python" in suites:
+        if "python" in suites or "node" in suites:
             self.make_certs()
+        if "python" in suites:
             self.check_python()
         if "c" in suites:
             self.build_c()
@@ -639,7 +650,7 @@ class Runner:
         servers = {}
         for impl in impls:
             note = self.setup.missing_note(suite, impl)
-            if suite == "python" and mode == "tls":
+            if mode == "tls":
                 note = note or self.setup.missing_note("python-tls", impl)
                 if not self.setup.client_tls:
                     note = note or "the load client was built without OpenSSL (libssl-dev missing)"
@@ -694,7 +705,7 @@ class Runner:
             time.sleep(0.05)
         args = [cmode, "-p", srv.port, "-c", conns, "-s", size,
                 "-d", self.duration, "-w", self.warmup]
-        if suite == "python" and name.startswith("tls_"):
+        if name.startswith("tls_"):
             args += ["-t", self.setup.tls[0]]
         if cmode == "bulk":
             args += ["-W", 4]
@@ -730,20 +741,27 @@ class Runner:
         return argv
 
     def python_micro(self, impls):
-        for name in PY_MICRO:
+        self.micro("python", impls, PY_MICRO,
+                   lambda impl, name: [sys.executable, str(BENCH / "micro" / "py_micro.py"),
+                                       impl, name])
+
+    def micro(self, suite, impls, names, argv_of):
+        """In-process workloads: one fresh process per measurement (argv_of(impl,
+        name)) that prints {"value", "unit"} or {"missing"} as one JSON line."""
+        for name in names:
             if not self.wanted(name):
                 continue
-            self.res.declare("python", name, "ops/s", True)
+            self.res.declare(suite, name, "ops/s", True)
             for impl in impls:
-                note = self.setup.missing_note("python", impl)
+                note = self.setup.missing_note(suite, impl)
                 if note:
-                    self.res.note("python", name, impl, note)
+                    self.res.note(suite, name, impl, note)
             for rep in range(self.reps):
                 for impl in self.order(impls, rep):
-                    if self.setup.missing_note("python", impl) or \
-                            ("python", name, impl) in self.res.notes:
+                    if self.setup.missing_note(suite, impl) or \
+                            (suite, name, impl) in self.res.notes:
                         continue
-                    argv = [sys.executable, str(BENCH / "micro" / "py_micro.py"), impl, name]
+                    argv = argv_of(impl, name)
                     try:
                         r = subprocess.run(argv, capture_output=True, text=True, timeout=300,
                                            env=self.setup.env, cwd=ROOT)
@@ -753,15 +771,15 @@ class Runner:
                             err = (r.stderr.strip().splitlines() or ["no output"])[-1]
                             raise BenchError(err)
                     except (BenchError, ValueError, subprocess.TimeoutExpired) as e:
-                        log(f"python {name} rep {rep + 1} {impl}: FAILED: {e}")
-                        self.res.fail("python", name, impl, e)
+                        log(f"{suite} {name} rep {rep + 1} {impl}: FAILED: {e}")
+                        self.res.fail(suite, name, impl, e)
                         continue
                     if "missing" in d:
-                        log(f"python {name} {impl}: {d['missing']}")
-                        self.res.note("python", name, impl, d["missing"])
+                        log(f"{suite} {name} {impl}: {d['missing']}")
+                        self.res.note(suite, name, impl, d["missing"])
                         continue
-                    self.res.add("python", name, impl, d["value"], d["unit"], True)
-                    log(f"python {name} rep {rep + 1}/{self.reps} {impl}: {fmt(d['value'])} {d['unit']}")
+                    self.res.add(suite, name, impl, d["value"], d["unit"], True)
+                    log(f"{suite} {name} rep {rep + 1}/{self.reps} {impl}: {fmt(d['value'])} {d['unit']}")
 
     def idle_rss(self, suite, impls, server_argv):
         """idle_10k_rss: a fresh server per measurement; its VmRSS while
@@ -857,24 +875,39 @@ class Runner:
     def host_suite(self, suite):
         impls = IMPLS[suite]
         skip = self.setup.missing_note(suite, None)
-        net = dict(HOST_NET, **(C_NET if suite == "c" else {}))
-        workloads = [(n, c, k, s) for n, (_, c, k, s) in net.items()]
+        net = dict(HOST_NET, **(C_NET if suite == "c" else NODE_NET if suite == "node" else {}))
+        groups = {}  # server mode -> workloads
+        for n, (mode, c, k, s) in net.items():
+            groups.setdefault(mode, []).append((n, c, k, s))
         if skip:
-            for name, cmode, _, _ in workloads:
+            for name, cmode, _, _ in sum(groups.values(), []):
                 if self.wanted(name):
                     self.declare(suite, name, cmode)
                     for impl in impls:
                         self.note_all(suite, name, cmode, impl, skip)
+            if suite == "node":
+                for name in NODE_MICRO:
+                    if self.wanted(name):
+                        self.res.declare(suite, name, "ops/s", True)
+                        for impl in impls:
+                            self.res.note(suite, name, impl, skip)
             return
 
         def argv(impl, mode):
             if suite == "c":
                 return [OUT / ("uv_echo_server" if impl == "libuv" else "aloop_echo_server")]
             if suite == "node":
-                return ["node", BENCH / "servers" / "node_echo_server.js", impl]
+                tls = ["--cert", self.setup.tls[1], "--key", self.setup.tls[2]] \
+                    if mode == "tls" and self.setup.tls else []
+                return ["node", BENCH / "servers" / "node_echo_server.js", impl, mode, *tls]
             return [OUT / ("go_net_echo" if impl == "go-net" else "go_aloop_echo")]
 
-        self.net_group(suite, impls, "tcp", workloads, argv)
+        for mode, workloads in groups.items():
+            self.net_group(suite, impls, mode, workloads, argv)
+        if suite == "node":
+            self.micro(suite, impls, NODE_MICRO,
+                       lambda impl, name: ["node", str(BENCH / "micro" / "node_micro.js"),
+                                           impl, name])
         if suite == "c":
             self.idle_rss(suite, impls, lambda impl: argv(impl, "tcp"))
 
@@ -886,7 +919,8 @@ class Runner:
 def workload_order(suite, workload):
     base = re.sub(r"_p(50|99)$", "", workload)
     suffix = {"": 0, "_p50": 1, "_p99": 2}[workload[len(base):]]
-    names = PY_ORDER if suite == "python" else C_ORDER if suite == "c" else list(HOST_NET)
+    names = PY_ORDER if suite == "python" else C_ORDER if suite == "c" else \
+        NODE_ORDER if suite == "node" else list(HOST_NET)
     idx = names.index(base) if base in names else len(names)
     return (SUITES.index(suite), idx, suffix)
 
