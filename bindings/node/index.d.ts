@@ -72,11 +72,16 @@ export class Handle {
   cancelled(): boolean;
 }
 
-/** A timer (asyncio.TimerHandle). */
-export class TimerHandle extends Handle {
+/** A timer (asyncio.TimerHandle), with Node's Timeout.ref()/unref(). */
+export class TimerHandle extends Handle implements Refable {
   protected constructor();
   /** The deadline in loop time (milliseconds). */
   when(): number;
+  /** This timer alone no longer keeps the process alive (it still runs if other work does until its deadline). Returns this. */
+  unref(): this;
+  /** Undoes unref(). Returns this. */
+  ref(): this;
+  hasRef(): boolean;
 }
 
 /**

@@ -219,6 +219,73 @@ test('unref(): an unref\'d server or connection alone does not keep the process 
   assert.equal(r2.stdout, 'unrefd true\nexit\n');
 });
 
+test('TimerHandle.unref(): an unref\'d timer alone does not keep the process alive', async () => {
+  // Node's setTimeout(...).unref() beside it: both exit at once.
+  const r = await runNode(PRELUDE + `
+    const loop = new Loop();
+    const t0 = Date.now();
+    const h = loop.callLater(5000, () => console.log('fired'));
+    console.log(h.unref() === h, h.hasRef(), typeof h.when());
+    loop.callAt(loop.time() + 5000, () => console.log('fired too')).unref();
+    setTimeout(() => console.log('node fired'), 5000).unref();
+    process.on('exit', () => console.log('exit', Date.now() - t0 < 4000));
+  `, { timeoutMs: 10000 });
+  assert.equal(r.killed, false, 'the process did not exit');
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, 'true false number\nexit true\n');
+});
+
+test('TimerHandle.unref(): it still fires while other work keeps the process alive; ref() undoes it', async () => {
+  const r = await runNode(PRELUDE + `
+    const loop = new Loop();
+    const t0 = Date.now();
+    // Fires: a ref'd library timer is due later.
+    loop.callLater(100, () => console.log('unref fired', Date.now() - t0 >= 90)).unref();
+    loop.callLater(300, () => console.log('ref fired'));
+    // ref() after unref(): keeps the process alive again.
+    const h = loop.callLater(400, () => console.log('re-refd fired'));
+    h.unref();
+    console.log(h.hasRef());
+    h.ref();
+    console.log(h.hasRef());
+    // Cancelled unref'd and ref'd timers count no more.
+    loop.callLater(100000, () => console.log('never')).unref().cancel();
+    const c = loop.callLater(100000, () => console.log('never'));
+    c.cancel();
+    c.unref();
+    c.ref();
+    // The last one: unref'd, due after everything else; never runs.
+    loop.callLater(3000, () => console.log('late unref fired')).unref();
+    process.on('exit', () => console.log('exit', Date.now() - t0 < 2500));
+  `, { timeoutMs: 10000 });
+  assert.equal(r.killed, false, 'the process did not exit');
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, 'false\ntrue\nunref fired true\nref fired\nre-refd fired\nexit true\n');
+});
+
+test('TimerHandle.unref(): an unref\'d timer and an unref\'d server: neither keeps the process alive; a ref\'d connection does', async () => {
+  const r = await runNode(PRELUDE + `
+    (async () => {
+      const loop = new Loop();
+      const server = await loop.createServer('127.0.0.1', 0, () => ({}));
+      server.unref();
+      const t = await loop.createConnection('127.0.0.1', server.port, {});
+      const t0 = Date.now();
+      let n = 0;
+      const tick = () => {
+        if (++n < 3) return loop.callLater(30, tick).unref();
+        t.close();
+        loop.callLater(5000, () => console.log('late')).unref();
+      };
+      loop.callLater(30, tick).unref();
+      process.on('exit', () => console.log('exit', n, Date.now() - t0 < 4000));
+    })();
+  `, { timeoutMs: 10000 });
+  assert.equal(r.killed, false, 'the process did not exit');
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, 'exit 3 true\n');
+});
+
 test('each worker_thread runs its own loop: echo over loopback inside Workers', async () => {
   const r = await runNode(`
     const { Worker } = require('worker_threads');

@@ -55,13 +55,17 @@ class Handle {
     if (this._cancelled) return;
     this._cancelled = true;
     const loop = this._loop;
-    if (loop._callbacks.delete(this._id) && !loop._closed) native.handleCancel(loop, this._h);
+    if (loop._callbacks.delete(this._id) && !loop._closed) this._cancelNative(loop);
     this._fn = null;
     this._args = null;
   }
 
   cancelled() {
     return this._cancelled;
+  }
+
+  _cancelNative(loop) {
+    native.handleCancel(loop, this._h, false);
   }
 
   _run() {
@@ -74,11 +78,61 @@ class Handle {
   }
 }
 
-/** A timer (asyncio.TimerHandle): a Handle with a deadline. */
+/**
+ * A timer (asyncio.TimerHandle): a Handle with a deadline, and Node's
+ * Timeout.ref()/unref(): an unref'd timer that is still to run does not keep
+ * the process alive by itself (it runs if other work keeps it alive until
+ * its deadline).
+ */
 class TimerHandle extends Handle {
+  constructor(loop, id, fn, args) {
+    super(loop, id, fn, args);
+    this._when = 0;
+    this._unref = false;
+  }
+
   /** The deadline in loop time (milliseconds, see Loop.time()). */
   when() {
     return this._when;
+  }
+
+  /** This timer alone no longer keeps the process alive. Returns this. */
+  unref() {
+    if (!this._unref) {
+      this._unref = true;
+      this._count(1);
+    }
+    return this;
+  }
+
+  /** Undoes unref(). Returns this. */
+  ref() {
+    if (this._unref) {
+      this._unref = false;
+      this._count(-1);
+    }
+    return this;
+  }
+
+  /** False after unref() (until ref()). */
+  hasRef() {
+    return !this._unref;
+  }
+
+  // The addon counts the unref'd timers that are still to run.
+  _count(delta) {
+    const loop = this._loop;
+    if (!loop._closed && loop._callbacks.get(this._id) === this) native.timerUnref(loop, delta);
+  }
+
+  _cancelNative(loop) {
+    native.handleCancel(loop, this._h, true);
+    if (this._unref) native.timerUnref(loop, -1);
+  }
+
+  _run() {
+    if (this._unref) native.timerUnref(this._loop, -1);
+    super._run();
   }
 }
 

@@ -127,6 +127,12 @@ struct loop_state {
   int nunref;   /* of those, unref'd */
   int nops;     /* operations not settled */
   int watchers; /* fd watchers (addReader / addWriter) */
+  /* Timers (callLater / callAt) not run nor cancelled, and of those the
+   * unref'd ones (TimerHandle.unref(), counted by the JS layer): a loop
+   * whose only timers are unref'd keeps the process alive only with other
+   * work, as Node's Timeout.unref(). */
+  int ntimers;
+  int nunref_timers;
   int running;    /* depth of our aloop_loop_run calls */
   int closed;     /* aloop_loop_close succeeded */
   int freed;      /* aloop_loop_free called */

@@ -122,10 +122,14 @@ static void ls_update(loop_state *ls) {
     ls->zero_armed = 0;
   }
   int alive = A.aloop_loop_alive(ls->loop) > 0;
-  /* Unref'd objects: alive only with other work (refd objects, operations,
-   * fd watchers, timers or ready callbacks). */
-  if (alive && ls->nunref > 0)
-    alive = ls->nlive > ls->nunref || ls->nops > 0 || ls->watchers > 0 || ms >= 0;
+  /* Unref'd objects or timers: alive only with other work (refd objects,
+   * operations, fd watchers, refd timers or ready callbacks). Without
+   * unref'd timers any timer counts (ms >= 0 also covers the library's own
+   * timers); with them, a due one (ms == 0) or a refd one of ours. */
+  if (alive && (ls->nunref > 0 || ls->nunref_timers > 0)) {
+    int timers = ls->nunref_timers > 0 ? ms == 0 || ls->ntimers > ls->nunref_timers : ms >= 0;
+    alive = ls->nlive > ls->nunref || ls->nops > 0 || ls->watchers > 0 || timers;
+  }
   ls_set_alive(ls, ls->npending || ls->holds > 0 || alive);
 }
 
@@ -304,6 +308,13 @@ static void tr_callback(aloop_loop_t *loop, void *ud) {
   (void)loop;
   loop_state *ls = tls_current;
   if (ls_can_call(ls)) call_callback(ls, ud, NULL);
+}
+
+/* A timer of callLater / callAt: it no longer counts once it ran. */
+static void tr_timer(aloop_loop_t *loop, void *ud) {
+  loop_state *ls = tls_current;
+  if (ls != NULL && ls->loop == loop && ls->ntimers > 0) ls->ntimers--;
+  tr_callback(loop, ud);
 }
 
 void tr_future_callback(aloop_future_t *f, void *ud);
@@ -548,6 +559,20 @@ static napi_value x_loop_hold(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
+/* timerUnref(loop, delta): the number of unref'd timers (TimerHandle.unref()
+ * not undone by ref(), not run nor cancelled) changes by delta. */
+static napi_value x_timer_unref(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  int delta;
+  get_args(env, info, 2, argv);
+  GET_LOOP(argv[0]);
+  if (!arg_int(env, argv[1], &delta, "delta must be a number")) return NULL;
+  ls->nunref_timers += delta;
+  if (ls->nunref_timers < 0) ls->nunref_timers = 0;
+  ls_touch(ls);
+  return undefined(env);
+}
+
 /* runNowait(loop): one non-blocking iteration from JS (tests, benchmarks).
  * The first exception a callback threw is rethrown here. */
 static napi_value x_loop_run_nowait(napi_env env, napi_callback_info info) {
@@ -612,9 +637,10 @@ static napi_value call_timer(napi_env env, napi_callback_info info, int at) {
       !arg_id(env, argv[2], &id))
     return NULL;
   if (t != t) return throw_range(env, "time must not be NaN");
-  int rc = at ? A.aloop_call_at(ls->loop, t, tr_callback, id, NULL, &h)
-              : A.aloop_call_later(ls->loop, t, tr_callback, id, NULL, &h);
+  int rc = at ? A.aloop_call_at(ls->loop, t, tr_timer, id, NULL, &h)
+              : A.aloop_call_later(ls->loop, t, tr_timer, id, NULL, &h);
   if (rc < 0) return throw_rc(env, rc);
+  ls->ntimers++;
   ls_touch(ls);
   return make_handle(env, h);
 }
@@ -625,15 +651,17 @@ static napi_value x_call_at(napi_env env, napi_callback_info info) {
   return call_timer(env, info, 1);
 }
 
-/* handleCancel(loop, handle) */
+/* handleCancel(loop, handle, isTimer): the JS layer calls it only for a
+ * handle that has not run (isTimer: one of callLater / callAt). */
 static napi_value x_handle_cancel(napi_env env, napi_callback_info info) {
-  napi_value argv[2];
+  napi_value argv[3];
   void *h;
-  get_args(env, info, 2, argv);
+  get_args(env, info, 3, argv);
   GET_LOOP(argv[0]);
   if (!arg_handle(env, argv[1], &h)) return NULL;
   int rc = A.aloop_handle_cancel(h);
   if (rc < 0 && rc != ALOOP_EBADF) return throw_rc(env, rc);
+  if (arg_bool(env, argv[2]) && ls->ntimers > 0) ls->ntimers--;
   ls_touch(ls);
   return undefined(env);
 }
@@ -740,6 +768,7 @@ const napi_property_descriptor aln_loop_exports[] = {
     EXPORT("loopRunNowait", x_loop_run_nowait),
     EXPORT("loopAbortAll", x_loop_abort_all),
     EXPORT("loopHold", x_loop_hold),
+    EXPORT("timerUnref", x_timer_unref),
     EXPORT("runningLoop", x_running_loop),
     EXPORT("callSoon", x_call_soon),
     EXPORT("callSoonThreadsafe", x_call_soon_threadsafe),
