@@ -199,6 +199,8 @@ int arg_int64(napi_env env, napi_value v, int64_t *out, const char *what);
 int arg_bool(napi_env env, napi_value v);
 int arg_id(napi_env env, napi_value v, void **out);
 int arg_opt_string(napi_env env, napi_value v, char **out, const char *what);
+int arg_opt_string_buf(napi_env env, napi_value v, char *buf, size_t cap, char **out,
+                       const char *what);
 int arg_string(napi_env env, napi_value v, char **out, const char *what);
 int arg_bytes(napi_env env, napi_value v, void **data, size_t *len);
 int arg_string_array(napi_env env, napi_value v, char ***out, const char *what);

@@ -72,16 +72,16 @@ static napi_value x_datagram_sendto(napi_env env, napi_callback_info info) {
   napi_value argv[4];
   void *data;
   size_t len;
-  char *host = NULL;
+  char hostbuf[128], *host = NULL;
   int port;
   get_args(env, info, 4, argv);
   GET_DGRAM(argv[0]);
   if (!arg_bytes(env, argv[1], &data, &len) ||
       !arg_opt_int(env, argv[3], &port, 0, "port must be a number") ||
-      !arg_opt_string(env, argv[2], &host, "host must be a string"))
+      !arg_opt_string_buf(env, argv[2], hostbuf, sizeof hostbuf, &host, "host must be a string"))
     return NULL;
   int rc = A.aloop_datagram_sendto(d->h, data, len, host, port);
-  free(host);
+  if (host != hostbuf) free(host);
   if (rc < 0) return obj_throw(env, d, rc);
   ls_touch(d->ls);
   return undefined(env);

@@ -236,6 +236,28 @@ int arg_opt_string(napi_env env, napi_value v, char **out, const char *what) {
   return arg_string(env, v, out, what);
 }
 
+/* arg_opt_string into buf (cap bytes) when it fits, else malloc'd: free
+ * *out only if it is not buf (for calls made per datagram). */
+int arg_opt_string_buf(napi_env env, napi_value v, char *buf, size_t cap, char **out,
+                       const char *what) {
+  napi_valuetype t;
+  size_t len = 0;
+  *out = NULL;
+  if (napi_typeof(env, v, &t) != napi_ok || t == napi_undefined || t == napi_null) return 1;
+  if (t != napi_string) {
+    throw_type(env, what);
+    return 0;
+  }
+  napi_get_value_string_utf8(env, v, buf, cap, &len);
+  if (len + 1 >= cap) return arg_string(env, v, out, what); /* may be cut */
+  if (strlen(buf) != len) {
+    throw_type(env, what);
+    return 0;
+  }
+  *out = buf;
+  return 1;
+}
+
 /* The bytes of a Buffer, TypedArray, DataView or ArrayBuffer (borrowed). */
 int arg_bytes(napi_env env, napi_value v, void **data, size_t *len) {
   bool is = false;
