@@ -263,6 +263,20 @@ test('TimerHandle.unref(): it still fires while other work keeps the process ali
   assert.equal(r.stdout, 'false\ntrue\nunref fired true\nref fired\nre-refd fired\nexit true\n');
 });
 
+test('TimerHandle.unref(): a Loop nobody references is not collected while its unref\'d timer is to run', async () => {
+  const r = await runNode(PRELUDE + `
+    (() => {
+      const loop = new Loop();
+      loop.callLater(200, () => console.log('fired')).unref();
+    })();
+    for (let i = 0; i < 5; i++) setTimeout(() => global.gc(), 20 * i);
+    setTimeout(() => console.log('done'), 400);
+  `, { timeoutMs: 10000, nodeArgs: ['--expose-gc'] });
+  assert.equal(r.killed, false, 'the process did not exit');
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, 'fired\ndone\n');
+});
+
 test('TimerHandle.unref(): an unref\'d timer and an unref\'d server: neither keeps the process alive; a ref\'d connection does', async () => {
   const r = await runNode(PRELUDE + `
     (async () => {

@@ -118,7 +118,7 @@ struct loop_state {
   int uv_open;    /* poll and timer initialised and not closed */
   int uv_closing; /* close callbacks still to come */
   int zero_armed; /* the timer is armed with 0 ms */
-  int alive;      /* last known aloop_loop_alive() (or holds) */
+  int alive;      /* self is strong: the library's loop has work (or holds) */
   int holds;      /* JS waits that keep the process alive (loopHold) */
   /* ref()/unref(): the library cannot leave one object out of
    * aloop_loop_alive(), so with unref'd objects the loop is alive for Node

@@ -85,7 +85,11 @@ int ls_can_call(loop_state *ls) {
 /* Driving                                                                   */
 /* ------------------------------------------------------------------------ */
 
-static void ls_set_alive(loop_state *ls, int alive) {
+/* alive: the loop keeps Node up (its uv handles are ref'd); keep (>= alive):
+ * the JS Loop is kept from garbage collection, also while only unref'd
+ * objects or timers are left (they still run while something else keeps
+ * the process up). */
+static void ls_set_alive(loop_state *ls, int alive, int keep) {
   if (!ls->uv_open) return;
   if (alive) {
     uv_ref((uv_handle_t *)&ls->poll);
@@ -94,13 +98,14 @@ static void ls_set_alive(loop_state *ls, int alive) {
     uv_unref((uv_handle_t *)&ls->poll);
     uv_unref((uv_handle_t *)&ls->timer);
   }
-  if (alive != ls->alive && !ls->mod->dead) {
+  keep = keep || alive;
+  if (keep != ls->alive && !ls->mod->dead) {
     uint32_t n;
-    if (alive)
+    if (keep)
       napi_reference_ref(ls->env, ls->self, &n);
     else
       napi_reference_unref(ls->env, ls->self, &n);
-    ls->alive = alive;
+    ls->alive = keep;
   }
 }
 
@@ -121,7 +126,8 @@ static void ls_update(loop_state *ls) {
     uv_timer_stop(&ls->timer);
     ls->zero_armed = 0;
   }
-  int alive = A.aloop_loop_alive(ls->loop) > 0;
+  int work = A.aloop_loop_alive(ls->loop) > 0;
+  int alive = work;
   /* Unref'd objects or timers: alive only with other work (refd objects,
    * operations, fd watchers, refd timers or ready callbacks). Without
    * unref'd timers any timer counts (ms >= 0 also covers the library's own
@@ -130,7 +136,7 @@ static void ls_update(loop_state *ls) {
     int timers = ls->nunref_timers > 0 ? ms == 0 || ls->ntimers > ls->nunref_timers : ms >= 0;
     alive = ls->nlive > ls->nunref || ls->nops > 0 || ls->watchers > 0 || timers;
   }
-  ls_set_alive(ls, ls->npending || ls->holds > 0 || alive);
+  ls_set_alive(ls, ls->npending || ls->holds > 0 || alive, work);
 }
 
 /* After a call from JS that may have changed the loop's work. Inside a run
@@ -144,7 +150,7 @@ static void ls_touch_ready(loop_state *ls) {
   if (ls->running == 0 && ls->uv_open && !ls->zero_armed) {
     uv_timer_start(&ls->timer, on_timer, 0, 0);
     ls->zero_armed = 1;
-    ls_set_alive(ls, 1);
+    ls_set_alive(ls, 1, 1);
   }
 }
 
@@ -456,7 +462,7 @@ static napi_value x_loop_close(napi_env env, napi_callback_info info) {
     return NULL;
   }
   ls->closed = 1;
-  ls_set_alive(ls, 0);
+  ls_set_alive(ls, 0, 0);
   ls_close_uv(ls);
   return undefined(env);
 }
