@@ -227,7 +227,12 @@ def _load_fresh_copy(path: str) -> Library:
     try:
         try:
             fd = os.memfd_create("libasyncloop.so", os.MFD_CLOEXEC)
-            load_path = f"/proc/self/fd/{fd}"
+            # The pid makes the name unique: the dynamic loader returns a
+            # library already loaded under the same name, and a grandchild
+            # inherits its parent's copy, loaded from an fd number the
+            # grandchild's new copy may get again ("/proc/self/fd/N" then
+            # named the inherited, dead copy).
+            load_path = f"/proc/{os.getpid()}/fd/{fd}"
         except (AttributeError, OSError):
             import tempfile
             fd, tmp = tempfile.mkstemp(prefix="libasyncloop-", suffix=".so")
