@@ -61,8 +61,6 @@
  *    never released;
  *  - found by this harness: add_writer during a sock_connect to a name
  *    leaves the fd counted as watched for good;
- *  - found by this harness: aloop_future_result_addr with a bad handle
- *    and hostlen 0 returns ALOOP_EINVAL, not ALOOP_EBADF;
  *  - found by this harness: on a closed loop, add_done_callback succeeds
  *    although the callback can never run (free_cb at once, or never);
  *  - found by this harness: a sendfile fallback whose source never gives
@@ -1297,10 +1295,6 @@ static void op_future(int which) {
       size_t hl = rnd_len() % 300;
       char *host = chance(80) ? rnd_buf(hl) : NULL;
       int port;
-      /* Known defect (found by this harness): a host buffer with hostlen 0
-       * gives ALOOP_EINVAL before the handle is checked (not EBADF). */
-      if (!known_bugs && host && hl == 0)
-        hl = 1;
       CALL_H(bad, aloop_future_result_addr(f, host, host ? hl : 0,
                                            chance(80) ? &port : NULL));
     }
