@@ -168,36 +168,69 @@ extern "C" {
 /* ------------------------------------------------------------------------ */
 
 /* X(name, value, message). Values equal -errno on Linux where one exists;
- * library-specific codes are below -3000. */
+ * library-specific codes are below -3000. Every code a function of this
+ * header returns (and every error code it passes to a callback) is one of
+ * this list, with one exception: a code the host chose itself (given to
+ * aloop_future_set_exception, returned by an on_connection callback, put
+ * in an exception handler's context) comes back exactly as it was given.
+ * An OS error this list does not name is ALOOP_EUNKNOWN; the detailed
+ * message (aloop_last_error, aloop_future_error_message) still names it. */
 #define ALOOP_ERRNO_MAP(X)                                                     \
   X(EPERM, -1, "operation not permitted")                                     \
   X(ENOENT, -2, "no such file or directory")                                  \
+  X(ESRCH, -3, "no such process")                                             \
   X(EINTR, -4, "interrupted system call")                                     \
   X(EIO, -5, "i/o error")                                                     \
+  X(E2BIG, -7, "argument list too long")                                      \
+  X(ENOEXEC, -8, "exec format error")                                         \
   X(EBADF, -9, "bad handle or file descriptor")                               \
+  X(ECHILD, -10, "no child processes")                                        \
   X(EAGAIN, -11, "resource temporarily unavailable")                          \
   X(ENOMEM, -12, "not enough memory")                                         \
   X(EACCES, -13, "permission denied")                                         \
+  X(EFAULT, -14, "bad address")                                               \
   X(EBUSY, -16, "resource busy")                                              \
   X(EEXIST, -17, "already exists")                                            \
+  X(ENOTDIR, -20, "not a directory")                                          \
+  X(EISDIR, -21, "is a directory")                                            \
   X(EINVAL, -22, "invalid argument")                                          \
+  X(ENFILE, -23, "too many open files in system")                             \
   X(EMFILE, -24, "too many open files")                                       \
+  X(ETXTBSY, -26, "text file busy")                                           \
+  X(ENOSPC, -28, "no space left on device")                                   \
+  X(ESPIPE, -29, "illegal seek")                                              \
+  X(EROFS, -30, "read-only file system")                                      \
   X(EPIPE, -32, "broken pipe")                                                \
+  X(ENAMETOOLONG, -36, "file name too long")                                  \
   X(ENOSYS, -38, "function not implemented")                                  \
+  X(ELOOP, -40, "too many levels of symbolic links")                          \
   X(ENOTSOCK, -88, "not a socket")                                            \
+  X(EDESTADDRREQ, -89, "destination address required")                        \
+  X(EMSGSIZE, -90, "message too long")                                        \
+  X(EPROTOTYPE, -91, "protocol wrong type for socket")                        \
+  X(ENOPROTOOPT, -92, "protocol not available")                               \
+  X(EPROTONOSUPPORT, -93, "protocol not supported")                           \
+  X(ESOCKTNOSUPPORT, -94, "socket type not supported")                        \
+  X(EOPNOTSUPP, -95, "operation not supported")                               \
+  X(EAFNOSUPPORT, -97, "address family not supported")                        \
   X(EADDRINUSE, -98, "address already in use")                                \
   X(EADDRNOTAVAIL, -99, "address not available")                              \
+  X(ENETDOWN, -100, "network is down")                                        \
   X(ENETUNREACH, -101, "network is unreachable")                              \
   X(ECONNABORTED, -103, "connection aborted")                                 \
   X(ECONNRESET, -104, "connection reset by peer")                             \
   X(ENOBUFS, -105, "no buffer space available")                               \
+  X(EISCONN, -106, "socket is already connected")                             \
   X(ENOTCONN, -107, "socket is not connected")                                \
+  X(ESHUTDOWN, -108, "cannot send after socket shutdown")                     \
   X(ETIMEDOUT, -110, "connection timed out")                                  \
   X(ECONNREFUSED, -111, "connection refused")                                 \
+  X(EHOSTDOWN, -112, "host is down")                                          \
   X(EHOSTUNREACH, -113, "host is unreachable")                                \
   X(EALREADY, -114, "operation already in progress")                          \
+  X(EINPROGRESS, -115, "operation now in progress")                           \
   X(ECANCELED, -125, "operation canceled")                                    \
-  X(EPANIC, -3000, "internal error (a panic was recovered)")                 \
+  X(EPANIC, -3000, "internal error (a panic was recovered)")                  \
   X(ECLOSED, -3001, "object is closed")                                       \
   X(ESTATE, -3002, "invalid state")                                           \
   X(ENOTLOOPTHREAD, -3003, "called from a thread other than the loop's")      \

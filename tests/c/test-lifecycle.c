@@ -33,3 +33,50 @@ TEST(result_addr_checks_the_handle_first) {
   OK(aloop_loop_close(loop));
   OK(aloop_loop_free(loop));
 }
+
+/* (i) every code is one of the header's list: OS errors it did not name
+ * came back as raw errnos (-95, -89, ...). */
+static int listed(int code) {
+  return code == 0 || strcmp(aloop_err_name(code), "ALOOP_EUNKNOWN") != 0 ||
+         code == ALOOP_EUNKNOWN;
+}
+
+static int sock_op_code(int fd, int which) {
+  aloop_future_t *f = NULL;
+  int rc;
+  switch (which) {
+  case 0: rc = aloop_sock_accept(loop, fd, &f); break;
+  default: rc = aloop_sock_sendall(loop, fd, "x", 1, &f); break;
+  }
+  if (rc < 0)
+    return rc;
+  await_done(f);
+  int e = aloop_future_exception(f);
+  if (e != 0) {
+    char msg[256] = "";
+    aloop_future_error_message(f, msg, sizeof msg);
+    printf("  op %d: %d %s (%s)\n", which, e, aloop_err_name(e), msg);
+  }
+  OK(aloop_future_free(f));
+  return e;
+}
+
+TEST(os_errors_are_listed_codes) {
+  loop_up();
+  int u = loopback_socket(SOCK_DGRAM | SOCK_NONBLOCK, NULL);
+  /* accept on a datagram socket: EOPNOTSUPP */
+  int e = sock_op_code(u, 0);
+  ASSERT_EQ(e, -EOPNOTSUPP);
+  ASSERT(listed(e));
+  ASSERT_STR_EQ(aloop_err_name(e), "ALOOP_EOPNOTSUPP");
+  /* send on an unconnected datagram socket: EDESTADDRREQ */
+  e = sock_op_code(u, 1);
+  ASSERT_EQ(e, -EDESTADDRREQ);
+  ASSERT_STR_EQ(aloop_err_name(e), "ALOOP_EDESTADDRREQ");
+  close(u);
+  /* every name has its message */
+  ASSERT(strcmp(aloop_strerror(-EISCONN), "unknown error") != 0);
+  ASSERT(strcmp(aloop_strerror(-EMSGSIZE), "unknown error") != 0);
+  OK(aloop_loop_close(loop));
+  OK(aloop_loop_free(loop));
+}
