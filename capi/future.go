@@ -242,13 +242,17 @@ func aloop_future_add_done_callback(fut, cb, ud, free C.uintptr_t) (rc C.int) {
 		return fail(C.ALOOP_EINVAL, "callback is NULL")
 	}
 	inject()
-	o.handOff()
-	fo.refs++
 	fh := C.uintptr_t(fo.h)
-	fo.f.AddDoneCallback(func(*core.Future) { C.al_call_future_cb(cb, fh, ud) }, func() {
+	_, err := fo.f.AddDoneCallbackOpen(func(*core.Future) { C.al_call_future_cb(cb, fh, ud) }, func() {
 		callFree(free, ud)
 		fo.unref()
 	}, cbKey{cb, ud})
+	if err != nil {
+		o.release()
+		return failErr(err)
+	}
+	o.handOff()
+	fo.refs++
 	return 0
 }
 

@@ -140,6 +140,16 @@ func (f *Future) AddDoneCallback(fn func(*Future), release func(), key any) *don
 	return cb
 }
 
+// AddDoneCallbackOpen is AddDoneCallback for a callback that must be able
+// to run: on a closed loop it registers nothing and returns ErrClosed
+// (release is not run; the caller still owns what it releases).
+func (f *Future) AddDoneCallbackOpen(fn func(*Future), release func(), key any) (*doneCallback, error) {
+	if f.loop.IsClosed() {
+		return nil, ErrClosed
+	}
+	return f.AddDoneCallback(fn, release, key), nil
+}
+
 // dropWaitingFutures releases the done-callbacks of futures still pending
 // when the loop closes: they can never run.
 func (l *Loop) dropWaitingFutures() {

@@ -940,7 +940,11 @@ int aloop_future_exception(aloop_future_t *future);
 /* Copies the failure message (see aloop_last_error for the return value). */
 int aloop_future_error_message(aloop_future_t *future, char *buf,
                                size_t buflen);
-/* Adds a done-callback (scheduled with call_soon once the future is done). */
+/* Adds a done-callback (scheduled with call_soon once the future is done).
+ * ALOOP_ECLOSED when the future's loop is closed (the callback could never
+ * run): nothing is registered and free_cb runs inside the call, as for any
+ * failure. A callback added before the loop closed whose future is still
+ * pending is dropped by aloop_loop_close (its free_cb runs, it never). */
 int aloop_future_add_done_callback(aloop_future_t *future, aloop_future_cb cb,
                                    void *userdata, aloop_free_cb free_cb);
 /* Removes every done-callback with this cb and userdata; returns how many. */

@@ -80,3 +80,36 @@ TEST(os_errors_are_listed_codes) {
   OK(aloop_loop_close(loop));
   OK(aloop_loop_free(loop));
 }
+
+/* (g) a done-callback on a closed loop could never run: ALOOP_ECLOSED, and
+ * its free_cb runs inside the call (once). */
+static void never_future_cb(aloop_future_t *f, void *ud) {
+  (void)f;
+  (void)ud;
+  FAIL("a done-callback ran on a closed loop");
+}
+
+TEST(done_callback_on_closed_loop) {
+  loop_up();
+  aloop_future_t *pending = NULL, *done = NULL;
+  OK(aloop_future_new(loop, &pending));
+  OK(aloop_future_new(loop, &done));
+  OK(aloop_future_set_result(done, NULL));
+  int freed = 0;
+  /* added before the close: dropped by it */
+  OK(aloop_future_add_done_callback(pending, never_future_cb, &freed, test_count_free));
+  OK(aloop_loop_close(loop));
+  ASSERT_EQ(freed, 1);
+  ASSERT_EQ(aloop_future_add_done_callback(pending, never_future_cb, &freed, test_count_free),
+            ALOOP_ECLOSED);
+  ASSERT_EQ(freed, 2);
+  ASSERT_EQ(aloop_future_add_done_callback(done, never_future_cb, &freed, test_count_free),
+            ALOOP_ECLOSED);
+  ASSERT_EQ(freed, 3);
+  ASSERT_EQ(aloop_future_add_done_callback(done, never_future_cb, &freed, NULL), ALOOP_ECLOSED);
+  OK(aloop_future_free(pending));
+  OK(aloop_future_free(done));
+  ASSERT_EQ(freed, 3);
+  OK(aloop_loop_free(loop));
+  ASSERT_EQ(live(), 0);
+}

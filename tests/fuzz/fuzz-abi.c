@@ -61,8 +61,6 @@
  *    never released;
  *  - found by this harness: add_writer during a sock_connect to a name
  *    leaves the fd counted as watched for good;
- *  - found by this harness: on a closed loop, add_done_callback succeeds
- *    although the callback can never run (free_cb at once, or never);
  *  - found by this harness: a sendfile fallback whose source never gives
  *    data or EOF keeps its loop from closing even after the future was
  *    cancelled.
@@ -1336,12 +1334,6 @@ static void op_future(int which) {
     break;
   }
   case 10: {
-    /* Known defect (found by this harness): on a closed loop,
-     * add_done_callback returns 0 although the callback can never run;
-     * free_cb runs inside the call (done future) or never (pending). */
-    if (!known_bugs && !bad &&
-        (e == NULL || e->loop == NULL || aloop_loop_is_closed(e->loop) != 0))
-      break;
     struct ud *u = ud_new(U_FUTURE_CB);
     u->has_free = chance(70);
     int rc = CALL_H(bad, aloop_future_add_done_callback(
