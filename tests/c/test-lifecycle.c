@@ -113,3 +113,54 @@ TEST(done_callback_on_closed_loop) {
   OK(aloop_loop_free(loop));
   ASSERT_EQ(live(), 0);
 }
+
+/* (e) a sock_connect to a name holds the fd from the start: add_writer on
+ * it is ALOOP_EBUSY while the name is resolved (it succeeded, the connect
+ * then took the fd over and the loop counted it as watched for good). */
+static void writer_cb(aloop_loop_t *l, int fd, void *ud) {
+  (void)l;
+  (void)fd;
+  (*(int *)ud)++;
+}
+
+TEST(add_writer_during_connect_to_a_name) {
+  loop_up();
+  int port = 0;
+  int lsn = loopback_socket(SOCK_STREAM, &port);
+  ASSERT_EQ(listen(lsn, 4), 0);
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  ASSERT(fd >= 0);
+  aloop_future_t *f = NULL;
+  OK(aloop_sock_connect(loop, fd, "localhost", port, &f));
+  int ran = 0, freed = 0;
+  ASSERT_EQ(aloop_add_writer(loop, fd, writer_cb, &ran, test_count_free), ALOOP_EBUSY);
+  ASSERT_EQ(freed, 0); /* userdata &ran: test_count_free counts into ran */
+  ASSERT_EQ(ran, 1);   /* its free_cb ran inside the failed call */
+  ASSERT_EQ(aloop_add_reader(loop, fd, writer_cb, &freed, test_count_free), ALOOP_EBUSY);
+  ASSERT_EQ(freed, 1);
+  /* a sendall issued now runs after the connect */
+  aloop_future_t *s = NULL;
+  OK(aloop_sock_sendall(loop, fd, "hi", 2, &s));
+  await_done(f);
+  assert_ok(f);
+  await_done(s);
+  assert_ok(s);
+  OK(aloop_future_free(f));
+  OK(aloop_future_free(s));
+  int c = accept(lsn, NULL, NULL);
+  ASSERT(c >= 0);
+  char buf[2];
+  ASSERT_EQ(recv(c, buf, 2, MSG_WAITALL), 2);
+  ASSERT_EQ(memcmp(buf, "hi", 2), 0);
+  /* the fd is free again: add_writer / remove_writer work */
+  ran = 0;
+  OK(aloop_add_writer(loop, fd, writer_cb, &ran, NULL));
+  RUN_UNTIL(ran > 0);
+  ASSERT_EQ(aloop_remove_writer(loop, fd), 1);
+  OK(aloop_loop_close(loop)); /* nothing counted as watched */
+  OK(aloop_loop_free(loop));
+  close(c);
+  close(fd);
+  close(lsn);
+  ASSERT_EQ(live(), 0);
+}
