@@ -164,3 +164,37 @@ TEST(add_writer_during_connect_to_a_name) {
   close(lsn);
   ASSERT_EQ(live(), 0);
 }
+
+/* (h) a sendfile fallback reading a source that never gives data nor EOF (a
+ * blocking pipe nobody writes to): once the future is cancelled the loop
+ * closes, and the reader gives up (it does not eat later data). */
+TEST(sendfile_fallback_cancelled_on_a_silent_source) {
+  loop_up();
+  int sv[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+  int p[2];
+  ASSERT_EQ(pipe(p), 0); /* blocking */
+  aloop_future_t *f = NULL;
+  OK(aloop_sock_sendfile(loop, sv[0], p[0], 0, 0, 1, &f));
+  run_for(0.1);
+  ASSERT_EQ(aloop_future_done(f), 0);
+  ASSERT_EQ(aloop_future_cancel(f), 1);
+  run_for(0.02);
+  OK(aloop_future_free(f));
+  OK(aloop_loop_close(loop));
+  OK(aloop_loop_free(loop));
+  ASSERT_EQ(live(), 0);
+  /* the reader gave up: what is written now stays in the pipe */
+  test_sleep(0.3);
+  ASSERT_EQ(write(p[1], "z", 1), 1);
+  test_sleep(0.2);
+  int fl = fcntl(p[0], F_GETFL);
+  ASSERT_EQ(fcntl(p[0], F_SETFL, fl | O_NONBLOCK), 0);
+  char c = 0;
+  ASSERT_EQ(read(p[0], &c, 1), 1);
+  ASSERT_EQ(c, 'z');
+  close(p[0]);
+  close(p[1]);
+  close(sv[0]);
+  close(sv[1]);
+}

@@ -59,9 +59,6 @@
  *  - found by this harness: aloop_future_result_subprocess on a finished
  *    subprocess the host never had a handle of makes a handle that is
  *    never released;
- *  - found by this harness: a sendfile fallback whose source never gives
- *    data or EOF keeps its loop from closing even after the future was
- *    cancelled.
  * Every error code the library returns or passes to a callback must be
  * one of the header's list (it once returned raw errnos such as -95
  * EOPNOTSUPP, -90, -89, -106), except a code this harness gave it itself
@@ -1648,13 +1645,12 @@ static void op_server(int which) {
   }
 }
 
-/* The file of a sendfile: a temporary file, a bad fd, or (only with the
- * known defects on) any fd of ours, such as a pipe nobody writes to: the
- * fallback's reader thread then blocks in read(2), and even after
- * aloop_future_cancel() the operation keeps the loop from closing until
- * the source gives data or EOF (found by this harness). */
+/* The file of a sendfile: a temporary file, a bad fd, or any fd of ours,
+ * such as a pipe nobody writes to (the fallback's reader once blocked in
+ * read(2) and kept the loop from closing after a cancel too: found by this
+ * harness). */
 static int sendfile_source(void) {
-  if (known_bugs && nfds > 0 && chance(20))
+  if (nfds > 0 && chance(20))
     return owned_fds[pick(nfds)];
   if (chance(10)) {
     static const int bad[] = {-1, 1000, 65535};
