@@ -1426,7 +1426,10 @@ int aloop_subprocess_shell(aloop_loop_t *loop, const char *cmd,
                            void *userdata, aloop_free_cb free_cb,
                            const aloop_subprocess_options_t *options,
                            aloop_future_t **out_future);
-/* As aloop_future_result, for the future of aloop_subprocess_exec/shell. */
+/* As aloop_future_result, for the future of aloop_subprocess_exec/shell.
+ * The handle is valid until the subprocess is released (after its
+ * connection_lost, or by aloop_loop_close); read after that, it is a stale
+ * handle (ALOOP_EBADF everywhere), never a new one to release. */
 int aloop_future_result_subprocess(aloop_future_t *future,
                                    aloop_subprocess_t **out_proc);
 /* The child's process id (> 0), or an error. */

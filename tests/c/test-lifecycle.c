@@ -198,3 +198,29 @@ TEST(sendfile_fallback_cancelled_on_a_silent_source) {
   close(sv[0]);
   close(sv[1]);
 }
+
+/* (d) the result of a subprocess's future read after the subprocess was
+ * released (a protocol without connection_made: the host never had its
+ * handle) is a stale handle, not a new one that nothing releases. */
+TEST(subprocess_result_read_after_release) {
+  size_t base = live();
+  loop_up();
+  aloop_subprocess_protocol_t pr;
+  memset(&pr, 0, sizeof pr);
+  pr.size = sizeof pr.size; /* no callbacks at all */
+  static const char *const argv[] = {"/bin/true", NULL};
+  int freed = 0;
+  aloop_future_t *f = NULL;
+  OK(aloop_subprocess_exec(loop, argv, &pr, &freed, test_count_free, NULL, &f));
+  RUN_UNTIL(freed == 1); /* exited, pipes closed, released */
+  ASSERT_EQ(aloop_future_done(f), 1);
+  aloop_subprocess_t *p = NULL;
+  OK(aloop_future_result_subprocess(f, &p));
+  ASSERT(p != NULL);
+  ASSERT_EQ(aloop_subprocess_get_pid(p), ALOOP_EBADF);
+  OK(aloop_future_free(f));
+  ASSERT_EQ(live(), base + 1); /* the loop only */
+  OK(aloop_loop_close(loop));
+  OK(aloop_loop_free(loop));
+  ASSERT_EQ(live(), base);
+}
