@@ -22,16 +22,31 @@ type futureObj struct {
 // hostResult is a result set by the host (a pointer-sized value).
 type hostResult uintptr
 
-// releaseOnFailure runs release once fut has failed or was cancelled, or
-// when its loop closes before it completes: the userdata of an operation
-// that never produced an object is dropped exactly once.
-func releaseOnFailure(fut *core.Future, release func()) {
+// releaseUnlessAdopted runs d.release once fut is done, or when its loop
+// closes before it completes, unless an object of the operation took the
+// userdata over by then (d.adopted: its connection_made ran; it releases
+// the userdata after its connection_lost): the userdata of an operation
+// that failed, was cancelled or was completed by the host first
+// (set_result / set_exception) is dropped exactly once.
+func releaseUnlessAdopted(fut *core.Future, d *hostData) {
 	fut.AddDoneCallback(func(*core.Future) {}, func() {
-		if fut.Exception() != nil {
-			release()
+		if !d.adopted {
+			d.release()
 		}
 	}, nil)
 }
+
+// releaseUnlessServer is releaseUnlessAdopted for a server's on_connection
+// userdata: the server owns it once the future's result is the server.
+func releaseUnlessServer(fut *core.Future, d *hostData) {
+	fut.AddDoneCallback(func(*core.Future) {}, func() {
+		if v, err := fut.Result(); err != nil || !isServer(v) {
+			d.release()
+		}
+	}, nil)
+}
+
+func isServer(v any) bool { _, ok := v.(*core.Server); return ok }
 
 func newFutureObj(f *core.Future) *futureObj {
 	fo := &futureObj{f: f, refs: 1}
@@ -121,7 +136,7 @@ func aloop_future_cancel(fut C.uintptr_t) (rc C.int) {
 //export aloop_future_set_result
 func aloop_future_set_result(fut C.uintptr_t, result C.uintptr_t) (rc C.int) {
 	defer guard(&rc)
-	return with(fut, getFuture, func(fo *futureObj) C.int { return failErrOrZero(fo.f.SetResult(hostResult(result))) })
+	return with(fut, getFuture, func(fo *futureObj) C.int { return failErrOrZero(fo.f.Override(hostResult(result), nil)) })
 }
 
 //export aloop_future_set_exception
@@ -139,7 +154,7 @@ func aloop_future_set_exception(fut C.uintptr_t, code C.int, message *C.char) (r
 	if msg == "" {
 		msg = C.GoString(C.aloop_strerror(code))
 	}
-	if err := fo.f.SetException(&core.CodedError{Code: int(code), Msg: msg}); err != nil {
+	if err := fo.f.Override(nil, &core.CodedError{Code: int(code), Msg: msg}); err != nil {
 		return failErr(err)
 	}
 	return 0

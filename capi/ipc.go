@@ -46,7 +46,7 @@ import (
 // protocol's userdata is released if it fails (no protocol callback ran).
 func streamFuture(fut *core.Future, p *cProto, o *ownedUD, out *C.uintptr_t) C.int {
 	o.handOff()
-	releaseOnFailure(fut, p.release)
+	releaseUnlessAdopted(fut, &p.hostData)
 	*out = C.uintptr_t(newFutureObj(fut).h)
 	return 0
 }
@@ -152,7 +152,7 @@ func aloop_create_unix_server(loop C.uintptr_t, path *C.char, cb, ud, free C.uin
 		return failErr(err)
 	}
 	o.handOff()
-	releaseOnFailure(fut, so.release)
+	releaseUnlessServer(fut, &so.hostData)
 	*out = C.uintptr_t(newFutureObj(fut).h)
 	return 0
 }
@@ -282,6 +282,7 @@ type cDgQueued struct {
 func (a *cDgQueued) ConnectionMade(t *core.DatagramTransport) {
 	if do := dobj(t); do.proto == nil {
 		do.proto = a.p
+		a.p.adopted = true
 	}
 	a.QueuedDatagramProtocol.ConnectionMade(t)
 }
@@ -334,6 +335,7 @@ func (a *cDgAdapter) ConnectionMade(t *core.DatagramTransport) {
 	do := dobj(t)
 	if do.proto == nil {
 		do.proto = a.p
+		a.p.adopted = true
 	}
 	if f := a.p.fn[dConnectionMade]; f != 0 {
 		C.al_dg_t(f, C.uintptr_t(do.h), a.p.ud)
@@ -450,7 +452,7 @@ func aloop_create_datagram_endpoint(loop C.uintptr_t, localHost *C.char, localPo
 		return failErr(err)
 	}
 	o.handOff()
-	releaseOnFailure(fut, p.release) // no protocol callback ran
+	releaseUnlessAdopted(fut, &p.hostData)
 	*out = C.uintptr_t(newFutureObj(fut).h)
 	return 0
 }

@@ -273,6 +273,7 @@ func (o *ownedUD) onPanic() {
 type hostData struct {
 	ud, free C.uintptr_t
 	released bool
+	adopted  bool // an object took the userdata over (its connection_made ran)
 }
 
 func (d *hostData) release() {

@@ -113,6 +113,7 @@ func (a *cAdapter) ConnectionMade(t *core.Transport) {
 	to := tobj(t)
 	if to.proto == nil {
 		to.proto = a.p
+		a.p.adopted = true
 	}
 	if f := a.p.fn[pConnectionMade]; f != 0 {
 		C.al_proto_t(f, C.uintptr_t(to.h), a.p.ud)
@@ -337,7 +338,7 @@ func aloop_create_connection(loop C.uintptr_t, host *C.char, port C.int, proto *
 		p.release()
 		return failErr(err)
 	}
-	releaseOnFailure(fut, p.release) // no protocol callback ran
+	releaseUnlessAdopted(fut, &p.hostData)
 	*out = C.uintptr_t(newFutureObj(fut).h)
 	return 0
 }
@@ -415,7 +416,7 @@ func aloop_create_server(loop C.uintptr_t, host *C.char, port C.int, cb, ud, fre
 		so.release()
 		return failErr(err)
 	}
-	releaseOnFailure(fut, so.release)
+	releaseUnlessServer(fut, &so.hostData)
 	*out = C.uintptr_t(newFutureObj(fut).h)
 	return 0
 }

@@ -68,6 +68,30 @@ func (f *Future) SetResult(v any) error {
 	return nil
 }
 
+// Override completes the future on behalf of its holder rather than the
+// operation that made it (the C ABI's set_result / set_exception on the
+// future of a connection, a pipe, a server...): the future keeps v (or
+// err, when not nil), and the operation is abandoned as by Cancel (its
+// onCancel hook runs; the operations check Done and release what they
+// made). On a plain future it is SetResult / SetException.
+func (f *Future) Override(v any, err error) error {
+	if f.state != futurePending {
+		return ErrInvalidState
+	}
+	h := f.onCancel
+	f.onCancel = nil
+	var e error
+	if err != nil {
+		e = f.SetException(err)
+	} else {
+		e = f.SetResult(v)
+	}
+	if h != nil {
+		h()
+	}
+	return e
+}
+
 // SetException fails the future with err (must not be nil).
 func (f *Future) SetException(err error) error {
 	if err == nil {

@@ -87,9 +87,9 @@ func newSendfileOp(l *Loop, sock, file int, offset, count int64, fallback bool, 
 		op.badFile = &OpError{Op: "sendfile", Addr: "an offset on a file that cannot seek", Err: ErrInvalid}
 	}
 	fut.AddDoneCallback(func(f *Future) {
-		if f.Cancelled() {
-			op.complete(nil, false)
-		}
+		// Cancelled, or completed by its holder (Future.Override): the
+		// operation ends (complete keeps the future's outcome).
+		op.complete(nil, false)
 	}, nil, nil)
 	return op, nil
 }

@@ -919,10 +919,21 @@ int aloop_future_done(aloop_future_t *future);
 int aloop_future_cancelled(aloop_future_t *future);
 /* Cancels the future: returns 1 if it was cancelled, 0 if already done. */
 int aloop_future_cancel(aloop_future_t *future);
-/* Marks the future done with a result; ALOOP_ESTATE if already done. */
+/* Marks the future done with a result; ALOOP_ESTATE if already done.
+ * On the future of a library operation (a connection, a server, a pipe, an
+ * endpoint, a subprocess, a sock_* operation...) the host completing it
+ * first abandons the operation, as aloop_future_cancel does: what the
+ * operation made is closed and released without any protocol callback, the
+ * protocol's free_cb runs, and the future keeps the host's result (its
+ * result getters return it, or ALOOP_EINVAL for another kind). From inside
+ * connection_made (the future is still pending then), cancelling or
+ * completing the future closes the new transport: connection_lost follows,
+ * and free_cb runs after it (asyncio closes the transport when
+ * create_connection is cancelled). */
 int aloop_future_set_result(aloop_future_t *future, void *result);
 /* Marks the future failed with an ALOOP_E* code (< 0) and an optional
- * message; ALOOP_ESTATE if already done. */
+ * message; ALOOP_ESTATE if already done. On the future of a library
+ * operation: as aloop_future_set_result. */
 int aloop_future_set_exception(aloop_future_t *future, int error,
                                const char *message);
 /* Returns 0 and the result; the future's error code if it failed;

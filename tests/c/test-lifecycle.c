@@ -224,3 +224,170 @@ TEST(subprocess_result_read_after_release) {
   OK(aloop_loop_free(loop));
   ASSERT_EQ(live(), base);
 }
+
+/* ---- a protocol that records what reached it ---------------------------- */
+
+struct rec {
+  int made, data, lost, freed;
+  int after_free; /* callbacks after free_cb: must stay 0 */
+  int how;        /* 0: cancel the future in connection_made, 1: set_exception */
+  aloop_future_t *fut;
+};
+
+static void rec_free(void *ud) { ((struct rec *)ud)->freed++; }
+static void rec_check(struct rec *r) {
+  if (r->freed)
+    r->after_free++;
+}
+static void rec_made(aloop_transport_t *t, void *ud) {
+  (void)t;
+  struct rec *r = ud;
+  rec_check(r);
+  r->made++;
+  if (r->fut) {
+    if (r->how == 0)
+      ASSERT_EQ(aloop_future_cancel(r->fut), 1);
+    else
+      OK(aloop_future_set_exception(r->fut, ALOOP_ECONNABORTED, "host said no"));
+  }
+}
+static void rec_data(aloop_transport_t *t, const char *d, size_t n, void *ud) {
+  (void)t;
+  (void)d;
+  (void)n;
+  rec_check(ud);
+  ((struct rec *)ud)->data++;
+}
+static void rec_lost(aloop_transport_t *t, int err, void *ud) {
+  (void)t;
+  (void)err;
+  rec_check(ud);
+  ((struct rec *)ud)->lost++;
+}
+static aloop_protocol_t rec_proto(void) {
+  aloop_protocol_t p;
+  memset(&p, 0, sizeof p);
+  p.size = sizeof p;
+  p.connection_made = rec_made;
+  p.data_received = rec_data;
+  p.connection_lost = rec_lost;
+  return p;
+}
+
+/* (a) the connect future cancelled (or failed) from inside connection_made:
+ * the transport is closed, connection_lost reaches the protocol, and only
+ * then its userdata is dropped (it was dropped at once, and the transport
+ * lived on with callbacks after free_cb). */
+static void connect_completed_in_made(int how) {
+  size_t base = live();
+  loop_up();
+  int port = 0;
+  int lsn = loopback_socket(SOCK_STREAM, &port);
+  ASSERT_EQ(listen(lsn, 4), 0);
+  struct rec r = {0};
+  r.how = how;
+  aloop_protocol_t p = rec_proto();
+  OK(aloop_create_connection(loop, "127.0.0.1", port, &p, &r, rec_free, NULL, &r.fut));
+  int c = -1;
+  RUN_UNTIL(r.made == 1);
+  c = accept(lsn, NULL, NULL);
+  ASSERT(c >= 0);
+  ASSERT_EQ(send(c, "late", 4, 0), 4); /* data that must not reach a freed userdata */
+  RUN_UNTIL(r.freed == 1);
+  ASSERT_EQ(r.lost, 1);
+  ASSERT_EQ(r.after_free, 0);
+  ASSERT_EQ(aloop_future_done(r.fut), 1);
+  ASSERT_EQ(aloop_future_exception(r.fut), how == 0 ? ALOOP_ECANCELED : ALOOP_ECONNABORTED);
+  aloop_transport_t *t = NULL;
+  ASSERT(aloop_future_result_transport(r.fut, &t) < 0);
+  OK(aloop_future_free(r.fut));
+  /* the peer sees the close */
+  char b[8];
+  ssize_t n;
+  while ((n = recv(c, b, sizeof b, 0)) > 0) {
+  }
+  ASSERT(n == 0 || errno == ECONNRESET);
+  run_for(0.05);
+  ASSERT_EQ(r.freed, 1);
+  ASSERT_EQ(r.after_free, 0);
+  OK(aloop_loop_close(loop));
+  OK(aloop_loop_free(loop));
+  ASSERT_EQ(live(), base);
+  close(c);
+  close(lsn);
+}
+
+TEST(connect_cancelled_in_connection_made) { connect_completed_in_made(0); }
+TEST(connect_failed_in_connection_made) { connect_completed_in_made(1); }
+
+/* (b) the host completes a library future first (set_result): the operation
+ * is abandoned, what it made is released and free_cb runs (it never ran). */
+TEST(set_result_on_a_connection_future) {
+  size_t base = live();
+  loop_up();
+  int port = 0;
+  int lsn = loopback_socket(SOCK_STREAM, &port);
+  ASSERT_EQ(listen(lsn, 4), 0);
+  for (int stage = 0; stage < 3; stage++) {
+    struct rec r = {0};
+    aloop_protocol_t p = rec_proto();
+    aloop_future_t *f = NULL;
+    /* stage 0: a name still resolved; 1: the socket connecting; 2: connected,
+     * connection_made not run yet */
+    OK(aloop_create_connection(loop, stage == 0 ? "localhost" : "127.0.0.1", port, &p, &r,
+                               rec_free, NULL, &f));
+    if (stage == 2) {
+      int k = 0;
+      while (k++ < 3)
+        OK(aloop_loop_run(loop, ALOOP_RUN_NOWAIT));
+    }
+    if (aloop_future_done(f) == 0) {
+      OK(aloop_future_set_result(f, (void *)(uintptr_t)42));
+      RUN_UNTIL(r.freed == 1);
+      void *v = NULL;
+      OK(aloop_future_result(f, &v));
+      ASSERT_EQ((uintptr_t)v, 42);
+      ASSERT_EQ(r.made, 0);
+    } else { /* it raced to done: nothing to abandon */
+      aloop_transport_t *t = NULL;
+      if (aloop_future_result_transport(f, &t) == 0)
+        OK(aloop_transport_abort(t));
+      RUN_UNTIL(r.freed == 1);
+    }
+    OK(aloop_future_free(f));
+    run_for(0.05);
+    ASSERT_EQ(r.freed, 1);
+    ASSERT_EQ(r.after_free, 0);
+    /* drain the backlog: accepted sockets see the close */
+    int c;
+    struct timeval tv = {0, 10000};
+    setsockopt(lsn, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    while ((c = accept(lsn, NULL, NULL)) >= 0)
+      close(c);
+  }
+  close(lsn);
+  OK(aloop_loop_close(loop));
+  OK(aloop_loop_free(loop));
+  ASSERT_EQ(live(), base);
+}
+
+TEST(set_result_on_a_pipe_future) {
+  size_t base = live();
+  loop_up();
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  struct rec r = {0};
+  aloop_protocol_t p = rec_proto();
+  aloop_future_t *f = NULL;
+  OK(aloop_connect_read_pipe(loop, fds[0], &p, &r, rec_free, &f));
+  OK(aloop_future_set_result(f, NULL));
+  RUN_UNTIL(r.freed == 1);
+  run_for(0.02);
+  ASSERT_EQ(r.made, 0);
+  ASSERT(!fd_is_open(fds[0])); /* the transport owned it and closed it */
+  OK(aloop_future_free(f));
+  OK(aloop_loop_close(loop));
+  OK(aloop_loop_free(loop));
+  ASSERT_EQ(live(), base);
+  close(fds[1]);
+}

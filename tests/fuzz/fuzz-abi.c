@@ -47,11 +47,6 @@
  * NaN and infinite times) are always generated. ASYNCLOOP_FUZZ_KNOWN=1 also
  * generates the inputs that reach defects still open, off by default so that
  * `make test` stays green until they are fixed (grep known_bugs):
- *  - found by this harness: a connect future cancelled (or failed) from
- *    inside connection_made drops the userdata while the transport lives
- *    on (callbacks after free_cb);
- *  - found by this harness: set_result on the future of a library
- *    operation (a connection, a pipe) abandons it and never runs free_cb;
  *  - found by this harness: an object the host gets only as a future's
  *    result (a server; a transport, endpoint or subprocess whose protocol
  *    has no connection_made) is unreachable once that future is freed
@@ -734,11 +729,9 @@ static void *cb_job(void *arg) {
 static void p_made(aloop_transport_t *t, void *p) {
   cb_enter(p, "connection_made");
   h_add(K_TRANSPORT, t, LIVE);
-  /* Known defect (found by this harness): cancelling or failing the
-   * transport's future from inside connection_made runs free_cb while the
-   * transport lives on, and its later callbacks get the freed userdata. */
-  if (known_bugs)
-    maybe_nested();
+  /* Cancelling or failing the transport's future from in here once ran
+   * free_cb while the transport lived on (found by this harness). */
+  maybe_nested();
 }
 static void p_data(aloop_transport_t *t, const char *d, size_t n, void *p) {
   struct ud *u = cb_enter(p, "data_received");
@@ -1237,13 +1230,9 @@ static void op_future(int which) {
   case 4: CALL_H(bad, aloop_future_cancel(f)); break;
   case 5:
   case 6:
-    /* Known defect (found by this harness): completing the future of a
-     * library operation (a connection, a pipe) with set_result before the
-     * library does abandons the operation without ever calling free_cb;
-     * set_exception from inside connection_made drops the userdata while
-     * the transport lives on. */
-    if (!known_bugs && !bad && (e == NULL || !e->host_made))
-      break;
+    /* Completing the future of a library operation (a connection, a
+     * pipe) with set_result before the library does once abandoned the
+     * operation without ever calling free_cb (found by this harness). */
     if (which == 5) {
       CALL_H(bad, aloop_future_set_result(f, (void *)(uintptr_t)u64()));
     } else {
@@ -1251,6 +1240,8 @@ static void op_future(int which) {
       /* mostly codes of the list (an unlisted one set here would show up
        * among the driver's notes) */
       int code = chance(90) ? known_codes[pick(NCODES)] : (chance(50) ? -pick(4000) : rnd_int());
+      if (code == ALOOP_EPANIC) /* a getter would return it: as if it panicked */
+        code = ALOOP_EIO;
       CALL_H(bad, aloop_future_set_exception(f, host_code(code), ONE_OF(msgs)));
     }
     break;
