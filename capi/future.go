@@ -46,6 +46,21 @@ func releaseUnlessServer(fut *core.Future, d *hostData) {
 	}, nil)
 }
 
+// releaseAbandoned drops the C side of an object core closed because the
+// host dropped the future leading to it unread: a server's on_connection
+// userdata (a transport, an endpoint and a subprocess release theirs after
+// their connection_lost, as always).
+func releaseAbandoned(obj any) {
+	if s, ok := obj.(*core.Server); ok {
+		if so, ok := s.Tag.(*serverObj); ok {
+			so.release()
+			if so.h != 0 {
+				servers.del(so.h)
+			}
+		}
+	}
+}
+
 func isServer(v any) bool { _, ok := v.(*core.Server); return ok }
 
 func newFutureObj(f *core.Future) *futureObj {
@@ -110,6 +125,8 @@ func aloop_future_free(fut C.uintptr_t) (rc C.int) {
 			return fail(C.ALOOP_EBADF, "future %#x was already freed", fo.h)
 		}
 		fo.released = true
+		// An object only this future leads to is closed (core/claim.go).
+		fo.f.Abandon(releaseAbandoned)
 		fo.unref()
 		return 0
 	})

@@ -323,7 +323,11 @@ func dobj(t *core.DatagramTransport) *datagramObj {
 	return do
 }
 
-func datagramHandle(t *core.DatagramTransport) uintptr { return dobj(t).h }
+// datagramHandle is t's handle, for the host: t counts as claimed.
+func datagramHandle(t *core.DatagramTransport) uintptr {
+	t.Claim()
+	return dobj(t).h
+}
 
 func getDatagram(h C.uintptr_t) (*datagramObj, C.int) {
 	return lookupT(datagrams, h, "invalid or closed datagram handle", func(do *datagramObj) *core.Loop { return do.t.Loop() })
@@ -338,6 +342,7 @@ func (a *cDgAdapter) ConnectionMade(t *core.DatagramTransport) {
 		a.p.adopted = true
 	}
 	if f := a.p.fn[dConnectionMade]; f != 0 {
+		t.Claim()
 		C.al_dg_t(f, C.uintptr_t(do.h), a.p.ud)
 	}
 }
@@ -363,30 +368,31 @@ func (a *cDgAdapter) DatagramReceived(t *core.DatagramTransport, data []byte, ad
 	if ptr == nil {
 		ptr = do.host // a valid pointer for an empty datagram
 	}
+	t.Claim()
 	C.al_dg_data(f, C.uintptr_t(do.h), ptr, C.size_t(len(data)), do.host, do.port, a.p.ud)
 }
 
 func (a *cDgAdapter) ErrorReceived(t *core.DatagramTransport, err error) {
 	if f := a.p.fn[dErrorReceived]; f != 0 {
-		C.al_dg_err(f, C.uintptr_t(dobj(t).h), errCode(err), a.p.ud)
+		C.al_dg_err(f, C.uintptr_t(datagramHandle(t)), errCode(err), a.p.ud)
 	}
 }
 
 func (a *cDgAdapter) ConnectionLost(t *core.DatagramTransport, err error) {
 	if f := a.p.fn[dConnectionLost]; f != 0 {
-		C.al_dg_err(f, C.uintptr_t(dobj(t).h), errCode(err), a.p.ud)
+		C.al_dg_err(f, C.uintptr_t(datagramHandle(t)), errCode(err), a.p.ud)
 	}
 }
 
 func (a *cDgAdapter) PauseWriting(t *core.DatagramTransport) {
 	if f := a.p.fn[dPauseWriting]; f != 0 {
-		C.al_dg_t(f, C.uintptr_t(dobj(t).h), a.p.ud)
+		C.al_dg_t(f, C.uintptr_t(datagramHandle(t)), a.p.ud)
 	}
 }
 
 func (a *cDgAdapter) ResumeWriting(t *core.DatagramTransport) {
 	if f := a.p.fn[dResumeWriting]; f != 0 {
-		C.al_dg_t(f, C.uintptr_t(dobj(t).h), a.p.ud)
+		C.al_dg_t(f, C.uintptr_t(datagramHandle(t)), a.p.ud)
 	}
 }
 

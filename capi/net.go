@@ -116,6 +116,7 @@ func (a *cAdapter) ConnectionMade(t *core.Transport) {
 		a.p.adopted = true
 	}
 	if f := a.p.fn[pConnectionMade]; f != 0 {
+		t.Claim()
 		C.al_proto_t(f, C.uintptr_t(to.h), a.p.ud)
 	}
 }
@@ -219,7 +220,12 @@ func releaseTransport(t *core.Transport) {
 	}
 }
 
-func transportHandle(t *core.Transport) uintptr { return tobj(t).h }
+// transportHandle is t's handle, for the host: t counts as claimed
+// (core/claim.go).
+func transportHandle(t *core.Transport) uintptr {
+	t.Claim()
+	return tobj(t).h
+}
 
 func transportHandleIfAny(t *core.Transport) uintptr {
 	if t == nil {
@@ -246,6 +252,7 @@ type serverObj struct {
 }
 
 func serverHandle(s *core.Server) uintptr {
+	s.Claim()
 	so, ok := s.Tag.(*serverObj)
 	if !ok {
 		so = &serverObj{hostData: hostData{released: true}}

@@ -78,6 +78,7 @@ type procObj struct {
 }
 
 func subprocessHandle(p *core.Subprocess) uintptr {
+	p.Claim()
 	po := p.Tag.(*procObj)
 	if po.h == 0 {
 		po.h = subprocesses.put(p)

@@ -911,7 +911,15 @@ int aloop_handle_when(aloop_handle_t *handle, double *out_when);
 int aloop_future_new(aloop_loop_t *loop, aloop_future_t **out_future);
 /* Releases the caller's reference; done-callbacks already added still run,
  * and the handle stays valid for them (it is passed to them) until the last
- * one has run. Freeing twice returns ALOOP_EBADF. */
+ * one has run. Freeing twice returns ALOOP_EBADF.
+ * An object the future resolves to (now or once it completes) that the host
+ * never received (its result was not read and no callback was given its
+ * handle: a server, or a transport, endpoint or subprocess whose protocol
+ * has no connection_made) is closed then, since nothing could reach it any
+ * more: a transport or endpoint gracefully (its connection_lost runs), a
+ * server stops listening (its on_connection free_cb runs), a subprocess as
+ * by aloop_subprocess_close (a running child is killed); free_cb runs as
+ * after any close. */
 int aloop_future_free(aloop_future_t *future);
 /* 1 if done, 0 if not, or error. */
 int aloop_future_done(aloop_future_t *future);

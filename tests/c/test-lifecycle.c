@@ -391,3 +391,104 @@ TEST(set_result_on_a_pipe_future) {
   ASSERT_EQ(live(), base);
   close(fds[1]);
 }
+
+/* (c) an object the host can reach only through its future's result is
+ * closed when the host frees that future unread (it stayed open, out of
+ * reach, and its loop could never close). */
+static int on_conn_never(aloop_server_t *s, aloop_transport_t *t, void *ud) {
+  (void)s;
+  (void)t;
+  (void)ud;
+  return 0;
+}
+
+static int try_connect(int port) {
+  int c = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = loopback_addr(port);
+  int rc = connect(c, (struct sockaddr *)&a, sizeof a);
+  close(c);
+  return rc;
+}
+
+TEST(server_future_freed_unread) {
+  size_t base = live();
+  loop_up();
+  for (int pending = 0; pending < 2; pending++) {
+    int freed = 0;
+    aloop_future_t *f = NULL;
+    OK(aloop_create_server(loop, pending ? "localhost" : "127.0.0.1", 0, on_conn_never, &freed,
+                           test_count_free, NULL, &f));
+    if (!pending)
+      await_done(f);
+    OK(aloop_future_free(f));
+    RUN_UNTIL(freed == 1);
+    ASSERT_EQ(live(), base + 1);
+  }
+  /* a server the host read stays */
+  int port = 0, freed = 0;
+  aloop_server_t *s = serve_local(on_conn_never, &freed, test_count_free, NULL, &port);
+  run_for(0.02);
+  ASSERT_EQ(try_connect(port), 0);
+  ASSERT_EQ(freed, 0);
+  OK(aloop_server_free(s));
+  ASSERT_EQ(freed, 1);
+  OK(aloop_loop_close(loop));
+  OK(aloop_loop_free(loop));
+  ASSERT_EQ(live(), base);
+}
+
+TEST(transport_future_freed_unread) {
+  size_t base = live();
+  loop_up();
+  int port = 0;
+  int lsn = loopback_socket(SOCK_STREAM, &port);
+  ASSERT_EQ(listen(lsn, 4), 0);
+  /* without connection_made: closed (connection_lost, then free_cb) */
+  struct rec r = {0};
+  aloop_protocol_t p = rec_proto();
+  p.connection_made = NULL;
+  aloop_future_t *f = NULL;
+  OK(aloop_create_connection(loop, "127.0.0.1", port, &p, &r, rec_free, NULL, &f));
+  await_done(f);
+  assert_ok(f);
+  OK(aloop_future_free(f));
+  RUN_UNTIL(r.freed == 1);
+  ASSERT_EQ(r.lost, 1);
+  ASSERT_EQ(r.after_free, 0);
+  /* with connection_made the host has the transport: it stays open */
+  struct rec r2 = {0};
+  aloop_protocol_t p2 = rec_proto();
+  OK(aloop_create_connection(loop, "127.0.0.1", port, &p2, &r2, rec_free, NULL, &f));
+  await_done(f);
+  OK(aloop_future_free(f));
+  run_for(0.05);
+  ASSERT_EQ(r2.made, 1);
+  ASSERT_EQ(r2.lost, 0);
+  ASSERT_EQ(r2.freed, 0);
+  ASSERT_EQ(aloop_loop_close(loop), ALOOP_EBUSY);
+  for (int i = 0; i < 2; i++) /* both connections: the peer closes */
+    close(accept(lsn, NULL, NULL));
+  RUN_UNTIL(r2.freed == 1);
+  ASSERT_EQ(r2.lost, 1);
+  close(lsn);
+  OK(aloop_loop_close(loop));
+  OK(aloop_loop_free(loop));
+  ASSERT_EQ(live(), base);
+}
+
+TEST(subprocess_future_freed_unread) {
+  size_t base = live();
+  loop_up();
+  aloop_subprocess_protocol_t pr;
+  memset(&pr, 0, sizeof pr);
+  pr.size = sizeof pr;
+  static const char *const argv[] = {"/bin/cat", NULL};
+  int freed = 0;
+  aloop_future_t *f = NULL;
+  OK(aloop_subprocess_exec(loop, argv, &pr, &freed, test_count_free, NULL, &f));
+  OK(aloop_future_free(f)); /* still pending: closed once it resolves */
+  RUN_UNTIL(freed == 1);    /* cat killed, reaped, released */
+  OK(aloop_loop_close(loop));
+  OK(aloop_loop_free(loop));
+  ASSERT_EQ(live(), base);
+}

@@ -44,16 +44,18 @@
  *       pair: how the committed corpus (tests/fuzz/corpus) was grown.
  * The inputs of issue 9's defects 2, 3, 4 and 6 (fd 2^31-1, wake-up
  * callbacks replaced while other threads post, lengths no buffer can have,
- * NaN and infinite times) are always generated. ASYNCLOOP_FUZZ_KNOWN=1 also
- * generates the inputs that reach defects still open, off by default so that
- * `make test` stays green until they are fixed (grep known_bugs):
- *  - found by this harness: an object the host gets only as a future's
- *    result (a server; a transport, endpoint or subprocess whose protocol
- *    has no connection_made) is unreachable once that future is freed
- *    unread, and keeps its loop from closing for good;
- *  - found by this harness: aloop_future_result_subprocess on a finished
- *    subprocess the host never had a handle of makes a handle that is
- *    never released;
+ * NaN and infinite times) are always generated, and so are those of the
+ * defects this harness found later, all fixed (each has its regression
+ * test in tests/c/test-lifecycle.c): a connect future cancelled or failed
+ * from inside connection_made; set_result on the future of a library
+ * operation; an object only a future leads to, freed unread;
+ * aloop_future_result_subprocess on a subprocess already released;
+ * add_writer during a sock_connect to a name; aloop_future_result_addr
+ * with a bad handle and hostlen 0; add_done_callback on a closed loop; a
+ * sendfile fallback on a source that never gives data, cancelled.
+ * ASYNCLOOP_FUZZ_KNOWN=1 generates the inputs of defects still open, off
+ * by default so that `make test` stays green until they are fixed (grep
+ * known_bugs): none at the moment.
  * Every error code the library returns or passes to a callback must be
  * one of the header's list (it once returned raw errnos such as -95
  * EOPNOTSUPP, -90, -89, -106), except a code this harness gave it itself
@@ -455,7 +457,7 @@ static void *h_pick(enum kind k, int *bad) {
   }
   if (s < 230 && nh > 0) { /* another kind */
     struct hent *e = &hs[pick(nh)];
-    *bad = e->kind != k;
+    *bad = e->kind != k || e->state == STALE; /* it may be of this kind */
     return (void *)(uintptr_t)e->v;
   }
   /* garbage: certainly no live handle (kind byte 0 or > 8, an index no
@@ -982,17 +984,17 @@ static void track_maker_future(aloop_future_t *f, int rc) {
     e->makes_obj = 1;
 }
 
-/* Before we free a future of ours that makes an object: it is cancelled if
- * pending and its result is read. Known defect (found by this harness): an
- * object the host gets only as a future's result (a server; a transport,
- * endpoint or subprocess whose protocol has no connection_made) cannot be
- * reached once that future is freed unread, and it keeps its loop from
- * closing for good (ALOOP_EBUSY). */
+/* Before we free a future of ours that makes an object: half of the time
+ * it is cancelled if pending and its result is read; otherwise it is freed
+ * unread, and an object only it leads to (a server; a transport, endpoint
+ * or subprocess whose protocol has no connection_made) must be closed by
+ * the library (it once stayed out of reach and kept its loop from closing
+ * for good: found by this harness). */
 static void before_free(struct hent *e) {
   void *f = (void *)(uintptr_t)e->v;
   if (!e->owned || !e->makes_obj)
     return;
-  if (known_bugs && chance(50))
+  if (chance(50))
     return;
   if (aloop_future_done(f) == 0)
     aloop_future_cancel(f);
@@ -2017,11 +2019,11 @@ static void op_proc(int which) {
       return;
     aloop_subprocess_protocol_t *pr = calloc(1, sizeof *pr);
     kept(pr);
-    /* Known defect (found by this harness): a subprocess never handed to
-     * the host before it finished (no connection_made, e.g. a NULL or
-     * short protocol) gets a new handle from aloop_future_result_subprocess
-     * that is never released (it stays valid after the loop is freed). */
-    pr->size = !known_bugs || chance(95) ? sizeof *pr : (size_t)pick(2 * sizeof *pr);
+    /* A subprocess never handed to the host before it finished (no
+     * connection_made: a short protocol) once got a new handle from
+     * aloop_future_result_subprocess that nothing released (found by this
+     * harness). */
+    pr->size = chance(95) ? sizeof *pr : (size_t)pick(2 * sizeof *pr);
     pr->connection_made = s_made;
     pr->pipe_data_received = s_data;
     pr->pipe_connection_lost = s_pipe_lost;
@@ -2060,7 +2062,7 @@ static void op_proc(int which) {
       static const char *const a6[] = {NULL};
       const char *const *argvs[] = {a1, a2, a3, a4, a5, a6};
       rc = CALL_H(bad, aloop_subprocess_exec(l, chance(97) ? ONE_OF(argvs) : NULL,
-                                             !known_bugs || chance(97) ? pr : NULL, u,
+                                             chance(97) ? pr : NULL, u,
                                              u->has_free ? ud_free_cb : NULL, o,
                                              chance(97) ? &f : NULL));
     } else {
