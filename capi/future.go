@@ -46,10 +46,11 @@ func releaseUnlessServer(fut *core.Future, d *hostData) {
 	}, nil)
 }
 
-// releaseAbandoned drops the C side of an object core closed because the
-// host dropped the future leading to it unread: a server's on_connection
-// userdata (a transport, an endpoint and a subprocess release theirs after
-// their connection_lost, as always).
+// releaseAbandoned drops the C side of a server core closed on its own
+// (the host dropped the future leading to it unread, or
+// aloop_loop_close_force): its on_connection userdata and its handle (a
+// transport, an endpoint and a subprocess release theirs in OnRelease, as
+// always).
 func releaseAbandoned(obj any) {
 	if s, ok := obj.(*core.Server); ok {
 		if so, ok := s.Tag.(*serverObj); ok {
@@ -73,6 +74,7 @@ func (fo *futureObj) unref() {
 	fo.refs--
 	if fo.refs == 0 {
 		futures.del(fo.h)
+		fo.f.Forget() // off the loop's pending list (core.Loop.CloseForce)
 	}
 }
 

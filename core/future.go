@@ -28,10 +28,49 @@ type Future struct {
 	cancelMsg string
 	callbacks []*doneCallback
 	onCancel  func() // runs inside Cancel, before the callbacks are scheduled
+
+	// The loop's list of pending futures (CloseForce cancels them).
+	prevP, nextP *Future
 }
 
-// NewFuture creates a pending future of loop l.
-func (l *Loop) NewFuture() *Future { return &Future{loop: l} }
+// NewFuture creates a pending future of loop l. Until it is done it is on
+// the loop's list of pending futures (CloseForce cancels them): a future
+// that will never be done and is dropped stays there until the loop
+// closes, unless Forget is called.
+func (l *Loop) NewFuture() *Future {
+	f := &Future{loop: l}
+	f.nextP = l.pendingFuts
+	if f.nextP != nil {
+		f.nextP.prevP = f
+	}
+	l.pendingFuts = f
+	return f
+}
+
+// unlinkPending takes f off its loop's list of pending futures.
+func (f *Future) unlinkPending() {
+	l := f.loop
+	if f.prevP != nil {
+		f.prevP.nextP = f.nextP
+	} else if l.pendingFuts == f {
+		l.pendingFuts = f.nextP
+	} else {
+		return // not on the list
+	}
+	if f.nextP != nil {
+		f.nextP.prevP = f.prevP
+	}
+	f.prevP, f.nextP = nil, nil
+}
+
+// Forget takes a pending future that nobody can complete any more off its
+// loop's list of pending futures (the C layer calls it once the host
+// released every reference to a future of its own).
+func (f *Future) Forget() {
+	if f.state == futurePending {
+		f.unlinkPending()
+	}
+}
 
 // Loop returns the future's loop.
 func (f *Future) Loop() *Loop { return f.loop }
@@ -226,6 +265,7 @@ func (f *Future) removeCallback(target *doneCallback) {
 }
 
 func (f *Future) schedule() {
+	f.unlinkPending()
 	cbs := f.callbacks
 	f.callbacks = nil
 	delete(f.loop.waiting, f)

@@ -91,6 +91,9 @@ func newSendfileOp(l *Loop, sock, file int, offset, count int64, fallback bool, 
 		// operation ends (complete keeps the future's outcome).
 		op.complete(nil, false)
 	}, nil, nil)
+	// The reader gives up at once, also when the callback above never runs
+	// (Loop.CloseForce drops it).
+	fut.onCancel = func() { op.stopped.Store(true) }
 	return op, nil
 }
 

@@ -781,6 +781,34 @@ int aloop_loop_new(aloop_loop_t **out_loop);
  * executor jobs). The handle stays valid (for aloop_loop_is_closed) until
  * aloop_loop_free(). */
 int aloop_loop_close(aloop_loop_t *loop);
+/* Closes the loop whatever is still alive on it: the close for hosts that
+ * release objects from a garbage collector or at exit and cannot wait for
+ * connection_lost and retry aloop_loop_close (sqlite3_close_v2 plays this
+ * part there). Before it returns:
+ *  - every transport (a subprocess's pipes too), datagram endpoint and
+ *    server of the loop is closed at once, its socket closed (no graceful
+ *    close: unsent data is dropped) and its handle released, as after
+ *    connection_lost / aloop_server_free;
+ *  - every subprocess is closed (a running child is killed; the library
+ *    reaps it) and its handle released; fd watchers (aloop_add_reader /
+ *    aloop_add_writer), signal handlers, pending callbacks and timers are
+ *    removed;
+ *  - every pending future of the loop is cancelled (sock_* operations,
+ *    connections, name lookups, executor jobs, futures of aloop_future_new
+ *    still referenced...), and the loop is closed (aloop_loop_is_closed).
+ * No callback of the host runs: no protocol callback (connection_lost
+ * neither), no done-callback, scheduled callback, timer, watcher or signal
+ * handler. Every free_cb of every userdata the loop held (protocols,
+ * on_connection, callbacks, watchers, done-callbacks) runs exactly once,
+ * inside this call. What the host still holds stays its own: future
+ * handles until aloop_future_free (done, cancelled), the loop handle until
+ * aloop_loop_free; every other handle of the loop is stale (ALOOP_EBADF),
+ * so that releasing it again is harmless. Goroutines of operations under
+ * way (getaddrinfo, executor jobs) end on their own; their results are
+ * dropped. On the loop's thread only; ALOOP_EBUSY while the loop runs (not
+ * from one of its callbacks); on a closed loop it does nothing and returns
+ * 0. */
+int aloop_loop_close_force(aloop_loop_t *loop);
 /* Closes the loop (as aloop_loop_close) and releases its handle. */
 int aloop_loop_free(aloop_loop_t *loop);
 /* Runs the loop in the given mode on the calling thread. Returns 0, or

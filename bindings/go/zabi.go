@@ -163,6 +163,7 @@ type abi struct {
 	runtimeStats                  func(out unsafe.Pointer) int32
 	loopNew                       func(outLoop *uintptr) int32
 	loopClose                     func(loop uintptr) int32
+	loopCloseForce                func(loop uintptr) int32
 	loopFree                      func(loop uintptr) int32
 	loopRun                       func(loop uintptr, mode int32) int32
 	loopRunOnce                   func(loop uintptr, timeout float64) int32
@@ -330,6 +331,7 @@ func (a *abi) symbols() []abiSymbol {
 		{"aloop_runtime_stats", &a.runtimeStats},
 		{"aloop_loop_new", &a.loopNew},
 		{"aloop_loop_close", &a.loopClose},
+		{"aloop_loop_close_force", &a.loopCloseForce},
 		{"aloop_loop_free", &a.loopFree},
 		{"aloop_loop_run", &a.loopRun},
 		{"aloop_loop_run_once", &a.loopRunOnce},

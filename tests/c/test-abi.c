@@ -223,6 +223,7 @@ static void bad_loop(aloop_loop_t *l) {
   aloop_protocol_t proto = never_protocol();
 
   ASSERT_EQ(aloop_loop_close(l), EBADF_);
+  ASSERT_EQ(aloop_loop_close_force(l), EBADF_);
   ASSERT_EQ(aloop_loop_free(l), EBADF_);
   ASSERT_EQ(aloop_loop_run(l, ALOOP_RUN_NOWAIT), EBADF_);
   ASSERT_EQ(aloop_loop_run_once(l, 0.0), EBADF_);

@@ -492,3 +492,216 @@ TEST(subprocess_future_freed_unread) {
   OK(aloop_loop_free(loop));
   ASSERT_EQ(live(), base);
 }
+
+/* ---- aloop_loop_close_force ---------------------------------------------- */
+
+/* A userdata of the force-close test: free_cb must run exactly once and no
+ * callback may run once the force-close began. */
+struct fu {
+  int freed;
+  int calls_after; /* callbacks after close_force began */
+};
+static int forcing;
+static struct fu fus[32];
+static int nfus;
+
+static struct fu *fu_new(void) { return &fus[nfus++]; }
+static void fu_free(void *ud) { ((struct fu *)ud)->freed++; }
+static void fu_hit(void *ud) {
+  if (forcing && ud)
+    ((struct fu *)ud)->calls_after++;
+}
+static void fu_cb(aloop_loop_t *l, void *ud) { (void)l; fu_hit(ud); }
+static void fu_fd_cb(aloop_loop_t *l, int fd, void *ud) { (void)l; (void)fd; fu_hit(ud); }
+static void fu_future_cb(aloop_future_t *f, void *ud) { (void)f; fu_hit(ud); }
+static void fu_sig_cb(aloop_loop_t *l, int s, void *ud) { (void)l; (void)s; fu_hit(ud); }
+static void fu_t(aloop_transport_t *t, void *ud) { (void)t; fu_hit(ud); }
+static void fu_data(aloop_transport_t *t, const char *d, size_t n, void *ud) {
+  (void)t; (void)d; (void)n; fu_hit(ud);
+}
+static void fu_lost(aloop_transport_t *t, int e, void *ud) { (void)t; (void)e; fu_hit(ud); }
+static aloop_transport_t *accepted;
+static struct fu *accepted_fu;
+static int fu_on_conn(aloop_server_t *s, aloop_transport_t *t, void *ud) {
+  (void)s;
+  fu_hit(ud);
+  aloop_protocol_t p;
+  memset(&p, 0, sizeof p);
+  p.size = sizeof p;
+  p.data_received = fu_data;
+  p.connection_lost = fu_lost;
+  accepted_fu = fu_new();
+  OK(aloop_transport_set_protocol(t, &p, accepted_fu, fu_free));
+  accepted = t;
+  return 0;
+}
+static void fu_dg_t(aloop_datagram_t *d, void *ud) { (void)d; fu_hit(ud); }
+static void fu_dg_lost(aloop_datagram_t *d, int e, void *ud) { (void)d; (void)e; fu_hit(ud); }
+static void fu_sp_p(aloop_subprocess_t *p, void *ud) { (void)p; fu_hit(ud); }
+static void fu_sp_lost(aloop_subprocess_t *p, int e, void *ud) { (void)p; (void)e; fu_hit(ud); }
+
+static int count_open_fds(void) {
+  int n = 0;
+  DIR *d = opendir("/proc/self/fd");
+  ASSERT(d != NULL);
+  while (readdir(d))
+    n++;
+  closedir(d);
+  return n;
+}
+
+TEST(close_force_releases_everything) {
+  size_t base = live();
+  { /* the Go runtime's own poller (an epoll and an eventfd) starts with the
+     * first name lookup: before the count */
+    loop_up();
+    aloop_future_t *g = NULL;
+    OK(aloop_getaddrinfo(loop, "localhost", "80", 0, SOCK_STREAM, 0, 0, &g));
+    await_done(g);
+    OK(aloop_future_free(g));
+    OK(aloop_loop_free(loop));
+    loop = NULL;
+  }
+  int fds0 = count_open_fds();
+  loop_up();
+  /* a server with an accepted connection, and the client's transport */
+  int port = 0;
+  struct fu *srv = fu_new();
+  aloop_server_t *s = serve_local(fu_on_conn, srv, fu_free, NULL, &port);
+  struct fu *cli = fu_new();
+  aloop_protocol_t p;
+  memset(&p, 0, sizeof p);
+  p.size = sizeof p;
+  p.connection_made = fu_t;
+  p.data_received = fu_data;
+  p.connection_lost = fu_lost;
+  aloop_future_t *f = NULL;
+  OK(aloop_create_connection(loop, "127.0.0.1", port, &p, cli, fu_free, NULL, &f));
+  aloop_transport_t *t = await_transport(f);
+  RUN_UNTIL(accepted != NULL);
+  OK(aloop_transport_write(t, "unsent?", 7));
+  /* a datagram endpoint */
+  struct fu *dg = fu_new();
+  aloop_datagram_protocol_t dp;
+  memset(&dp, 0, sizeof dp);
+  dp.size = sizeof dp;
+  dp.connection_made = fu_dg_t;
+  dp.connection_lost = fu_dg_lost;
+  OK(aloop_create_datagram_endpoint(loop, "127.0.0.1", 0, NULL, 0, &dp, dg, fu_free, NULL, &f));
+  await_done(f);
+  assert_ok(f);
+  OK(aloop_future_free(f));
+  /* a running subprocess */
+  struct fu *sp = fu_new();
+  aloop_subprocess_protocol_t spp;
+  memset(&spp, 0, sizeof spp);
+  spp.size = sizeof spp;
+  spp.connection_made = fu_sp_p;
+  spp.process_exited = fu_sp_p;
+  spp.connection_lost = fu_sp_lost;
+  static const char *const argv[] = {"/bin/cat", NULL};
+  OK(aloop_subprocess_exec(loop, argv, &spp, sp, fu_free, NULL, &f));
+  await_done(f);
+  aloop_subprocess_t *proc = NULL;
+  OK(aloop_future_result_subprocess(f, &proc));
+  int pid = aloop_subprocess_get_pid(proc);
+  ASSERT_CMP(pid, >, 0);
+  OK(aloop_future_free(f));
+  /* a watcher, a timer, a scheduled callback, a signal handler */
+  int pr[2];
+  ASSERT_EQ(pipe(pr), 0);
+  struct fu *rd = fu_new(), *tm = fu_new(), *cs = fu_new(), *sg = fu_new();
+  OK(aloop_add_reader(loop, pr[0], fu_fd_cb, rd, fu_free));
+  OK(aloop_call_later(loop, 1000.0, fu_cb, tm, fu_free, NULL));
+  OK(aloop_call_soon(loop, fu_cb, cs, fu_free, NULL));
+  OK(aloop_add_signal_handler(loop, SIGUSR2, fu_sig_cb, sg, fu_free));
+  /* pending futures: a sock_recv, one of the host's, a connection being
+   * made, a sendfile fallback on a silent source; with done-callbacks */
+  int sv[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+  aloop_future_t *recv_f = NULL, *own_f = NULL, *conn_f = NULL, *sf_f = NULL;
+  OK(aloop_sock_recv(loop, sv[0], 100, &recv_f));
+  OK(aloop_future_new(loop, &own_f));
+  struct fu *cb1 = fu_new(), *cb2 = fu_new(), *conn = fu_new();
+  OK(aloop_future_add_done_callback(recv_f, fu_future_cb, cb1, fu_free));
+  OK(aloop_future_add_done_callback(own_f, fu_future_cb, cb2, fu_free));
+  OK(aloop_create_connection(loop, "localhost", port, &p, conn, fu_free, NULL, &conn_f));
+  int silent[2];
+  ASSERT_EQ(pipe(silent), 0);
+  OK(aloop_sock_sendfile(loop, sv[1], silent[0], 0, 0, 1, &sf_f));
+  run_for(0.05);
+  ASSERT_EQ(aloop_loop_close(loop), ALOOP_EBUSY);
+
+  forcing = 1;
+  OK(aloop_loop_close_force(loop));
+  for (int i = 0; i < nfus; i++) {
+    if (fus[i].freed != 1 || fus[i].calls_after != 0)
+      FAIL("userdata %d: freed %d times, %d callbacks after close_force", i, fus[i].freed,
+           fus[i].calls_after);
+  }
+  ASSERT_EQ(aloop_loop_is_closed(loop), 1);
+  OK(aloop_loop_close_force(loop)); /* again: nothing */
+  OK(aloop_loop_close(loop));
+  /* every handle of the loop is stale; the futures are the host's */
+  ASSERT_EQ(aloop_transport_write(t, "x", 1), ALOOP_EBADF);
+  ASSERT_EQ(aloop_transport_close(accepted), ALOOP_EBADF);
+  ASSERT_EQ(aloop_server_free(s), ALOOP_EBADF);
+  ASSERT_EQ(aloop_subprocess_get_pid(proc), ALOOP_EBADF);
+  aloop_future_t *fs[] = {recv_f, own_f, conn_f, sf_f};
+  for (int i = 0; i < 4; i++) {
+    ASSERT_EQ(aloop_future_done(fs[i]), 1);
+    if (i != 2) /* the connection may have been made already */
+      ASSERT_EQ(aloop_future_cancelled(fs[i]), 1);
+    OK(aloop_future_free(fs[i]));
+  }
+  OK(aloop_loop_free(loop));
+  loop = NULL;
+  ASSERT_EQ(live(), base);
+  /* the child was killed (and reaped by the library) */
+  double t0 = test_now();
+  while (kill(pid, 0) == 0 && test_now() - t0 < 5)
+    test_sleep(0.01);
+  ASSERT(kill(pid, 0) != 0);
+  /* no fd of the library is left: only the pipes and sockets of the test */
+  close(pr[0]);
+  close(pr[1]);
+  close(sv[0]);
+  close(sv[1]);
+  close(silent[0]);
+  close(silent[1]);
+  t0 = test_now();
+  while (count_open_fds() != fds0 && test_now() - t0 < 2) /* reaper threads */
+    test_sleep(0.01);
+  if (count_open_fds() != fds0) {
+    char cmd[64];
+    snprintf(cmd, sizeof cmd, "ls -l /proc/%d/fd >&2", (int)getpid());
+    if (system(cmd)) { /* ignore */ }
+  }
+  ASSERT_EQ(count_open_fds(), fds0);
+  ASSERT_EQ(aloop_remove_signal_handler(NULL, SIGUSR2), ALOOP_EBADF);
+}
+
+static int inner_rc;
+static void force_inside(aloop_loop_t *l, void *ud) {
+  (void)ud;
+  inner_rc = aloop_loop_close_force(l);
+}
+
+TEST(close_force_arguments_and_states) {
+  ASSERT_EQ(aloop_loop_close_force(NULL), ALOOP_EBADF);
+  loop_up();
+  /* an empty loop: as aloop_loop_close */
+  OK(aloop_loop_close_force(loop));
+  ASSERT_EQ(aloop_loop_is_closed(loop), 1);
+  OK(aloop_loop_free(loop));
+  ASSERT_EQ(aloop_loop_close_force(loop), ALOOP_EBADF);
+  loop = NULL;
+  /* not from a callback of the running loop */
+  loop_up();
+  inner_rc = 1;
+  OK(aloop_call_soon(loop, force_inside, NULL, NULL, NULL));
+  OK(aloop_loop_run(loop, ALOOP_RUN_NOWAIT));
+  ASSERT_EQ(inner_rc, ALOOP_EBUSY);
+  ASSERT_EQ(aloop_loop_is_closed(loop), 0);
+  OK(aloop_loop_free(loop));
+}

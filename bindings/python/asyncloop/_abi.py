@@ -409,6 +409,7 @@ SIGNATURES = {
     'aloop_runtime_stats': (c_int, [POINTER(aloop_runtime_stats_t)], False),
     'aloop_loop_new': (c_int, [POINTER(c_void_p)], False),
     'aloop_loop_close': (c_int, [c_void_p], False),
+    'aloop_loop_close_force': (c_int, [c_void_p], False),
     'aloop_loop_free': (c_int, [c_void_p], False),
     'aloop_loop_run': (c_int, [c_void_p, c_int], True),
     'aloop_loop_run_once': (c_int, [c_void_p, c_double], True),
