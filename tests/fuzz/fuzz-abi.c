@@ -1591,6 +1591,14 @@ static void op_fd_transport(int which) {
     give = which == 2 ? fds[1] : fds[0];
   } else {
     give = fd_pick(); /* someone else's, a bad one, ... */
+    /* Not one another loop watches (add_reader/add_writer): the transport
+     * closes it, behind that loop's back, and the number may come back as
+     * a new fd of that loop (closing a watched fd is the caller's error:
+     * the header says to remove the watcher first). Since futures freed
+     * unread close their transports, this happens during the run too. */
+    for (int i = 0; i < nwatched; i++)
+      if (watched[i].fd == give && watched[i].loop != l)
+        return;
   }
   struct ud *u = ud_new(U_PROTO);
   u->has_free = chance(80);
