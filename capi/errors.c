@@ -32,3 +32,15 @@ const char *aloop_err_name(int code) {
   }
   return "ALOOP_EUNKNOWN";
 }
+
+/* 1 if code is 0 or a code of the header's list (capi/main.go, errCode). */
+int al_errno_listed(int code) {
+  switch (code) {
+  case 0:
+#define AL_LISTED(name, value, message) case value:
+    ALOOP_ERRNO_MAP(AL_LISTED)
+#undef AL_LISTED
+    return 1;
+  }
+  return 0;
+}

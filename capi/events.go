@@ -33,6 +33,7 @@ type cQueued struct {
 func (a *cQueued) ConnectionMade(t *core.Transport) {
 	if to := tobj(t); to.proto == nil {
 		to.proto = a.p
+		a.p.adopted = true
 	}
 	a.QueuedProtocol.ConnectionMade(t)
 }

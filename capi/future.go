@@ -22,16 +22,47 @@ type futureObj struct {
 // hostResult is a result set by the host (a pointer-sized value).
 type hostResult uintptr
 
-// releaseOnFailure runs release once fut has failed or was cancelled, or
-// when its loop closes before it completes: the userdata of an operation
-// that never produced an object is dropped exactly once.
-func releaseOnFailure(fut *core.Future, release func()) {
+// releaseUnlessAdopted runs d.release once fut is done, or when its loop
+// closes before it completes, unless an object of the operation took the
+// userdata over by then (d.adopted: its connection_made ran; it releases
+// the userdata after its connection_lost): the userdata of an operation
+// that failed, was cancelled or was completed by the host first
+// (set_result / set_exception) is dropped exactly once.
+func releaseUnlessAdopted(fut *core.Future, d *hostData) {
 	fut.AddDoneCallback(func(*core.Future) {}, func() {
-		if fut.Exception() != nil {
-			release()
+		if !d.adopted {
+			d.release()
 		}
 	}, nil)
 }
+
+// releaseUnlessServer is releaseUnlessAdopted for a server's on_connection
+// userdata: the server owns it once the future's result is the server.
+func releaseUnlessServer(fut *core.Future, d *hostData) {
+	fut.AddDoneCallback(func(*core.Future) {}, func() {
+		if v, err := fut.Result(); err != nil || !isServer(v) {
+			d.release()
+		}
+	}, nil)
+}
+
+// releaseAbandoned drops the C side of a server core closed on its own
+// (the host dropped the future leading to it unread, or
+// aloop_loop_close_force): its on_connection userdata and its handle (a
+// transport, an endpoint and a subprocess release theirs in OnRelease, as
+// always).
+func releaseAbandoned(obj any) {
+	if s, ok := obj.(*core.Server); ok {
+		if so, ok := s.Tag.(*serverObj); ok {
+			so.release()
+			if so.h != 0 {
+				servers.del(so.h)
+			}
+		}
+	}
+}
+
+func isServer(v any) bool { _, ok := v.(*core.Server); return ok }
 
 func newFutureObj(f *core.Future) *futureObj {
 	fo := &futureObj{f: f, refs: 1}
@@ -43,6 +74,7 @@ func (fo *futureObj) unref() {
 	fo.refs--
 	if fo.refs == 0 {
 		futures.del(fo.h)
+		fo.f.Forget() // off the loop's pending list (core.Loop.CloseForce)
 	}
 }
 
@@ -95,6 +127,8 @@ func aloop_future_free(fut C.uintptr_t) (rc C.int) {
 			return fail(C.ALOOP_EBADF, "future %#x was already freed", fo.h)
 		}
 		fo.released = true
+		// An object only this future leads to is closed (core/claim.go).
+		fo.f.Abandon(releaseAbandoned)
 		fo.unref()
 		return 0
 	})
@@ -121,7 +155,7 @@ func aloop_future_cancel(fut C.uintptr_t) (rc C.int) {
 //export aloop_future_set_result
 func aloop_future_set_result(fut C.uintptr_t, result C.uintptr_t) (rc C.int) {
 	defer guard(&rc)
-	return with(fut, getFuture, func(fo *futureObj) C.int { return failErrOrZero(fo.f.SetResult(hostResult(result))) })
+	return with(fut, getFuture, func(fo *futureObj) C.int { return failErrOrZero(fo.f.Override(hostResult(result), nil)) })
 }
 
 //export aloop_future_set_exception
@@ -139,7 +173,7 @@ func aloop_future_set_exception(fut C.uintptr_t, code C.int, message *C.char) (r
 	if msg == "" {
 		msg = C.GoString(C.aloop_strerror(code))
 	}
-	if err := fo.f.SetException(&core.CodedError{Code: int(code), Msg: msg}); err != nil {
+	if err := fo.f.Override(nil, &core.CodedError{Code: int(code), Msg: msg}); err != nil {
 		return failErr(err)
 	}
 	return 0
@@ -242,13 +276,17 @@ func aloop_future_add_done_callback(fut, cb, ud, free C.uintptr_t) (rc C.int) {
 		return fail(C.ALOOP_EINVAL, "callback is NULL")
 	}
 	inject()
-	o.handOff()
-	fo.refs++
 	fh := C.uintptr_t(fo.h)
-	fo.f.AddDoneCallback(func(*core.Future) { C.al_call_future_cb(cb, fh, ud) }, func() {
+	_, err := fo.f.AddDoneCallbackOpen(func(*core.Future) { C.al_call_future_cb(cb, fh, ud) }, func() {
 		callFree(free, ud)
 		fo.unref()
 	}, cbKey{cb, ud})
+	if err != nil {
+		o.release()
+		return failErr(err)
+	}
+	o.handOff()
+	fo.refs++
 	return 0
 }
 

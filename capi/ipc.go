@@ -46,7 +46,7 @@ import (
 // protocol's userdata is released if it fails (no protocol callback ran).
 func streamFuture(fut *core.Future, p *cProto, o *ownedUD, out *C.uintptr_t) C.int {
 	o.handOff()
-	releaseOnFailure(fut, p.release)
+	releaseUnlessAdopted(fut, &p.hostData)
 	*out = C.uintptr_t(newFutureObj(fut).h)
 	return 0
 }
@@ -152,7 +152,7 @@ func aloop_create_unix_server(loop C.uintptr_t, path *C.char, cb, ud, free C.uin
 		return failErr(err)
 	}
 	o.handOff()
-	releaseOnFailure(fut, so.release)
+	releaseUnlessServer(fut, &so.hostData)
 	*out = C.uintptr_t(newFutureObj(fut).h)
 	return 0
 }
@@ -282,6 +282,7 @@ type cDgQueued struct {
 func (a *cDgQueued) ConnectionMade(t *core.DatagramTransport) {
 	if do := dobj(t); do.proto == nil {
 		do.proto = a.p
+		a.p.adopted = true
 	}
 	a.QueuedDatagramProtocol.ConnectionMade(t)
 }
@@ -322,7 +323,11 @@ func dobj(t *core.DatagramTransport) *datagramObj {
 	return do
 }
 
-func datagramHandle(t *core.DatagramTransport) uintptr { return dobj(t).h }
+// datagramHandle is t's handle, for the host: t counts as claimed.
+func datagramHandle(t *core.DatagramTransport) uintptr {
+	t.Claim()
+	return dobj(t).h
+}
 
 func getDatagram(h C.uintptr_t) (*datagramObj, C.int) {
 	return lookupT(datagrams, h, "invalid or closed datagram handle", func(do *datagramObj) *core.Loop { return do.t.Loop() })
@@ -334,8 +339,10 @@ func (a *cDgAdapter) ConnectionMade(t *core.DatagramTransport) {
 	do := dobj(t)
 	if do.proto == nil {
 		do.proto = a.p
+		a.p.adopted = true
 	}
 	if f := a.p.fn[dConnectionMade]; f != 0 {
+		t.Claim()
 		C.al_dg_t(f, C.uintptr_t(do.h), a.p.ud)
 	}
 }
@@ -361,30 +368,31 @@ func (a *cDgAdapter) DatagramReceived(t *core.DatagramTransport, data []byte, ad
 	if ptr == nil {
 		ptr = do.host // a valid pointer for an empty datagram
 	}
+	t.Claim()
 	C.al_dg_data(f, C.uintptr_t(do.h), ptr, C.size_t(len(data)), do.host, do.port, a.p.ud)
 }
 
 func (a *cDgAdapter) ErrorReceived(t *core.DatagramTransport, err error) {
 	if f := a.p.fn[dErrorReceived]; f != 0 {
-		C.al_dg_err(f, C.uintptr_t(dobj(t).h), errCode(err), a.p.ud)
+		C.al_dg_err(f, C.uintptr_t(datagramHandle(t)), errCode(err), a.p.ud)
 	}
 }
 
 func (a *cDgAdapter) ConnectionLost(t *core.DatagramTransport, err error) {
 	if f := a.p.fn[dConnectionLost]; f != 0 {
-		C.al_dg_err(f, C.uintptr_t(dobj(t).h), errCode(err), a.p.ud)
+		C.al_dg_err(f, C.uintptr_t(datagramHandle(t)), errCode(err), a.p.ud)
 	}
 }
 
 func (a *cDgAdapter) PauseWriting(t *core.DatagramTransport) {
 	if f := a.p.fn[dPauseWriting]; f != 0 {
-		C.al_dg_t(f, C.uintptr_t(dobj(t).h), a.p.ud)
+		C.al_dg_t(f, C.uintptr_t(datagramHandle(t)), a.p.ud)
 	}
 }
 
 func (a *cDgAdapter) ResumeWriting(t *core.DatagramTransport) {
 	if f := a.p.fn[dResumeWriting]; f != 0 {
-		C.al_dg_t(f, C.uintptr_t(dobj(t).h), a.p.ud)
+		C.al_dg_t(f, C.uintptr_t(datagramHandle(t)), a.p.ud)
 	}
 }
 
@@ -450,7 +458,7 @@ func aloop_create_datagram_endpoint(loop C.uintptr_t, localHost *C.char, localPo
 		return failErr(err)
 	}
 	o.handOff()
-	releaseOnFailure(fut, p.release) // no protocol callback ran
+	releaseUnlessAdopted(fut, &p.hostData)
 	*out = C.uintptr_t(newFutureObj(fut).h)
 	return 0
 }

@@ -165,6 +165,16 @@ func aloop_loop_close(loop C.uintptr_t) (rc C.int) {
 	})
 }
 
+//export aloop_loop_close_force
+func aloop_loop_close_force(loop C.uintptr_t) (rc C.int) {
+	defer guard(&rc)
+	return with(loop, getLoopT, func(lo *loopObj) C.int {
+		err := lo.l.CloseForce(releaseAbandoned) // servers: capi/future.go
+		urgRelease()                             // capi/sigurg.go
+		return failErrOrZero(err)
+	})
+}
+
 //export aloop_loop_free
 func aloop_loop_free(loop C.uintptr_t) (rc C.int) {
 	defer guard(&rc)

@@ -97,7 +97,10 @@ func errCode(err error) C.int {
 		return C.int(ce.Code)
 	}
 	if en := core.Errno(err); en != 0 {
-		return -C.int(en)
+		// Only codes of the header's list; the message names the errno.
+		if c := -C.int(en); C.al_errno_listed(c) != 0 {
+			return c
+		}
 	}
 	return C.ALOOP_EUNKNOWN
 }
@@ -270,6 +273,7 @@ func (o *ownedUD) onPanic() {
 type hostData struct {
 	ud, free C.uintptr_t
 	released bool
+	adopted  bool // an object took the userdata over (its connection_made ran)
 }
 
 func (d *hostData) release() {

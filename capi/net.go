@@ -113,8 +113,10 @@ func (a *cAdapter) ConnectionMade(t *core.Transport) {
 	to := tobj(t)
 	if to.proto == nil {
 		to.proto = a.p
+		a.p.adopted = true
 	}
 	if f := a.p.fn[pConnectionMade]; f != 0 {
+		t.Claim()
 		C.al_proto_t(f, C.uintptr_t(to.h), a.p.ud)
 	}
 }
@@ -218,7 +220,12 @@ func releaseTransport(t *core.Transport) {
 	}
 }
 
-func transportHandle(t *core.Transport) uintptr { return tobj(t).h }
+// transportHandle is t's handle, for the host: t counts as claimed
+// (core/claim.go).
+func transportHandle(t *core.Transport) uintptr {
+	t.Claim()
+	return tobj(t).h
+}
 
 func transportHandleIfAny(t *core.Transport) uintptr {
 	if t == nil {
@@ -245,6 +252,7 @@ type serverObj struct {
 }
 
 func serverHandle(s *core.Server) uintptr {
+	s.Claim()
 	so, ok := s.Tag.(*serverObj)
 	if !ok {
 		so = &serverObj{hostData: hostData{released: true}}
@@ -337,7 +345,7 @@ func aloop_create_connection(loop C.uintptr_t, host *C.char, port C.int, proto *
 		p.release()
 		return failErr(err)
 	}
-	releaseOnFailure(fut, p.release) // no protocol callback ran
+	releaseUnlessAdopted(fut, &p.hostData)
 	*out = C.uintptr_t(newFutureObj(fut).h)
 	return 0
 }
@@ -415,7 +423,7 @@ func aloop_create_server(loop C.uintptr_t, host *C.char, port C.int, cb, ud, fre
 		so.release()
 		return failErr(err)
 	}
-	releaseOnFailure(fut, so.release)
+	releaseUnlessServer(fut, &so.hostData)
 	*out = C.uintptr_t(newFutureObj(fut).h)
 	return 0
 }

@@ -78,6 +78,7 @@ type procObj struct {
 }
 
 func subprocessHandle(p *core.Subprocess) uintptr {
+	p.Claim()
 	po := p.Tag.(*procObj)
 	if po.h == 0 {
 		po.h = subprocesses.put(p)
@@ -229,10 +230,14 @@ func spawnC(lo *loopObj, argv []string, proto *C.aloop_subprocess_protocol_t, o 
 		po.fn[i] = C.al_sp_field(proto, C.int(i))
 	}
 	so.Tag = po
-	so.OnRelease = func(*core.Subprocess) {
-		if po.h != 0 {
-			subprocesses.del(po.h)
+	so.OnRelease = func(p *core.Subprocess) {
+		if po.h == 0 {
+			// Never handed to the host: give it a handle that is stale
+			// from now on, so that aloop_future_result_subprocess read
+			// later makes no new one that nothing would release.
+			po.h = subprocesses.put(p)
 		}
+		subprocesses.del(po.h)
 		po.release()
 	}
 	o.handOff() // po owns the userdata from here

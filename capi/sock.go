@@ -358,7 +358,7 @@ func aloop_future_result_addr(fut C.uintptr_t, host *C.char, hostlen C.size_t, p
 		return failArg(fut, getFuture, "host and out_port are both NULL")
 	}
 	if host != nil && hostlen == 0 {
-		return fail(C.ALOOP_EINVAL, "hostlen is 0")
+		return failArg(fut, getFuture, "hostlen is 0")
 	}
 	inject()
 	v, rc := futureValue(fut)

@@ -11,6 +11,7 @@
 
 /* Defined in errors.c (the public prototypes are switched off here). */
 extern const char *aloop_strerror(int code);
+extern int al_errno_listed(int code); /* errors.c */
 /* Defined in threadstate.c. */
 extern void al_set_last_error(char *msg);
 extern const char *al_get_last_error(void);

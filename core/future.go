@@ -28,10 +28,49 @@ type Future struct {
 	cancelMsg string
 	callbacks []*doneCallback
 	onCancel  func() // runs inside Cancel, before the callbacks are scheduled
+
+	// The loop's list of pending futures (CloseForce cancels them).
+	prevP, nextP *Future
 }
 
-// NewFuture creates a pending future of loop l.
-func (l *Loop) NewFuture() *Future { return &Future{loop: l} }
+// NewFuture creates a pending future of loop l. Until it is done it is on
+// the loop's list of pending futures (CloseForce cancels them): a future
+// that will never be done and is dropped stays there until the loop
+// closes, unless Forget is called.
+func (l *Loop) NewFuture() *Future {
+	f := &Future{loop: l}
+	f.nextP = l.pendingFuts
+	if f.nextP != nil {
+		f.nextP.prevP = f
+	}
+	l.pendingFuts = f
+	return f
+}
+
+// unlinkPending takes f off its loop's list of pending futures.
+func (f *Future) unlinkPending() {
+	l := f.loop
+	if f.prevP != nil {
+		f.prevP.nextP = f.nextP
+	} else if l.pendingFuts == f {
+		l.pendingFuts = f.nextP
+	} else {
+		return // not on the list
+	}
+	if f.nextP != nil {
+		f.nextP.prevP = f.prevP
+	}
+	f.prevP, f.nextP = nil, nil
+}
+
+// Forget takes a pending future that nobody can complete any more off its
+// loop's list of pending futures (the C layer calls it once the host
+// released every reference to a future of its own).
+func (f *Future) Forget() {
+	if f.state == futurePending {
+		f.unlinkPending()
+	}
+}
 
 // Loop returns the future's loop.
 func (f *Future) Loop() *Loop { return f.loop }
@@ -66,6 +105,30 @@ func (f *Future) SetResult(v any) error {
 	f.result = v
 	f.schedule()
 	return nil
+}
+
+// Override completes the future on behalf of its holder rather than the
+// operation that made it (the C ABI's set_result / set_exception on the
+// future of a connection, a pipe, a server...): the future keeps v (or
+// err, when not nil), and the operation is abandoned as by Cancel (its
+// onCancel hook runs; the operations check Done and release what they
+// made). On a plain future it is SetResult / SetException.
+func (f *Future) Override(v any, err error) error {
+	if f.state != futurePending {
+		return ErrInvalidState
+	}
+	h := f.onCancel
+	f.onCancel = nil
+	var e error
+	if err != nil {
+		e = f.SetException(err)
+	} else {
+		e = f.SetResult(v)
+	}
+	if h != nil {
+		h()
+	}
+	return e
 }
 
 // SetException fails the future with err (must not be nil).
@@ -140,6 +203,16 @@ func (f *Future) AddDoneCallback(fn func(*Future), release func(), key any) *don
 	return cb
 }
 
+// AddDoneCallbackOpen is AddDoneCallback for a callback that must be able
+// to run: on a closed loop it registers nothing and returns ErrClosed
+// (release is not run; the caller still owns what it releases).
+func (f *Future) AddDoneCallbackOpen(fn func(*Future), release func(), key any) (*doneCallback, error) {
+	if f.loop.IsClosed() {
+		return nil, ErrClosed
+	}
+	return f.AddDoneCallback(fn, release, key), nil
+}
+
 // dropWaitingFutures releases the done-callbacks of futures still pending
 // when the loop closes: they can never run.
 func (l *Loop) dropWaitingFutures() {
@@ -192,6 +265,7 @@ func (f *Future) removeCallback(target *doneCallback) {
 }
 
 func (f *Future) schedule() {
+	f.unlinkPending()
 	cbs := f.callbacks
 	f.callbacks = nil
 	delete(f.loop.waiting, f)

@@ -185,6 +185,8 @@ type Loop struct {
 	// allocated-bytes counter then.
 	releasedAt      uint64
 	allocsAtRelease uint64
+	// pendingFuts lists the pending futures (future.go).
+	pendingFuts *Future
 }
 
 // NewLoop creates a loop.
@@ -670,6 +672,7 @@ func (l *Loop) Close() error {
 		h.finish()
 	}
 	l.dropWaitingFutures()
+	l.pendingFuts = nil // a closed loop cancels nothing any more (CloseForce)
 	if l.evq != nil {
 		l.evq.close()
 	}

@@ -48,6 +48,7 @@ type sendfileOp struct {
 
 	chunk   []byte      // fallback: read from the file, not sent yet
 	reading bool        // fallback: a goroutine reads the file
+	counted bool        // fallback: that read counts in Loop.objects
 	eof     bool        // fallback: the file is exhausted
 	stopped atomic.Bool // the operation ended: the reader gives up
 
@@ -86,10 +87,13 @@ func newSendfileOp(l *Loop, sock, file int, offset, count int64, fallback bool, 
 		op.badFile = &OpError{Op: "sendfile", Addr: "an offset on a file that cannot seek", Err: ErrInvalid}
 	}
 	fut.AddDoneCallback(func(f *Future) {
-		if f.Cancelled() {
-			op.complete(nil, false)
-		}
+		// Cancelled, or completed by its holder (Future.Override): the
+		// operation ends (complete keeps the future's outcome).
+		op.complete(nil, false)
 	}, nil, nil)
+	// The reader gives up at once, also when the callback above never runs
+	// (Loop.CloseForce drops it).
+	fut.onCancel = func() { op.stopped.Store(true) }
 	return op, nil
 }
 
@@ -102,6 +106,10 @@ func (op *sendfileOp) complete(err error, sockErr bool) int {
 	op.over = true
 	op.stopped.Store(true)
 	op.chunk = nil
+	// A read still under way no longer keeps the loop from closing: its
+	// reader gives up within readPollMs (readFileChunk) and its result is
+	// dropped.
+	op.uncountRead()
 	if op.sent > 0 && op.seekable {
 		unix.Seek(op.file, op.offset+op.sent, 0)
 	}
@@ -257,11 +265,12 @@ func (op *sendfileOp) startRead(remaining int64) {
 	buf := make([]byte, size)
 	pos := op.offset + op.sent
 	op.reading = true
+	op.counted = true
 	l.objects++
 	go func() {
 		n, err := readFileChunk(op, buf, pos)
 		l.CallSoonThreadsafe(func() {
-			l.objects--
+			op.uncountRead()
 			op.reading = false
 			if op.over {
 				return
@@ -280,13 +289,32 @@ func (op *sendfileOp) startRead(remaining int64) {
 	}()
 }
 
+func (op *sendfileOp) uncountRead() {
+	if op.counted {
+		op.counted = false
+		op.loop.objects--
+	}
+}
+
+// readPollMs bounds how long the fallback's reader waits for a file that
+// cannot seek before it checks whether the operation stopped.
+const readPollMs = 100
+
 // readFileChunk reads at pos (or at the current position of a file that
-// cannot seek), waiting for a non-blocking one; it gives up once the
-// operation stopped.
+// cannot seek); it gives up once the operation stopped. A file that cannot
+// seek (a pipe, a socket, a terminal) is polled before each read, in steps
+// of readPollMs: a blocking one that never gives data nor EOF would
+// otherwise hold the reader in read(2) for good, after a cancel too.
 func readFileChunk(op *sendfileOp, buf []byte, pos int64) (int, error) {
 	for !op.stopped.Load() {
 		var n int
 		var err error
+		if !op.seekable {
+			fds := []unix.PollFd{{Fd: int32(op.file), Events: unix.POLLIN}}
+			if k, perr := unix.Poll(fds, readPollMs); perr == unix.EINTR || (perr == nil && k == 0) {
+				continue
+			}
+		}
 		if op.seekable {
 			n, err = unix.Pread(op.file, buf, pos)
 		} else {
@@ -299,7 +327,7 @@ func readFileChunk(op *sendfileOp, buf []byte, pos int64) (int, error) {
 			continue
 		case unix.EAGAIN:
 			fds := []unix.PollFd{{Fd: int32(op.file), Events: unix.POLLIN}}
-			unix.Poll(fds, 100)
+			unix.Poll(fds, readPollMs)
 			continue
 		}
 		return 0, err

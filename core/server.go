@@ -39,6 +39,7 @@ type listener struct {
 
 // Server is a listening server (asyncio's Server).
 type Server struct {
+	claimed   bool // its holder has it (claim.go)
 	loop      *Loop
 	listeners []*listener
 	factory   ConnectionFactory

@@ -516,7 +516,22 @@ func (l *Loop) SockSendto(fd int, data []byte, addr unix.Sockaddr) (*Future, err
 }
 
 func (l *Loop) sockSendto(fut *Future, fd int, data []byte, addr unix.Sockaddr, copied bool) {
-	run := func() bool {
+	run := sendtoRun(fut, fd, data, addr)
+	op := &sockOp{fut: fut}
+	if !l.sockQueued(fd, true) && run() {
+		return
+	}
+	if !copied {
+		data = append([]byte(nil), data...)
+		run = sendtoRun(fut, fd, data, addr)
+	}
+	op.run = run
+	l.sockStart(fd, true, op, true)
+}
+
+// sendtoRun is the run of a sock_sendto of data to addr.
+func sendtoRun(fut *Future, fd int, data []byte, addr unix.Sockaddr) func() bool {
+	return func() bool {
 		for {
 			err := unix.Sendto(fd, data, unix.MSG_NOSIGNAL, addr)
 			if err == unix.EINTR {
@@ -533,15 +548,6 @@ func (l *Loop) sockSendto(fut *Future, fd int, data []byte, addr unix.Sockaddr, 
 			return true
 		}
 	}
-	op := &sockOp{fut: fut}
-	if !l.sockQueued(fd, true) && run() {
-		return
-	}
-	if !copied {
-		data = append([]byte(nil), data...)
-	}
-	op.run = run
-	l.sockStart(fd, true, op, true)
 }
 
 // SockSendtoHost is SockSendto to host:port, resolved first for the
@@ -564,7 +570,7 @@ func (l *Loop) SockSendtoHost(fd int, data []byte, host string, port int) (*Futu
 		return fut, nil
 	}
 	data = append([]byte(nil), data...)
-	l.sockResolve(fut, fd, host, port, func(sa unix.Sockaddr) { l.sockSendto(fut, fd, data, sa, true) })
+	l.sockResolve(fut, fd, host, port, func(sa unix.Sockaddr) func() bool { return sendtoRun(fut, fd, data, sa) })
 	return fut, nil
 }
 
@@ -609,11 +615,19 @@ func adaptFamily(sa unix.Sockaddr, fam int) (unix.Sockaddr, error) {
 	return sa, nil
 }
 
-// sockResolve resolves host for fd's family on a goroutine, then calls next
-// on the loop thread (unless fut was cancelled meanwhile).
-func (l *Loop) sockResolve(fut *Future, fd int, host string, port int, next func(unix.Sockaddr)) {
+// sockResolve resolves host for fd's family on a goroutine, then runs the
+// operation next makes for the address on the loop thread (unless fut was
+// cancelled meanwhile). While the name is resolved the operation already
+// holds its place in fd's write queue (idle: the fd is not watched), so the
+// fd counts as used by a sock_* operation from the start: add_reader /
+// add_writer on it are EBUSY (they once succeeded, and the operation then
+// took the fd over and left it counted as watched for good), and a later
+// sock_sendall on it runs after the connect, in the order of the calls.
+func (l *Loop) sockResolve(fut *Future, fd int, host string, port int, next func(unix.Sockaddr) func() bool) {
 	fam := sockDomain(fd)
 	st := sockType(fd)
+	hold := &sockOp{fut: fut, idle: true, run: func() bool { return false }}
+	l.sockStart(fd, true, hold, true)
 	l.lookup(host, itoa(port), fam, st, 0, 0, func(res []AddrInfo, err error) {
 		if fut.Done() {
 			return
@@ -627,7 +641,13 @@ func (l *Loop) sockResolve(fut *Future, fd int, host string, port int, next func
 			fut.SetException(err)
 			return
 		}
-		next(sa)
+		hold.run = next(sa)
+		hold.idle = false
+		if e := l.entry(fd, false); e != nil {
+			if sf, ok := e.owner.(*sockFd); ok {
+				sf.kick()
+			}
+		}
 	})
 }
 
@@ -650,7 +670,7 @@ func (l *Loop) SockConnect(fd int, host string, port int) (*Future, error) {
 		l.sockConnect(fut, fd, sa)
 		return fut, nil
 	}
-	l.sockResolve(fut, fd, host, port, func(sa unix.Sockaddr) { l.sockConnect(fut, fd, sa) })
+	l.sockResolve(fut, fd, host, port, func(sa unix.Sockaddr) func() bool { return connectRun(fut, fd, sa) })
 	return fut, nil
 }
 
@@ -668,6 +688,12 @@ func (l *Loop) SockConnectAddr(fd int, sa unix.Sockaddr) (*Future, error) {
 }
 
 func (l *Loop) sockConnect(fut *Future, fd int, sa unix.Sockaddr) {
+	// A connect waits for writability: it queues with the writers.
+	l.sockStart(fd, true, &sockOp{fut: fut, run: connectRun(fut, fd, sa)})
+}
+
+// connectRun is the run of a sock_connect to sa.
+func connectRun(fut *Future, fd int, sa unix.Sockaddr) func() bool {
 	started := false
 	fail := func(err error) bool {
 		fut.SetException(&OpError{Op: "connect", Addr: sockaddrDisplayName(sa), Err: err})
@@ -699,8 +725,7 @@ func (l *Loop) sockConnect(fut *Future, fd int, sa unix.Sockaddr) {
 		fut.SetResult(nil)
 		return true
 	}
-	// A connect waits for writability: it queues with the writers.
-	l.sockStart(fd, true, &sockOp{fut: fut, run: run})
+	return run
 }
 
 func sockaddrDisplayName(sa unix.Sockaddr) string {

@@ -11,6 +11,7 @@ type startable interface {
 	start() // runs ConnectionMade, then starts reading
 	forceClose(err error)
 	lostBeforeMade() bool
+	Close()
 }
 
 // lostBeforeMade: the start failed (connection_lost is scheduled and
@@ -19,8 +20,11 @@ func (t *Transport) lostBeforeMade() bool         { return t.lostScheduled && !t
 func (t *DatagramTransport) lostBeforeMade() bool { return t.lostScheduled && !t.started }
 
 // startThenResolve starts t on the next iteration and resolves fut with it;
-// when fut was cancelled meanwhile, t is closed without any callback (the
-// caller never saw it).
+// when fut was cancelled (or completed by its holder, Override) meanwhile, t
+// is closed without any callback (the caller never saw it). When that
+// happens from inside ConnectionMade, t is closed (asyncio closes the
+// transport when create_connection's waiter is cancelled): its
+// connection_lost follows, and its protocol stays attached until then.
 func (l *Loop) startThenResolve(fut *Future, t startable) {
 	l.CallSoon(func() {
 		if fut.Done() {
@@ -29,6 +33,10 @@ func (l *Loop) startThenResolve(fut *Future, t startable) {
 		}
 		t.start()
 		if t.lostBeforeMade() {
+			return
+		}
+		if fut.Done() {
+			t.Close()
 			return
 		}
 		fut.SetResult(t)

@@ -87,13 +87,14 @@ func (BaseSubprocessProtocol) ResumeWriting(*Subprocess)                  {}
 
 // Subprocess is the subprocess transport.
 type Subprocess struct {
-	loop  *Loop
-	proto SubprocessProtocol
-	fut   *Future
-	pid   int
-	pidfd int // -1 without pidfd
-	pe    *fdEntry
-	pipes [3]*Transport // nil when not a pipe, or once the pipe is lost
+	claimed bool // its holder has it (claim.go)
+	loop    *Loop
+	proto   SubprocessProtocol
+	fut     *Future
+	pid     int
+	pidfd   int // -1 without pidfd
+	pe      *fdEntry
+	pipes   [3]*Transport // nil when not a pipe, or once the pipe is lost
 
 	mu     sync.Mutex // without pidfd: orders reaping and signalling
 	reaped bool       // without pidfd: guarded by mu

@@ -407,6 +407,11 @@ func (L *tlsLayer) handshakeDone(err error) {
 		L.app = nil
 		t.SetProtocol(app)
 		t.guard("connection_made", func() { app.ConnectionMade(t) })
+		if L.fut != nil && L.fut.Done() {
+			// Cancelled or completed by its holder inside connection_made:
+			// closed, as startThenResolve does.
+			t.Close()
+		}
 	}
 	if L.fut != nil && !L.fut.Done() {
 		L.fut.SetResult(t)

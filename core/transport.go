@@ -82,6 +82,7 @@ type Transport struct {
 	readEOF       bool
 	lostScheduled bool
 	lost          bool
+	claimed       bool   // its holder has it (claim.go)
 	dropped       int    // buffered bytes discarded by forceClose
 	forced        bool   // closed by abort or an error (no graceful close)
 	closePending  bool   // scheduleClose's callback is pending

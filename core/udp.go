@@ -69,6 +69,7 @@ type dgram struct {
 
 // DatagramTransport is asyncio's DatagramTransport.
 type DatagramTransport struct {
+	claimed   bool // its holder has it (claim.go)
 	loop      *Loop
 	fd        int
 	e         *fdEntry

@@ -168,36 +168,69 @@ extern "C" {
 /* ------------------------------------------------------------------------ */
 
 /* X(name, value, message). Values equal -errno on Linux where one exists;
- * library-specific codes are below -3000. */
+ * library-specific codes are below -3000. Every code a function of this
+ * header returns (and every error code it passes to a callback) is one of
+ * this list, with one exception: a code the host chose itself (given to
+ * aloop_future_set_exception, returned by an on_connection callback, put
+ * in an exception handler's context) comes back exactly as it was given.
+ * An OS error this list does not name is ALOOP_EUNKNOWN; the detailed
+ * message (aloop_last_error, aloop_future_error_message) still names it. */
 #define ALOOP_ERRNO_MAP(X)                                                     \
   X(EPERM, -1, "operation not permitted")                                     \
   X(ENOENT, -2, "no such file or directory")                                  \
+  X(ESRCH, -3, "no such process")                                             \
   X(EINTR, -4, "interrupted system call")                                     \
   X(EIO, -5, "i/o error")                                                     \
+  X(E2BIG, -7, "argument list too long")                                      \
+  X(ENOEXEC, -8, "exec format error")                                         \
   X(EBADF, -9, "bad handle or file descriptor")                               \
+  X(ECHILD, -10, "no child processes")                                        \
   X(EAGAIN, -11, "resource temporarily unavailable")                          \
   X(ENOMEM, -12, "not enough memory")                                         \
   X(EACCES, -13, "permission denied")                                         \
+  X(EFAULT, -14, "bad address")                                               \
   X(EBUSY, -16, "resource busy")                                              \
   X(EEXIST, -17, "already exists")                                            \
+  X(ENOTDIR, -20, "not a directory")                                          \
+  X(EISDIR, -21, "is a directory")                                            \
   X(EINVAL, -22, "invalid argument")                                          \
+  X(ENFILE, -23, "too many open files in system")                             \
   X(EMFILE, -24, "too many open files")                                       \
+  X(ETXTBSY, -26, "text file busy")                                           \
+  X(ENOSPC, -28, "no space left on device")                                   \
+  X(ESPIPE, -29, "illegal seek")                                              \
+  X(EROFS, -30, "read-only file system")                                      \
   X(EPIPE, -32, "broken pipe")                                                \
+  X(ENAMETOOLONG, -36, "file name too long")                                  \
   X(ENOSYS, -38, "function not implemented")                                  \
+  X(ELOOP, -40, "too many levels of symbolic links")                          \
   X(ENOTSOCK, -88, "not a socket")                                            \
+  X(EDESTADDRREQ, -89, "destination address required")                        \
+  X(EMSGSIZE, -90, "message too long")                                        \
+  X(EPROTOTYPE, -91, "protocol wrong type for socket")                        \
+  X(ENOPROTOOPT, -92, "protocol not available")                               \
+  X(EPROTONOSUPPORT, -93, "protocol not supported")                           \
+  X(ESOCKTNOSUPPORT, -94, "socket type not supported")                        \
+  X(EOPNOTSUPP, -95, "operation not supported")                               \
+  X(EAFNOSUPPORT, -97, "address family not supported")                        \
   X(EADDRINUSE, -98, "address already in use")                                \
   X(EADDRNOTAVAIL, -99, "address not available")                              \
+  X(ENETDOWN, -100, "network is down")                                        \
   X(ENETUNREACH, -101, "network is unreachable")                              \
   X(ECONNABORTED, -103, "connection aborted")                                 \
   X(ECONNRESET, -104, "connection reset by peer")                             \
   X(ENOBUFS, -105, "no buffer space available")                               \
+  X(EISCONN, -106, "socket is already connected")                             \
   X(ENOTCONN, -107, "socket is not connected")                                \
+  X(ESHUTDOWN, -108, "cannot send after socket shutdown")                     \
   X(ETIMEDOUT, -110, "connection timed out")                                  \
   X(ECONNREFUSED, -111, "connection refused")                                 \
+  X(EHOSTDOWN, -112, "host is down")                                          \
   X(EHOSTUNREACH, -113, "host is unreachable")                                \
   X(EALREADY, -114, "operation already in progress")                          \
+  X(EINPROGRESS, -115, "operation now in progress")                           \
   X(ECANCELED, -125, "operation canceled")                                    \
-  X(EPANIC, -3000, "internal error (a panic was recovered)")                 \
+  X(EPANIC, -3000, "internal error (a panic was recovered)")                  \
   X(ECLOSED, -3001, "object is closed")                                       \
   X(ESTATE, -3002, "invalid state")                                           \
   X(ENOTLOOPTHREAD, -3003, "called from a thread other than the loop's")      \
@@ -748,6 +781,34 @@ int aloop_loop_new(aloop_loop_t **out_loop);
  * executor jobs). The handle stays valid (for aloop_loop_is_closed) until
  * aloop_loop_free(). */
 int aloop_loop_close(aloop_loop_t *loop);
+/* Closes the loop whatever is still alive on it: the close for hosts that
+ * release objects from a garbage collector or at exit and cannot wait for
+ * connection_lost and retry aloop_loop_close (sqlite3_close_v2 plays this
+ * part there). Before it returns:
+ *  - every transport (a subprocess's pipes too), datagram endpoint and
+ *    server of the loop is closed at once, its socket closed (no graceful
+ *    close: unsent data is dropped) and its handle released, as after
+ *    connection_lost / aloop_server_free;
+ *  - every subprocess is closed (a running child is killed; the library
+ *    reaps it) and its handle released; fd watchers (aloop_add_reader /
+ *    aloop_add_writer), signal handlers, pending callbacks and timers are
+ *    removed;
+ *  - every pending future of the loop is cancelled (sock_* operations,
+ *    connections, name lookups, executor jobs, futures of aloop_future_new
+ *    still referenced...), and the loop is closed (aloop_loop_is_closed).
+ * No callback of the host runs: no protocol callback (connection_lost
+ * neither), no done-callback, scheduled callback, timer, watcher or signal
+ * handler. Every free_cb of every userdata the loop held (protocols,
+ * on_connection, callbacks, watchers, done-callbacks) runs exactly once,
+ * inside this call. What the host still holds stays its own: future
+ * handles until aloop_future_free (done, cancelled), the loop handle until
+ * aloop_loop_free; every other handle of the loop is stale (ALOOP_EBADF),
+ * so that releasing it again is harmless. Goroutines of operations under
+ * way (getaddrinfo, executor jobs) end on their own; their results are
+ * dropped. On the loop's thread only; ALOOP_EBUSY while the loop runs (not
+ * from one of its callbacks); on a closed loop it does nothing and returns
+ * 0. */
+int aloop_loop_close_force(aloop_loop_t *loop);
 /* Closes the loop (as aloop_loop_close) and releases its handle. */
 int aloop_loop_free(aloop_loop_t *loop);
 /* Runs the loop in the given mode on the calling thread. Returns 0, or
@@ -878,7 +939,15 @@ int aloop_handle_when(aloop_handle_t *handle, double *out_when);
 int aloop_future_new(aloop_loop_t *loop, aloop_future_t **out_future);
 /* Releases the caller's reference; done-callbacks already added still run,
  * and the handle stays valid for them (it is passed to them) until the last
- * one has run. Freeing twice returns ALOOP_EBADF. */
+ * one has run. Freeing twice returns ALOOP_EBADF.
+ * An object the future resolves to (now or once it completes) that the host
+ * never received (its result was not read and no callback was given its
+ * handle: a server, or a transport, endpoint or subprocess whose protocol
+ * has no connection_made) is closed then, since nothing could reach it any
+ * more: a transport or endpoint gracefully (its connection_lost runs), a
+ * server stops listening (its on_connection free_cb runs), a subprocess as
+ * by aloop_subprocess_close (a running child is killed); free_cb runs as
+ * after any close. */
 int aloop_future_free(aloop_future_t *future);
 /* 1 if done, 0 if not, or error. */
 int aloop_future_done(aloop_future_t *future);
@@ -886,10 +955,21 @@ int aloop_future_done(aloop_future_t *future);
 int aloop_future_cancelled(aloop_future_t *future);
 /* Cancels the future: returns 1 if it was cancelled, 0 if already done. */
 int aloop_future_cancel(aloop_future_t *future);
-/* Marks the future done with a result; ALOOP_ESTATE if already done. */
+/* Marks the future done with a result; ALOOP_ESTATE if already done.
+ * On the future of a library operation (a connection, a server, a pipe, an
+ * endpoint, a subprocess, a sock_* operation...) the host completing it
+ * first abandons the operation, as aloop_future_cancel does: what the
+ * operation made is closed and released without any protocol callback, the
+ * protocol's free_cb runs, and the future keeps the host's result (its
+ * result getters return it, or ALOOP_EINVAL for another kind). From inside
+ * connection_made (the future is still pending then), cancelling or
+ * completing the future closes the new transport: connection_lost follows,
+ * and free_cb runs after it (asyncio closes the transport when
+ * create_connection is cancelled). */
 int aloop_future_set_result(aloop_future_t *future, void *result);
 /* Marks the future failed with an ALOOP_E* code (< 0) and an optional
- * message; ALOOP_ESTATE if already done. */
+ * message; ALOOP_ESTATE if already done. On the future of a library
+ * operation: as aloop_future_set_result. */
 int aloop_future_set_exception(aloop_future_t *future, int error,
                                const char *message);
 /* Returns 0 and the result; the future's error code if it failed;
@@ -907,7 +987,11 @@ int aloop_future_exception(aloop_future_t *future);
 /* Copies the failure message (see aloop_last_error for the return value). */
 int aloop_future_error_message(aloop_future_t *future, char *buf,
                                size_t buflen);
-/* Adds a done-callback (scheduled with call_soon once the future is done). */
+/* Adds a done-callback (scheduled with call_soon once the future is done).
+ * ALOOP_ECLOSED when the future's loop is closed (the callback could never
+ * run): nothing is registered and free_cb runs inside the call, as for any
+ * failure. A callback added before the loop closed whose future is still
+ * pending is dropped by aloop_loop_close (its free_cb runs, it never). */
 int aloop_future_add_done_callback(aloop_future_t *future, aloop_future_cb cb,
                                    void *userdata, aloop_free_cb free_cb);
 /* Removes every done-callback with this cb and userdata; returns how many. */
@@ -1389,7 +1473,10 @@ int aloop_subprocess_shell(aloop_loop_t *loop, const char *cmd,
                            void *userdata, aloop_free_cb free_cb,
                            const aloop_subprocess_options_t *options,
                            aloop_future_t **out_future);
-/* As aloop_future_result, for the future of aloop_subprocess_exec/shell. */
+/* As aloop_future_result, for the future of aloop_subprocess_exec/shell.
+ * The handle is valid until the subprocess is released (after its
+ * connection_lost, or by aloop_loop_close); read after that, it is a stale
+ * handle (ALOOP_EBADF everywhere), never a new one to release. */
 int aloop_future_result_subprocess(aloop_future_t *future,
                                    aloop_subprocess_t **out_proc);
 /* The child's process id (> 0), or an error. */

@@ -114,7 +114,10 @@ type droppedLoop struct {
 }
 
 // closeDroppedLoop closes a loop nobody can reach any more (nothing of it
-// is scheduled or open: those would reach it).
+// is scheduled: that would reach it). What may still be open on it (servers
+// nobody references, which keep serving while the loop lives) goes with
+// aloop_loop_close_force, so that the loop is always freed (aloop_loop_free
+// alone refused a busy loop, which then leaked with its sockets).
 func closeDroppedLoop(d droppedLoop) {
 	if d.debug.Load() {
 		fmt.Fprintf(os.Stderr, "asyncloop: a Loop created at %s was garbage collected without Close\n", d.created)
@@ -122,6 +125,7 @@ func closeDroppedLoop(d droppedLoop) {
 	loopsMu.Lock()
 	delete(loops, d.h)
 	loopsMu.Unlock()
+	lib.loopCloseForce(d.h)
 	lib.loopFree(d.h)
 }
 

@@ -15,86 +15,140 @@ const (
 // Error codes of the library (ALOOP_E* in include/asyncloop.h). They are
 // negative; where an errno exists the code equals -errno on Linux.
 const (
-	EPERM          = -1
-	ENOENT         = -2
-	EINTR          = -4
-	EIO            = -5
-	EBADF          = -9
-	EAGAIN         = -11
-	ENOMEM         = -12
-	EACCES         = -13
-	EBUSY          = -16
-	EEXIST         = -17
-	EINVAL         = -22
-	EMFILE         = -24
-	EPIPE          = -32
-	ENOSYS         = -38
-	ENOTSOCK       = -88
-	EADDRINUSE     = -98
-	EADDRNOTAVAIL  = -99
-	ENETUNREACH    = -101
-	ECONNABORTED   = -103
-	ECONNRESET     = -104
-	ENOBUFS        = -105
-	ENOTCONN       = -107
-	ETIMEDOUT      = -110
-	ECONNREFUSED   = -111
-	EHOSTUNREACH   = -113
-	EALREADY       = -114
-	ECANCELED      = -125
-	EPANIC         = -3000
-	ECLOSED        = -3001
-	ESTATE         = -3002
-	ENOTLOOPTHREAD = -3003
-	ERESOLVE       = -3004
-	ESTOPPED       = -3005
-	ENOSPACE       = -3006
-	ETLS           = -3007
-	ECERT          = -3008
-	ENOLOOP        = -3009
-	EUNKNOWN       = -3999
+	EPERM           = -1
+	ENOENT          = -2
+	ESRCH           = -3
+	EINTR           = -4
+	EIO             = -5
+	E2BIG           = -7
+	ENOEXEC         = -8
+	EBADF           = -9
+	ECHILD          = -10
+	EAGAIN          = -11
+	ENOMEM          = -12
+	EACCES          = -13
+	EFAULT          = -14
+	EBUSY           = -16
+	EEXIST          = -17
+	ENOTDIR         = -20
+	EISDIR          = -21
+	EINVAL          = -22
+	ENFILE          = -23
+	EMFILE          = -24
+	ETXTBSY         = -26
+	ENOSPC          = -28
+	ESPIPE          = -29
+	EROFS           = -30
+	EPIPE           = -32
+	ENAMETOOLONG    = -36
+	ENOSYS          = -38
+	ELOOP           = -40
+	ENOTSOCK        = -88
+	EDESTADDRREQ    = -89
+	EMSGSIZE        = -90
+	EPROTOTYPE      = -91
+	ENOPROTOOPT     = -92
+	EPROTONOSUPPORT = -93
+	ESOCKTNOSUPPORT = -94
+	EOPNOTSUPP      = -95
+	EAFNOSUPPORT    = -97
+	EADDRINUSE      = -98
+	EADDRNOTAVAIL   = -99
+	ENETDOWN        = -100
+	ENETUNREACH     = -101
+	ECONNABORTED    = -103
+	ECONNRESET      = -104
+	ENOBUFS         = -105
+	EISCONN         = -106
+	ENOTCONN        = -107
+	ESHUTDOWN       = -108
+	ETIMEDOUT       = -110
+	ECONNREFUSED    = -111
+	EHOSTDOWN       = -112
+	EHOSTUNREACH    = -113
+	EALREADY        = -114
+	EINPROGRESS     = -115
+	ECANCELED       = -125
+	EPANIC          = -3000
+	ECLOSED         = -3001
+	ESTATE          = -3002
+	ENOTLOOPTHREAD  = -3003
+	ERESOLVE        = -3004
+	ESTOPPED        = -3005
+	ENOSPACE        = -3006
+	ETLS            = -3007
+	ECERT           = -3008
+	ENOLOOP         = -3009
+	EUNKNOWN        = -3999
 )
 
 // errorTable mirrors ALOOP_ERRNO_MAP: code -> {name without ALOOP_, message}.
 var errorTable = map[int][2]string{
-	EPERM:          {"EPERM", "operation not permitted"},
-	ENOENT:         {"ENOENT", "no such file or directory"},
-	EINTR:          {"EINTR", "interrupted system call"},
-	EIO:            {"EIO", "i/o error"},
-	EBADF:          {"EBADF", "bad handle or file descriptor"},
-	EAGAIN:         {"EAGAIN", "resource temporarily unavailable"},
-	ENOMEM:         {"ENOMEM", "not enough memory"},
-	EACCES:         {"EACCES", "permission denied"},
-	EBUSY:          {"EBUSY", "resource busy"},
-	EEXIST:         {"EEXIST", "already exists"},
-	EINVAL:         {"EINVAL", "invalid argument"},
-	EMFILE:         {"EMFILE", "too many open files"},
-	EPIPE:          {"EPIPE", "broken pipe"},
-	ENOSYS:         {"ENOSYS", "function not implemented"},
-	ENOTSOCK:       {"ENOTSOCK", "not a socket"},
-	EADDRINUSE:     {"EADDRINUSE", "address already in use"},
-	EADDRNOTAVAIL:  {"EADDRNOTAVAIL", "address not available"},
-	ENETUNREACH:    {"ENETUNREACH", "network is unreachable"},
-	ECONNABORTED:   {"ECONNABORTED", "connection aborted"},
-	ECONNRESET:     {"ECONNRESET", "connection reset by peer"},
-	ENOBUFS:        {"ENOBUFS", "no buffer space available"},
-	ENOTCONN:       {"ENOTCONN", "socket is not connected"},
-	ETIMEDOUT:      {"ETIMEDOUT", "connection timed out"},
-	ECONNREFUSED:   {"ECONNREFUSED", "connection refused"},
-	EHOSTUNREACH:   {"EHOSTUNREACH", "host is unreachable"},
-	EALREADY:       {"EALREADY", "operation already in progress"},
-	ECANCELED:      {"ECANCELED", "operation canceled"},
-	EPANIC:         {"EPANIC", "internal error (a panic was recovered)"},
-	ECLOSED:        {"ECLOSED", "object is closed"},
-	ESTATE:         {"ESTATE", "invalid state"},
-	ENOTLOOPTHREAD: {"ENOTLOOPTHREAD", "called from a thread other than the loop's"},
-	ERESOLVE:       {"ERESOLVE", "name resolution failed"},
-	ESTOPPED:       {"ESTOPPED", "loop stopped before the future completed"},
-	ENOSPACE:       {"ENOSPACE", "buffer too small"},
-	ETLS:           {"ETLS", "TLS error"},
-	ECERT:          {"ECERT", "certificate verification failed"},
-	ENOLOOP:        {"ENOLOOP", "no current event loop in this thread"},
-	EUNKNOWN:       {"EUNKNOWN", "unknown error"},
+	EPERM:           {"EPERM", "operation not permitted"},
+	ENOENT:          {"ENOENT", "no such file or directory"},
+	ESRCH:           {"ESRCH", "no such process"},
+	EINTR:           {"EINTR", "interrupted system call"},
+	EIO:             {"EIO", "i/o error"},
+	E2BIG:           {"E2BIG", "argument list too long"},
+	ENOEXEC:         {"ENOEXEC", "exec format error"},
+	EBADF:           {"EBADF", "bad handle or file descriptor"},
+	ECHILD:          {"ECHILD", "no child processes"},
+	EAGAIN:          {"EAGAIN", "resource temporarily unavailable"},
+	ENOMEM:          {"ENOMEM", "not enough memory"},
+	EACCES:          {"EACCES", "permission denied"},
+	EFAULT:          {"EFAULT", "bad address"},
+	EBUSY:           {"EBUSY", "resource busy"},
+	EEXIST:          {"EEXIST", "already exists"},
+	ENOTDIR:         {"ENOTDIR", "not a directory"},
+	EISDIR:          {"EISDIR", "is a directory"},
+	EINVAL:          {"EINVAL", "invalid argument"},
+	ENFILE:          {"ENFILE", "too many open files in system"},
+	EMFILE:          {"EMFILE", "too many open files"},
+	ETXTBSY:         {"ETXTBSY", "text file busy"},
+	ENOSPC:          {"ENOSPC", "no space left on device"},
+	ESPIPE:          {"ESPIPE", "illegal seek"},
+	EROFS:           {"EROFS", "read-only file system"},
+	EPIPE:           {"EPIPE", "broken pipe"},
+	ENAMETOOLONG:    {"ENAMETOOLONG", "file name too long"},
+	ENOSYS:          {"ENOSYS", "function not implemented"},
+	ELOOP:           {"ELOOP", "too many levels of symbolic links"},
+	ENOTSOCK:        {"ENOTSOCK", "not a socket"},
+	EDESTADDRREQ:    {"EDESTADDRREQ", "destination address required"},
+	EMSGSIZE:        {"EMSGSIZE", "message too long"},
+	EPROTOTYPE:      {"EPROTOTYPE", "protocol wrong type for socket"},
+	ENOPROTOOPT:     {"ENOPROTOOPT", "protocol not available"},
+	EPROTONOSUPPORT: {"EPROTONOSUPPORT", "protocol not supported"},
+	ESOCKTNOSUPPORT: {"ESOCKTNOSUPPORT", "socket type not supported"},
+	EOPNOTSUPP:      {"EOPNOTSUPP", "operation not supported"},
+	EAFNOSUPPORT:    {"EAFNOSUPPORT", "address family not supported"},
+	EADDRINUSE:      {"EADDRINUSE", "address already in use"},
+	EADDRNOTAVAIL:   {"EADDRNOTAVAIL", "address not available"},
+	ENETDOWN:        {"ENETDOWN", "network is down"},
+	ENETUNREACH:     {"ENETUNREACH", "network is unreachable"},
+	ECONNABORTED:    {"ECONNABORTED", "connection aborted"},
+	ECONNRESET:      {"ECONNRESET", "connection reset by peer"},
+	ENOBUFS:         {"ENOBUFS", "no buffer space available"},
+	EISCONN:         {"EISCONN", "socket is already connected"},
+	ENOTCONN:        {"ENOTCONN", "socket is not connected"},
+	ESHUTDOWN:       {"ESHUTDOWN", "cannot send after socket shutdown"},
+	ETIMEDOUT:       {"ETIMEDOUT", "connection timed out"},
+	ECONNREFUSED:    {"ECONNREFUSED", "connection refused"},
+	EHOSTDOWN:       {"EHOSTDOWN", "host is down"},
+	EHOSTUNREACH:    {"EHOSTUNREACH", "host is unreachable"},
+	EALREADY:        {"EALREADY", "operation already in progress"},
+	EINPROGRESS:     {"EINPROGRESS", "operation now in progress"},
+	ECANCELED:       {"ECANCELED", "operation canceled"},
+	EPANIC:          {"EPANIC", "internal error (a panic was recovered)"},
+	ECLOSED:         {"ECLOSED", "object is closed"},
+	ESTATE:          {"ESTATE", "invalid state"},
+	ENOTLOOPTHREAD:  {"ENOTLOOPTHREAD", "called from a thread other than the loop's"},
+	ERESOLVE:        {"ERESOLVE", "name resolution failed"},
+	ESTOPPED:        {"ESTOPPED", "loop stopped before the future completed"},
+	ENOSPACE:        {"ENOSPACE", "buffer too small"},
+	ETLS:            {"ETLS", "TLS error"},
+	ECERT:           {"ECERT", "certificate verification failed"},
+	ENOLOOP:         {"ENOLOOP", "no current event loop in this thread"},
+	EUNKNOWN:        {"EUNKNOWN", "unknown error"},
 }
 
 // abi holds one Go function per function of include/asyncloop.h (lib.go
@@ -109,6 +163,7 @@ type abi struct {
 	runtimeStats                  func(out unsafe.Pointer) int32
 	loopNew                       func(outLoop *uintptr) int32
 	loopClose                     func(loop uintptr) int32
+	loopCloseForce                func(loop uintptr) int32
 	loopFree                      func(loop uintptr) int32
 	loopRun                       func(loop uintptr, mode int32) int32
 	loopRunOnce                   func(loop uintptr, timeout float64) int32
@@ -276,6 +331,7 @@ func (a *abi) symbols() []abiSymbol {
 		{"aloop_runtime_stats", &a.runtimeStats},
 		{"aloop_loop_new", &a.loopNew},
 		{"aloop_loop_close", &a.loopClose},
+		{"aloop_loop_close_force", &a.loopCloseForce},
 		{"aloop_loop_free", &a.loopFree},
 		{"aloop_loop_run", &a.loopRun},
 		{"aloop_loop_run_once", &a.loopRunOnce},

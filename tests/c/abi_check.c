@@ -29,6 +29,7 @@ ALOOP_SAME_TYPE(aloop_last_error, int(char *, size_t));
 ALOOP_SAME_TYPE(aloop_runtime_stats, int(aloop_runtime_stats_t *));
 ALOOP_SAME_TYPE(aloop_loop_new, int(aloop_loop_t **));
 ALOOP_SAME_TYPE(aloop_loop_close, int(aloop_loop_t *));
+ALOOP_SAME_TYPE(aloop_loop_close_force, int(aloop_loop_t *));
 ALOOP_SAME_TYPE(aloop_loop_free, int(aloop_loop_t *));
 ALOOP_SAME_TYPE(aloop_loop_run, int(aloop_loop_t *, aloop_run_mode_t));
 ALOOP_SAME_TYPE(aloop_loop_run_once, int(aloop_loop_t *, double));
@@ -190,6 +191,7 @@ ALOOP_SAME_TYPE(aloop_set_event_loop, int(aloop_loop_t *));
 #define aloop_runtime_stats cgo_aloop_runtime_stats
 #define aloop_loop_new cgo_aloop_loop_new
 #define aloop_loop_close cgo_aloop_loop_close
+#define aloop_loop_close_force cgo_aloop_loop_close_force
 #define aloop_loop_free cgo_aloop_loop_free
 #define aloop_loop_run cgo_aloop_loop_run
 #define aloop_loop_run_once cgo_aloop_loop_run_once
@@ -352,6 +354,7 @@ ALOOP_SAME_TYPE(aloop_set_event_loop, int(aloop_loop_t *));
 #undef aloop_runtime_stats
 #undef aloop_loop_new
 #undef aloop_loop_close
+#undef aloop_loop_close_force
 #undef aloop_loop_free
 #undef aloop_loop_run
 #undef aloop_loop_run_once
@@ -512,6 +515,7 @@ ALOOP_SAME_TYPE(cgo_aloop_last_error, int(char*, size_t));
 ALOOP_SAME_TYPE(cgo_aloop_runtime_stats, int(aloop_runtime_stats_t*));
 ALOOP_SAME_TYPE(cgo_aloop_loop_new, int(uintptr_t*));
 ALOOP_SAME_TYPE(cgo_aloop_loop_close, int(uintptr_t));
+ALOOP_SAME_TYPE(cgo_aloop_loop_close_force, int(uintptr_t));
 ALOOP_SAME_TYPE(cgo_aloop_loop_free, int(uintptr_t));
 ALOOP_SAME_TYPE(cgo_aloop_loop_run, int(uintptr_t, int));
 ALOOP_SAME_TYPE(cgo_aloop_loop_run_once, int(uintptr_t, double));

@@ -223,6 +223,7 @@ static void bad_loop(aloop_loop_t *l) {
   aloop_protocol_t proto = never_protocol();
 
   ASSERT_EQ(aloop_loop_close(l), EBADF_);
+  ASSERT_EQ(aloop_loop_close_force(l), EBADF_);
   ASSERT_EQ(aloop_loop_free(l), EBADF_);
   ASSERT_EQ(aloop_loop_run(l, ALOOP_RUN_NOWAIT), EBADF_);
   ASSERT_EQ(aloop_loop_run_once(l, 0.0), EBADF_);
@@ -1081,7 +1082,7 @@ TEST(error_strings) {
   ASSERT_EQ(ALOOP_ECANCELED, -ECANCELED);
   ASSERT_STR_EQ(aloop_err_name(0), "ALOOP_OK");
   /* unknown codes */
-  const int unknown[] = {-3, -7777, -3500, 1, 42, INT32_MIN, INT32_MAX, -2999};
+  const int unknown[] = {-6, -7777, -3500, 1, 42, INT32_MIN, INT32_MAX, -2999};
   for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
     ASSERT_STR_EQ(aloop_strerror(unknown[i]), "unknown error");
     ASSERT_STR_EQ(aloop_err_name(unknown[i]), "ALOOP_EUNKNOWN");

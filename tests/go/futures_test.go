@@ -247,3 +247,36 @@ func TestGetExceptionHandler(t *testing.T) {
 		t.Fatal("handler not reset")
 	}
 }
+
+// A Loop dropped with a Server nobody references either is released by its
+// cleanup with aloop_loop_close_force: the port closes (aloop_loop_free
+// alone refused the busy loop, which leaked with its listening socket).
+func TestDroppedLoopWithDroppedServerIsReleased(t *testing.T) {
+	port := func() int {
+		l, err := asyncloop.NewLoop()
+		if err != nil {
+			t.Fatal(err)
+		}
+		sf, err := l.CreateServer(bg, "127.0.0.1", 0, func() asyncloop.Protocol { return &echoServer{t: t, lost: make(chan error, 4)} })
+		srv := await(t, l, sf, err)
+		return srv.Port()
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for i := 0; ; i++ {
+		if i > 0 {
+			runtime.GC()
+		}
+		conn, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
+		if err != nil {
+			if i == 0 {
+				t.Fatalf("the server did not listen: %v", err)
+			}
+			break // refused: the loop and its server were released
+		}
+		conn.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("the server of a dropped Loop still listens")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

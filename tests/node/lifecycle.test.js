@@ -332,3 +332,61 @@ test('each worker_thread runs its own loop: echo over loopback inside Workers', 
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.stdout, 'worker 0,worker 1,worker 2\n');
 });
+
+// aloop_loop_close_force: a loop whose env ends (a Worker terminated, the
+// process exiting) with objects still open on it is released at once, every
+// object with it (the addon used to abort everything, retry aloop_loop_close
+// and leak the loop when an fd watcher or another pending operation kept it
+// busy). The loop's finalizer does the same for a loop the GC takes.
+const FD_COUNT = `
+  const fs = require('fs');
+  const fdCount = () => fs.readdirSync('/proc/self/fd').length;
+  const fifo = require('path').join(require('os').tmpdir(), 'aloop-lc-' + process.pid);
+  require('child_process').execSync('mkfifo ' + fifo);
+  const fifoFd = fs.openSync(fifo, fs.constants.O_RDWR | fs.constants.O_NONBLOCK);
+  process.on('exit', () => { try { fs.unlinkSync(fifo); } catch (e) {} });
+`;
+
+test('terminating a Worker whose loop has servers, connections, a watcher and a child releases all of it', async () => {
+  const r = await runNode(FD_COUNT + `
+    const { Worker } = require('worker_threads');
+    const src = \`
+      const { parentPort, workerData } = require('worker_threads');
+      const { Loop } = require(process.env.ASYNCLOOP_BINDING);
+      (async () => {
+        const loop = new Loop();
+        if (workerData.full) {
+          loop.addReader(workerData.fd, () => {});
+          const server = await loop.createServer('127.0.0.1', 0, () => ({}));
+          const t = await loop.createConnection('127.0.0.1', server.port, {});
+          t.write('pending');
+          const proc = await loop.subprocessExec({}, 'sleep', ['30']);
+          parentPort.postMessage({ port: server.port, pid: proc.pid });
+        } else {
+          parentPort.postMessage({});
+        }
+      })();
+    \`;
+    const run = (full) => new Promise((resolve) => {
+      const w = new Worker(src, { eval: true, workerData: { full, fd: fifoFd } });
+      w.on('message', async (m) => { await w.terminate(); resolve(m); });
+    });
+    (async () => {
+      await run(false); // a first Worker: what Node itself keeps open
+      const before = fdCount();
+      const m = await run(true);
+      await new Promise((r) => setTimeout(r, 200));
+      let alive = true;
+      for (let i = 0; i < 100 && alive; i++) {
+        try { process.kill(m.pid, 0); await new Promise((r) => setTimeout(r, 20)); } catch (e) { alive = false; }
+      }
+      console.log('fds left', fdCount() - before, 'child alive', alive);
+      const probe = require('net').connect(m.port, '127.0.0.1');
+      probe.on('connect', () => { console.log('still listening'); probe.destroy(); });
+      probe.on('error', (e) => console.log(e.code));
+    })();
+  `, { timeoutMs: 20000 });
+  assert.equal(r.killed, false, 'the process did not exit');
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, 'fds left 0 child alive false\nECONNREFUSED\n');
+});

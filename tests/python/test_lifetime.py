@@ -189,3 +189,52 @@ def test_closing_with_live_stdin_pipe_and_tls_releases_everything(certs):
     gc.collect()
     assert len(_trampolines.objects) == keys_before
     assert _open_fds() == fds_before
+
+
+def test_close_with_busy_core_objects_is_immediate_and_releases_everything():
+    """close() uses the core's force-close (aloop_loop_close_force): an fd
+    watcher, a pending sock_recv, a transport with unsent data and a running
+    child go at once, and every core handle is released (it used to run the
+    core loop until aloop_loop_close stopped answering EBUSY, up to 1 s)."""
+    import socket
+    import time
+
+    base = asyncloop.live_handles()
+    before = len(_trampolines.objects)
+    loop = asyncloop.new_event_loop()
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    rfd, wfd = os.pipe()
+
+    async def main():
+        server = await loop.create_server(asyncio.Protocol, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        tr, _ = await loop.create_connection(asyncio.Protocol, "127.0.0.1", port)
+        tr.write(b"x" * (8 << 20))  # more than the socket takes
+        proc = await asyncio.create_subprocess_exec(sys.executable, "-c", "import time; time.sleep(30)")
+        loop.add_reader(rfd, lambda: None)
+        loop.create_task(loop.sock_recv(a, 100))
+        await asyncio.sleep(0.05)
+        return proc.pid
+
+    try:
+        pid = loop.run_until_complete(main())
+        t0 = time.monotonic()
+        loop.close()
+        took = time.monotonic() - t0
+    finally:
+        for fd in (rfd, wfd):
+            os.close(fd)
+        a.close()
+        b.close()
+    assert took < 0.5, took
+    assert asyncloop.live_handles() == base
+    assert len(_trampolines.objects) == before
+    for _ in range(200):  # the child was killed (the core reaps it)
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.01)
+    else:
+        raise AssertionError("the child still runs")

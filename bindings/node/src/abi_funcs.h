@@ -14,6 +14,7 @@
   X(aloop_runtime_stats) \
   X(aloop_loop_new) \
   X(aloop_loop_close) \
+  X(aloop_loop_close_force) \
   X(aloop_loop_free) \
   X(aloop_loop_run) \
   X(aloop_loop_run_once) \

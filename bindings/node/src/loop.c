@@ -230,19 +230,16 @@ void ls_abort_all(loop_state *ls) {
 }
 
 /* The env is going away: no JS runs any more. Release the library's loop
- * (a Worker may end while the process goes on): close the servers, abort the
- * transports, run non-blocking iterations until their connection_lost ran
- * and the loop closes (bounded; fd watchers added with addReader/addWriter,
- * which only JS knows, keep it open: then it leaks), then free it. */
+ * (a Worker may end while the process goes on): aloop_loop_close_force
+ * closes every server, transport, endpoint, subprocess, fd watcher and
+ * pending operation at once, runs no callback and every free_cb (the
+ * objects' states are released through them), then the loop is freed. */
 static void ls_shutdown(loop_state *ls) {
   ls->mod->dead = 1;
   if (ls->closed || ls->freed || ls->running) return;
-  /* Connections accepted meanwhile are refused, and close reports what is
-   * still open: nobody can read those reports now. */
+  /* nobody can read reports now */
   A.aloop_loop_set_exception_handler(ls->loop, quiet_exception, NULL, NULL);
-  ls_abort_all(ls);
-  for (int i = 0; i < 100 && A.aloop_loop_close(ls->loop) == ALOOP_EBUSY; i++)
-    ls_run_nowait(ls);
+  A.aloop_loop_close_force(ls->loop);
   for (obj_state *o = ls->objects, *next; o; o = next) {
     next = o->next; /* the free_cb may release o */
     if (o->kind == K_SERVER && o->h) {
@@ -285,7 +282,12 @@ static void ls_finalize(napi_env env, void *data, void *hint) {
   loop_state *ls = data;
   if (!ls->mod->dead) {
     if (!ls->freed) {
+      /* Collected with objects still open on it (fd watchers, objects the
+       * JS side dropped): all of them go at once, no callback runs (no JS
+       * may run in a finalizer), every free_cb runs; then the loop can be
+       * freed (it leaked before: aloop_loop_free refused a busy loop). */
       ls->freed = 1;
+      A.aloop_loop_close_force(ls->loop);
       A.aloop_loop_free(ls->loop);
     }
     napi_delete_reference(env, ls->self);
