@@ -16,7 +16,7 @@ type futureObj struct {
 	f        *core.Future
 	h        uintptr
 	refs     int
-	released bool // aloop_future_free was called
+	holders  int // references the host holds (1 + aloop_future_ref - aloop_future_free)
 }
 
 // hostResult is a result set by the host (a pointer-sized value).
@@ -34,7 +34,7 @@ func releaseOnFailure(fut *core.Future, release func()) {
 }
 
 func newFutureObj(f *core.Future) *futureObj {
-	fo := &futureObj{f: f, refs: 1}
+	fo := &futureObj{f: f, refs: 1, holders: 1}
 	fo.h = futures.put(fo)
 	return fo
 }
@@ -91,11 +91,25 @@ func aloop_future_new(loop C.uintptr_t, out *C.uintptr_t) (rc C.int) {
 func aloop_future_free(fut C.uintptr_t) (rc C.int) {
 	defer guard(&rc)
 	return with(fut, getFuture, func(fo *futureObj) C.int {
-		if fo.released {
+		if fo.holders == 0 {
 			return fail(C.ALOOP_EBADF, "future %#x was already freed", fo.h)
 		}
-		fo.released = true
+		fo.holders--
 		fo.unref()
+		return 0
+	})
+}
+
+//export aloop_future_ref
+func aloop_future_ref(fut C.uintptr_t) (rc C.int) {
+	defer guard(&rc)
+	return with(fut, getFuture, func(fo *futureObj) C.int {
+		if fo.holders == 0 {
+			return fail(C.ALOOP_EBADF, "future %#x was already freed", fo.h)
+		}
+		inject()
+		fo.holders++
+		fo.refs++
 		return 0
 	})
 }
