@@ -23,6 +23,9 @@ func (l *Loop) CHandle() (uintptr, error) {
 	if err := l.check(); err != nil {
 		return 0, err
 	}
+	if l.handle() == 0 { // a zero or nil Loop: not made by NewLoop
+		return 0, ErrBadHandle
+	}
 	return l.handle(), nil
 }
 
@@ -44,6 +47,9 @@ func WrapFuture[T any](l *Loop, ctx context.Context, future uintptr,
 	read func(future uintptr) (T, error)) (*Future[T], error) {
 	if err := l.check(); err != nil {
 		return nil, err
+	}
+	if l.handle() == 0 {
+		return nil, ErrBadHandle
 	}
 	if future == 0 {
 		return nil, newError(EBADF, "WrapFuture: NULL future")
