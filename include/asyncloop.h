@@ -896,6 +896,9 @@ int aloop_handle_when(aloop_handle_t *handle, double *out_when);
  * resolving or cancelling on either side is seen by the other (a
  * set_result after the other side cancelled returns ALOOP_ESTATE, and a
  * pointer result that was never delivered is the resolver's to release).
+ * A caller that abandons a pending future cancels it before freeing it:
+ * a result set on a future whose other holders are all gone has nobody to
+ * release it.
  * A pointer-sized result set with aloop_future_set_result is not owned by
  * the future: document who releases what it points to (the example in
  * examples/rpc: whoever reads it with aloop_future_result). Bindings wrap

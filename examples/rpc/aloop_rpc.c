@@ -14,6 +14,34 @@
 
 int rpc_version(void) { return RPC_VERSION; }
 
+/* Every object the library allocates (clients, servers, connections,
+ * replies, requests, timers, pending operations) is counted, so that tests
+ * can check that nothing is left once everything was closed and released. */
+static long live_objects;
+
+long rpc_live_objects(void) { return __atomic_load_n(&live_objects, __ATOMIC_RELAXED); }
+
+static void *obj_malloc(size_t n) {
+  void *p = malloc(n);
+  if (p)
+    __atomic_add_fetch(&live_objects, 1, __ATOMIC_RELAXED);
+  return p;
+}
+
+static void *obj_calloc(size_t n) {
+  void *p = calloc(1, n);
+  if (p)
+    __atomic_add_fetch(&live_objects, 1, __ATOMIC_RELAXED);
+  return p;
+}
+
+static void obj_free(void *p) {
+  if (p) {
+    __atomic_sub_fetch(&live_objects, 1, __ATOMIC_RELAXED);
+    free(p);
+  }
+}
+
 /* ---- small helpers ----------------------------------------------------- */
 
 static void put32(unsigned char *p, uint32_t v) {
@@ -175,7 +203,7 @@ struct rpc_request_s {
 static void server_unref(rpc_server_t *s) {
   if (--s->refs == 0) {
     free(s->waiters);
-    free(s);
+    obj_free(s);
   }
 }
 
@@ -183,7 +211,7 @@ static void conn_unref(conn_t *c) {
   if (--c->refs == 0) {
     rpc_server_t *s = c->srv;
     free(c->in.p);
-    free(c);
+    obj_free(c);
     server_unref(s);
   }
 }
@@ -191,7 +219,7 @@ static void conn_unref(conn_t *c) {
 static void request_drop(void *p) {
   rpc_request_t *r = p;
   conn_unref(r->conn);
-  free(r);
+  obj_free(r);
 }
 
 /* Hands r to the first waiter that takes it, else queues it. */
@@ -230,7 +258,7 @@ static void sleep_fire(aloop_loop_t *loop, void *ud) {
 static void sleep_free(void *ud) {
   sleep_t *z = ud;
   conn_unref(z->conn);
-  free(z);
+  obj_free(z);
 }
 
 static void protocol_error(conn_t *c, const char *what, uint32_t value) {
@@ -270,7 +298,7 @@ static void server_frame(void *self, uint32_t id, int kind,
       send_frame(c->t, id, RPC_REPLY_ERROR, "sleep needs 4 bytes", 19);
       break;
     }
-    sleep_t *z = malloc(sizeof *z + len - 4);
+    sleep_t *z = obj_malloc(sizeof *z + len - 4);
     if (!z) {
       send_frame(c->t, id, RPC_REPLY_ERROR, "out of memory", 13);
       break;
@@ -289,7 +317,7 @@ static void server_frame(void *self, uint32_t id, int kind,
     send_frame(c->t, id, RPC_REPLY_ERROR, p, len);
     break;
   case RPC_HOST: {
-    rpc_request_t *r = malloc(sizeof *r + len);
+    rpc_request_t *r = obj_malloc(sizeof *r + len);
     if (!r) {
       send_frame(c->t, id, RPC_REPLY_ERROR, "out of memory", 13);
       break;
@@ -345,14 +373,14 @@ static int server_accept(aloop_server_t *server, aloop_transport_t *t,
   (void)server;
   if (s->closed)
     return -1;
-  conn_t *c = calloc(1, sizeof *c);
+  conn_t *c = obj_calloc(sizeof *c);
   if (!c)
     return -1;
   c->srv = s;
   c->t = t;
   c->refs = 1;
   if (aloop_transport_set_protocol(t, &server_protocol, c, NULL) < 0) {
-    free(c);
+    obj_free(c);
     return -1;
   }
   s->refs++;
@@ -385,7 +413,7 @@ static void server_started(aloop_future_t *sf, void *ud) {
     aloop_future_free(st->f);
   }
   aloop_future_free(sf);
-  free(st);
+  obj_free(st);
 }
 
 int rpc_server_start(aloop_loop_t *loop, const char *host, int port,
@@ -393,11 +421,11 @@ int rpc_server_start(aloop_loop_t *loop, const char *host, int port,
   int rc;
   if (!out_future)
     return ALOOP_EINVAL;
-  rpc_server_t *s = calloc(1, sizeof *s);
-  start_t *st = calloc(1, sizeof *st);
+  rpc_server_t *s = obj_calloc(sizeof *s);
+  start_t *st = obj_calloc(sizeof *st);
   if (!s || !st) {
-    free(s);
-    free(st);
+    obj_free(s);
+    obj_free(st);
     return ALOOP_ENOMEM;
   }
   s->loop = loop;
@@ -425,8 +453,8 @@ int rpc_server_start(aloop_loop_t *loop, const char *host, int port,
   }
   return 0;
 fail:
-  free(s);
-  free(st);
+  obj_free(s);
+  obj_free(st);
   return rc;
 }
 
@@ -547,11 +575,11 @@ static void client_unref(rpc_client_t *c) {
   if (--c->refs == 0) {
     free(c->pending);
     free(c->in.p);
-    free(c);
+    obj_free(c);
   }
 }
 
-static void reply_drop(void *p) { free(p); }
+static void reply_drop(void *p) { obj_free(p); }
 
 static void client_frame(void *self, uint32_t id, int kind,
                          const unsigned char *p, size_t len) {
@@ -565,7 +593,7 @@ static void client_frame(void *self, uint32_t id, int kind,
   aloop_future_t *f = c->pending[i].f;
   c->pending[i] = c->pending[--c->npending];
   if (kind == RPC_REPLY_OK) {
-    rpc_reply_t *r = malloc(sizeof *r + len);
+    rpc_reply_t *r = obj_malloc(sizeof *r + len);
     if (!r) {
       reject(f, ALOOP_ENOMEM, "out of memory for the reply");
       return;
@@ -637,7 +665,7 @@ static void client_connected(aloop_future_t *cf, void *ud) {
     char msg[256] = "";
     aloop_future_error_message(cf, msg, sizeof msg);
     reject(st->f, rc, msg);
-    free(c); /* no protocol callback ran: nothing else refers to c */
+    obj_free(c); /* no protocol callback ran: nothing else refers to c */
   } else {
     c->t = t;
     c->refs = 2;
@@ -646,7 +674,7 @@ static void client_connected(aloop_future_t *cf, void *ud) {
     aloop_future_free(st->f);
   }
   aloop_future_free(cf);
-  free(st);
+  obj_free(st);
 }
 
 int rpc_connect(aloop_loop_t *loop, const char *host, int port,
@@ -654,11 +682,11 @@ int rpc_connect(aloop_loop_t *loop, const char *host, int port,
   int rc;
   if (!out_future)
     return ALOOP_EINVAL;
-  rpc_client_t *c = calloc(1, sizeof *c);
-  connect_t *st = calloc(1, sizeof *st);
+  rpc_client_t *c = obj_calloc(sizeof *c);
+  connect_t *st = obj_calloc(sizeof *st);
   if (!c || !st) {
-    free(c);
-    free(st);
+    obj_free(c);
+    obj_free(st);
     return ALOOP_ENOMEM;
   }
   c->loop = loop;
@@ -685,8 +713,8 @@ int rpc_connect(aloop_loop_t *loop, const char *host, int port,
   }
   return 0;
 fail:
-  free(c);
-  free(st);
+  obj_free(c);
+  obj_free(st);
   return rc;
 }
 
@@ -732,7 +760,7 @@ const char *rpc_reply_data(rpc_reply_t *r, size_t *out_len) {
   return (const char *)r->data;
 }
 
-void rpc_reply_free(rpc_reply_t *r) { free(r); }
+void rpc_reply_free(rpc_reply_t *r) { obj_free(r); }
 
 int rpc_client_close(rpc_client_t *c) {
   if (!c || c->closed)
@@ -785,7 +813,7 @@ static void bench_finish(bench_t *b, int code, const char *msg) {
   else
     resolve(b->f, NULL, NULL);
   free(b->payload);
-  free(b);
+  obj_free(b);
 }
 
 static void bench_done(aloop_future_t *cf, void *ud) {
@@ -816,12 +844,12 @@ int rpc_client_bench(rpc_client_t *c, uint64_t count, int inflight,
   int rc;
   if (!c || !out_future || inflight <= 0 || size > RPC_MAX_FRAME - 5)
     return ALOOP_EINVAL;
-  bench_t *b = calloc(1, sizeof *b);
+  bench_t *b = obj_calloc(sizeof *b);
   if (!b)
     return ALOOP_ENOMEM;
   b->payload = malloc(size ? size : 1);
   if (!b->payload) {
-    free(b);
+    obj_free(b);
     return ALOOP_ENOMEM;
   }
   for (size_t i = 0; i < size; i++)
@@ -832,7 +860,7 @@ int rpc_client_bench(rpc_client_t *c, uint64_t count, int inflight,
   b->f = shared_future(c->loop, out_future, &rc);
   if (!b->f) {
     free(b->payload);
-    free(b);
+    obj_free(b);
     return rc;
   }
   if (count == 0) {

@@ -28,7 +28,8 @@
  * by two pieces of code"): every function that returns a future hands the
  * caller one reference, freed by the caller with aloop_future_free (a
  * binding's wrap_future/wrapFuture/WrapFuture does it); the library holds
- * its own until it resolved the future. Either side may free first.
+ * its own until it resolved the future. Either side may free first; to
+ * abandon a pending future, cancel it, then free it.
  * Cancelling the future is seen by the library: a result that arrives for a
  * cancelled future is released by the library.
  * The pointer result of a future (aloop_future_result) is owned by whoever
@@ -74,6 +75,11 @@ typedef struct rpc_request_s rpc_request_t;
 
 /* The library's version, to check that a host loaded the one it expects. */
 int rpc_version(void);
+/* How many objects the library has allocated and not released yet
+ * (clients, servers, connections, replies, requests, timers, pending
+ * operations): 0 again once everything was closed and every result
+ * released. For leak tests. */
+long rpc_live_objects(void);
 
 /* ---- server ------------------------------------------------------------- */
 
