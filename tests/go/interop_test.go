@@ -35,6 +35,7 @@ const (
 // rpcLib is the Go face a user would write over the C library (purego).
 type rpcLib struct {
 	version        func() int32
+	liveObjects    func() int64
 	serverStart    func(loop uintptr, host string, port int32, out *uintptr) int32
 	serverPort     func(s uintptr) int32
 	serverRequests func(s uintptr) uint64
@@ -84,8 +85,9 @@ func loadRPC(t testing.TB) *rpcLib {
 		}
 		r := &rpcLib{}
 		for name, fp := range map[string]any{
-			"rpc_version": &r.version, "rpc_server_start": &r.serverStart,
-			"rpc_server_port": &r.serverPort, "rpc_server_requests": &r.serverRequests,
+			"rpc_version": &r.version, "rpc_live_objects": &r.liveObjects,
+			"rpc_server_start": &r.serverStart,
+			"rpc_server_port":  &r.serverPort, "rpc_server_requests": &r.serverRequests,
 			"rpc_server_close": &r.serverClose, "rpc_server_recv": &r.serverRecv,
 			"rpc_request_data": &r.requestData, "rpc_request_respond": &r.requestRespond,
 			"rpc_connect": &r.connect, "rpc_call": &r.call, "rpc_reply_data": &r.replyData,
@@ -103,6 +105,18 @@ func loadRPC(t testing.TB) *rpcLib {
 		t.Fatalf("rpc_version %d", v)
 	}
 	return rpcL
+}
+
+// released checks (at the end of a test, after its last settle) that the
+// library released every object it allocated.
+func (r *rpcLib) released(t *testing.T, l *asyncloop.Loop) {
+	t.Helper()
+	for i := 0; i < 100 && r.liveObjects() != 0; i++ {
+		l.RunOnce(10 * time.Millisecond)
+	}
+	if n := r.liveObjects(); n != 0 {
+		t.Fatalf("the library still holds %d objects", n)
+	}
 }
 
 func ptrOf(b []byte) unsafe.Pointer {
@@ -324,6 +338,7 @@ func TestInteropEveryMethodNextToGoIO(t *testing.T) {
 	settle(l)
 	settle(l)
 	checkLeaks(t, base)
+	r.released(t, l)
 }
 
 func TestInteropGoAnswersRequests(t *testing.T) {
@@ -390,6 +405,7 @@ func TestInteropGoAnswersRequests(t *testing.T) {
 	r.clientClose(c)
 	r.serverClose(srv) // fails the pending receive with ECLOSED
 	settle(l)
+	r.released(t, l)
 }
 
 func TestInteropLibraryErrorReachesGoHandler(t *testing.T) {
@@ -434,6 +450,7 @@ func TestInteropLibraryErrorReachesGoHandler(t *testing.T) {
 	r.clientClose(c)
 	r.serverClose(srv)
 	settle(l)
+	r.released(t, l)
 }
 
 func TestInteropContextCancelsCFuture(t *testing.T) {
@@ -467,4 +484,5 @@ func TestInteropContextCancelsCFuture(t *testing.T) {
 	r.clientClose(c)
 	r.serverClose(srv)
 	settle(l)
+	r.released(t, l)
 }

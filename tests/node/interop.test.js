@@ -56,9 +56,16 @@ function sleepBuf(ms, data) {
   return Buffer.concat([b, Buffer.from(data)]);
 }
 
-function liveHandles() {
-  return asyncloop.liveHandles ? asyncloop.liveHandles() : null;
-}
+// After each test: the library released every object it allocated
+// (clients, servers, connections, replies, requests).
+test.afterEach(async () => {
+  if (skip) return;
+  const native = makeRpc.load();
+  for (let i = 0; i < 100 && native.liveObjects() !== 0; i++) {
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  assert.equal(native.liveObjects(), 0);
+});
 
 test('Loop.handle and wrapFuture argument checks', { skip }, async (tc) => {
   const loop = newLoop(tc);

@@ -49,6 +49,7 @@ def load_rpc():
     lib = ctypes.PyDLL(path)  # called on the loop thread, never blocks
     sig = {
         "rpc_version": (c_int, []),
+        "rpc_live_objects": (ctypes.c_long, []),
         "rpc_server_start": (c_int, [c_void_p, c_char_p, c_int, POINTER(c_void_p)]),
         "rpc_server_port": (c_int, [c_void_p]),
         "rpc_server_requests": (c_uint64, [c_void_p]),
@@ -113,6 +114,15 @@ class Rpc:
 
     async def call(self, client, method, data):
         return await self.call_future(client, method, data)
+
+
+@pytest.fixture(autouse=True)
+def _library_released_everything():
+    """After each test (its loop closed): the library released every object
+    it allocated (clients, servers, connections, replies, requests)."""
+    yield
+    lib = load_rpc()
+    assert lib.rpc_live_objects() == 0
 
 
 def frame(req_id, kind, payload):
@@ -366,6 +376,10 @@ def test_python_errors_reach_python_handler_and_awaiter(aloop):
         assert rpc.lib.rpc_call(client, RPC_ECHO, b"y", 1, byref(f)) == 0
 
         def bad_reader(fh):
+            # a reader that fails releases what it took (nobody else can)
+            out = c_void_p()
+            assert _bindings.load().aloop_future_result(fh, byref(out)) == 0
+            rpc.lib.rpc_reply_free(out.value)
             raise KeyError("reader")
 
         released = []
@@ -410,6 +424,8 @@ def test_cancel_and_ownership(aloop):
         await asyncio.sleep(0.05)
         if released:
             lib.rpc_reply_free(released[0])
+        elif not wrapped.cancelled():
+            lib.rpc_reply_free(wrapped.result())
         assert lib.rpc_server_requests(srv) == 2
         assert await rpc.call(client, RPC_ECHO, b"after") == b"after"
         lib.rpc_client_close(client)

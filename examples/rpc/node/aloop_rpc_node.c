@@ -237,6 +237,13 @@ static napi_value client_bench(napi_env env, napi_callback_info info) {
       env, rpc_client_bench(c, (uint64_t)count, inflight, (size_t)size, &f), &f);
 }
 
+static napi_value live_objects(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value v;
+  napi_create_double(env, (double)rpc_live_objects(), &v);
+  return v;
+}
+
 static napi_value version(napi_env env, napi_callback_info info) {
   (void)info;
   napi_value v;
@@ -249,6 +256,7 @@ static napi_value version(napi_env env, napi_callback_info info) {
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor d[] = {
       FN("version", version),
+      FN("liveObjects", live_objects),
       FN("serverStart", server_start),
       FN("serverPort", server_port),
       FN("serverRequests", server_requests),
