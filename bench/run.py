@@ -20,6 +20,9 @@ Suites and implementations:
   node    node-net (node:net, node:dgram, node:tls, node:child_process) vs
           asyncloop (the N-API addon)
   go      go-net (net package) vs asyncloop (bindings/go, purego)
+  interop the example library examples/rpc (libaloop_rpc, written only
+          against include/asyncloop.h) driven from c, python, node and go
+          on each host's own loop (bench/interop/); ratios host/c
 
 A workload whose feature an implementation does not have (it raises
 NotImplementedError, or its package / binding is missing) is reported with
@@ -70,12 +73,13 @@ OUT = Path(os.environ.get("BENCH_OUT") or (BUILD / "bench"))
 VENV = Path(os.environ.get("BENCH_VENV") or (BUILD / "bench-venv"))
 REQUIREMENTS = BENCH / "requirements.txt"
 
-SUITES = ("python", "c", "node", "go")
+SUITES = ("python", "c", "node", "go", "interop")
 IMPLS = {
     "python": ["asyncio", "uvloop", "rloop", "asyncloop"],
     "c": ["libuv", "asyncloop"],
     "node": ["node-net", "asyncloop"],
     "go": ["go-net", "asyncloop"],
+    "interop": ["c", "python", "node", "go"],
 }
 IDLE_CONNECTIONS = 10_000
 IDLE_SETTLED_S = 3.0  # idle_10k_rss_settled: seconds after the connections opened
@@ -126,6 +130,16 @@ NODE_NET = {
 }
 NODE_MICRO = ["spawn_true"]
 NODE_ORDER = list(HOST_NET) + list(NODE_NET) + NODE_MICRO
+# The interop suite (issue 16): libaloop_rpc's server and client on one loop
+# in one process, driven by each host: name -> (driver mode, calls in
+# flight, payload bytes). "call": the host awaits every call natively
+# (wrap_future / wrapFuture / WrapFuture) and checks the reply; "lib": the
+# library drives the calls itself (rpc_client_bench), the host only runs
+# its loop. Values are requests/s; the ratios are host/c.
+INTEROP = {
+    "rpc_call_64b_c8": ("call", 8, 64),
+    "rpc_lib_64b_c8": ("lib", 8, 64),
+}
 
 
 _T0 = time.monotonic()
@@ -249,6 +263,8 @@ class Setup:
             self.find_node_addon()
         if "go" in suites:
             self.build_go()
+        if "interop" in suites:
+            self.build_interop(suites)
 
     def build_client(self):
         src = BENCH / "client" / "echo_client.c"
@@ -406,6 +422,38 @@ class Setup:
                     self.note_missing("go", None, f"suite skipped: the Go binding does not build ({err})")
                 else:
                     self.note_missing("go", impl, err)
+
+    def build_interop(self, suites):
+        """The interop drivers (bench/interop/): rpc_c (gcc, linked with
+        libaloop_rpc) and rpc_go (go build); Python and Node run from source."""
+        rpc = BUILD / "examples" / "libaloop_rpc.so"
+        if not rpc.exists():
+            self.note_missing("interop", None, f"suite skipped: {rpc} is not built (make build)")
+            return
+        self.env["ALOOP_RPC_LIBRARY"] = str(rpc)
+        src = BENCH / "interop" / "rpc_c.c"
+        exe = OUT / "rpc_c"
+        err = None
+        if not newer(exe, src, rpc):
+            err = sh(["gcc", "-O2", "-Wall", f"-I{ROOT / 'include'}", f"-I{ROOT / 'examples' / 'rpc'}",
+                      "-o", str(exe), str(src), f"-L{rpc.parent}", "-laloop_rpc",
+                      f"-L{BUILD}", "-lasyncloop", f"-Wl,-rpath,{rpc.parent}",
+                      f"-Wl,-rpath,{BUILD}"], "gcc bench/interop/rpc_c.c")
+        if err:
+            self.note_missing("interop", "c", err)
+        if not shutil.which("go"):
+            self.note_missing("interop", "go", "go is not installed")
+        else:
+            err = sh(["go", "build", "-o", str(OUT / "rpc_go"), "./bench/interop/rpc_go"],
+                     "go build ./bench/interop/rpc_go", env=dict(self.env, CGO_ENABLED="0"))
+            if err:
+                self.note_missing("interop", "go", err)
+        if "node" not in suites:
+            self.find_node_addon()
+        if self.missing_note("node", None):
+            self.note_missing("interop", "node", self.missing_note("node", None))
+        elif not (rpc.parent / "aloop_rpc.node").exists():
+            self.note_missing("interop", "node", "examples/rpc/node's addon is not built")
 
     def collect_versions(self):
         v = self.versions
@@ -912,6 +960,47 @@ class Runner:
             self.idle_rss(suite, impls, lambda impl: argv(impl, "tcp"))
 
 
+    def interop(self):
+        """Each host's driver as its own process per run, the hosts taking
+        turns within each repetition."""
+        suite = "interop"
+        impls = IMPLS[suite]
+        skip = self.setup.missing_note(suite, None)
+        argv = {"c": [OUT / "rpc_c"], "python": [sys.executable, BENCH / "interop" / "rpc_py.py"],
+                "node": ["node", BENCH / "interop" / "rpc_node.js"], "go": [OUT / "rpc_go"]}
+        for name, (mode, inflight, size) in INTEROP.items():
+            if not self.wanted(name):
+                continue
+            self.res.declare(suite, name, "req/s", True)
+            for impl in impls:
+                note = skip or self.setup.missing_note(suite, impl)
+                if note:
+                    self.res.note(suite, name, impl, note)
+            if skip:
+                continue
+            for rep in range(self.reps):
+                for impl in self.order(impls, rep):
+                    if self.setup.missing_note(suite, impl):
+                        continue
+                    args = [str(a) for a in argv[impl] + [mode, self.duration, self.warmup,
+                                                          inflight, size]]
+                    try:
+                        r = subprocess.run(args, capture_output=True, text=True, cwd=ROOT,
+                                           env=self.setup.env,
+                                           timeout=60 + 4 * (self.duration + self.warmup))
+                        lines = r.stdout.strip().splitlines()
+                        d = json.loads(lines[-1]) if lines else {}
+                        if r.returncode != 0 or "value" not in d:
+                            raise BenchError(d.get("error") or
+                                             (r.stderr.strip().splitlines() or ["failed"])[-1])
+                    except (BenchError, ValueError, subprocess.TimeoutExpired) as e:
+                        log(f"{suite}/{name}/{impl}: {e}")
+                        self.res.fail(suite, name, impl, e)
+                        continue
+                    self.res.add(suite, name, impl, d["value"], "req/s", True)
+                    log(f"{suite}/{name}/{impl} rep {rep + 1}: {fmt(d['value'])} req/s")
+
+
 # ---------------------------------------------------------------------------
 # Report
 # ---------------------------------------------------------------------------
@@ -919,8 +1008,9 @@ class Runner:
 def workload_order(suite, workload):
     base = re.sub(r"_p(50|99)$", "", workload)
     suffix = {"": 0, "_p50": 1, "_p99": 2}[workload[len(base):]]
-    names = PY_ORDER if suite == "python" else C_ORDER if suite == "c" else \
-        NODE_ORDER if suite == "node" else list(HOST_NET)
+    names = (PY_ORDER if suite == "python" else C_ORDER if suite == "c"
+             else NODE_ORDER if suite == "node" else list(INTEROP) if suite == "interop"
+             else list(HOST_NET))
     idx = names.index(base) if base in names else len(names)
     return (SUITES.index(suite), idx, suffix)
 
@@ -952,6 +1042,14 @@ def build_report(res, runner, setup, suites, started, finished):
     by = {(e["suite"], e["workload"], e["impl"]): e for e in entries}
     for (suite, workload), (unit, hib) in sorted(res.meta.items(),
                                                  key=lambda kv: workload_order(*kv[0])):
+        if suite == "interop":  # each host relative to the same library driven from C
+            c = by.get((suite, workload, "c"))
+            for host in IMPLS[suite][1:]:
+                h = by.get((suite, workload, host))
+                r = h["value"] / c["value"] if c and h and c["value"] and h["value"] else None
+                ratios.append({"suite": suite, "workload": workload, "peer": host,
+                               "ratio": round(r, 4) if r is not None else None})
+            continue
         a = by.get((suite, workload, "asyncloop"))
         for peer in IMPLS[suite]:
             if peer == "asyncloop":
@@ -1025,9 +1123,13 @@ def markdown(report, image=None):
         if not seen:
             continue
         impls = IMPLS[suite]
-        peers = [i for i in impls if i != "asyncloop"]
+        peers = [i for i in impls if i not in ("asyncloop", "c" if suite == "interop" else "")]
         lines += ["", f"### {suite}", ""]
-        head = ["workload", "unit"] + impls + [f"vs {p}" for p in peers]
+        if suite == "interop":
+            lines += ["The example library (examples/rpc) driven from each host; ratio columns: "
+                      "host/c (1 = as fast as from C).", ""]
+        head = ["workload", "unit"] + impls + [f"{p}/c" if suite == "interop" else f"vs {p}"
+                                               for p in peers]
         lines.append("| " + " | ".join(head) + " |")
         lines.append("|" + "|".join(["---", "---"] + ["---:"] * (len(impls) + len(peers))) + "|")
         for w in seen:
@@ -1057,6 +1159,8 @@ def draw_chart(report, path):
     seen = []
     for r in report["ratios"]:
         key = (r["suite"], r["workload"])
+        if key[0] == "interop":
+            continue  # host/c, not asyncloop/peer: in the table only
         if key[1].endswith("_p99"):
             continue  # in the table; the chart shows throughput and p50
         if key not in seen:
@@ -1181,6 +1285,8 @@ def main():
     for s in ("c", "node", "go"):
         if s in suites:
             runner.host_suite(s)
+    if "interop" in suites:
+        runner.interop()
 
     finished = datetime.datetime.now(datetime.timezone.utc)
     report = build_report(runner.res, runner, setup, suites, started, finished)

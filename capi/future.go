@@ -16,7 +16,7 @@ type futureObj struct {
 	f        *core.Future
 	h        uintptr
 	refs     int
-	released bool // aloop_future_free was called
+	holders  int // references the host holds (1 + aloop_future_ref - aloop_future_free)
 }
 
 // hostResult is a result set by the host (a pointer-sized value).
@@ -65,7 +65,7 @@ func releaseAbandoned(obj any) {
 func isServer(v any) bool { _, ok := v.(*core.Server); return ok }
 
 func newFutureObj(f *core.Future) *futureObj {
-	fo := &futureObj{f: f, refs: 1}
+	fo := &futureObj{f: f, refs: 1, holders: 1}
 	fo.h = futures.put(fo)
 	return fo
 }
@@ -123,13 +123,30 @@ func aloop_future_new(loop C.uintptr_t, out *C.uintptr_t) (rc C.int) {
 func aloop_future_free(fut C.uintptr_t) (rc C.int) {
 	defer guard(&rc)
 	return with(fut, getFuture, func(fo *futureObj) C.int {
-		if fo.released {
+		if fo.holders == 0 {
 			return fail(C.ALOOP_EBADF, "future %#x was already freed", fo.h)
 		}
-		fo.released = true
-		// An object only this future leads to is closed (core/claim.go).
-		fo.f.Abandon(releaseAbandoned)
+		fo.holders--
+		if fo.holders == 0 {
+			// An object only this future leads to is closed once the
+			// host's last reference goes (core/claim.go).
+			fo.f.Abandon(releaseAbandoned)
+		}
 		fo.unref()
+		return 0
+	})
+}
+
+//export aloop_future_ref
+func aloop_future_ref(fut C.uintptr_t) (rc C.int) {
+	defer guard(&rc)
+	return with(fut, getFuture, func(fo *futureObj) C.int {
+		if fo.holders == 0 {
+			return fail(C.ALOOP_EBADF, "future %#x was already freed", fo.h)
+		}
+		inject()
+		fo.holders++
+		fo.refs++
 		return 0
 	})
 }

@@ -935,20 +935,55 @@ int aloop_handle_when(aloop_handle_t *handle, double *out_when);
  * servers) return futures; the caller owns every future it receives and
  * releases it with aloop_future_free(). A future's result is a pointer-sized
  * value (set by the host), a transport, or a server; a failed future holds
- * an ALOOP_E* code and a message. */
+ * an ALOOP_E* code and a message.
+ *
+ * References. A future handle counts references: aloop_future_new (and
+ * every function that returns a future) gives the caller one,
+ * aloop_future_ref adds one, aloop_future_free drops one. A pending
+ * done-callback holds one of its own (dropped after it ran or was removed).
+ * The handle stays valid while any reference is held; once the last is
+ * dropped it is stale (ALOOP_EBADF everywhere, never a crash: handles are
+ * generation-checked and are never reused for another object).
+ *
+ * Futures shared by two pieces of code (docs/interop.md). A library that
+ * creates a future and hands it to a host (another language's binding, or
+ * any caller) keeps its own reference to resolve it later:
+ *     aloop_future_new(loop, &f); aloop_future_ref(f);  <- two references
+ *     *out = f;                   the caller's, freed by the caller
+ *     ...later: aloop_future_set_result(f, v) (or _set_exception, or
+ *     nothing if aloop_future_cancelled(f)); aloop_future_free(f);  <- the
+ *     library's own
+ * Either side may free first; neither leaves the other a stale handle, and
+ * resolving or cancelling on either side is seen by the other (a
+ * set_result after the other side cancelled returns ALOOP_ESTATE, and a
+ * pointer result that was never delivered is the resolver's to release).
+ * A caller that abandons a pending future cancels it before freeing it:
+ * a result set on a future whose other holders are all gone has nobody to
+ * release it.
+ * A pointer-sized result set with aloop_future_set_result is not owned by
+ * the future: document who releases what it points to (the example in
+ * examples/rpc: whoever reads it with aloop_future_result). Bindings wrap
+ * such a future as their native awaitable and take over the caller's
+ * reference (Python EventLoop.wrap_future, Node Loop.wrapFuture, Go
+ * Loop.WrapFuture); cancelling the native awaitable cancels the C future. */
 int aloop_future_new(aloop_loop_t *loop, aloop_future_t **out_future);
-/* Releases the caller's reference; done-callbacks already added still run,
- * and the handle stays valid for them (it is passed to them) until the last
- * one has run. Freeing twice returns ALOOP_EBADF.
- * An object the future resolves to (now or once it completes) that the host
- * never received (its result was not read and no callback was given its
- * handle: a server, or a transport, endpoint or subprocess whose protocol
- * has no connection_made) is closed then, since nothing could reach it any
- * more: a transport or endpoint gracefully (its connection_lost runs), a
- * server stops listening (its on_connection free_cb runs), a subprocess as
- * by aloop_subprocess_close (a running child is killed); free_cb runs as
- * after any close. */
+/* Releases one reference (the caller's); done-callbacks already added still
+ * run, and the handle stays valid for them (it is passed to them) until the
+ * last one has run. Freeing more often than the references held returns
+ * ALOOP_EBADF.
+ * When the host's last reference goes, an object the future resolves to
+ * (now or once it completes) that the host never received (its result was
+ * not read and no callback was given its handle: a server, or a transport,
+ * endpoint or subprocess whose protocol has no connection_made) is closed,
+ * since nothing could reach it any more: a transport or endpoint
+ * gracefully (its connection_lost runs), a server stops listening (its
+ * on_connection free_cb runs), a subprocess as by aloop_subprocess_close (a
+ * running child is killed); free_cb runs as after any close. */
 int aloop_future_free(aloop_future_t *future);
+/* Adds a reference, released with one more aloop_future_free (see
+ * References above). ALOOP_EBADF for a future whose references were all
+ * dropped. */
+int aloop_future_ref(aloop_future_t *future);
 /* 1 if done, 0 if not, or error. */
 int aloop_future_done(aloop_future_t *future);
 /* 1 if cancelled, 0 if not, or error. */

@@ -191,6 +191,7 @@ type abi struct {
 	handleWhen                    func(handle uintptr, outWhen *float64) int32
 	futureNew                     func(loop uintptr, outFuture *uintptr) int32
 	futureFree                    func(future uintptr) int32
+	futureRef                     func(future uintptr) int32
 	futureDone                    func(future uintptr) int32
 	futureCancelled               func(future uintptr) int32
 	futureCancel                  func(future uintptr) int32
@@ -359,6 +360,7 @@ func (a *abi) symbols() []abiSymbol {
 		{"aloop_handle_when", &a.handleWhen},
 		{"aloop_future_new", &a.futureNew},
 		{"aloop_future_free", &a.futureFree},
+		{"aloop_future_ref", &a.futureRef},
 		{"aloop_future_done", &a.futureDone},
 		{"aloop_future_cancelled", &a.futureCancelled},
 		{"aloop_future_cancel", &a.futureCancel},

@@ -513,6 +513,13 @@ export class Loop {
   /** Debug mode reports callbacks that take this long (ms; default 100). */
   slowCallbackDuration: number;
   createFuture<T = unknown>(): Future<T>;
+  /** The C handle (aloop_loop_t *) for a native library written against asyncloop.h (docs/interop.md). */
+  readonly handle: bigint;
+  /** A C future (aloop_future_t *) of a native library as a Promise of its pointer-sized result; takes over the caller's reference. */
+  wrapFuture(future: bigint, options?: { signal?: AbortSignal; timeout?: number;
+                                         release?: (result: bigint) => void }): Promise<bigint>;
+  /** Native code changed the loop's work outside its callbacks: re-arm Node's wake-up. */
+  wakeup(): void;
 
   /** Listens on host:port (host null or '' = all interfaces, or several hosts; port 0 = any free port). */
   createServer(host: string | string[] | null, port: number, protocolFactory: () => StreamProtocol,

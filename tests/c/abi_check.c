@@ -57,6 +57,7 @@ ALOOP_SAME_TYPE(aloop_handle_cancel, int(aloop_handle_t *));
 ALOOP_SAME_TYPE(aloop_handle_when, int(aloop_handle_t *, double *));
 ALOOP_SAME_TYPE(aloop_future_new, int(aloop_loop_t *, aloop_future_t **));
 ALOOP_SAME_TYPE(aloop_future_free, int(aloop_future_t *));
+ALOOP_SAME_TYPE(aloop_future_ref, int(aloop_future_t *));
 ALOOP_SAME_TYPE(aloop_future_done, int(aloop_future_t *));
 ALOOP_SAME_TYPE(aloop_future_cancelled, int(aloop_future_t *));
 ALOOP_SAME_TYPE(aloop_future_cancel, int(aloop_future_t *));
@@ -219,6 +220,7 @@ ALOOP_SAME_TYPE(aloop_set_event_loop, int(aloop_loop_t *));
 #define aloop_handle_when cgo_aloop_handle_when
 #define aloop_future_new cgo_aloop_future_new
 #define aloop_future_free cgo_aloop_future_free
+#define aloop_future_ref cgo_aloop_future_ref
 #define aloop_future_done cgo_aloop_future_done
 #define aloop_future_cancelled cgo_aloop_future_cancelled
 #define aloop_future_cancel cgo_aloop_future_cancel
@@ -382,6 +384,7 @@ ALOOP_SAME_TYPE(aloop_set_event_loop, int(aloop_loop_t *));
 #undef aloop_handle_when
 #undef aloop_future_new
 #undef aloop_future_free
+#undef aloop_future_ref
 #undef aloop_future_done
 #undef aloop_future_cancelled
 #undef aloop_future_cancel
@@ -543,6 +546,7 @@ ALOOP_SAME_TYPE(cgo_aloop_handle_cancel, int(uintptr_t));
 ALOOP_SAME_TYPE(cgo_aloop_handle_when, int(uintptr_t, double*));
 ALOOP_SAME_TYPE(cgo_aloop_future_new, int(uintptr_t, uintptr_t*));
 ALOOP_SAME_TYPE(cgo_aloop_future_free, int(uintptr_t));
+ALOOP_SAME_TYPE(cgo_aloop_future_ref, int(uintptr_t));
 ALOOP_SAME_TYPE(cgo_aloop_future_done, int(uintptr_t));
 ALOOP_SAME_TYPE(cgo_aloop_future_cancelled, int(uintptr_t));
 ALOOP_SAME_TYPE(cgo_aloop_future_cancel, int(uintptr_t));

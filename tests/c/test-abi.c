@@ -307,6 +307,7 @@ static void bad_future(aloop_future_t *f) {
   ASSERT_EQ(aloop_future_remove_done_callback(f, never_future_cb, &frees),
             EBADF_);
   ASSERT_EQ(aloop_loop_run_until_complete(W.loop, f), EBADF_);
+  ASSERT_EQ(aloop_future_ref(f), EBADF_);
   ASSERT_EQ(aloop_future_free(f), EBADF_);
 }
 

@@ -12,7 +12,7 @@
  * clock. The library counts seconds: the binding divides by 1000.
  */
 const os = require('os');
-const { native, makeError, checkFunction } = require('./native');
+const { native, makeError, checkFunction, checkOptions, operation } = require('./native');
 const abi = require('../abi');
 
 const { ALOOP_ENOLOOP } = abi.codes;
@@ -249,6 +249,47 @@ class Loop {
 
   createFuture() {
     return new (require('./future').Future)(this);
+  }
+
+  /**
+   * The C handle of this loop (an aloop_loop_t * as a BigInt), for a native
+   * library written against include/asyncloop.h (its own addon) that creates
+   * transports, servers, timers and futures on this loop (docs/interop.md).
+   * Its callbacks run on the JS thread, inside this loop's iterations. Throws
+   * once the loop is closed.
+   */
+  get handle() {
+    return native.loopHandle(this);
+  }
+
+  /**
+   * Wraps a C future of this loop (an aloop_future_t * as a BigInt) that a
+   * native library returned, as a Promise. Takes over the caller's reference
+   * to the C future (freed once it is done; do not free it yourself); the
+   * library keeps its own (see "References" in include/asyncloop.h). The
+   * Promise resolves to the future's pointer-sized result (a BigInt, 0n for
+   * NULL), or rejects with the library's error (code, errno, message). An
+   * options.signal abort or options.timeout cancels the C future (the
+   * library sees aloop_future_cancelled); a result that arrives anyway is
+   * passed to options.release(result) to free what it points to.
+   */
+  wrapFuture(future, options) {
+    options = checkOptions(options);
+    if (typeof future !== 'bigint') throw new TypeError('future must be a BigInt (an aloop_future_t *)');
+    const release = options.release;
+    if (release !== undefined) checkFunction(release, 'options.release');
+    return operation(options, (c) => native.wrapFuture(this, future, c), null, undefined,
+      release);
+  }
+
+  /**
+   * Tells the loop that native code changed its work outside its callbacks
+   * (e.g. a library scheduled a timer or closed a transport without
+   * returning a future), so that Node re-arms its wake-up (aloop_loop_wakeup's
+   * concept; wrapFuture does it too).
+   */
+  wakeup() {
+    native.loopWakeup(this);
   }
 
   /** Calls fn(...args) each iteration while fd is readable. */

@@ -42,6 +42,7 @@
   X(aloop_handle_when) \
   X(aloop_future_new) \
   X(aloop_future_free) \
+  X(aloop_future_ref) \
   X(aloop_future_done) \
   X(aloop_future_cancelled) \
   X(aloop_future_cancel) \

@@ -287,7 +287,9 @@ enum {
   OP_SIZE_ADDR, /* {nbytes, host, port} */
   OP_ACCEPT,    /* {fd, host, port} */
   OP_ADDRINFO,  /* [{family, type, protocol, host, port, canonname, scopeId}] */
-  OP_NAMEINFO   /* {host, service} */
+  OP_NAMEINFO,  /* {host, service} */
+  OP_POINTER    /* aloop_future_result's pointer-sized value, a BigInt
+                   (a foreign library's future: Loop.wrapFuture) */
 };
 /* Returns a Promise settled when fut is done; takes ownership of fut. With
  * `keep`, that value is kept alive until then (memory the library writes

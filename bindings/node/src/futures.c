@@ -144,6 +144,11 @@ static napi_value op_value(napi_env env, op_state *op, aloop_future_t *f, int *r
     return address_object(env, f, o);
   }
   case OP_ADDRINFO: return addrinfo_array(env, f, rc);
+  case OP_POINTER: {
+    void *v = NULL;
+    *rc = A.aloop_future_result(f, &v);
+    return *rc < 0 ? NULL : make_handle(env, v);
+  }
   case OP_NAMEINFO: {
     char host[1025] = "", serv[64] = "";
     *rc = A.aloop_future_result_nameinfo(f, host, sizeof host, serv, sizeof serv);
@@ -266,6 +271,24 @@ static napi_value x_op_cancel(napi_env env, napi_callback_info info) {
   return js_bool(env, rc);
 }
 
+/* wrapFuture(loop, future, cancellable) -> Promise: a future of a foreign
+ * library (an aloop_future_t * as a BigInt) settles a Promise (docs/
+ * interop.md). Takes over the caller's reference: freed once the
+ * done-callback ran, or at once when wrapping fails. */
+static napi_value x_wrap_future(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  void *h = NULL;
+  get_args(env, info, 3, argv);
+  GET_LOOP(argv[0]);
+  if (!arg_handle(env, argv[1], &h)) return NULL;
+  if (h == NULL) return throw_type(env, "future must be a non-NULL aloop_future_t * (a BigInt)");
+  if (ls->closed) return throw_code(env, ALOOP_ECLOSED, "the loop is closed");
+  /* A stale or foreign handle fails here (ALOOP_EBADF) without freeing. */
+  int rc = A.aloop_future_done((aloop_future_t *)h);
+  if (rc < 0) return throw_rc(env, rc);
+  return op_start(env, ls, OP_POINTER, NULL, (aloop_future_t *)h, NULL, arg_bool(env, argv[2]));
+}
+
 /* ------------------------------------------------------------------------ */
 /* Future                                                                    */
 /* ------------------------------------------------------------------------ */
@@ -383,6 +406,7 @@ static napi_value x_future_remove_done_callback(napi_env env, napi_callback_info
 
 const napi_property_descriptor aln_future_exports[] = {
     EXPORT("opCancel", x_op_cancel),
+    EXPORT("wrapFuture", x_wrap_future),
     EXPORT("futureNew", x_future_new),
     EXPORT("futureState", x_future_state),
     EXPORT("futureCancel", x_future_cancel),

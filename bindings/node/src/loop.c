@@ -479,6 +479,25 @@ static napi_value x_loop_is_closed(napi_env env, napi_callback_info info) {
   return js_bool(env, rc);
 }
 
+/* loopHandle(loop) -> the aloop_loop_t * as a BigInt (docs/interop.md). */
+static napi_value x_loop_handle(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  get_args(env, info, 1, argv);
+  GET_LOOP(argv[0]);
+  if (ls->closed) return throw_code(env, ALOOP_ECLOSED, "the loop is closed");
+  return make_handle(env, ls->loop);
+}
+
+/* loopWakeup(loop): foreign code changed the loop's work (timers, ready
+ * callbacks) outside the loop's callbacks: re-read its next deadline. */
+static napi_value x_loop_wakeup(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  get_args(env, info, 1, argv);
+  GET_LOOP(argv[0]);
+  if (!ls->closed) ls_touch(ls);
+  return undefined(env);
+}
+
 static napi_value x_loop_is_running(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   get_args(env, info, 1, argv);
@@ -767,6 +786,8 @@ const napi_property_descriptor aln_loop_exports[] = {
     EXPORT("loopNew", x_loop_new),
     EXPORT("loopClose", x_loop_close),
     EXPORT("loopIsClosed", x_loop_is_closed),
+    EXPORT("loopHandle", x_loop_handle),
+    EXPORT("loopWakeup", x_loop_wakeup),
     EXPORT("loopIsRunning", x_loop_is_running),
     EXPORT("loopAlive", x_loop_alive),
     EXPORT("loopTime", x_loop_time),

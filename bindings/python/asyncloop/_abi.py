@@ -437,6 +437,7 @@ SIGNATURES = {
     'aloop_handle_when': (c_int, [c_void_p, POINTER(c_double)], False),
     'aloop_future_new': (c_int, [c_void_p, POINTER(c_void_p)], False),
     'aloop_future_free': (c_int, [c_void_p], False),
+    'aloop_future_ref': (c_int, [c_void_p], False),
     'aloop_future_done': (c_int, [c_void_p], False),
     'aloop_future_cancelled': (c_int, [c_void_p], False),
     'aloop_future_cancel': (c_int, [c_void_p], False),

@@ -807,6 +807,104 @@ class EventLoop(asyncio.BaseEventLoop):
                 lib.aloop_future_cancel(fut_h)
             raise
 
+    # -- foreign libraries (docs/interop.md) -------------------------------------
+
+    @property
+    def handle(self) -> int:
+        """The C handle of this loop (an ``aloop_loop_t *`` as an int), for a
+        library written against ``include/asyncloop.h`` that creates its own
+        transports, servers, timers and futures on this loop.
+
+        Valid until :meth:`close` (``RuntimeError`` once closed). The library
+        is called from this loop's thread (inside a callback or a coroutine
+        of this loop); its callbacks then run on that thread, with the GIL,
+        between this loop's own callbacks. Close what the library made on
+        the loop before closing the loop. Load the library (``ctypes.CDLL``)
+        after ``asyncloop`` loaded libasyncloop: it must resolve to the same
+        ``libasyncloop.so.0`` (one Go runtime per process).
+        """
+        h = self._handle
+        if h is None or self._closed:
+            raise RuntimeError("Event loop is closed")
+        return h
+
+    def wrap_future(self, future: int, result: Optional[Callable[[int], Any]] = None,
+                    release: Optional[Callable[[Any], None]] = None) -> "asyncio.Future[Any]":
+        """Wraps a C future (an ``aloop_future_t *`` as an int) of this loop,
+        returned by a foreign library, as an :class:`asyncio.Future`.
+
+        Ownership: the wrapper takes over the caller's reference to the C
+        future (see "References" in include/asyncloop.h) and frees it once
+        the C future is done and its outcome copied, or when this loop
+        closes; do not free it yourself. Whatever happens on either side,
+        no handle dangles: the library keeps its own reference to resolve
+        the future, and a handle freed by both sides is stale, never reused.
+
+        The asyncio future gets the C future's outcome: its result is
+        ``result(future)`` when ``result`` is given (called once, on the
+        loop thread, while the handle is valid: read typed results there),
+        else the pointer-sized result (``aloop_future_result``) as an int
+        (0 for NULL); a failed C future becomes the matching ``OSError``
+        (``asyncloop`` error classes) with the C future's message; a
+        cancelled one cancels it. Cancelling the asyncio future cancels the C
+        future (the library sees ``aloop_future_cancelled``). A result that
+        arrives when the asyncio future was already cancelled is passed to
+        ``release(value)`` (to free what it points to) instead of being
+        dropped silently.
+        """
+        lib = self._lib
+        if self._handle is None or self._closed:
+            raise RuntimeError("Event loop is closed")
+        if not isinstance(future, int) or future == 0:
+            raise TypeError("future must be a non-NULL aloop_future_t * as an int")
+        waiter = self.create_future()
+        state = [False]  # the C future's done-callback ran (the handle is freed)
+
+        def done(fh: int) -> None:
+            state[0] = True
+            self._core_futures.pop(fh, None)
+            rc = lib.aloop_future_exception(fh)
+            value: Any = None
+            exc: Optional[BaseException] = None
+            if rc == 0:
+                if result is not None:
+                    try:
+                        value = result(fh)
+                    except BaseException as e:  # noqa: BLE001 - handed to the awaiter
+                        exc = e
+                else:
+                    out = c_void_p()
+                    rc = lib.aloop_future_result(fh, byref(out))
+                    value = out.value or 0
+            msg = _b.future_error_message(lib, fh) if rc < 0 else ""
+            lib.aloop_future_free(fh)
+            if waiter.done():
+                if rc == 0 and exc is None and release is not None:
+                    release(value)
+                return
+            if exc is not None:
+                waiter.set_exception(exc)
+            elif rc == 0:
+                waiter.set_result(value)
+            elif rc == _b.ALOOP_ECANCELED:  # type: ignore[attr-defined]
+                waiter.cancel()
+            else:
+                waiter.set_exception(make_error(rc, msg))
+
+        try:
+            self._add_core_done_callback(future, done)
+        except BaseException:
+            lib.aloop_future_free(future)
+            raise
+        self._core_futures[future] = True
+
+        def py_done(w: "asyncio.Future[Any]") -> None:
+            if w.cancelled() and not state[0] and self._handle is not None:
+                lib.aloop_future_cancel(future)
+
+        waiter.add_done_callback(py_done)
+        return waiter
+
     # -- DNS ----------------------------------------------------------------------
 
     async def getaddrinfo(self, host: Any, port: Any, *, family: int = 0, type: int = 0,
