@@ -34,7 +34,7 @@ type library struct {
 
 	// Raw entry points for the few hot paths that skip purego's reflection
 	// (see raw.go).
-	rawCallSoon, rawCallSoonThreadsafe, rawTransportWrite, rawLoopTime uintptr
+	rawCallSoon, rawCallSoonThreadsafe, rawTransportWrite, rawLoopTime, rawDatagramSendto uintptr
 }
 
 var (
@@ -176,6 +176,7 @@ func openLocked(path string) (l *library, err error) {
 	l.rawCallSoonThreadsafe = mustSym(h, "aloop_call_soon_threadsafe")
 	l.rawTransportWrite = mustSym(h, "aloop_transport_write")
 	l.rawLoopTime = mustSym(h, "aloop_loop_time")
+	l.rawDatagramSendto = mustSym(h, "aloop_datagram_sendto")
 	initCallbacks()
 	return l, nil
 }
