@@ -63,7 +63,10 @@ func (c *dgramConn) senderAddr(host *byte, port int) net.Addr {
 	h := unsafe.Slice(host, cStrlen(host))
 	c.key = strconv.AppendInt(append(append(c.key[:0], h...), 0), int64(port), 10)
 	if p := c.peers[string(c.key)]; p != nil {
-		return p.addr
+		if p.intact() {
+			return p.addr
+		}
+		delete(c.byAddr, p.udp) // changed by its user: make a new one
 	}
 	if c.peers == nil || len(c.peers) >= maxPeers {
 		c.peers = make(map[string]*peer)
@@ -79,6 +82,12 @@ func (c *dgramConn) senderAddr(host *byte, port int) net.Addr {
 	return p.addr
 }
 
+// intact reports whether the user left the address as it was made.
+func (p *peer) intact() bool {
+	u := p.udp
+	return u == nil || (u.Port == p.port && u.Zone == p.zone && bytes.Equal(u.IP, p.ip))
+}
+
 // replyHost returns the library's host string and the port for an address
 // that is one of the recent senders, unchanged (nil otherwise).
 func (c *dgramConn) replyHost(addr net.Addr) (*byte, int) {
@@ -87,7 +96,7 @@ func (c *dgramConn) replyHost(addr net.Addr) (*byte, int) {
 		return nil, 0
 	}
 	p := c.byAddr[u]
-	if p == nil || u.Port != p.port || u.Zone != p.zone || !bytes.Equal(u.IP, p.ip) {
+	if p == nil || !p.intact() {
 		return nil, 0
 	}
 	return &p.host[0], p.port
