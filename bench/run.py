@@ -19,7 +19,8 @@ Suites and implementations:
   c       libuv (Debian's libuv1-dev) vs asyncloop (include/asyncloop.h)
   node    node-net (node:net, node:dgram, node:tls, node:child_process) vs
           asyncloop (the N-API addon)
-  go      go-net (net package) vs asyncloop (bindings/go, purego)
+  go      go-net (net, net.UDPConn, crypto/tls over net) vs asyncloop
+          (bindings/go, purego)
   interop the example library examples/rpc (libaloop_rpc, written only
           against include/asyncloop.h) driven from c, python, node and go
           on each host's own loop (bench/interop/); ratios host/c
@@ -140,6 +141,13 @@ INTEROP = {
     "rpc_call_64b_c8": ("call", 8, 64),
     "rpc_lib_64b_c8": ("lib", 8, 64),
 }
+# The Go suite also measures datagrams and TLS (the local CA) against Go's
+# own net.UDPConn and crypto/tls over net (issue 14).
+GO_NET = {
+    "udp_echo_1k": ("udp", "udp", 10, 1024),
+    "tls_echo_1k_c10": ("tls", "echo", 10, 1024),
+}
+GO_ORDER = list(HOST_NET) + list(GO_NET)
 
 
 _T0 = time.monotonic()
@@ -253,7 +261,7 @@ class Setup:
             f.unlink()
         self.build_client()
         self.find_library()
-        if "python" in suites or "node" in suites:
+        if "python" in suites or "node" in suites or "go" in suites:
             self.make_certs()
         if "python" in suites:
             self.check_python()
@@ -923,7 +931,8 @@ class Runner:
     def host_suite(self, suite):
         impls = IMPLS[suite]
         skip = self.setup.missing_note(suite, None)
-        net = dict(HOST_NET, **(C_NET if suite == "c" else NODE_NET if suite == "node" else {}))
+        net = dict(HOST_NET, **(C_NET if suite == "c" else NODE_NET if suite == "node"
+                                else GO_NET if suite == "go" else {}))
         groups = {}  # server mode -> workloads
         for n, (mode, c, k, s) in net.items():
             groups.setdefault(mode, []).append((n, c, k, s))
@@ -944,11 +953,11 @@ class Runner:
         def argv(impl, mode):
             if suite == "c":
                 return [OUT / ("uv_echo_server" if impl == "libuv" else "aloop_echo_server")]
+            tls = ["--cert", self.setup.tls[1], "--key", self.setup.tls[2]] \
+                if mode == "tls" and self.setup.tls else []
             if suite == "node":
-                tls = ["--cert", self.setup.tls[1], "--key", self.setup.tls[2]] \
-                    if mode == "tls" and self.setup.tls else []
                 return ["node", BENCH / "servers" / "node_echo_server.js", impl, mode, *tls]
-            return [OUT / ("go_net_echo" if impl == "go-net" else "go_aloop_echo")]
+            return [OUT / ("go_net_echo" if impl == "go-net" else "go_aloop_echo"), mode, *tls]
 
         for mode, workloads in groups.items():
             self.net_group(suite, impls, mode, workloads, argv)
@@ -1009,8 +1018,8 @@ def workload_order(suite, workload):
     base = re.sub(r"_p(50|99)$", "", workload)
     suffix = {"": 0, "_p50": 1, "_p99": 2}[workload[len(base):]]
     names = (PY_ORDER if suite == "python" else C_ORDER if suite == "c"
-             else NODE_ORDER if suite == "node" else list(INTEROP) if suite == "interop"
-             else list(HOST_NET))
+             else NODE_ORDER if suite == "node" else GO_ORDER if suite == "go"
+             else list(INTEROP) if suite == "interop" else list(HOST_NET))
     idx = names.index(base) if base in names else len(names)
     return (SUITES.index(suite), idx, suffix)
 

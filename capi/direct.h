@@ -22,4 +22,24 @@ extern __thread al_direct_t *al_direct_cur;
 
 /* The Go side of aloop_transport_write (capi/net.go). */
 extern int al_transport_write_go(uintptr_t tr, void *data, size_t n, long sent, int err);
+
+/* Direct replies (dgsend.c): while datagram_received of an endpoint runs,
+ * aloop_datagram_sendto on that endpoint to the sender it was given (the
+ * same host string and port) sends from C with sendto() to the sender's raw
+ * address, without a call into Go, as long as the endpoint's gate word
+ * (core.DatagramTransport.ReplyGate) reads 0. */
+typedef struct al_dg_direct_s {
+  uintptr_t d;             /* the endpoint's handle */
+  int fd;                  /* its socket */
+  const char *host;        /* the sender as handed to datagram_received */
+  int port;
+  const void *sa;          /* the sender's raw address (Go memory, no pointers) */
+  unsigned int salen;
+  volatile uint32_t *gate; /* 0: a sendto now is what the library would do */
+} al_dg_direct_t;
+
+extern __thread al_dg_direct_t *al_dg_direct_cur;
+
+/* The Go side of aloop_datagram_sendto (capi/ipc.go). */
+extern int al_datagram_sendto_go(uintptr_t d, void *data, size_t n, char *host, int port);
 #endif

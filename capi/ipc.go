@@ -15,10 +15,14 @@ static inline void al_dg_err(uintptr_t fn, uintptr_t d, int err, uintptr_t ud) {
 }
 static inline void al_dg_data(uintptr_t fn, uintptr_t d, const char *data,
                               size_t len, const char *host, int port,
-                              uintptr_t ud) {
+                              uintptr_t ud, int fd, const char *sa, unsigned salen,
+                              uint32_t *gate) {
+  al_dg_direct_t dd = {d, fd, host, port, sa, salen, gate}, *prev = al_dg_direct_cur;
+  al_dg_direct_cur = gate ? &dd : NULL;
   ((void (*)(aloop_datagram_t *, const char *, size_t, const char *, int,
              void *))fn)((aloop_datagram_t *)d, data, len, host, port,
                          (void *)ud);
+  al_dg_direct_cur = prev;
 }
 static inline uintptr_t al_dgproto_field(const aloop_datagram_protocol_t *p, int i) {
   switch (i) {
@@ -369,7 +373,14 @@ func (a *cDgAdapter) DatagramReceived(t *core.DatagramTransport, data []byte, ad
 		ptr = do.host // a valid pointer for an empty datagram
 	}
 	t.Claim()
-	C.al_dg_data(f, C.uintptr_t(do.h), ptr, C.size_t(len(data)), do.host, do.port, a.p.ud)
+	// A reply to this sender may go out from C (dgsend.c, ReplyGate).
+	fd, sa, salen, gate, ok := t.ReplyGate()
+	if !ok || addr == nil {
+		C.al_dg_data(f, C.uintptr_t(do.h), ptr, C.size_t(len(data)), do.host, do.port, a.p.ud, -1, nil, 0, nil)
+		return
+	}
+	C.al_dg_data(f, C.uintptr_t(do.h), ptr, C.size_t(len(data)), do.host, do.port, a.p.ud,
+		C.int(fd), (*C.char)(unsafe.Pointer(sa)), C.unsigned(salen), (*C.uint32_t)(unsafe.Pointer(gate)))
 }
 
 func (a *cDgAdapter) ErrorReceived(t *core.DatagramTransport, err error) {
@@ -478,8 +489,11 @@ func datagramOp(h C.uintptr_t, op func(do *datagramObj) C.int) C.int {
 	return op(do)
 }
 
-//export aloop_datagram_sendto
-func aloop_datagram_sendto(h C.uintptr_t, data unsafe.Pointer, n C.size_t, host *C.char, port C.int) (rc C.int) {
+// al_datagram_sendto_go is aloop_datagram_sendto (dgsend.c) when the
+// datagram is not a direct reply (or its sendto failed: nothing was sent).
+//
+//export al_datagram_sendto_go
+func al_datagram_sendto_go(h C.uintptr_t, data unsafe.Pointer, n C.size_t, host *C.char, port C.int) (rc C.int) {
 	defer guard(&rc)
 	do, rc := getDatagram(h)
 	if do == nil {

@@ -181,6 +181,9 @@ func parseFaultInject(v string) (bool, map[string]bool) {
 			if n == "aloop_transport_write" { // C (write.c) in front of Go
 				names["main.al_transport_write_go"] = true
 			}
+			if n == "aloop_datagram_sendto" { // C (dgsend.c) in front of Go
+				names["main.al_datagram_sendto_go"] = true
+			}
 		}
 	}
 	return false, names

@@ -93,9 +93,13 @@ type DatagramTransport struct {
 
 	// The sender address of the last datagram, reused while it repeats.
 	rsa     unix.RawSockaddrAny
+	rlen    uint32 // rsa's length, for ReplyGate
 	lastRaw [unix.SizeofSockaddrAny]byte
 	lastLen uint32
 	lastSa  unix.Sockaddr
+
+	// gate is 0 while a host may reply to the sender itself (ReplyGate).
+	gate uint32
 
 	// Tag is free for the host (the C layer keeps its handle here).
 	Tag any
@@ -529,11 +533,34 @@ func (t *DatagramTransport) onReadable() {
 			t.errorReceived(&OpError{Op: "recvfrom", Err: errno})
 			return
 		}
+		t.rlen = n
 		sa := t.senderAddr(n)
 		if !t.guard("datagram_received", func() { t.proto.DatagramReceived(t, buf[:nr], sa) }) {
 			return
 		}
 	}
+}
+
+// ReplyGate lets a host answer the datagram being delivered from its own
+// code, during DatagramReceived, so that the reply costs no call into the
+// library (capi: a C host's aloop_datagram_sendto to the sender it was
+// given). When nothing is buffered and t is an open, unconnected IPv4 or
+// IPv6 endpoint, it returns the socket, the sender's raw address and its
+// length (valid until the callback returns), a gate word that reads 0, and
+// ok; else ok is false. The transport sets the word to non-zero as soon as
+// a direct send would differ from SendTo: a datagram it buffers, Close,
+// Abort. While the word reads 0 the host may sendto(fd, ...,
+// MSG_DONTWAIT|MSG_NOSIGNAL, sa, salen): a datagram the socket takes is what
+// SendTo would have sent. When the send fails (EAGAIN included) nothing was
+// sent: the host calls SendTo with the same datagram. Loop thread only.
+func (t *DatagramTransport) ReplyGate() (fd int, sa *unix.RawSockaddrAny, salen uint32, gate *uint32, ok bool) {
+	if t.closing || t.lost || t.lostScheduled || t.address != nil || t.wqHead != len(t.wq) ||
+		t.rlen == 0 || (t.family != unix.AF_INET && t.family != unix.AF_INET6) {
+		t.gate = 1
+		return -1, nil, 0, nil, false
+	}
+	t.gate = 0
+	return t.fd, &t.rsa, t.rlen, &t.gate, true
 }
 
 func (t *DatagramTransport) senderAddr(n uint32) unix.Sockaddr {
@@ -675,6 +702,7 @@ func (t *DatagramTransport) SendTo(data []byte, addr unix.Sockaddr) error {
 			return nil
 		}
 	}
+	t.gate = 1 // what follows goes behind the buffered datagram
 	buf := make([]byte, len(data))
 	copy(buf, data)
 	t.wq = append(t.wq, dgram{buf, addr})
@@ -743,6 +771,7 @@ func (t *DatagramTransport) Close() {
 		return
 	}
 	t.closing = true
+	t.gate = 1
 	if t.e.reader != nil {
 		t.e.reader = nil
 		t.loop.update(t.e)
@@ -781,6 +810,7 @@ func (t *DatagramTransport) forceClose(err error) {
 		return
 	}
 	t.closing = true
+	t.gate = 1
 	t.wq, t.wqHead, t.wsize = nil, 0, 0
 	t.scheduleLost(err)
 }

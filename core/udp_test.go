@@ -415,3 +415,110 @@ func TestUnixDatagramAbortDropsBuffer(t *testing.T) {
 		t.Fatalf("abort: lost with %v", p.lostErr)
 	}
 }
+
+// replyProto replies to each datagram through ReplyGate, as capi does for
+// a C host, and records what the gate said.
+type replyProto struct {
+	dgRec
+	direct, refused int
+	check           func(t *DatagramTransport, gate *uint32)
+}
+
+func (p *replyProto) DatagramReceived(t *DatagramTransport, data []byte, addr unix.Sockaddr) {
+	p.dgRec.DatagramReceived(t, data, addr)
+	fd, sa, salen, gate, ok := t.ReplyGate()
+	if !ok {
+		p.refused++
+		if err := t.SendTo(data, addr); err != nil {
+			p.h.t.Errorf("SendTo: %v", err)
+		}
+		return
+	}
+	if *gate != 0 || fd != t.Fd() || salen == 0 {
+		p.h.t.Errorf("ReplyGate: fd %d salen %d gate %d", fd, salen, *gate)
+	}
+	if errno := rawSendto(fd, data, sa, salen); errno != 0 {
+		p.h.t.Errorf("direct sendto: %v", errno)
+	}
+	p.direct++
+	if p.check != nil {
+		p.check(t, gate)
+	}
+}
+
+// ReplyGate: open while a reply sent by the host equals SendTo; closed by a
+// buffered datagram, Close and Abort, and never open on a connected
+// endpoint.
+func TestReplyGate(t *testing.T) {
+	h := newHarness(t)
+	srv := &replyProto{dgRec: dgRec{h: h, name: "server"}}
+	st := h.endpoint(&srv.dgRec, &DatagramOptions{Local: &DatagramAddr{"127.0.0.1", 0}})
+	st.SetProtocol(srv)
+	ssa, _ := st.Sockname()
+	_, sport := SockaddrString(ssa)
+	cli := &dgRec{h: h, name: "client"}
+	ct := h.endpoint(cli, &DatagramOptions{Remote: &DatagramAddr{"127.0.0.1", sport}})
+	if _, _, _, _, ok := ct.ReplyGate(); ok {
+		t.Fatal("ReplyGate open on a connected endpoint")
+	}
+	for _, m := range []string{"one", "two"} {
+		if err := ct.SendTo([]byte(m), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.runUntil("direct replies", 5*time.Second, func() bool { return len(cli.rx) == 2 })
+	if srv.direct != 2 || srv.refused != 0 || string(cli.rx[0].data) != "one" || string(cli.rx[1].data) != "two" {
+		t.Fatalf("direct %d refused %d, client got %v", srv.direct, srv.refused, cli.rx)
+	}
+	// A datagram the transport buffers closes the gate, and the next
+	// callback finds it closed (as when the socket would block).
+	srv.check = func(tr *DatagramTransport, gate *uint32) {
+		tr.wq = append(tr.wq, dgram{[]byte("held"), tr.lastSa}) // as if it had met EAGAIN
+		if err := tr.SendTo([]byte("behind"), tr.lastSa); err != nil {
+			t.Errorf("SendTo: %v", err)
+		}
+		if *gate == 0 {
+			t.Errorf("a buffered datagram left the gate open")
+		}
+		if _, _, _, _, ok := tr.ReplyGate(); ok {
+			t.Errorf("ReplyGate open with datagrams buffered")
+		}
+		tr.wq, tr.wqHead, tr.wsize = nil, 0, 0
+		srv.check = func(tr *DatagramTransport, gate *uint32) {
+			tr.Close()
+			if *gate == 0 {
+				t.Errorf("Close left the gate open")
+			}
+		}
+	}
+	ct.SendTo([]byte("three"), nil)
+	h.runUntil("third", 5*time.Second, func() bool { return srv.direct == 3 })
+	ct.SendTo([]byte("four"), nil)
+	h.runUntil("fourth", 5*time.Second, func() bool { return srv.direct == 4 })
+	h.runUntil("server lost", 5*time.Second, func() bool { return srv.losts == 1 })
+	if _, _, _, _, ok := st.ReplyGate(); ok {
+		t.Fatal("ReplyGate open after Close")
+	}
+	h.closeDatagram(ct, cli)
+}
+
+// Abort closes the gate too.
+func TestReplyGateAbort(t *testing.T) {
+	h := newHarness(t)
+	srv := &replyProto{dgRec: dgRec{h: h, name: "server"}}
+	st := h.endpoint(&srv.dgRec, &DatagramOptions{Local: &DatagramAddr{"127.0.0.1", 0}})
+	st.SetProtocol(srv)
+	ssa, _ := st.Sockname()
+	_, sport := SockaddrString(ssa)
+	srv.check = func(tr *DatagramTransport, gate *uint32) {
+		tr.Abort()
+		if *gate == 0 {
+			t.Errorf("Abort left the gate open")
+		}
+	}
+	cli := &dgRec{h: h, name: "client"}
+	ct := h.endpoint(cli, &DatagramOptions{Remote: &DatagramAddr{"127.0.0.1", sport}})
+	ct.SendTo([]byte("x"), nil)
+	h.runUntil("aborted", 5*time.Second, func() bool { return srv.losts == 1 })
+	h.closeDatagram(ct, cli)
+}

@@ -1256,7 +1256,10 @@ int aloop_future_result_datagram(aloop_future_t *future,
  * address. Never blocks: when the socket would block, the datagram is
  * buffered and sent in order later. Send errors go to error_received (asyncio);
  * returns ALOOP_EINVAL for a bad address (or one other than the remote address
- * of an endpoint that has one), ALOOP_ECLOSED after close/abort. */
+ * of an endpoint that has one), ALOOP_ECLOSED after close/abort. Inside
+ * datagram_received, a datagram to the sender it was given (the same host
+ * string and port) on that endpoint is sent from C, without a call into the
+ * library's Go, while nothing is buffered: the same result, cheaper. */
 int aloop_datagram_sendto(aloop_datagram_t *dgram, const void *data,
                           size_t len, const char *host, int port);
 /* Stops receiving, sends what is buffered, then closes; connection_lost(0)

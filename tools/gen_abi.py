@@ -684,9 +684,9 @@ def emit_c_check(h: Header) -> str:
     return "\n".join(out)
 
 
-# Functions defined in C (capi/errors.c, capi/write.c), not cgo exports.
+# Functions defined in C (capi/errors.c, capi/write.c, capi/dgsend.c), not cgo exports.
 C_IMPLEMENTED = {"aloop_version", "aloop_version_string", "aloop_strerror", "aloop_err_name",
-                 "aloop_transport_write"}
+                 "aloop_transport_write", "aloop_datagram_sendto"}
 
 
 # ---------------------------------------------------------------------------

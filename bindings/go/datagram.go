@@ -5,6 +5,7 @@ import (
 	"context"
 	"net"
 	"runtime"
+	"strconv"
 	"sync/atomic"
 	"syscall"
 	"unsafe"
@@ -30,12 +31,28 @@ type dgramConn struct {
 	loop      *Loop
 	proto     DatagramProtocol
 	transport *DatagramTransport
-	// The last sender, reused while the next datagram comes from the same
-	// address (no allocation per datagram for a steady peer).
-	lastHost []byte
-	lastPort int
-	lastAddr net.Addr
+	// The recent senders: the same net.Addr for a sender that comes back
+	// (no allocation per datagram from a steady set of peers), and, for
+	// SendTo to one of them (a reply), the numeric host the library gave
+	// (no formatting or copy per reply). Loop thread only.
+	peers  map[string]*peer       // by host "\x00" port
+	byAddr map[*net.UDPAddr]*peer // the same peers, by address
+	key    []byte                 // scratch for the peers key
 }
+
+// peer is a recent sender.
+type peer struct {
+	addr net.Addr
+	udp  *net.UDPAddr // addr, when it is one
+	ip   net.IP       // a copy of udp's IP and zone as they were made, to
+	zone string       // notice an address changed by its user
+	host []byte       // NUL-terminated numeric host, as the library gave it
+	port int
+}
+
+// maxPeers bounds the senders remembered per endpoint; when full, they
+// are forgotten and the cache starts again.
+const maxPeers = 256
 
 func (c *dgramConn) owner() *Loop { return c.loop }
 
@@ -44,13 +61,45 @@ func (c *dgramConn) senderAddr(host *byte, port int) net.Addr {
 		return nil
 	}
 	h := unsafe.Slice(host, cStrlen(host))
-	if c.lastAddr != nil && port == c.lastPort && bytes.Equal(h, c.lastHost) {
-		return c.lastAddr
+	c.key = strconv.AppendInt(append(append(c.key[:0], h...), 0), int64(port), 10)
+	if p := c.peers[string(c.key)]; p != nil {
+		if p.intact() {
+			return p.addr
+		}
+		delete(c.byAddr, p.udp) // changed by its user: make a new one
 	}
-	c.lastHost = append(c.lastHost[:0], h...)
-	c.lastPort = port
-	c.lastAddr = makeAddr(c.transport.network, string(h), port)
-	return c.lastAddr
+	if c.peers == nil || len(c.peers) >= maxPeers {
+		c.peers = make(map[string]*peer)
+		c.byAddr = make(map[*net.UDPAddr]*peer)
+	}
+	p := &peer{addr: makeAddr(c.transport.network, string(h), port), port: port}
+	p.host = append(append(make([]byte, 0, len(h)+1), h...), 0)
+	if u, ok := p.addr.(*net.UDPAddr); ok {
+		p.udp, p.ip, p.zone = u, append(net.IP(nil), u.IP...), u.Zone
+		c.byAddr[u] = p
+	}
+	c.peers[string(c.key)] = p
+	return p.addr
+}
+
+// intact reports whether the user left the address as it was made.
+func (p *peer) intact() bool {
+	u := p.udp
+	return u == nil || (u.Port == p.port && u.Zone == p.zone && bytes.Equal(u.IP, p.ip))
+}
+
+// replyHost returns the library's host string and the port for an address
+// that is one of the recent senders, unchanged (nil otherwise).
+func (c *dgramConn) replyHost(addr net.Addr) (*byte, int) {
+	u, ok := addr.(*net.UDPAddr)
+	if !ok || u == nil {
+		return nil, 0
+	}
+	p := c.byAddr[u]
+	if p == nil || !p.intact() {
+		return nil, 0
+	}
+	return &p.host[0], p.port
 }
 
 // CreateDatagramEndpoint creates a datagram endpoint with protocol p
@@ -179,20 +228,24 @@ func (t *DatagramTransport) SendTo(data []byte, addr net.Addr) error {
 	var host *byte
 	port := 0
 	if addr != nil {
-		h, p, err := splitAddr(addr)
-		if err != nil {
-			return err
+		// A reply to a recent sender reuses the host the library gave.
+		if host, port = t.conn.replyHost(addr); host == nil {
+			h, p, err := splitAddr(addr)
+			if err != nil {
+				return err
+			}
+			host, port = cString(h), p
 		}
-		host, port = cString(h), p
 	}
 	runtime.LockOSThread()
-	rc := lib.datagramSendto(t.handle(), unsafe.Pointer(unsafe.SliceData(data)), uintptr(len(data)), host, int32(port))
+	rc := rawDatagramSendto(t.handle(), unsafe.Pointer(unsafe.SliceData(data)), uintptr(len(data)), host, int32(port))
 	var err error
 	if rc < 0 {
 		err = lib.errorOf(rc)
 	}
 	runtime.UnlockOSThread()
 	runtime.KeepAlive(data)
+	runtime.KeepAlive(host)
 	if err != nil {
 		return &net.OpError{Op: "write", Net: t.network, Source: t.local, Addr: addr, Err: err}
 	}

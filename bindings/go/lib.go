@@ -34,7 +34,7 @@ type library struct {
 
 	// Raw entry points for the few hot paths that skip purego's reflection
 	// (see raw.go).
-	rawCallSoon, rawCallSoonThreadsafe, rawTransportWrite, rawLoopTime uintptr
+	rawCallSoon, rawCallSoonThreadsafe, rawTransportWrite, rawLoopTime, rawDatagramSendto uintptr
 }
 
 var (
@@ -45,6 +45,9 @@ var (
 
 // Load loads libasyncloop.so once per process, from the first of:
 //
+//  0. the libasyncloop.so.MAJOR already in the process, if any (a Go
+//     plugin loaded by a host that has the library: its loop handles
+//     belong to that copy; a second copy would be a second library);
 //  1. $ASYNCLOOP_LIBRARY (a path);
 //  2. libasyncloop.so.MAJOR or libasyncloop.so next to the executable;
 //  3. the user's cache, CacheLibraryPath() (where
@@ -78,11 +81,14 @@ const libraryHint = "set " + LibraryEnv + "=/path/to/libasyncloop.so, install it
 // libraryCandidate returns the path to load and, when it is the last
 // resort (the loader's search), what was looked at before.
 func libraryCandidate() (string, []string) {
+	soname := fmt.Sprintf("libasyncloop.so.%d", VersionMajor)
+	if loaded(soname) {
+		return soname, nil
+	}
 	if path := os.Getenv(LibraryEnv); path != "" {
 		return path, nil
 	}
 	tried := []string{"$" + LibraryEnv + " (not set)"}
-	soname := fmt.Sprintf("libasyncloop.so.%d", VersionMajor)
 	if exe, err := os.Executable(); err == nil {
 		for _, name := range []string{soname, "libasyncloop.so"} {
 			cand := filepath.Join(filepath.Dir(exe), name)
@@ -170,8 +176,27 @@ func openLocked(path string) (l *library, err error) {
 	l.rawCallSoonThreadsafe = mustSym(h, "aloop_call_soon_threadsafe")
 	l.rawTransportWrite = mustSym(h, "aloop_transport_write")
 	l.rawLoopTime = mustSym(h, "aloop_loop_time")
+	l.rawDatagramSendto = mustSym(h, "aloop_datagram_sendto")
 	initCallbacks()
 	return l, nil
+}
+
+// rtldNoload is glibc's and musl's RTLD_NOLOAD.
+const rtldNoload = 0x4
+
+// loaded reports whether a library with this soname is in the process
+// already (the dynamic loader matches loaded libraries by soname too,
+// whatever path loaded them).
+func loaded(soname string) bool {
+	if runtime.GOOS != "linux" {
+		return false
+	}
+	h, err := purego.Dlopen(soname, purego.RTLD_NOW|purego.RTLD_LOCAL|rtldNoload)
+	if err != nil || h == 0 {
+		return false
+	}
+	purego.Dlclose(h)
+	return true
 }
 
 func mustSym(h uintptr, name string) uintptr {

@@ -55,6 +55,10 @@ type Loop struct {
 	panicMu sync.Mutex
 	panicV  *PanicError
 
+	// borrowed: the loop belongs to another host (LoopFromHandle): Close
+	// does not free it and a panic goes to its exception handler.
+	borrowed bool
+
 	cleanup runtime.Cleanup
 
 	// Servers whose Go wrapper was garbage collected while open (they
@@ -104,6 +108,60 @@ func NewLoop() (*Loop, error) {
 	loops[h] = weak.Make(l)
 	loopsMu.Unlock()
 	l.cleanup = runtime.AddCleanup(l, closeDroppedLoop, droppedLoop{h: h, debug: l.debug, created: l.created})
+	return l, nil
+}
+
+// LoopFromHandle wraps a loop another host created and runs: the
+// aloop_loop_t * that a C, Python or Node host (or another Go binding)
+// passes to a Go plugin (a Go library built with -buildmode=c-shared that
+// uses this binding; examples/go-plugin, README.md "Go plugins"). The
+// library is loaded as Load does, and Load prefers a libasyncloop already
+// in the process, the one the handle belongs to.
+//
+// The *Loop borrows the handle: the host runs the loop (its callbacks run
+// on the host's loop thread, inside the host's run call) and closes it.
+// Close only detaches the Go side (later calls fail with ErrClosed; close
+// your servers and transports first); it neither closes nor frees the loop.
+// A panic in a callback is recovered and passed to the loop's exception
+// handler, which the host owns, and the loop goes on (asyncio's rule for an
+// exception in a callback), instead of stopping the loop and re-panicking
+// in a run call that is not Go's. Wrapping the same live handle again
+// returns the same *Loop. A handle that is not a live loop is
+// ErrBadHandle.
+func LoopFromHandle(handle uintptr) (*Loop, error) {
+	if err := ensureLoaded(); err != nil {
+		return nil, err
+	}
+	loopsMu.Lock()
+	defer loopsMu.Unlock()
+	if w, ok := loops[handle]; ok {
+		if l := w.Value(); l != nil && !l.closed.Load() {
+			return l, nil
+		}
+	}
+	runtime.LockOSThread()
+	rc := lib.loopIsClosed(handle)
+	err := lib.errorOf(rc)
+	runtime.UnlockOSThread()
+	if err != nil {
+		return nil, err
+	}
+	if rc > 0 {
+		return nil, ErrClosed
+	}
+	l := &Loop{
+		h:            handle,
+		borrowed:     true,
+		debug:        new(atomic.Bool),
+		transports:   map[uintptr]*Transport{},
+		servers:      map[uintptr]weak.Pointer[Server]{},
+		datagrams:    map[uintptr]*DatagramTransport{},
+		subprocesses: map[uintptr]*SubprocessTransport{},
+	}
+	if _, file, line, ok := runtime.Caller(1); ok {
+		l.created = fmt.Sprintf("%s:%d", file, line)
+	}
+	loops[handle] = weak.Make(l)
 	return l, nil
 }
 
@@ -181,6 +239,13 @@ func do(f func() int32) (int32, error) {
 }
 
 func (l *Loop) storePanic(v any, stack []byte) {
+	if l.borrowed {
+		// The run call is the host's: report, as asyncio reports an
+		// exception raised by a callback, and go on.
+		msg := fmt.Sprintf("panic in a Go callback: %v\n%s", v, stack)
+		lib.loopCallExceptionHandler(l.h, cString(msg), 0)
+		return
+	}
 	l.panicMu.Lock()
 	first := l.panicV == nil
 	if first {
@@ -316,6 +381,15 @@ func (l *Loop) Close() error {
 		delete(l.servers, h)
 	}
 	l.orphans = nil
+	if l.borrowed {
+		// The host's loop: detach only.
+		l.closed.Store(true)
+		loopsMu.Lock()
+		delete(loops, l.h)
+		loopsMu.Unlock()
+		runtime.UnlockOSThread()
+		return nil
+	}
 	err := lib.errorOf(lib.loopClose(l.h))
 	if err == nil {
 		l.closed.Store(true)

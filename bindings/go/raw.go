@@ -30,3 +30,8 @@ func rawLoopTime(loop uintptr, out *float64) int32 {
 	r1, _, _ := purego.SyscallN(lib.rawLoopTime, loop, uintptr(unsafe.Pointer(out)))
 	return int32(r1)
 }
+
+func rawDatagramSendto(d uintptr, p unsafe.Pointer, n uintptr, host *byte, port int32) int32 {
+	r1, _, _ := purego.SyscallN(lib.rawDatagramSendto, d, uintptr(p), n, uintptr(unsafe.Pointer(host)), uintptr(port))
+	return int32(r1)
+}

@@ -5,6 +5,7 @@ package asyncloop
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"os"
 	"reflect"
 	"runtime"
@@ -257,4 +258,32 @@ func dlopenSIGURGGo(cpath []byte, a *dlopenArgs, tids []uintptr) uintptr {
 		syscall.Tgkill(int(a.pid), int(tid), syscall.SIGURG)
 	}
 	return h
+}
+
+// OpenPlugin loads a Go plugin into this Go host: a library built with
+// -buildmode=c-shared that has a Go runtime of its own with asynchronous
+// preemption on (examples/go-plugin; libasyncloop itself is loaded with
+// Load). Loading such a library with a plain dlopen installs its runtime's
+// SIGURG handler over this program's: the host's preemption signals are
+// then dropped, and a host garbage collection waits forever for a
+// goroutine in a call-free loop (tests/go TestGoPluginInGoHost shows it).
+// OpenPlugin loads it with SIGURG chained instead (linux/amd64: the host's
+// handler, then the plugin's, each acting only on its own goroutines), so
+// both runtimes keep preemption; elsewhere the host's handler is given back
+// and the plugin's goroutines lose asynchronous preemption. It returns the
+// dlopen handle (for purego.RegisterLibFunc) and the arrangement made
+// (SIGURGChain, SIGURGHost, or SIGURGUnchanged when SIGURG was not the
+// host runtime's). One chained library per process: a second one, or one
+// after the library was loaded with ASYNCLOOP_SIGURG=chain, is refused.
+func OpenPlugin(path string) (uintptr, string, error) {
+	loadMu.Lock()
+	defer loadMu.Unlock()
+	if cur, err := getSigaction(sigURG); err == nil && sigchainSupported && cur.handler == sigchainTrampolinePC() {
+		return 0, "", errors.New("asyncloop: OpenPlugin: SIGURG is chained to another library already")
+	}
+	h, mode, err := dlopenLibrary(path, SIGURGChain)
+	if h == 0 && err != nil {
+		return 0, "", fmt.Errorf("asyncloop: cannot load %s: %w", path, err)
+	}
+	return h, mode, err
 }

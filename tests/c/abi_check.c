@@ -272,7 +272,6 @@ ALOOP_SAME_TYPE(aloop_set_event_loop, int(aloop_loop_t *));
 #define aloop_connect_accepted_socket cgo_aloop_connect_accepted_socket
 #define aloop_create_datagram_endpoint cgo_aloop_create_datagram_endpoint
 #define aloop_future_result_datagram cgo_aloop_future_result_datagram
-#define aloop_datagram_sendto cgo_aloop_datagram_sendto
 #define aloop_datagram_close cgo_aloop_datagram_close
 #define aloop_datagram_abort cgo_aloop_datagram_abort
 #define aloop_datagram_is_closing cgo_aloop_datagram_is_closing
@@ -436,7 +435,6 @@ ALOOP_SAME_TYPE(aloop_set_event_loop, int(aloop_loop_t *));
 #undef aloop_connect_accepted_socket
 #undef aloop_create_datagram_endpoint
 #undef aloop_future_result_datagram
-#undef aloop_datagram_sendto
 #undef aloop_datagram_close
 #undef aloop_datagram_abort
 #undef aloop_datagram_is_closing
@@ -598,7 +596,6 @@ ALOOP_SAME_TYPE(cgo_aloop_create_unix_server, int(uintptr_t, char*, uintptr_t, u
 ALOOP_SAME_TYPE(cgo_aloop_connect_accepted_socket, int(uintptr_t, int, aloop_protocol_t*, uintptr_t, uintptr_t, uintptr_t*));
 ALOOP_SAME_TYPE(cgo_aloop_create_datagram_endpoint, int(uintptr_t, char*, int, char*, int, aloop_datagram_protocol_t*, uintptr_t, uintptr_t, aloop_datagram_options_t*, uintptr_t*));
 ALOOP_SAME_TYPE(cgo_aloop_future_result_datagram, int(uintptr_t, uintptr_t*));
-ALOOP_SAME_TYPE(cgo_aloop_datagram_sendto, int(uintptr_t, void*, size_t, char*, int));
 ALOOP_SAME_TYPE(cgo_aloop_datagram_close, int(uintptr_t));
 ALOOP_SAME_TYPE(cgo_aloop_datagram_abort, int(uintptr_t));
 ALOOP_SAME_TYPE(cgo_aloop_datagram_is_closing, int(uintptr_t));

@@ -10,7 +10,11 @@
  */
 #include "test.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 
 #define SKIP_CODE 77
 
@@ -168,5 +172,79 @@ TEST(handle_exports_return_epanic) {
   OK(aloop_loop_run(loop, ALOOP_RUN_NOWAIT));
   ASSERT_EQ(ran, 1); /* the panicked calls scheduled nothing */
   ASSERT_EQ(aloop_loop_is_running(loop), 0);
+  OK(aloop_loop_free(loop));
+}
+
+/* A reply from datagram_received to the sender it was given goes out from C
+ * (capi/dgsend.c) without a call into Go: with the Go side of
+ * aloop_datagram_sendto panicking (ASYNCLOOP_FAULT_INJECT lists it), the
+ * reply still arrives; a datagram to another address goes through Go and
+ * returns ALOOP_EPANIC. */
+struct reply_rig {
+  aloop_loop_t *loop;
+  int replies_ok, other_rc, got;
+};
+
+static void reply_made(aloop_datagram_t *d, void *ud) {
+  (void)d;
+  (void)ud;
+}
+
+static void reply_rx(aloop_datagram_t *d, const char *data, size_t len, const char *host,
+                     int port, void *ud) {
+  struct reply_rig *r = ud;
+  char copy[128];
+  snprintf(copy, sizeof copy, "%s", host);
+  /* the pointer it was given, then an equal string */
+  if (aloop_datagram_sendto(d, data, len, host, port) == 0)
+    r->replies_ok++;
+  if (aloop_datagram_sendto(d, data, len, copy, port) == 0)
+    r->replies_ok++;
+  r->other_rc = aloop_datagram_sendto(d, data, len, host, port == 9 ? 10 : 9);
+  r->got++;
+  aloop_loop_stop(r->loop);
+}
+
+TEST(handle_exports_datagram_reply_from_c) {
+  if (!injected("aloop_datagram_sendto") || injected("aloop_loop_new") ||
+      injected("aloop_create_datagram_endpoint")) {
+    printf("SKIP: needs ASYNCLOOP_FAULT_INJECT to list aloop_datagram_sendto only\n");
+    exit(SKIP_CODE);
+  }
+  aloop_loop_t *loop;
+  OK(aloop_loop_new(&loop));
+  struct reply_rig r = {loop, 0, 0, 0};
+  aloop_datagram_protocol_t p = {.size = sizeof p, .connection_made = reply_made,
+                                 .datagram_received = reply_rx};
+  aloop_future_t *f;
+  OK(aloop_create_datagram_endpoint(loop, "127.0.0.1", 0, NULL, 0, &p, &r, NULL, NULL, &f));
+  OK(aloop_loop_run_until_complete(loop, f));
+  aloop_datagram_t *d;
+  OK(aloop_future_result_datagram(f, &d));
+  aloop_future_free(f);
+  char host[64];
+  int port = 0;
+  OK(aloop_datagram_get_sockname(d, host, sizeof host, &port));
+  /* a plain socket sends and receives */
+  int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  ASSERT(s >= 0);
+  struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+  to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(sendto(s, "ping", 4, 0, (struct sockaddr *)&to, sizeof to), 4);
+  OK(aloop_loop_run(loop, ALOOP_RUN_DEFAULT));
+  ASSERT_EQ(r.got, 1);
+  ASSERT_EQ(r.replies_ok, 2);
+  ASSERT_EQ(r.other_rc, ALOOP_EPANIC);
+  char buf[16];
+  for (int i = 0; i < 2; i++) {
+    struct timeval tv = {5, 0};
+    setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    ASSERT_EQ(recv(s, buf, sizeof buf, 0), 4);
+    ASSERT(memcmp(buf, "ping", 4) == 0);
+  }
+  close(s);
+  aloop_datagram_abort(d);
+  for (int i = 0; i < 5; i++)
+    OK(aloop_loop_run(loop, ALOOP_RUN_NOWAIT));
   OK(aloop_loop_free(loop));
 }

@@ -3,6 +3,7 @@ package gotest
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -410,4 +411,97 @@ func TestPipes(t *testing.T) {
 	}
 	settle(l)
 	checkLeaks(t, base)
+}
+
+// udpRedirect replies to each sender, or, once redirect is set, to the
+// sender's address object changed in place to another port.
+type udpRedirect struct {
+	asyncloop.BaseDatagramProtocol
+	tr       *asyncloop.DatagramTransport
+	addrs    []net.Addr
+	redirect int
+}
+
+func (u *udpRedirect) ConnectionMade(t *asyncloop.DatagramTransport) { u.tr = t }
+func (u *udpRedirect) DatagramReceived(b []byte, addr net.Addr) {
+	u.addrs = append(u.addrs, addr)
+	if u.redirect != 0 {
+		addr.(*net.UDPAddr).Port = u.redirect // the user changes the address it was given
+	}
+	u.tr.SendTo(b, addr)
+}
+
+// Senders that come back get the same address object (the binding keeps
+// recent senders), replies to them reach them whatever the order, and an
+// address the user changed in place goes where it says now.
+func TestUDPRecentSenders(t *testing.T) {
+	l := newLoop(t)
+	srv := &udpRedirect{}
+	sf, err := l.CreateDatagramEndpoint(bg, srv, asyncloop.WithLocalAddr("127.0.0.1", 0))
+	st := await(t, l, sf, err)
+	port := st.LocalAddr().(*net.UDPAddr).Port
+	var peers [3]*net.UDPConn
+	for i := range peers {
+		c, err := net.DialUDP("udp", nil, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		peers[i] = c
+	}
+	recv := func(c *net.UDPConn) string {
+		t.Helper()
+		buf := make([]byte, 64)
+		var n int
+		done := make(chan error, 1)
+		go func() {
+			c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			var err error
+			n, err = c.Read(buf)
+			done <- err
+		}()
+		for {
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatal(err)
+				}
+				return string(buf[:n])
+			default:
+				l.RunOnce(10 * time.Millisecond)
+			}
+		}
+	}
+	for round := 0; round < 3; round++ {
+		for i, c := range peers { // alternating senders
+			msg := fmt.Sprintf("r%d p%d", round, i)
+			c.Write([]byte(msg))
+			if got := recv(c); got != msg {
+				t.Fatalf("peer %d got %q, want %q", i, got, msg)
+			}
+		}
+	}
+	for i := range peers {
+		a, b := srv.addrs[i], srv.addrs[i+len(peers)]
+		if a != b || a.String() != peers[i].LocalAddr().String() {
+			t.Fatalf("sender %d: %v then %v (want the same address object, %v)", i, a, b, peers[i].LocalAddr())
+		}
+	}
+	// peer 0 sends; the server changes the address it was given to peer 1.
+	srv.redirect = peers[1].LocalAddr().(*net.UDPAddr).Port
+	peers[0].Write([]byte("to peer 1"))
+	if got := recv(peers[1]); got != "to peer 1" {
+		t.Fatalf("redirected reply: peer 1 got %q", got)
+	}
+	// peer 0 again: its address is peer 0's, not the changed object.
+	srv.redirect = 0
+	peers[0].Write([]byte("back"))
+	if got := recv(peers[0]); got != "back" {
+		t.Fatalf("peer 0 got %q", got)
+	}
+	if a := srv.addrs[len(srv.addrs)-1]; a.String() != peers[0].LocalAddr().String() {
+		t.Fatalf("peer 0 reported as %v, want %v", a, peers[0].LocalAddr())
+	}
+	st.Abort()
+	settle(l)
 }
