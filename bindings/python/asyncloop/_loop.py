@@ -615,10 +615,17 @@ class EventLoop(asyncio.BaseEventLoop):
             self._writers.pop(fd).handle.cancel()
         if self._sig_rfd is not None:
             lib.aloop_remove_reader(handle, self._sig_rfd)
-        # Whatever is still open on the core loop goes at once (the core's
-        # force-close: no callback runs, every free_cb does), instead of
-        # running it until aloop_loop_close stops answering EBUSY.
-        lib.aloop_loop_close_force(handle)
+        # What is already closing on the core loop (a foreign library's
+        # transports it closed itself) finishes for up to 200 ms, so its
+        # connection_lost runs; whatever is still open then goes at once
+        # (the core's force-close: no callback runs, every free_cb does).
+        for _ in range(40):
+            rc = lib.aloop_loop_close(handle)
+            if rc != _b.ALOOP_EBUSY:  # type: ignore[attr-defined]
+                break
+            lib.aloop_loop_run_once(handle, 0.005)
+        else:
+            lib.aloop_loop_close_force(handle)
         self._pending_exc = None
         self._handle = None
         lib.aloop_loop_free(handle)
