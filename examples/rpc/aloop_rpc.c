@@ -290,8 +290,10 @@ static void deliver(rpc_server_t *s, rpc_request_t *r) {
  * and free_cb follow), fails the waiting rpc_server_recv futures, releases
  * the queued requests. Idempotent. */
 static void server_shutdown(rpc_server_t *s) {
-  for (conn_t *c = s->conns; c; c = c->next)
+  for (conn_t *c = s->conns, *next; c; c = next) {
+    next = c->next; /* (on a closed loop connection_lost runs inside abort) */
     aloop_transport_abort(c->t);
+  }
   while (s->nwaiters)
     reject(s->waiters[--s->nwaiters], ALOOP_ECLOSED, "the RPC server is closed");
   while (s->qhead) {
