@@ -164,6 +164,34 @@ static aloop_future_t *shared_future(aloop_loop_t *loop, aloop_future_t **out,
 }
 
 /* ======================================================================== */
+/* Who releases what                                                         */
+/* ======================================================================== */
+/*
+ * Every registration the library makes with the loop (the listening
+ * server's on_connection, a connection's protocol, a timer, a
+ * done-callback) passes a free_cb, and the memory tied to that registration
+ * is released there: free_cb runs exactly once whatever happens (after
+ * connection_lost, after the done-callback ran, inside a call that fails,
+ * or inside aloop_loop_close_force, which runs no callback of ours at all:
+ * no connection_lost, no done-callback, no timer). connection_lost and the
+ * done-callbacks only do the protocol's work (fail the pending calls,
+ * unlink, answer the host). Objects reached from several places count
+ * their references:
+ *     rpc_server_t  the host's (until rpc_server_close), the listening
+ *                   server's registration, the start operation's, one per
+ *                   connection
+ *     conn_t        its transport's registration, one per sleep timer and
+ *                   per RPC_HOST request not answered yet
+ *     rpc_client_t  the host's (until rpc_client_close), its transport's
+ *                   registration, the connect operation's, one per
+ *                   library-driven benchmark
+ *     bench_t       the benchmark's driver, one per call in flight
+ * What the host holds (a client, a server, a request, a reply) stays valid
+ * until the host releases it, also after a force-close of the loop (the
+ * functions then only release memory: ALOOP_ECLOSED, or 0 for the closes).
+ */
+
+/* ======================================================================== */
 /* Server                                                                    */
 /* ======================================================================== */
 
@@ -171,9 +199,10 @@ typedef struct conn_s conn_t;
 
 struct rpc_server_s {
   aloop_loop_t *loop;
-  aloop_server_t *server;
-  int refs; /* the host's (until rpc_server_close) + one per connection */
-  int closed;
+  aloop_server_t *server; /* set once listening, NULL once released */
+  int refs;
+  int closed; /* rpc_server_close was called */
+  int gone;   /* the listening server's registration was released */
   uint64_t requests;
   conn_t *conns;
   /* waiting rpc_server_recv futures (library references), FIFO */
@@ -185,10 +214,10 @@ struct rpc_server_s {
 
 struct conn_s {
   rpc_server_t *srv;
-  aloop_transport_t *t;
+  aloop_transport_t *t; /* NULL once lost */
   inbuf_t in;
-  int refs; /* the transport's + one per timer or host request */
-  int lost, stop;
+  int refs;
+  int lost, stop, linked;
   conn_t *prev, *next;
 };
 
@@ -222,6 +251,22 @@ static void request_drop(void *p) {
   obj_free(r);
 }
 
+/* The connection is gone (connection_lost, or its free_cb when
+ * connection_lost did not run): off the server's list. */
+static void conn_gone(conn_t *c) {
+  c->lost = 1;
+  c->t = NULL;
+  if (!c->linked)
+    return;
+  c->linked = 0;
+  if (c->prev)
+    c->prev->next = c->next;
+  else
+    c->srv->conns = c->next;
+  if (c->next)
+    c->next->prev = c->prev;
+}
+
 /* Hands r to the first waiter that takes it, else queues it. */
 static void deliver(rpc_server_t *s, rpc_request_t *r) {
   while (s->nwaiters) {
@@ -241,6 +286,35 @@ static void deliver(rpc_server_t *s, rpc_request_t *r) {
   s->qtail = r;
 }
 
+/* The server stops serving: aborts its connections (their connection_lost
+ * and free_cb follow), fails the waiting rpc_server_recv futures, releases
+ * the queued requests. Idempotent. */
+static void server_shutdown(rpc_server_t *s) {
+  for (conn_t *c = s->conns, *next; c; c = next) {
+    next = c->next; /* (on a closed loop connection_lost runs inside abort) */
+    aloop_transport_abort(c->t);
+  }
+  while (s->nwaiters)
+    reject(s->waiters[--s->nwaiters], ALOOP_ECLOSED, "the RPC server is closed");
+  while (s->qhead) {
+    rpc_request_t *r = s->qhead;
+    s->qhead = r->next;
+    request_drop(r);
+  }
+  s->qtail = NULL;
+}
+
+/* The free_cb of the listening server's registration: it runs inside
+ * rpc_server_close (aloop_server_free), when creating the server failed,
+ * or inside aloop_loop_close_force. */
+static void server_reg_free(void *ud) {
+  rpc_server_t *s = ud;
+  s->gone = 1;
+  s->server = NULL;
+  server_shutdown(s);
+  server_unref(s);
+}
+
 typedef struct sleep_s {
   conn_t *conn;
   uint32_t id;
@@ -255,6 +329,8 @@ static void sleep_fire(aloop_loop_t *loop, void *ud) {
     send_frame(z->conn->t, z->id, RPC_REPLY_OK, z->data, z->len);
 }
 
+/* The timer's free_cb: after it fired, when it is dropped, or inside a
+ * failing aloop_call_later. */
 static void sleep_free(void *ud) {
   sleep_t *z = ud;
   conn_unref(z->conn);
@@ -307,7 +383,7 @@ static void server_frame(void *self, uint32_t id, int kind,
     z->id = id;
     z->len = len - 4;
     memcpy(z->data, p + 4, len - 4);
-    c->refs++;
+    c->refs++; /* the timer's, released by sleep_free */
     if (aloop_call_later(s->loop, get32(p) / 1000.0, sleep_fire, z, sleep_free,
                          NULL) < 0) /* sleep_free ran */
       send_frame(c->t, id, RPC_REPLY_ERROR, "timer failed", 12);
@@ -317,6 +393,10 @@ static void server_frame(void *self, uint32_t id, int kind,
     send_frame(c->t, id, RPC_REPLY_ERROR, p, len);
     break;
   case RPC_HOST: {
+    if (s->closed || s->gone) { /* nobody could take it any more */
+      send_frame(c->t, id, RPC_REPLY_ERROR, "the RPC server is closed", 24);
+      break;
+    }
     rpc_request_t *r = obj_malloc(sizeof *r + len);
     if (!r) {
       send_frame(c->t, id, RPC_REPLY_ERROR, "out of memory", 13);
@@ -326,7 +406,7 @@ static void server_frame(void *self, uint32_t id, int kind,
     r->id = id;
     r->len = len;
     memcpy(r->data, p, len);
-    c->refs++;
+    c->refs++; /* the request's, released by request_drop */
     deliver(s, r);
     break;
   }
@@ -347,17 +427,17 @@ static void server_data(aloop_transport_t *t, const char *data, size_t len,
 }
 
 static void server_lost(aloop_transport_t *t, int error, void *ud) {
-  conn_t *c = ud;
   (void)t;
   (void)error;
-  c->lost = 1;
-  c->t = NULL;
-  if (c->prev)
-    c->prev->next = c->next;
-  else
-    c->srv->conns = c->next;
-  if (c->next)
-    c->next->prev = c->prev;
+  conn_gone(ud); /* conn_free follows */
+}
+
+/* The connection's free_cb: after connection_lost, inside a failing
+ * aloop_transport_set_protocol, or inside aloop_loop_close_force (without
+ * connection_lost). */
+static void conn_free(void *ud) {
+  conn_t *c = ud;
+  conn_gone(c);
   conn_unref(c);
 }
 
@@ -371,29 +451,30 @@ static int server_accept(aloop_server_t *server, aloop_transport_t *t,
                          void *ud) {
   rpc_server_t *s = ud;
   (void)server;
-  if (s->closed)
+  if (s->closed || s->gone)
     return -1;
   conn_t *c = obj_calloc(sizeof *c);
   if (!c)
     return -1;
   c->srv = s;
   c->t = t;
-  c->refs = 1;
-  if (aloop_transport_set_protocol(t, &server_protocol, c, NULL) < 0) {
-    obj_free(c);
-    return -1;
-  }
+  c->refs = 1; /* the registration's, released by conn_free */
   s->refs++;
+  c->linked = 1;
   c->next = s->conns;
   if (s->conns)
     s->conns->prev = c;
   s->conns = c;
+  if (aloop_transport_set_protocol(t, &server_protocol, c, conn_free) < 0)
+    return -1; /* conn_free ran: unlinked and released */
   return 0;
 }
 
 typedef struct start_s {
   rpc_server_t *srv;
-  aloop_future_t *f; /* the library's reference to the host's future */
+  aloop_future_t *sf; /* aloop_create_server's future */
+  aloop_future_t *f;  /* the library's reference to the host's future,
+                         NULL once resolved */
 } start_t;
 
 static void server_started(aloop_future_t *sf, void *ud) {
@@ -404,15 +485,27 @@ static void server_started(aloop_future_t *sf, void *ud) {
   if (rc < 0) {
     char msg[256] = "";
     aloop_future_error_message(sf, msg, sizeof msg);
-    reject(st->f, rc, msg);
-    server_unref(s);
+    reject(st->f, rc, msg); /* server_reg_free releases the registration's */
   } else {
     s->server = server;
+    s->refs++; /* the host's, until rpc_server_close */
     if (aloop_future_set_result(st->f, s) < 0) /* cancelled meanwhile */
       rpc_server_close(s);
     aloop_future_free(st->f);
   }
-  aloop_future_free(sf);
+  st->f = NULL;
+}
+
+/* The done-callback's free_cb: after server_started ran, inside a failing
+ * aloop_future_add_done_callback, or when the loop drops the callback
+ * (aloop_loop_close_force: server_started never ran). */
+static void start_free(void *ud) {
+  start_t *st = ud;
+  if (st->f)
+    reject(st->f, ALOOP_ECLOSED, "the loop was closed before the server started");
+  aloop_future_cancel(st->sf); /* done already, or abandoned now */
+  aloop_future_free(st->sf);
+  server_unref(st->srv);
   obj_free(st);
 }
 
@@ -429,32 +522,29 @@ int rpc_server_start(aloop_loop_t *loop, const char *host, int port,
     return ALOOP_ENOMEM;
   }
   s->loop = loop;
-  s->refs = 1;
-  aloop_future_t *sf = NULL;
-  /* The server's userdata (s) is ours: no free_cb, s outlives it. */
-  rc = aloop_create_server(loop, host, port, server_accept, s, NULL, NULL, &sf);
+  s->refs = 2; /* the registration's and the start operation's */
+  st->srv = s;
+  /* server_reg_free runs inside this call if it fails */
+  rc = aloop_create_server(loop, host, port, server_accept, s, server_reg_free,
+                           NULL, &st->sf);
   if (rc < 0)
     goto fail;
-  st->srv = s;
   st->f = shared_future(loop, out_future, &rc);
   if (!st->f) {
-    aloop_future_cancel(sf);
-    aloop_future_free(sf);
+    aloop_future_cancel(st->sf); /* abandoned: server_reg_free follows */
+    aloop_future_free(st->sf);
     goto fail;
   }
-  rc = aloop_future_add_done_callback(sf, server_started, st, NULL);
-  if (rc < 0) {
-    aloop_future_cancel(sf);
-    aloop_future_free(sf);
-    aloop_future_free(st->f);
+  rc = aloop_future_add_done_callback(st->sf, server_started, st, start_free);
+  if (rc < 0) { /* start_free ran: released st, its references and s's */
     aloop_future_free(*out_future);
     *out_future = NULL;
-    goto fail;
+    return rc;
   }
   return 0;
 fail:
-  obj_free(s);
   obj_free(st);
+  server_unref(s);
   return rc;
 }
 
@@ -473,22 +563,12 @@ int rpc_server_close(rpc_server_t *s) {
   if (!s || s->closed)
     return ALOOP_EINVAL;
   s->closed = 1;
-  if (s->server) {
-    aloop_server_close(s->server);
-    aloop_server_free(s->server);
-    s->server = NULL;
-  }
-  for (conn_t *c = s->conns; c; c = c->next)
-    aloop_transport_abort(c->t); /* connection_lost unlinks it later */
-  while (s->nwaiters)
-    reject(s->waiters[--s->nwaiters], ALOOP_ECLOSED, "the RPC server is closed");
-  while (s->qhead) {
-    rpc_request_t *r = s->qhead;
-    s->qhead = r->next;
-    request_drop(r);
-  }
-  s->qtail = NULL;
-  server_unref(s);
+  aloop_server_t *server = s->server;
+  s->server = NULL;
+  if (server)
+    aloop_server_free(server); /* server_reg_free runs inside */
+  server_shutdown(s);          /* (already done, unless force-closed) */
+  server_unref(s);             /* the host's */
   return 0;
 }
 
@@ -496,7 +576,7 @@ int rpc_server_recv(rpc_server_t *s, aloop_future_t **out_future) {
   int rc;
   if (!s || !out_future)
     return ALOOP_EINVAL;
-  if (s->closed)
+  if (s->closed || s->gone)
     return ALOOP_ECLOSED;
   if (s->qhead) {
     aloop_future_t *f = NULL;
@@ -557,9 +637,9 @@ typedef struct pending_s {
 
 struct rpc_client_s {
   aloop_loop_t *loop;
-  aloop_transport_t *t;
+  aloop_transport_t *t; /* set once connected, NULL once lost */
   inbuf_t in;
-  int refs; /* the host's (until rpc_client_close) + the transport's */
+  int refs;
   int lost, closed, stop;
   uint32_t next_id;
   pending_t *pending;
@@ -642,6 +722,18 @@ static void client_lost(aloop_transport_t *t, int error, void *ud) {
   else
     fail_pending(c, error ? error : ALOOP_ECONNRESET,
                  "the RPC connection was lost");
+  /* client_free follows */
+}
+
+/* The connection's free_cb: after connection_lost, when the connection
+ * failed, inside a failing aloop_create_connection, or inside
+ * aloop_loop_close_force (without connection_lost: the calls still pending
+ * are failed here, their futures were cancelled by the force-close). */
+static void client_free(void *ud) {
+  rpc_client_t *c = ud;
+  c->lost = 1;
+  c->t = NULL;
+  fail_pending(c, ALOOP_ECLOSED, "the loop was closed");
   client_unref(c);
 }
 
@@ -653,7 +745,9 @@ static const aloop_protocol_t client_protocol = {
 
 typedef struct connect_s {
   rpc_client_t *c;
-  aloop_future_t *f;
+  aloop_future_t *cf; /* aloop_create_connection's future */
+  aloop_future_t *f;  /* the library's reference to the host's future,
+                         NULL once resolved */
 } connect_t;
 
 static void client_connected(aloop_future_t *cf, void *ud) {
@@ -664,16 +758,26 @@ static void client_connected(aloop_future_t *cf, void *ud) {
   if (rc < 0) {
     char msg[256] = "";
     aloop_future_error_message(cf, msg, sizeof msg);
-    reject(st->f, rc, msg);
-    obj_free(c); /* no protocol callback ran: nothing else refers to c */
+    reject(st->f, rc, msg); /* client_free releases the registration's */
   } else {
-    c->t = t;
-    c->refs = 2;
+    if (!c->lost) /* connection_lost may have run already */
+      c->t = t;
+    c->refs++; /* the host's, until rpc_client_close */
     if (aloop_future_set_result(st->f, c) < 0) /* cancelled meanwhile */
       rpc_client_close(c);
     aloop_future_free(st->f);
   }
-  aloop_future_free(cf);
+  st->f = NULL;
+}
+
+/* The done-callback's free_cb (as start_free). */
+static void connect_free(void *ud) {
+  connect_t *st = ud;
+  if (st->f)
+    reject(st->f, ALOOP_ECLOSED, "the loop was closed before the connection was made");
+  aloop_future_cancel(st->cf); /* done already, or abandoned now */
+  aloop_future_free(st->cf);
+  client_unref(st->c);
   obj_free(st);
 }
 
@@ -690,31 +794,29 @@ int rpc_connect(aloop_loop_t *loop, const char *host, int port,
     return ALOOP_ENOMEM;
   }
   c->loop = loop;
-  aloop_future_t *cf = NULL;
-  rc = aloop_create_connection(loop, host, port, &client_protocol, c, NULL,
-                               NULL, &cf);
+  c->refs = 2; /* the registration's and the connect operation's */
+  st->c = c;
+  /* client_free runs inside this call if it fails */
+  rc = aloop_create_connection(loop, host, port, &client_protocol, c,
+                               client_free, NULL, &st->cf);
   if (rc < 0)
     goto fail;
-  st->c = c;
   st->f = shared_future(loop, out_future, &rc);
   if (!st->f) {
-    aloop_future_cancel(cf);
-    aloop_future_free(cf);
+    aloop_future_cancel(st->cf); /* abandoned: client_free follows */
+    aloop_future_free(st->cf);
     goto fail;
   }
-  rc = aloop_future_add_done_callback(cf, client_connected, st, NULL);
-  if (rc < 0) {
-    aloop_future_cancel(cf);
-    aloop_future_free(cf);
-    aloop_future_free(st->f);
+  rc = aloop_future_add_done_callback(st->cf, client_connected, st, connect_free);
+  if (rc < 0) { /* connect_free ran: released st, its references and c's */
     aloop_future_free(*out_future);
     *out_future = NULL;
-    goto fail;
+    return rc;
   }
   return 0;
 fail:
-  obj_free(c);
   obj_free(st);
+  client_unref(c);
   return rc;
 }
 
@@ -767,8 +869,8 @@ int rpc_client_close(rpc_client_t *c) {
     return ALOOP_EINVAL;
   c->closed = 1;
   if (!c->lost)
-    aloop_transport_close(c->t);
-  client_unref(c);
+    aloop_transport_close(c->t); /* connection_lost, then client_free */
+  client_unref(c);               /* the host's */
   return 0;
 }
 
@@ -782,29 +884,40 @@ int rpc_client_send_raw(rpc_client_t *c, const void *data, size_t len) {
 
 /* ---- the library-driven benchmark -------------------------------------- */
 
-typedef struct bench_s {
-  rpc_client_t *c;
-  aloop_future_t *f; /* the library's reference */
+typedef struct bench_s bench_t;
+
+/* One call in flight: the userdata of its done-callback. */
+typedef struct bcall_s {
+  bench_t *b;
+  aloop_future_t *f; /* the benchmark's reference to the call's future */
+  int ran;           /* bench_done ran */
+  struct bcall_s *next; /* on the spare list */
+} bcall_t;
+
+struct bench_s {
+  rpc_client_t *c;   /* a reference of its own */
+  aloop_future_t *f; /* the library's reference, NULL once resolved */
   uint64_t left, outstanding;
   size_t size;
   unsigned char *payload;
   int failed;
-} bench_t;
+  int refs; /* the driver's (rpc_client_bench) + one per bcall_t in flight */
+  bcall_t *spare; /* bcall_t to reuse */
+};
 
-static void bench_done(aloop_future_t *cf, void *ud);
-
-static int bench_issue(bench_t *b) {
-  aloop_future_t *cf = NULL;
-  int rc = rpc_call(b->c, RPC_ECHO, b->payload, b->size, &cf);
-  if (rc < 0)
-    return rc;
-  rc = aloop_future_add_done_callback(cf, bench_done, b, NULL);
-  aloop_future_free(cf);
-  if (rc < 0)
-    return rc;
-  b->left--;
-  b->outstanding++;
-  return 0;
+static void bench_unref(bench_t *b) {
+  if (--b->refs)
+    return;
+  if (b->f) /* calls were dropped unanswered (a force-closed loop) */
+    reject(b->f, ALOOP_ECLOSED, "the loop was closed during the benchmark");
+  while (b->spare) {
+    bcall_t *n = b->spare->next;
+    obj_free(b->spare);
+    b->spare = n;
+  }
+  client_unref(b->c);
+  free(b->payload);
+  obj_free(b);
 }
 
 static void bench_finish(bench_t *b, int code, const char *msg) {
@@ -812,13 +925,56 @@ static void bench_finish(bench_t *b, int code, const char *msg) {
     reject(b->f, code, msg);
   else
     resolve(b->f, NULL, NULL);
-  free(b->payload);
-  obj_free(b);
+  b->f = NULL;
+}
+
+static void bench_done(aloop_future_t *cf, void *ud);
+
+/* The done-callback's free_cb: after bench_done ran, inside a failing
+ * aloop_future_add_done_callback, or when the loop drops the callback
+ * (aloop_loop_close_force: then a reply that arrived is ours to release). */
+static void bcall_free(void *ud) {
+  bcall_t *bc = ud;
+  bench_t *b = bc->b;
+  if (!bc->ran) {
+    void *r = NULL;
+    b->outstanding--;
+    if (aloop_future_cancel(bc->f) == 0 && aloop_future_result(bc->f, &r) == 0)
+      rpc_reply_free(r);
+  }
+  aloop_future_free(bc->f);
+  bc->f = NULL;
+  bc->next = b->spare;
+  b->spare = bc;
+  bench_unref(b);
+}
+
+static int bench_issue(bench_t *b) {
+  bcall_t *bc = b->spare;
+  if (bc)
+    b->spare = bc->next;
+  else if (!(bc = obj_malloc(sizeof *bc)))
+    return ALOOP_ENOMEM;
+  bc->b = b;
+  bc->f = NULL;
+  bc->ran = 0;
+  int rc = rpc_call(b->c, RPC_ECHO, b->payload, b->size, &bc->f);
+  if (rc < 0) {
+    bc->next = b->spare;
+    b->spare = bc;
+    return rc;
+  }
+  b->left--;
+  b->outstanding++;
+  b->refs++; /* bc's, released by bcall_free (inside, if this fails) */
+  return aloop_future_add_done_callback(bc->f, bench_done, bc, bcall_free);
 }
 
 static void bench_done(aloop_future_t *cf, void *ud) {
-  bench_t *b = ud;
+  bcall_t *bc = ud;
+  bench_t *b = bc->b;
   rpc_reply_t *r = NULL;
+  bc->ran = 1;
   b->outstanding--;
   int rc = aloop_future_result(cf, (void **)&r);
   if (rc < 0) {
@@ -833,7 +989,7 @@ static void bench_done(aloop_future_t *cf, void *ud) {
     if (rc < 0)
       b->failed = rc;
   }
-  if (b->outstanding == 0)
+  if (b->outstanding == 0 && b->f)
     bench_finish(b, b->failed,
                  b->failed == ALOOP_EIO ? "a reply did not match its request"
                                         : NULL);
@@ -855,26 +1011,28 @@ int rpc_client_bench(rpc_client_t *c, uint64_t count, int inflight,
   for (size_t i = 0; i < size; i++)
     b->payload[i] = (unsigned char)(i * 131 + 7);
   b->c = c;
+  c->refs++;
+  b->refs = 1; /* the driver's, until the end of this function */
   b->size = size;
   b->left = count;
   b->f = shared_future(c->loop, out_future, &rc);
   if (!b->f) {
-    free(b->payload);
-    obj_free(b);
+    bench_unref(b);
     return rc;
   }
   if (count == 0) {
     bench_finish(b, 0, NULL);
-    return 0;
-  }
-  for (int i = 0; i < inflight && b->left; i++) {
-    rc = bench_issue(b);
-    if (rc < 0) {
-      b->failed = rc;
-      break;
+  } else {
+    for (int i = 0; i < inflight && b->left; i++) {
+      rc = bench_issue(b);
+      if (rc < 0) {
+        b->failed = rc;
+        break;
+      }
     }
+    if (b->outstanding == 0 && b->f) /* the first call failed */
+      bench_finish(b, b->failed, "the first call failed");
   }
-  if (b->outstanding == 0) /* the first call failed */
-    bench_finish(b, b->failed, "the first call failed");
+  bench_unref(b);
   return 0;
 }

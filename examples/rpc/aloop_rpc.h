@@ -39,6 +39,14 @@
  *     rpc_call          -> rpc_reply_t *    release with rpc_reply_free
  *     rpc_server_recv   -> rpc_request_t *  release with rpc_request_respond
  *     rpc_client_bench  -> NULL (the number of calls made is the request)
+ * A force-closed loop (aloop_loop_close_force: no connection_lost, no
+ * done-callback, no timer runs) leaves nothing of the library's own: its
+ * connections, timers, pending operations and future references are
+ * released in their free_cbs (see aloop_rpc.c, "Who releases what"). What
+ * the host holds stays valid until the host releases it as always
+ * (rpc_server_close, rpc_client_close: 0; rpc_request_respond:
+ * ALOOP_ECLOSED); the host's futures are done (the pending ones cancelled)
+ * and still its own to free.
  * Errors: functions return 0 or a negative ALOOP_E* code; a failed future
  * holds an ALOOP_E* code and a message: ALOOP_EIO with the server's message
  * for an error reply, the connection's error (ALOOP_ECONNRESET, ...) for

@@ -345,3 +345,102 @@ TEST(connect_refused_and_bad_args) {
   ASSERT_EQ(rpc_live_objects(), 0);
 }
 
+
+/* ---- aloop_loop_close_force ---------------------------------------------- */
+/* A host that force-closes its loop (the Node addon at environment teardown
+ * and in finalizers, the Go binding on a dropped Loop, the Python binding's
+ * close() after its drain) runs no callback of the library: no
+ * connection_lost, no done-callback, no timer; only every free_cb, once.
+ * The library releases there everything it holds on the loop; what the
+ * host holds (its servers, clients, requests, futures) stays valid until
+ * the host releases it. */
+
+static const unsigned char sleep_10s[5] = {0, 0, 0x27, 0x10, 'z'};
+
+/* Everything alive when the host force-closes the loop: only the host's
+ * objects are left, and releasing them afterwards needs no loop. */
+TEST(close_force_releases_the_library) {
+  size_t base = live();
+  loop_up();
+  rpc_server_t *s = start_server(), *s2 = start_server();
+  rpc_client_t *c1 = connect_to(s), *c2 = connect_to(s), *c3 = connect_to(s2);
+  aloop_future_t *w = NULL, *w2 = NULL, *h1 = NULL, *h2 = NULL, *sl = NULL,
+                 *b = NULL, *fc = NULL, *fs = NULL;
+  /* a request the host holds */
+  OK(rpc_server_recv(s, &w));
+  OK(rpc_call(c1, RPC_HOST, "q1", 2, &h1));
+  rpc_request_t *q1 = await_ptr(w);
+  /* one queued in the library (nobody waits), a sleep with its timer */
+  uint64_t n0 = rpc_server_requests(s);
+  OK(rpc_call(c2, RPC_HOST, "q2", 2, &h2));
+  OK(rpc_call(c1, RPC_SLEEP, sleep_10s, sizeof sleep_10s, &sl));
+  RUN_UNTIL(rpc_server_requests(s) == n0 + 2);
+  /* a benchmark of the library in flight (its calls' done-callbacks are
+   * the library's), and a waiter on the other server */
+  OK(rpc_client_bench(c3, 1000000, 8, 64, &b));
+  RUN_UNTIL(rpc_server_requests(s2) > 200);
+  OK(rpc_server_recv(s2, &w2));
+  /* a connection and a server on their way */
+  OK(rpc_connect(loop, "127.0.0.1", rpc_server_port(s), &fc));
+  OK(rpc_server_start(loop, "127.0.0.1", 0, &fs));
+  ASSERT_EQ(aloop_loop_close(loop), ALOOP_EBUSY);
+
+  OK(aloop_loop_close_force(loop));
+  /* left: what the host holds (s, s2, c1, c2, c3, q1) and q1's connection */
+  ASSERT_EQ(rpc_live_objects(), 7);
+  ASSERT_EQ(aloop_loop_is_closed(loop), 1);
+  aloop_future_t *futs[] = {h1, h2, sl, b, w2, fc, fs};
+  for (size_t i = 0; i < sizeof futs / sizeof *futs; i++) {
+    ASSERT_EQ(aloop_future_cancelled(futs[i]), 1);
+    OK(aloop_future_free(futs[i]));
+  }
+  /* the host releases its objects: no loop needed */
+  ASSERT_EQ(rpc_call(c1, RPC_ECHO, "x", 1, &h1), ALOOP_ECLOSED);
+  ASSERT_EQ(rpc_server_recv(s, &w), ALOOP_ECLOSED);
+  ASSERT_EQ(rpc_server_port(s), ALOOP_EINVAL);
+  ASSERT_EQ(rpc_request_respond(q1, 1, "a1", 2), ALOOP_ECLOSED);
+  ASSERT_EQ(rpc_live_objects(), 5);
+  OK(rpc_client_close(c1));
+  OK(rpc_client_close(c2));
+  OK(rpc_client_close(c3));
+  OK(rpc_server_close(s));
+  OK(rpc_server_close(s2));
+  ASSERT_EQ(rpc_live_objects(), 0);
+  OK(aloop_loop_free(loop));
+  loop = NULL;
+  ASSERT_EQ(live(), base);
+}
+
+/* The host let go of everything (cancelled and freed its futures, answered
+ * its requests, closed its client and server) and force-closes at once:
+ * connection_lost, the timer and the done-callbacks never run, and
+ * nothing of the library is left. */
+TEST(close_force_after_the_host_let_go) {
+  size_t base = live();
+  loop_up();
+  rpc_server_t *s = start_server();
+  rpc_client_t *c = connect_to(s);
+  aloop_future_t *w = NULL, *f1 = NULL, *f2 = NULL, *b = NULL;
+  OK(rpc_server_recv(s, &w));
+  OK(rpc_call(c, RPC_HOST, "q", 1, &f1));
+  rpc_request_t *q = await_ptr(w);
+  OK(rpc_call(c, RPC_SLEEP, sleep_10s, sizeof sleep_10s, &f2));
+  OK(rpc_client_bench(c, 1000000, 4, 16, &b));
+  RUN_UNTIL(rpc_server_requests(s) > 100);
+  ASSERT_EQ(aloop_future_cancel(f1), 1);
+  OK(aloop_future_free(f1));
+  ASSERT_EQ(aloop_future_cancel(f2), 1);
+  OK(aloop_future_free(f2));
+  ASSERT_EQ(aloop_future_cancel(b), 1);
+  OK(aloop_future_free(b));
+  OK(rpc_request_respond(q, 1, "a", 1));
+  OK(rpc_client_close(c));
+  OK(rpc_server_close(s));
+  ASSERT_CMP(rpc_live_objects(), >, 0); /* waiting for the loop */
+
+  OK(aloop_loop_close_force(loop));
+  ASSERT_EQ(rpc_live_objects(), 0);
+  OK(aloop_loop_free(loop));
+  loop = NULL;
+  ASSERT_EQ(live(), base);
+}
