@@ -69,6 +69,11 @@ const EventSize = int(unsafe.Sizeof(Event{}))
 // minQueuedRead is the least free arena space worth a read.
 const minQueuedRead = 4096
 
+// queuedReadSize: the most one read puts in the arena (the host reads the
+// arena after the poll, not at once, so readSize's cache argument does not
+// hold; 256 KiB, as before readSize became 64 KiB, for the Python host).
+const queuedReadSize = 256 * 1024
+
 type pendingEvent struct {
 	ev      Event
 	data    []byte // EventData that did not fit in the arena (a copy)
@@ -418,8 +423,8 @@ func (p *QueuedProtocol) GetBuffer(t *Transport, sizehint int) []byte {
 	if q := p.queue(t); q != nil && len(q.overflow) == 0 && q.n < len(q.events) && len(q.arena)-q.used >= minQueuedRead {
 		p.pending = bufArena
 		end := len(q.arena)
-		if end-q.used > readSize {
-			end = q.used + readSize
+		if end-q.used > queuedReadSize {
+			end = q.used + queuedReadSize
 		}
 		return q.arena[q.used:end]
 	}
