@@ -29,7 +29,16 @@ const (
 	idleReleaseMin = 1 << 20
 )
 
-var allocsSample = []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}}
+// heapAllocs: bytes the runtime has allocated so far (0 if unknown). A
+// sample of its own per call: loops run on several threads at once.
+func heapAllocs() uint64 {
+	s := [1]metrics.Sample{{Name: "/gc/heap/allocs:bytes"}}
+	metrics.Read(s[:])
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return s[0].Value.Uint64()
+}
 
 // idleWait returns the wait iterate should use: timeoutNs, or idleRelease
 // when the loop may go idle with memory to give back (probe is then true).
@@ -50,14 +59,8 @@ func (l *Loop) releaseIdle(waited time.Duration) {
 		return // not idle: the next wait probes again
 	}
 	l.releasedAt = l.iteration
-	metrics.Read(allocsSample)
-	v := allocsSample[0].Value
-	if v.Kind() != metrics.KindUint64 {
-		return
-	}
-	if a := v.Uint64(); a-l.allocsAtRelease >= idleReleaseMin {
+	if heapAllocs()-l.allocsAtRelease >= idleReleaseMin {
 		debug.FreeOSMemory()
-		metrics.Read(allocsSample)
-		l.allocsAtRelease = allocsSample[0].Value.Uint64()
+		l.allocsAtRelease = heapAllocs()
 	}
 }
