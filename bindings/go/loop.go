@@ -93,22 +93,30 @@ func NewLoop() (*Loop, error) {
 	if err != nil {
 		return nil, err
 	}
+	l := newLoopValue(h, false)
+	loopsMu.Lock()
+	loops[h] = weak.Make(l)
+	loopsMu.Unlock()
+	l.cleanup = runtime.AddCleanup(l, closeDroppedLoop, droppedLoop{h: h, debug: l.debug, created: l.created})
+	return l, nil
+}
+
+// newLoopValue is the *Loop of handle h, with the place in the user's code
+// that made it (the caller of NewLoop or LoopFromHandle, for leak reports).
+func newLoopValue(h uintptr, borrowed bool) *Loop {
 	l := &Loop{
 		h:            h,
+		borrowed:     borrowed,
 		debug:        new(atomic.Bool),
 		transports:   map[uintptr]*Transport{},
 		servers:      map[uintptr]weak.Pointer[Server]{},
 		datagrams:    map[uintptr]*DatagramTransport{},
 		subprocesses: map[uintptr]*SubprocessTransport{},
 	}
-	if _, file, line, ok := runtime.Caller(1); ok {
+	if _, file, line, ok := runtime.Caller(2); ok {
 		l.created = fmt.Sprintf("%s:%d", file, line)
 	}
-	loopsMu.Lock()
-	loops[h] = weak.Make(l)
-	loopsMu.Unlock()
-	l.cleanup = runtime.AddCleanup(l, closeDroppedLoop, droppedLoop{h: h, debug: l.debug, created: l.created})
-	return l, nil
+	return l
 }
 
 // LoopFromHandle wraps a loop another host created and runs: the
@@ -149,18 +157,7 @@ func LoopFromHandle(handle uintptr) (*Loop, error) {
 	if rc > 0 {
 		return nil, ErrClosed
 	}
-	l := &Loop{
-		h:            handle,
-		borrowed:     true,
-		debug:        new(atomic.Bool),
-		transports:   map[uintptr]*Transport{},
-		servers:      map[uintptr]weak.Pointer[Server]{},
-		datagrams:    map[uintptr]*DatagramTransport{},
-		subprocesses: map[uintptr]*SubprocessTransport{},
-	}
-	if _, file, line, ok := runtime.Caller(1); ok {
-		l.created = fmt.Sprintf("%s:%d", file, line)
-	}
+	l := newLoopValue(handle, true)
 	loops[handle] = weak.Make(l)
 	return l, nil
 }

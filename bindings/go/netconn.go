@@ -52,27 +52,9 @@ func (l *Loop) Dial(ctx context.Context, network, address string) (net.Conn, err
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	var host string
-	var port int
-	var opts []Option
-	switch network {
-	case "tcp", "tcp4", "tcp6":
-		h, p, err := net.SplitHostPort(address)
-		if err != nil {
-			return nil, &net.OpError{Op: "dial", Net: network, Err: err}
-		}
-		host = h
-		if port, err = strconv.Atoi(p); err != nil {
-			return nil, &net.OpError{Op: "dial", Net: network, Err: errInvalid("bad port " + p)}
-		}
-		if network == "tcp4" {
-			opts = append(opts, WithFamily(syscall.AF_INET))
-		} else if network == "tcp6" {
-			opts = append(opts, WithFamily(syscall.AF_INET6))
-		}
-	case "unix":
-	default:
-		return nil, &net.OpError{Op: "dial", Net: network, Err: net.UnknownNetworkError(network)}
+	host, port, opts, err := splitNetAddress("dial", network, address)
+	if err != nil {
+		return nil, err
 	}
 	c := newNetConn(l, network)
 	res := make(chan error, 1)
@@ -114,27 +96,9 @@ func (l *Loop) Listen(ctx context.Context, network, address string) (net.Listene
 	}
 	ln := &netListener{loop: l, notify: make(chan struct{})}
 	factory := func() Protocol { return ln.newConn(network) }
-	var host string
-	var port int
-	var opts []Option
-	switch network {
-	case "tcp", "tcp4", "tcp6":
-		h, p, err := net.SplitHostPort(address)
-		if err != nil {
-			return nil, &net.OpError{Op: "listen", Net: network, Err: err}
-		}
-		host = h
-		if port, err = strconv.Atoi(p); err != nil {
-			return nil, &net.OpError{Op: "listen", Net: network, Err: errInvalid("bad port " + p)}
-		}
-		if network == "tcp4" {
-			opts = append(opts, WithFamily(syscall.AF_INET))
-		} else if network == "tcp6" {
-			opts = append(opts, WithFamily(syscall.AF_INET6))
-		}
-	case "unix":
-	default:
-		return nil, &net.OpError{Op: "listen", Net: network, Err: net.UnknownNetworkError(network)}
+	host, port, opts, err := splitNetAddress("listen", network, address)
+	if err != nil {
+		return nil, err
 	}
 	res := make(chan error, 1)
 	if _, err := l.CallSoonThreadsafe(func() {
@@ -543,4 +507,29 @@ func (d *deadline) stop() {
 		d.timer.Stop()
 		d.timer = nil
 	}
+}
+
+// splitNetAddress reads Dial's and Listen's (network, address): host, port
+// and the family option for "tcp", "tcp4" and "tcp6"; nothing for "unix"
+// (the address is a path); a *net.OpError of op for anything else.
+func splitNetAddress(op, network, address string) (host string, port int, opts []Option, err error) {
+	switch network {
+	case "tcp", "tcp4", "tcp6":
+		h, p, err := net.SplitHostPort(address)
+		if err != nil {
+			return "", 0, nil, &net.OpError{Op: op, Net: network, Err: err}
+		}
+		if port, err = strconv.Atoi(p); err != nil {
+			return "", 0, nil, &net.OpError{Op: op, Net: network, Err: errInvalid("bad port " + p)}
+		}
+		if network == "tcp4" {
+			opts = append(opts, WithFamily(syscall.AF_INET))
+		} else if network == "tcp6" {
+			opts = append(opts, WithFamily(syscall.AF_INET6))
+		}
+		return h, port, opts, nil
+	case "unix":
+		return "", 0, nil, nil
+	}
+	return "", 0, nil, &net.OpError{Op: op, Net: network, Err: net.UnknownNetworkError(network)}
 }
