@@ -208,7 +208,12 @@ func NewLoop() (*Loop, error) {
 
 // Time is the loop's monotonic clock in seconds (CLOCK_MONOTONIC).
 func (l *Loop) Time() float64 {
-	return l.base + float64(time.Since(l.t0))/1e9
+	return l.timeAt(time.Since(l.t0))
+}
+
+// timeAt is the loop's time d after its creation (t0).
+func (l *Loop) timeAt(d time.Duration) float64 {
+	return l.base + float64(d)/1e9
 }
 
 // IsRunning reports whether a Run call is active.
@@ -542,7 +547,7 @@ func (l *Loop) iterate(maxWait float64) error {
 	// Expired timers become ready.
 	var end float64
 	if len(l.timers) > 0 {
-		end = l.Time() + 1e-9
+		end = l.timeAt(now) + 1e-9
 	}
 	for len(l.timers) > 0 {
 		h := l.timers[0]
