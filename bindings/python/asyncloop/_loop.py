@@ -31,7 +31,8 @@ import sys
 import threading
 import time
 import weakref
-from asyncio import base_events, coroutines, events, selector_events, sslproto, unix_events
+from asyncio import (base_events, coroutines, events, format_helpers, selector_events, sslproto,
+                     unix_events)
 from ctypes import byref, c_char_p, c_size_t, c_void_p, sizeof
 from typing import Any, Callable, Dict, List, Optional
 
@@ -77,25 +78,14 @@ _copy_context = contextvars.copy_context
 
 
 class Handle(events.Handle):
-    """asyncio's Handle, made without the debug-mode branch (the loop's
-    call_soon uses it only outside debug mode)."""
+    """asyncio's Handle as the loop's call_soon makes it outside debug mode
+    (_new_handle: without the debug-mode branch); _run_once runs it inline."""
 
     __slots__ = ()
 
-    def __init__(self, callback: Any, args: Any, loop: Any, context: Any = None) -> None:
-        if context is None:
-            context = _copy_context()
-        self._context = context
-        self._loop = loop
-        self._callback = callback
-        self._args = args
-        self._cancelled = False
-        self._repr = None
-        self._source_traceback = None
-
 
 _new_object = object.__new__
-_callback_source = __import__("asyncio.format_helpers").format_helpers._format_callback_source
+_callback_source = format_helpers._format_callback_source
 _SOURCE_DEBUG = sys.version_info >= (3, 13)  # _format_callback_source(..., debug=)
 
 
