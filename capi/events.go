@@ -200,6 +200,18 @@ func aloop_loop_poll(loop C.uintptr_t, timeout C.double, nwrites C.size_t) (rc C
 	return C.int(n)
 }
 
+//export aloop_loop_poll_args
+func aloop_loop_poll_args(args *C.aloop_poll_args_t) (rc C.int) {
+	defer guard(&rc)
+	if args == nil {
+		return fail(C.ALOOP_EINVAL, "args is NULL")
+	}
+	if args.size < C.size_t(unsafe.Sizeof(*args)) {
+		return fail(C.ALOOP_EINVAL, "args.size is %d; set it to sizeof(aloop_poll_args_t)", int(args.size))
+	}
+	return aloop_loop_poll(C.uintptr_t(uintptr(unsafe.Pointer(args.loop))), args.timeout, C.size_t(args.nwrites))
+}
+
 //export aloop_loop_flush
 func aloop_loop_flush(loop C.uintptr_t, nwrites C.size_t) (rc C.int) {
 	defer guard(&rc)

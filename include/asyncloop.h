@@ -705,6 +705,17 @@ typedef struct aloop_write_op_s {
   uint32_t kind;   /* aloop_write_kind_t */
 } aloop_write_op_t;
 
+/* aloop_loop_poll's arguments in memory, for hosts that pay per argument
+ * (ctypes converts each one: a call with one pointer costs about a third
+ * of one with three). Fill `size` and `loop` once; set `timeout` and
+ * `nwrites` before each aloop_loop_poll_args() call. */
+typedef struct aloop_poll_args_s {
+  size_t size;        /* sizeof(aloop_poll_args_t) */
+  aloop_loop_t *loop;
+  double timeout;     /* as aloop_loop_poll's */
+  uint64_t nwrites;   /* as aloop_loop_poll's */
+} aloop_poll_args_t;
+
 /* What the library's Go runtime costs its host, and its allocation counter
  * (aloop_runtime_stats). Size-prefixed: set `size` to sizeof the struct;
  * the library fills the members that fit in it. */
@@ -852,6 +863,10 @@ int aloop_loop_poll(aloop_loop_t *loop, double timeout, size_t nwrites);
 /* Performs the first `nwrites` queued write operations now (protocol
  * callbacks they cause, such as pause_writing, are called directly). */
 int aloop_loop_flush(aloop_loop_t *loop, size_t nwrites);
+/* aloop_loop_poll(args->loop, args->timeout, args->nwrites): the same
+ * results and errors; ALOOP_EINVAL for a NULL `args` or a `size` that is
+ * not set. */
+int aloop_loop_poll_args(const aloop_poll_args_t *args);
 
 /* Runs the loop until the future is done (asyncio's run_until_complete).
  * Returns 0 when it is done (read it with the future getters),

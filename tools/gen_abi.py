@@ -39,7 +39,7 @@ HEADER = ROOT / "include" / "asyncloop.h"
 
 # Functions that may wait: Python binds them through CDLL (GIL released).
 BLOCKING = {"aloop_loop_run", "aloop_loop_run_once", "aloop_loop_run_until_complete",
-            "aloop_loop_poll"}
+            "aloop_loop_poll", "aloop_loop_poll_args"}
 
 # `void *` values the library stores and hands back but never dereferences
 # (the host's userdata, a future's result, an executor job's argument). The

@@ -171,6 +171,7 @@ type abi struct {
 	loopSetWriteQueue             func(loop uintptr, ops unsafe.Pointer, nops uintptr, arena unsafe.Pointer, arenaSize uintptr) int32
 	loopPoll                      func(loop uintptr, timeout float64, nwrites uintptr) int32
 	loopFlush                     func(loop uintptr, nwrites uintptr) int32
+	loopPollArgs                  func(args unsafe.Pointer) int32
 	loopRunUntilComplete          func(loop uintptr, future uintptr) int32
 	loopStop                      func(loop uintptr) int32
 	loopWakeup                    func(loop uintptr) int32
@@ -340,6 +341,7 @@ func (a *abi) symbols() []abiSymbol {
 		{"aloop_loop_set_write_queue", &a.loopSetWriteQueue},
 		{"aloop_loop_poll", &a.loopPoll},
 		{"aloop_loop_flush", &a.loopFlush},
+		{"aloop_loop_poll_args", &a.loopPollArgs},
 		{"aloop_loop_run_until_complete", &a.loopRunUntilComplete},
 		{"aloop_loop_stop", &a.loopStop},
 		{"aloop_loop_wakeup", &a.loopWakeup},
@@ -652,6 +654,14 @@ type cWriteOp struct {
 	kind      uint32
 }
 
+// cPollArgs is aloop_poll_args_t.
+type cPollArgs struct {
+	size    uintptr
+	loop    uintptr
+	timeout float64
+	nwrites uint64
+}
+
 // cRuntimeStats is aloop_runtime_stats_t.
 type cRuntimeStats struct {
 	size              uintptr
@@ -682,6 +692,7 @@ var structLayouts = []structLayout{
 	{"aloop_subprocess_options_t", unsafe.Sizeof(cSubprocessOptions{}), 56, []memberLayout{{"size", unsafe.Offsetof(cSubprocessOptions{}.size), 0}, {"env", unsafe.Offsetof(cSubprocessOptions{}.env), 8}, {"cwd", unsafe.Offsetof(cSubprocessOptions{}.cwd), 16}, {"stdin_mode", unsafe.Offsetof(cSubprocessOptions{}.stdinMode), 24}, {"stdout_mode", unsafe.Offsetof(cSubprocessOptions{}.stdoutMode), 28}, {"stderr_mode", unsafe.Offsetof(cSubprocessOptions{}.stderrMode), 32}, {"stdin_fd", unsafe.Offsetof(cSubprocessOptions{}.stdinFd), 36}, {"stdout_fd", unsafe.Offsetof(cSubprocessOptions{}.stdoutFd), 40}, {"stderr_fd", unsafe.Offsetof(cSubprocessOptions{}.stderrFd), 44}, {"start_new_session", unsafe.Offsetof(cSubprocessOptions{}.startNewSession), 48}}},
 	{"aloop_event_t", unsafe.Sizeof(cEvent{}), 40, []memberLayout{{"kind", unsafe.Offsetof(cEvent{}.kind), 0}, {"error", unsafe.Offsetof(cEvent{}.error), 4}, {"transport", unsafe.Offsetof(cEvent{}.transport), 8}, {"userdata", unsafe.Offsetof(cEvent{}.userdata), 16}, {"offset", unsafe.Offsetof(cEvent{}.offset), 24}, {"length", unsafe.Offsetof(cEvent{}.length), 32}}},
 	{"aloop_write_op_t", unsafe.Sizeof(cWriteOp{}), 16, []memberLayout{{"transport", unsafe.Offsetof(cWriteOp{}.transport), 0}, {"length", unsafe.Offsetof(cWriteOp{}.length), 8}, {"kind", unsafe.Offsetof(cWriteOp{}.kind), 12}}},
+	{"aloop_poll_args_t", unsafe.Sizeof(cPollArgs{}), 32, []memberLayout{{"size", unsafe.Offsetof(cPollArgs{}.size), 0}, {"loop", unsafe.Offsetof(cPollArgs{}.loop), 8}, {"timeout", unsafe.Offsetof(cPollArgs{}.timeout), 16}, {"nwrites", unsafe.Offsetof(cPollArgs{}.nwrites), 24}}},
 	{"aloop_runtime_stats_t", unsafe.Sizeof(cRuntimeStats{}), 80, []memberLayout{{"size", unsafe.Offsetof(cRuntimeStats{}.size), 0}, {"mallocs", unsafe.Offsetof(cRuntimeStats{}.mallocs), 8}, {"frees", unsafe.Offsetof(cRuntimeStats{}.frees), 16}, {"heap_bytes", unsafe.Offsetof(cRuntimeStats{}.heapBytes), 24}, {"heap_sys_bytes", unsafe.Offsetof(cRuntimeStats{}.heapSysBytes), 32}, {"heap_released_bytes", unsafe.Offsetof(cRuntimeStats{}.heapReleasedBytes), 40}, {"stack_bytes", unsafe.Offsetof(cRuntimeStats{}.stackBytes), 48}, {"sys_bytes", unsafe.Offsetof(cRuntimeStats{}.sysBytes), 56}, {"gc_cycles", unsafe.Offsetof(cRuntimeStats{}.gcCycles), 64}, {"gomaxprocs", unsafe.Offsetof(cRuntimeStats{}.gomaxprocs), 72}, {"threads", unsafe.Offsetof(cRuntimeStats{}.threads), 76}}},
 }
 

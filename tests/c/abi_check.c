@@ -37,6 +37,7 @@ ALOOP_SAME_TYPE(aloop_loop_set_event_queue, int(aloop_loop_t *, aloop_event_t *,
 ALOOP_SAME_TYPE(aloop_loop_set_write_queue, int(aloop_loop_t *, const aloop_write_op_t *, size_t, const void *, size_t));
 ALOOP_SAME_TYPE(aloop_loop_poll, int(aloop_loop_t *, double, size_t));
 ALOOP_SAME_TYPE(aloop_loop_flush, int(aloop_loop_t *, size_t));
+ALOOP_SAME_TYPE(aloop_loop_poll_args, int(const aloop_poll_args_t *));
 ALOOP_SAME_TYPE(aloop_loop_run_until_complete, int(aloop_loop_t *, aloop_future_t *));
 ALOOP_SAME_TYPE(aloop_loop_stop, int(aloop_loop_t *));
 ALOOP_SAME_TYPE(aloop_loop_wakeup, int(aloop_loop_t *));
@@ -200,6 +201,7 @@ ALOOP_SAME_TYPE(aloop_set_event_loop, int(aloop_loop_t *));
 #define aloop_loop_set_write_queue cgo_aloop_loop_set_write_queue
 #define aloop_loop_poll cgo_aloop_loop_poll
 #define aloop_loop_flush cgo_aloop_loop_flush
+#define aloop_loop_poll_args cgo_aloop_loop_poll_args
 #define aloop_loop_run_until_complete cgo_aloop_loop_run_until_complete
 #define aloop_loop_stop cgo_aloop_loop_stop
 #define aloop_loop_wakeup cgo_aloop_loop_wakeup
@@ -363,6 +365,7 @@ ALOOP_SAME_TYPE(aloop_set_event_loop, int(aloop_loop_t *));
 #undef aloop_loop_set_write_queue
 #undef aloop_loop_poll
 #undef aloop_loop_flush
+#undef aloop_loop_poll_args
 #undef aloop_loop_run_until_complete
 #undef aloop_loop_stop
 #undef aloop_loop_wakeup
@@ -524,6 +527,7 @@ ALOOP_SAME_TYPE(cgo_aloop_loop_set_event_queue, int(uintptr_t, aloop_event_t*, s
 ALOOP_SAME_TYPE(cgo_aloop_loop_set_write_queue, int(uintptr_t, aloop_write_op_t*, size_t, void*, size_t));
 ALOOP_SAME_TYPE(cgo_aloop_loop_poll, int(uintptr_t, double, size_t));
 ALOOP_SAME_TYPE(cgo_aloop_loop_flush, int(uintptr_t, size_t));
+ALOOP_SAME_TYPE(cgo_aloop_loop_poll_args, int(aloop_poll_args_t*));
 ALOOP_SAME_TYPE(cgo_aloop_loop_run_until_complete, int(uintptr_t, uintptr_t));
 ALOOP_SAME_TYPE(cgo_aloop_loop_stop, int(uintptr_t));
 ALOOP_SAME_TYPE(cgo_aloop_loop_wakeup, int(uintptr_t));
@@ -787,6 +791,11 @@ _Static_assert(sizeof(aloop_write_op_t) == 16, "aloop_write_op_t: size differs f
 _Static_assert(offsetof(aloop_write_op_t, transport) == 0, "aloop_write_op_t.transport: offset differs from the layout model");
 _Static_assert(offsetof(aloop_write_op_t, length) == 8, "aloop_write_op_t.length: offset differs from the layout model");
 _Static_assert(offsetof(aloop_write_op_t, kind) == 12, "aloop_write_op_t.kind: offset differs from the layout model");
+_Static_assert(sizeof(aloop_poll_args_t) == 32, "aloop_poll_args_t: size differs from the layout model");
+_Static_assert(offsetof(aloop_poll_args_t, size) == 0, "aloop_poll_args_t.size: offset differs from the layout model");
+_Static_assert(offsetof(aloop_poll_args_t, loop) == 8, "aloop_poll_args_t.loop: offset differs from the layout model");
+_Static_assert(offsetof(aloop_poll_args_t, timeout) == 16, "aloop_poll_args_t.timeout: offset differs from the layout model");
+_Static_assert(offsetof(aloop_poll_args_t, nwrites) == 24, "aloop_poll_args_t.nwrites: offset differs from the layout model");
 _Static_assert(sizeof(aloop_runtime_stats_t) == 80, "aloop_runtime_stats_t: size differs from the layout model");
 _Static_assert(offsetof(aloop_runtime_stats_t, size) == 0, "aloop_runtime_stats_t.size: offset differs from the layout model");
 _Static_assert(offsetof(aloop_runtime_stats_t, mallocs) == 8, "aloop_runtime_stats_t.mallocs: offset differs from the layout model");

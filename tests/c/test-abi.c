@@ -234,6 +234,8 @@ static void bad_loop(aloop_loop_t *l) {
     ASSERT_EQ(aloop_loop_set_event_queue(l, evs, 4, arena, sizeof arena), EBADF_);
     ASSERT_EQ(aloop_loop_set_write_queue(l, wops, 4, arena, sizeof arena), EBADF_);
     ASSERT_EQ(aloop_loop_poll(l, 0.0, 0), EBADF_);
+    aloop_poll_args_t pa = {sizeof pa, l, 0.0, 0};
+    ASSERT_EQ(aloop_loop_poll_args(&pa), EBADF_);
     ASSERT_EQ(aloop_loop_flush(l, 0), EBADF_);
   }
   ASSERT_EQ(aloop_loop_run_until_complete(l, W.done_future), EBADF_);
@@ -975,6 +977,11 @@ TEST(invalid_arguments) {
     aloop_write_op_t wops[2];
     static char arena[8192];
     ASSERT_EQ(aloop_loop_poll(W.loop, 0.0, 0), ALOOP_EINVAL); /* no queue */
+    ASSERT_EQ(aloop_loop_poll_args(NULL), ALOOP_EINVAL);
+    aloop_poll_args_t pa = {0, W.loop, 0.0, 0};
+    ASSERT_EQ(aloop_loop_poll_args(&pa), ALOOP_EINVAL); /* size not set */
+    pa.size = sizeof pa;
+    ASSERT_EQ(aloop_loop_poll_args(&pa), ALOOP_EINVAL); /* no queue */
     ASSERT_EQ(aloop_loop_set_event_queue(W.loop, evs, 4, arena, 100),
               ALOOP_EINVAL); /* arena < 4096 */
     ASSERT_EQ(aloop_loop_set_event_queue(W.loop, evs, 0, arena, sizeof arena),

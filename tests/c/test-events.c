@@ -23,6 +23,7 @@
 #include "test.h"
 #include "helpers.h"
 
+#include <math.h>
 #include <poll.h>
 #include <pthread.h>
 
@@ -107,10 +108,17 @@ static int guard_intact(const void *p, size_t n) {
   return 1;
 }
 
-/* One aloop_loop_poll with the queued writes; checks the room was kept. */
+/* One aloop_loop_poll with the queued writes (every other one through
+ * aloop_loop_poll_args); checks the room was kept. */
 static int host_poll(double timeout) {
   H.polling = H.polls;
-  int n = aloop_loop_poll(loop, timeout, H.nwrites);
+  int n;
+  if (H.polls % 2) {
+    aloop_poll_args_t a = {sizeof a, loop, timeout, H.nwrites};
+    n = aloop_loop_poll_args(&a);
+  } else {
+    n = aloop_loop_poll(loop, timeout, H.nwrites);
+  }
   H.polling = -1;
   H.polls++;
   OK(n);
@@ -1233,7 +1241,17 @@ TEST(poll_busy_and_rejected_batch) {
   host_write(c->t, "first", 5);
   H.ops[H.nwrites++] = (aloop_write_op_t){c->t, 0, 42};
   ASSERT_EQ(aloop_loop_poll(loop, 0, H.nwrites), ALOOP_EINVAL);
+  aloop_poll_args_t a = {sizeof a, loop, 0, H.nwrites};
+  ASSERT_EQ(aloop_loop_poll_args(&a), ALOOP_EINVAL);
   ASSERT_EQ(aloop_loop_flush(loop, H.nwrites), ALOOP_EINVAL);
+  /* the block itself: NULL, size not set, a bad loop, NaN */
+  ASSERT_EQ(aloop_loop_poll_args(NULL), ALOOP_EINVAL);
+  aloop_poll_args_t unsized = {0, loop, 0, 0};
+  ASSERT_EQ(aloop_loop_poll_args(&unsized), ALOOP_EINVAL);
+  aloop_poll_args_t bad = {sizeof bad, (aloop_loop_t *)(uintptr_t)0x7777, 0, 0};
+  ASSERT_EQ(aloop_loop_poll_args(&bad), ALOOP_EBADF);
+  aloop_poll_args_t nan = {sizeof nan, loop, NAN, 0};
+  ASSERT_EQ(aloop_loop_poll_args(&nan), ALOOP_EINVAL);
   /* data ops wanting more than the write arena */
   H.ops[1] = (aloop_write_op_t){c->t, 60, ALOOP_WRITE_DATA};
   ASSERT_EQ(aloop_loop_poll(loop, 0, 2), ALOOP_EINVAL);

@@ -224,6 +224,9 @@ class aloop_event_t(Structure):
 class aloop_write_op_t(Structure):
     pass
 
+class aloop_poll_args_t(Structure):
+    pass
+
 class aloop_runtime_stats_t(Structure):
     pass
 
@@ -385,6 +388,12 @@ aloop_write_op_t._fields_ = [
     ('length', c_uint32),
     ('kind', c_uint32),
 ]
+aloop_poll_args_t._fields_ = [
+    ('size', c_size_t),
+    ('loop', c_void_p),
+    ('timeout', c_double),
+    ('nwrites', c_uint64),
+]
 aloop_runtime_stats_t._fields_ = [
     ('size', c_size_t),
     ('mallocs', c_uint64),
@@ -417,6 +426,7 @@ SIGNATURES = {
     'aloop_loop_set_write_queue': (c_int, [c_void_p, POINTER(aloop_write_op_t), c_size_t, c_void_p, c_size_t], False),
     'aloop_loop_poll': (c_int, [c_void_p, c_double, c_size_t], True),
     'aloop_loop_flush': (c_int, [c_void_p, c_size_t], False),
+    'aloop_loop_poll_args': (c_int, [POINTER(aloop_poll_args_t)], True),
     'aloop_loop_run_until_complete': (c_int, [c_void_p, c_void_p], True),
     'aloop_loop_stop': (c_int, [c_void_p], True),
     'aloop_loop_wakeup': (c_int, [c_void_p], True),

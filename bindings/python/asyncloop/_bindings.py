@@ -96,7 +96,7 @@ _REQUIRED = (
     "aloop_version", "aloop_loop_new", "aloop_loop_close", "aloop_loop_free",
     "aloop_loop_run_once", "aloop_loop_wakeup", "aloop_last_error",
     "aloop_loop_set_event_queue", "aloop_loop_set_write_queue", "aloop_loop_poll",
-    "aloop_loop_flush",
+    "aloop_loop_poll_args", "aloop_loop_flush",
 )
 
 
@@ -129,11 +129,14 @@ class Library:
             fn = getattr(pydll, "aloop_loop_run_once")
             fn.restype, fn.argtypes = c_int, [c_void_p, c_double]
             self.aloop_loop_run_once_nowait = fn
-        # ... and aloop_loop_poll likewise, for polls that cannot wait.
-        if "aloop_loop_poll" not in missing:
-            fn = getattr(pydll, "aloop_loop_poll")
-            fn.restype, fn.argtypes = c_int, [c_void_p, c_double, ctypes.c_size_t]
-            self.aloop_loop_poll_nowait = fn
+        # ... and aloop_loop_poll_args (the seam's poll) with the block's address as an int
+        # (a c_void_p converts faster than a pointer to a Structure), waiting
+        # (GIL released) or not.
+        if "aloop_loop_poll_args" not in missing:
+            for dll, attr in ((cdll, "aloop_loop_poll_args_wait"), (pydll, "aloop_loop_poll_args_nowait")):
+                fn = getattr(dll, "aloop_loop_poll_args")
+                fn.restype, fn.argtypes = c_int, [c_void_p]
+                setattr(self, attr, fn)
         required = [n for n in _REQUIRED if n in missing]
         if required:
             raise ImportError(
@@ -148,7 +151,8 @@ class Library:
 
     def _poison(self) -> None:
         self.dead = True
-        for name in list(SIGNATURES) + ["aloop_loop_run_once_nowait", "aloop_loop_poll_nowait"]:
+        for name in list(SIGNATURES) + ["aloop_loop_run_once_nowait", "aloop_loop_poll_args_wait",
+                                          "aloop_loop_poll_args_nowait"]:
             setattr(self, name, _fork_stub(name))
 
     def __getattr__(self, name: str) -> Any:  # only for names not in the table
