@@ -347,6 +347,16 @@ class Setup:
             if r.returncode != 0:
                 self.note_missing("python", mod, f"{mod} is not installed (pip install -r "
                                                  f"bench/requirements.txt failed?)")
+        # The servers import asyncloop from this source tree. An installed
+        # package has its bytecode compiled (pip does it at install, as the
+        # peers' packages have); without it, every server process compiles
+        # the binding's source at start, whose transient memory stays in its
+        # RSS (about 5 MiB: idle_10k_rss), and PYTHONDONTWRITEBYTECODE would
+        # keep it from being cached.
+        err = sh([sys.executable, "-m", "compileall", "-q", str(ROOT / "bindings" / "python" / "asyncloop")],
+                 "compileall bindings/python")
+        if err:
+            log(f"warning: the binding's bytecode was not compiled: {err}")
 
     def build_c(self):
         # libuv: Debian's libuv1-dev, installed if missing.
