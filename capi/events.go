@@ -122,6 +122,14 @@ func (lo *loopObj) checkWrites(n int) C.int {
 		switch op := &ops[i]; op.kind {
 		case C.ALOOP_WRITE_DATA:
 			total += int(op.length)
+		case C.ALOOP_WRITE_SENDTO:
+			ln := int(op.length)
+			if total+ln <= len(lo.wq.arena) {
+				if _, _, ok := core.SplitQueuedSend(lo.wq.arena[total : total+ln]); !ok {
+					return fail(C.ALOOP_EINVAL, "write operation %d (ALOOP_WRITE_SENDTO): %d bytes do not hold a 4-byte address length and that many bytes of address", i, ln)
+				}
+			}
+			total += ln
 		case C.ALOOP_WRITE_EOF, C.ALOOP_WRITE_CLOSE:
 		default:
 			return fail(C.ALOOP_EINVAL, "write operation %d has kind %d", i, int(op.kind))
@@ -140,7 +148,17 @@ func (lo *loopObj) flush(n int) {
 	for i := 0; i < n; i++ {
 		op := &ops[i]
 		// The handle is read as an integer: it is never a Go pointer.
-		t := transports.get(*(*uintptr)(unsafe.Pointer(op)))
+		h := *(*uintptr)(unsafe.Pointer(op))
+		if op.kind == C.ALOOP_WRITE_SENDTO {
+			// A datagram endpoint's handle (a stream's: skipped).
+			ln := int(op.length)
+			if do := datagrams.get(h); do != nil && do.t.Loop() == lo.l {
+				do.t.SendQueued(lo.wq.arena[off : off+ln : off+ln])
+			}
+			off += ln
+			continue
+		}
+		t := transports.get(h)
 		if t != nil && t.Loop() != lo.l {
 			t = nil
 		}

@@ -101,6 +101,12 @@ type DatagramTransport struct {
 	// gate is 0 while a host may reply to the sender itself (ReplyGate).
 	gate uint32
 
+	// The destination of the last queued send (SendQueued), parsed once
+	// while it repeats.
+	qRaw [unix.SizeofSockaddrAny]byte
+	qLen uint32
+	qSa  unix.Sockaddr
+
 	// Tag is free for the host (the C layer keeps its handle here).
 	Tag any
 	// OnRelease, if set, runs once after the transport is closed and
@@ -711,6 +717,91 @@ func (t *DatagramTransport) SendTo(data []byte, addr unix.Sockaddr) error {
 	return nil
 }
 
+// QueuedSendHeader is the size of the header of a queued send (SendQueued):
+// the length of the destination address, a uint32 in the host's byte order.
+const QueuedSendHeader = 4
+
+// SplitQueuedSend splits the bytes of a queued send (the write queue's
+// ALOOP_WRITE_SENDTO): a QueuedSendHeader giving the address length, that
+// many bytes of struct sockaddr (none: the endpoint's remote address), then
+// the datagram. ok is false when the bytes are not so framed.
+func SplitQueuedSend(b []byte) (raw, data []byte, ok bool) {
+	if len(b) < QueuedSendHeader {
+		return nil, nil, false
+	}
+	n := *(*uint32)(unsafe.Pointer(&b[0]))
+	if n > unix.SizeofSockaddrAny || int(n) > len(b)-QueuedSendHeader {
+		return nil, nil, false
+	}
+	end := QueuedSendHeader + int(n)
+	return b[QueuedSendHeader:end:end], b[end:], true
+}
+
+// SendQueued performs a send the host queued (the bytes SplitQueuedSend
+// takes apart), as SendTo does at the time it runs: a send error goes to
+// ErrorReceived, a datagram the socket does not take is buffered. What
+// SendTo would return goes to ErrorReceived too (an address that is not a
+// valid struct sockaddr, or not the remote address of a connected
+// endpoint: EINVAL; a malformed frame: EINVAL), as asyncio reports a send
+// that fails after it was buffered; nothing is dropped silently. On a
+// closed endpoint it does nothing (connection_lost said why).
+func (t *DatagramTransport) SendQueued(b []byte) {
+	if t.closing || t.lost {
+		return
+	}
+	raw, data, ok := SplitQueuedSend(b)
+	if !ok {
+		t.errorReceived(&OpError{Op: "sendto", Addr: "malformed queued send", Err: ErrInvalid})
+		return
+	}
+	var sa unix.Sockaddr
+	if len(raw) > 0 {
+		if sa = t.queuedDest(raw); sa == nil {
+			t.errorReceived(&OpError{Op: "sendto", Addr: "invalid struct sockaddr", Err: ErrInvalid})
+			return
+		}
+	}
+	if err := t.SendTo(data, sa); err != nil && err != ErrClosed {
+		t.errorReceived(err)
+	}
+}
+
+// queuedDest parses a struct sockaddr of a queued send; the last one is kept
+// while it repeats (a reply to the same peer parses nothing). nil when raw
+// is not a whole IPv4, IPv6 or Unix address.
+func (t *DatagramTransport) queuedDest(raw []byte) unix.Sockaddr {
+	n := uint32(len(raw))
+	if t.qSa != nil && n == t.qLen && string(raw) == string(t.qRaw[:n]) {
+		return t.qSa
+	}
+	var rsa unix.RawSockaddrAny
+	copy(unsafe.Slice((*byte)(unsafe.Pointer(&rsa)), unix.SizeofSockaddrAny), raw)
+	switch rsa.Addr.Family {
+	case unix.AF_INET:
+		if n < unix.SizeofSockaddrInet4 {
+			return nil
+		}
+	case unix.AF_INET6:
+		if n < unix.SizeofSockaddrInet6 {
+			return nil
+		}
+	case unix.AF_UNIX:
+		if n <= uint32(unsafe.Offsetof(rsa.Addr.Data)) {
+			return nil
+		}
+	default:
+		return nil
+	}
+	sa := parseSockaddr(&rsa, n)
+	if sa == nil {
+		return nil
+	}
+	copy(t.qRaw[:], raw)
+	t.qLen = n
+	t.qSa = sa
+	return sa
+}
+
 func (t *DatagramTransport) maybePauseProtocol() {
 	if t.protoPaused || t.wsize <= t.high {
 		return
@@ -844,6 +935,7 @@ func (t *DatagramTransport) connectionLost(err error) {
 	}
 	t.loop.objects--
 	t.lastSa = nil
+	t.qSa = nil
 	if r := t.OnRelease; r != nil {
 		t.OnRelease = nil
 		r(t)

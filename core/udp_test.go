@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -521,4 +522,86 @@ func TestReplyGateAbort(t *testing.T) {
 	ct.SendTo([]byte("x"), nil)
 	h.runUntil("aborted", 5*time.Second, func() bool { return srv.losts == 1 })
 	h.closeDatagram(ct, cli)
+}
+
+// queuedSend frames a datagram for SendQueued: the address length, the
+// struct sockaddr (nil: none), the data.
+func queuedSend(t *testing.T, sa unix.Sockaddr, data []byte) []byte {
+	t.Helper()
+	var raw []byte
+	if sa != nil {
+		var rsa unix.RawSockaddrAny
+		n, ok := toRaw(sa, &rsa)
+		if !ok {
+			t.Fatalf("toRaw(%v)", sa)
+		}
+		raw = unsafe.Slice((*byte)(unsafe.Pointer(&rsa)), n)
+	}
+	b := make([]byte, QueuedSendHeader, QueuedSendHeader+len(raw)+len(data))
+	*(*uint32)(unsafe.Pointer(&b[0])) = uint32(len(raw))
+	return append(append(b, raw...), data...)
+}
+
+// SendQueued (the write queue's ALOOP_WRITE_SENDTO) sends as SendTo, and
+// reports to ErrorReceived what SendTo would have returned.
+func TestUDPSendQueued(t *testing.T) {
+	h := newHarness(t)
+	srv := &dgRec{h: h, name: "server", echo: true}
+	st := h.endpoint(srv, &DatagramOptions{Local: &DatagramAddr{"127.0.0.1", 0}})
+	ssa, _ := st.Sockname()
+	sport := ssa.(*unix.SockaddrInet4).Port
+
+	// Unconnected: to an explicit address, twice (the parsed address is
+	// kept), then an empty datagram.
+	cli := &dgRec{h: h, name: "client"}
+	ct := h.endpoint(cli, &DatagramOptions{Family: unix.AF_INET})
+	ct.SendQueued(queuedSend(t, ssa, []byte("one")))
+	ct.SendQueued(queuedSend(t, ssa, pattern(1400, 5)))
+	ct.SendQueued(queuedSend(t, ssa, nil))
+	h.runUntil("echoes", 5*time.Second, func() bool { return len(cli.rx) == 3 })
+	if string(cli.rx[0].data) != "one" || !bytes.Equal(cli.rx[1].data, pattern(1400, 5)) || len(cli.rx[2].data) != 0 ||
+		cli.rx[0].port != sport {
+		t.Fatalf("echoes: %+v", cli.rx)
+	}
+	// No destination on an unconnected endpoint, a malformed frame, an
+	// address that is not a struct sockaddr, one of another family: each an
+	// ErrorReceived(EINVAL), nothing sent.
+	ct.SendQueued(queuedSend(t, nil, []byte("nowhere")))
+	ct.SendQueued([]byte{1, 2})
+	bad := queuedSend(t, ssa, []byte("short"))
+	*(*uint32)(unsafe.Pointer(&bad[0])) = 8 // an AF_INET address cut short
+	ct.SendQueued(bad)
+	ct.SendQueued(queuedSend(t, &unix.SockaddrUnix{Name: "/nonexistent"}, []byte("unix")))
+	if len(cli.errs) != 4 {
+		t.Fatalf("errors: %v, want 4", cli.errs)
+	}
+	for _, err := range cli.errs {
+		if !errors.Is(err, ErrInvalid) {
+			t.Fatalf("error %v, want ErrInvalid", err)
+		}
+	}
+	cli.errs = nil
+
+	// Connected: no address, or the remote address itself; another address
+	// is an error.
+	con := &dgRec{h: h, name: "connected"}
+	cn := h.endpoint(con, &DatagramOptions{Remote: &DatagramAddr{"127.0.0.1", sport}})
+	cn.SendQueued(queuedSend(t, nil, []byte("default")))
+	cn.SendQueued(queuedSend(t, ssa, []byte("explicit")))
+	cn.SendQueued(queuedSend(t, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}, Port: 9}, []byte("other")))
+	if len(con.errs) != 1 || !errors.Is(con.errs[0], ErrInvalid) {
+		t.Fatalf("connected errors: %v", con.errs)
+	}
+	h.runUntil("connected echoes", 5*time.Second, func() bool { return len(con.rx) == 2 })
+	if string(con.rx[0].data) != "default" || string(con.rx[1].data) != "explicit" {
+		t.Fatalf("connected echoes: %+v", con.rx)
+	}
+	// After close nothing is sent or reported.
+	h.closeDatagram(cn, con)
+	cn.SendQueued(queuedSend(t, nil, []byte("late")))
+	h.closeDatagram(ct, cli)
+	h.closeDatagram(st, srv)
+	if len(con.errs) != 1 || len(cli.errs) != 0 || len(srv.rx) != 5 {
+		t.Fatalf("after close: errs %v %v, server got %d", con.errs, cli.errs, len(srv.rx))
+	}
 }

@@ -692,16 +692,40 @@ typedef struct aloop_event_s {
  * from its start); ALOOP_WRITE_EOF and ALOOP_WRITE_CLOSE are
  * aloop_transport_write_eof() / _close() after the writes before them.
  * An operation on a transport that is already closed is skipped (its
- * connection_lost reported why). 16 bytes. */
+ * connection_lost reported why). 16 bytes.
+ *
+ * ALOOP_WRITE_SENDTO is aloop_datagram_sendto() on the datagram endpoint in
+ * `transport` (an aloop_datagram_t *), with the destination as a struct
+ * sockaddr rather than a host string. Its `length` bytes of the arena are:
+ * a uint32_t address length N (host byte order, at most
+ * sizeof(struct sockaddr_storage)), N bytes of struct sockaddr (AF_INET,
+ * AF_INET6 or AF_UNIX; N = 0: the endpoint's remote address, required for a
+ * connected endpoint), then the datagram (length - 4 - N bytes, may be 0).
+ * Bytes that are not so framed make the whole aloop_loop_poll() /
+ * aloop_loop_flush() fail with ALOOP_EINVAL before any operation runs. When
+ * it runs, the send is what aloop_datagram_sendto() does, except that
+ * nothing can be returned: a send error, an address that is not a valid
+ * struct sockaddr or not of the socket's family, a destination on a
+ * connected endpoint other than its remote address, or no destination on
+ * an unconnected one, is reported as error_received (a queued protocol's
+ * ALOOP_EVENT_ERROR_RECEIVED record, inside aloop_loop_poll(); a direct
+ * call of error_received inside aloop_loop_flush()), as asyncio reports a
+ * send that fails after it was buffered. A datagram the socket does not
+ * take at once is buffered in the endpoint and counts in its write buffer
+ * (pause_writing above the high-water mark). An IPv4 address on an IPv6
+ * socket is sent to its IPv4-mapped address, as aloop_datagram_sendto().
+ * The stream kinds on a datagram endpoint, and ALOOP_WRITE_SENDTO on a
+ * stream transport, are skipped. */
 typedef enum aloop_write_kind_e {
   ALOOP_WRITE_DATA = 0,
   ALOOP_WRITE_EOF = 1,
-  ALOOP_WRITE_CLOSE = 2
+  ALOOP_WRITE_CLOSE = 2,
+  ALOOP_WRITE_SENDTO = 3 /* datagram endpoints: see above */
 } aloop_write_kind_t;
 
 typedef struct aloop_write_op_s {
-  aloop_transport_t *transport;
-  uint32_t length; /* ALOOP_WRITE_DATA: bytes taken from the arena */
+  aloop_transport_t *transport; /* ALOOP_WRITE_SENDTO: an aloop_datagram_t */
+  uint32_t length; /* DATA and SENDTO: bytes taken from the arena */
   uint32_t kind;   /* aloop_write_kind_t */
 } aloop_write_op_t;
 
@@ -1274,7 +1298,9 @@ int aloop_future_result_datagram(aloop_future_t *future,
  * of an endpoint that has one), ALOOP_ECLOSED after close/abort. Inside
  * datagram_received, a datagram to the sender it was given (the same host
  * string and port) on that endpoint is sent from C, without a call into the
- * library's Go, while nothing is buffered: the same result, cheaper. */
+ * library's Go, while nothing is buffered: the same result, cheaper. A
+ * host with a write queue may queue the send instead (ALOOP_WRITE_SENDTO,
+ * performed in order by the next aloop_loop_poll or aloop_loop_flush). */
 int aloop_datagram_sendto(aloop_datagram_t *dgram, const void *data,
                           size_t len, const char *host, int port);
 /* Stops receiving, sends what is buffered, then closes; connection_lost(0)

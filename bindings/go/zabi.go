@@ -732,4 +732,5 @@ const (
 	writeData           = 0
 	writeEof            = 1
 	writeClose          = 2
+	writeSendto         = 3
 )

@@ -2,7 +2,8 @@
  * test-udp.c - datagram endpoints: UDP echo over IPv4 and IPv6 with sender
  * addresses, ECONNREFUSED on a connected socket, SO_BROADCAST and
  * SO_REUSEPORT, Unix datagram sockets, send buffering with flow control,
- * protocol switching, and argument errors.
+ * protocol switching, argument errors, and sends queued in the event
+ * queue's write queue (ALOOP_WRITE_SENDTO).
  */
 #include "test.h"
 #include "helpers.h"
@@ -93,6 +94,8 @@ static void d_resume(aloop_datagram_t *d, void *ud) {
 
 static void ep_free(void *ud) { ((struct ep *)ud)->frees++; }
 
+static unsigned int proto_flags; /* dproto()'s flags */
+
 static aloop_datagram_protocol_t dproto(void) {
   aloop_datagram_protocol_t p;
   memset(&p, 0, sizeof p);
@@ -103,6 +106,7 @@ static aloop_datagram_protocol_t dproto(void) {
   p.connection_lost = d_lost;
   p.pause_writing = d_pause;
   p.resume_writing = d_resume;
+  p.flags = proto_flags;
   return p;
 }
 
@@ -560,5 +564,178 @@ TEST(argument_errors) {
   aloop_datagram_t *d = NULL;
   ASSERT_EQ(aloop_future_result_datagram(NULL, &d), ALOOP_EBADF);
   ASSERT_EQ(aloop_loop_alive(loop), 0);
+  OK(aloop_loop_close(loop));
+}
+
+/* ---- sends queued in the write queue (ALOOP_WRITE_SENDTO) ---------------- */
+
+static aloop_event_t qev[64];
+static unsigned char qarena[64 << 10];
+static aloop_write_op_t qops[16];
+static unsigned char qwarena[4096];
+static size_t qn, qused;
+
+/* Queues a send: the address length, the struct sockaddr, the datagram. */
+static void q_sendto(aloop_datagram_t *d, const void *sa, uint32_t salen,
+                     const void *data, size_t len) {
+  ASSERT_CMP(qn, <, sizeof qops / sizeof qops[0]);
+  ASSERT_CMP(qused + 4 + salen + len, <=, sizeof qwarena);
+  aloop_write_op_t *op = &qops[qn++];
+  op->transport = (aloop_transport_t *)d;
+  op->kind = ALOOP_WRITE_SENDTO;
+  op->length = (uint32_t)(4 + salen + len);
+  memcpy(qwarena + qused, &salen, 4);
+  if (salen)
+    memcpy(qwarena + qused + 4, sa, salen);
+  if (len)
+    memcpy(qwarena + qused + 4 + salen, data, len);
+  qused += op->length;
+}
+
+/* The records of a queued endpoint (e) seen by q_poll. */
+static int q_errors, q_last_error;
+
+static int q_poll(struct ep *e, int sport) {
+  int n = aloop_loop_poll(loop, 0.05, qn);
+  if (n < 0)
+    return n;
+  qn = qused = 0;
+  for (int i = 0; i < n; i++) {
+    aloop_event_t *r = &qev[i];
+    ASSERT_PTR_EQ(r->userdata, e);
+    ASSERT_PTR_EQ(r->transport, (aloop_transport_t *)e->d);
+    if (r->kind == ALOOP_EVENT_ERROR_RECEIVED) {
+      q_errors++;
+      q_last_error = r->error;
+      continue;
+    }
+    ASSERT_EQ(r->kind, ALOOP_EVENT_DATAGRAM);
+    ASSERT_CMP(e->nrx, <, MAX_RX);
+    struct rx *x = &e->rx[e->nrx++];
+    ASSERT_CMP(r->length, <=, sizeof x->data);
+    memcpy(x->data, qarena + r->offset, r->length);
+    x->len = r->length;
+    ASSERT_EQ(r->error, (int)sizeof(struct sockaddr_in));
+    struct sockaddr_in from;
+    memcpy(&from, qarena + r->offset + r->length, sizeof from);
+    ASSERT_EQ(from.sin_family, AF_INET);
+    x->port = ntohs(from.sin_port);
+    ASSERT_EQ(x->port, sport);
+  }
+  return n;
+}
+
+TEST(queued_sendto) {
+  static struct ep srv, cli, con;
+  srv.echo = 1;
+  aloop_datagram_t *sd = endpoint(&srv, "127.0.0.1", 0, NULL, 0, NULL);
+  char h[128];
+  int sport = 0, cport = 0;
+  OK(aloop_datagram_get_sockname(sd, h, sizeof h, &sport));
+  struct sockaddr_in to;
+  memset(&to, 0, sizeof to);
+  to.sin_family = AF_INET;
+  to.sin_port = htons((uint16_t)sport);
+  to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  struct sockaddr_in6 to6;
+  memset(&to6, 0, sizeof to6);
+  to6.sin6_family = AF_INET6;
+  to6.sin6_port = htons((uint16_t)sport);
+  to6.sin6_addr = in6addr_loopback;
+
+  /* an unconnected client whose protocol is queued */
+  proto_flags = ALOOP_PROTOCOL_QUEUED;
+  aloop_datagram_options_t o4 = opts(AF_INET, 0, 0);
+  aloop_datagram_t *cd = endpoint(&cli, "127.0.0.1", 0, NULL, 0, &o4);
+  proto_flags = 0;
+  OK(aloop_datagram_get_sockname(cd, h, sizeof h, &cport));
+  OK(aloop_loop_set_event_queue(loop, qev, 64, qarena, sizeof qarena));
+  OK(aloop_loop_set_write_queue(loop, qops, 16, qwarena, sizeof qwarena));
+
+  /* in order, an empty datagram too; an IPv6 address on an IPv4 socket and
+   * no destination at all: ERROR_RECEIVED(ALOOP_EINVAL) records */
+  q_sendto(cd, &to, sizeof to, "one", 3);
+  q_sendto(cd, &to, sizeof to, "", 0);
+  q_sendto(cd, &to6, sizeof to6, "v6", 2);
+  q_sendto(cd, NULL, 0, "nowhere", 7);
+  q_sendto(cd, &to, sizeof to, "three", 5);
+  double t0 = test_now();
+  while (cli.nrx < 3) {
+    if (test_now() - t0 > 10)
+      FAIL("echoes: %d of 3", cli.nrx);
+    OK(q_poll(&cli, sport));
+  }
+  const char *want[] = {"one", "", "three"};
+  for (int i = 0; i < 3; i++) {
+    ASSERT_EQ(cli.rx[i].len, strlen(want[i]));
+    ASSERT(memcmp(cli.rx[i].data, want[i], cli.rx[i].len) == 0);
+    ASSERT_EQ(srv.rx[i].port, cport); /* sent from the client's socket */
+  }
+  ASSERT_EQ(srv.nrx, 3);
+  ASSERT_EQ(q_errors, 2);
+  ASSERT_EQ(q_last_error, ALOOP_EINVAL);
+  ASSERT_EQ(cli.errors, 0); /* records, not calls, inside the poll */
+
+  /* badly framed bytes: the whole poll fails before any operation runs */
+  q_sendto(cd, &to, sizeof to, "never", 5);
+  q_sendto(cd, &to, sizeof to, "bad", 3);
+  uint32_t big = 200; /* an address longer than the operation */
+  memcpy(qwarena + qused - (4 + sizeof to + 3), &big, 4);
+  ASSERT_EQ(aloop_loop_poll(loop, 0, qn), ALOOP_EINVAL);
+  ASSERT_EQ(aloop_loop_flush(loop, qn), ALOOP_EINVAL);
+  qn = qused = 0;
+  aloop_write_op_t *op = &qops[qn++];
+  op->transport = (aloop_transport_t *)cd;
+  op->kind = ALOOP_WRITE_SENDTO;
+  op->length = 3; /* shorter than the address length */
+  qused = 3;
+  ASSERT_EQ(aloop_loop_poll(loop, 0, qn), ALOOP_EINVAL);
+  qn = qused = 0;
+  for (int i = 0; i < 5; i++)
+    OK(q_poll(&cli, sport));
+  ASSERT_EQ(srv.nrx, 3);
+
+  /* aloop_loop_flush: performed now; an error is a call of error_received */
+  q_sendto(cd, &to6, sizeof to6, "v6", 2);
+  q_sendto(cd, &to, sizeof to, "four", 4);
+  OK(aloop_loop_flush(loop, qn));
+  qn = qused = 0;
+  ASSERT_EQ(cli.errors, 1);
+  ASSERT_EQ(cli.last_error, ALOOP_EINVAL);
+  while (cli.nrx < 4)
+    OK(q_poll(&cli, sport));
+  ASSERT(memcmp(cli.rx[3].data, "four", 4) == 0);
+
+  /* a connected endpoint: no address (its remote one), or that address */
+  aloop_datagram_t *cn = endpoint(&con, NULL, 0, "127.0.0.1", sport, NULL);
+  q_sendto(cn, NULL, 0, "conn", 4);
+  q_sendto(cn, &to, sizeof to, "same", 4);
+  struct sockaddr_in other = to;
+  other.sin_port = htons((uint16_t)(sport == 9 ? 10 : 9));
+  q_sendto(cn, &other, sizeof other, "other", 5); /* error_received */
+  OK(q_poll(&cli, sport));
+  RUN_UNTIL(con.nrx == 2 && con.errors == 1);
+  ASSERT(memcmp(con.rx[0].data, "conn", 4) == 0);
+  ASSERT(memcmp(con.rx[1].data, "same", 4) == 0);
+  ASSERT_EQ(con.last_error, ALOOP_EINVAL);
+  ASSERT_EQ(srv.nrx, 6);
+
+  /* a stream kind on a datagram endpoint is skipped; after close, queued
+   * sends on the stale handle are skipped too */
+  qops[qn].transport = (aloop_transport_t *)cn;
+  qops[qn].kind = ALOOP_WRITE_CLOSE;
+  qops[qn++].length = 0;
+  OK(q_poll(&cli, sport));
+  ASSERT_EQ(aloop_datagram_is_closing(cn), 0);
+  close_ep(&con);
+  q_sendto(cn, NULL, 0, "late", 4);
+  OK(q_poll(&cli, sport));
+  run_for(0.05);
+  ASSERT_EQ(srv.nrx, 6);
+
+  OK(aloop_loop_set_write_queue(loop, NULL, 0, NULL, 0));
+  OK(aloop_loop_set_event_queue(loop, NULL, 0, NULL, 0));
+  close_ep(&cli);
+  close_ep(&srv);
   OK(aloop_loop_close(loop));
 }

@@ -184,6 +184,7 @@ ALOOP_EVENT_ERROR_RECEIVED = 8
 ALOOP_WRITE_DATA = 0
 ALOOP_WRITE_EOF = 1
 ALOOP_WRITE_CLOSE = 2
+ALOOP_WRITE_SENDTO = 3
 
 class aloop_exception_context_t(Structure):
     pass
