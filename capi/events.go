@@ -176,6 +176,8 @@ func (lo *loopObj) flush(n int) {
 		case C.ALOOP_WRITE_CLOSE:
 			if t != nil {
 				t.Close()
+			} else if do := datagrams.get(h); do != nil && do.t.Loop() == lo.l {
+				do.t.Close() // after the sends queued before it
 			}
 		}
 	}

@@ -714,8 +714,10 @@ typedef struct aloop_event_s {
  * take at once is buffered in the endpoint and counts in its write buffer
  * (pause_writing above the high-water mark). An IPv4 address on an IPv6
  * socket is sent to its IPv4-mapped address, as aloop_datagram_sendto().
- * The stream kinds on a datagram endpoint, and ALOOP_WRITE_SENDTO on a
- * stream transport, are skipped. */
+ * ALOOP_WRITE_CLOSE on a datagram endpoint is aloop_datagram_close() after
+ * the sends queued before it; ALOOP_WRITE_DATA and ALOOP_WRITE_EOF on a
+ * datagram endpoint, and ALOOP_WRITE_SENDTO on a stream transport, are
+ * skipped. */
 typedef enum aloop_write_kind_e {
   ALOOP_WRITE_DATA = 0,
   ALOOP_WRITE_EOF = 1,

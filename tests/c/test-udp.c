@@ -720,18 +720,27 @@ TEST(queued_sendto) {
   ASSERT_EQ(con.last_error, ALOOP_EINVAL);
   ASSERT_EQ(srv.nrx, 6);
 
-  /* a stream kind on a datagram endpoint is skipped; after close, queued
-   * sends on the stale handle are skipped too */
+  /* ALOOP_WRITE_EOF on a datagram endpoint is skipped; ALOOP_WRITE_CLOSE
+   * closes it after the sends before it; sends queued behind the close, and
+   * later ones on the stale handle, are skipped */
+  qops[qn].transport = (aloop_transport_t *)cn;
+  qops[qn].kind = ALOOP_WRITE_EOF;
+  qops[qn++].length = 0;
+  q_sendto(cn, NULL, 0, "last", 4);
   qops[qn].transport = (aloop_transport_t *)cn;
   qops[qn].kind = ALOOP_WRITE_CLOSE;
   qops[qn++].length = 0;
+  q_sendto(cn, NULL, 0, "closed", 6);
   OK(q_poll(&cli, sport));
-  ASSERT_EQ(aloop_datagram_is_closing(cn), 0);
-  close_ep(&con);
+  ASSERT_EQ(con.errors, 1);
+  RUN_UNTIL(con.lost == 1);
+  ASSERT_EQ(con.lost_err, 0);
   q_sendto(cn, NULL, 0, "late", 4);
   OK(q_poll(&cli, sport));
   run_for(0.05);
-  ASSERT_EQ(srv.nrx, 6);
+  ASSERT_EQ(srv.nrx, 7);
+  ASSERT(memcmp(srv.rx[6].data, "last", 4) == 0);
+  ASSERT_EQ(con.frees, 1);
 
   OK(aloop_loop_set_write_queue(loop, NULL, 0, NULL, 0));
   OK(aloop_loop_set_event_queue(loop, NULL, 0, NULL, 0));

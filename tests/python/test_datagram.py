@@ -183,3 +183,116 @@ def test_unix_datagram_endpoint_with_sock(loop, tmp_path):
         await proto.lost
 
     loop.run_until_complete(main())
+
+
+def test_udp_sendto_order_close_flushes(loop):
+    """Datagrams go out in the order of sendto() whatever the destination
+    (an address seen before is queued, a new one is sent at once behind
+    what is queued), an empty datagram is sent on 3.13+ only (as asyncio),
+    and close() sends what was given before it."""
+    import sys
+
+    async def main():
+        rx, prx = await loop.create_datagram_endpoint(lambda: Collector(loop, 10**9),
+                                                      local_addr=("127.0.0.1", 0))
+        dst = rx.get_extra_info("sockname")
+        tx, ptx = await loop.create_datagram_endpoint(lambda: Collector(loop),
+                                                      local_addr=("127.0.0.1", 0))
+        dst_v6mapped = ("::ffff:127.0.0.1", dst[1])  # another key, same peer
+        want = []
+        for i in range(200):
+            m = b"%d" % i
+            if i % 50 == 7:
+                tx.sendto(b"", dst)
+                if sys.version_info >= (3, 13):
+                    want.append(b"")
+            tx.sendto(bytearray(m) if i % 3 else memoryview(m), dst_v6mapped if i % 40 == 0 else dst)
+            want.append(m)
+        with pytest.raises(TypeError):
+            tx.sendto("text", dst)
+        tx.close()
+        exc = await asyncio.wait_for(ptx.lost, 10)
+        deadline = loop.time() + 10
+        while len(prx.got) < len(want) and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        rx.close()
+        return [d for d, _ in prx.got], {a for _, a in prx.got}, want, exc, ptx.errors, \
+            tx.get_extra_info("sockname")
+
+    got, senders, want, exc, errors, src = loop.run_until_complete(main())
+    assert got == want
+    assert senders == {src}
+    assert exc is None and errors == []
+
+
+def test_udp_sendto_error_after_queue(loop):
+    """A send the kernel refuses (a broadcast address without SO_BROADCAST:
+    EACCES, nothing leaves the machine) goes to error_received every time,
+    also once the address is known and the datagram is queued."""
+    async def main():
+        tr, proto = await loop.create_datagram_endpoint(lambda: Collector(loop),
+                                                        local_addr=("127.0.0.1", 0))
+        for _ in range(3):
+            tr.sendto(b"x", ("255.255.255.255", 9))
+            await asyncio.sleep(0.01)
+        for _ in range(3):
+            tr.sendto(b"y", ("255.255.255.255", 9))
+        await asyncio.sleep(0.05)
+        tr.close()
+        await asyncio.wait_for(proto.lost, 10)
+        return proto.errors
+
+    errors = loop.run_until_complete(main())
+    assert len(errors) == 6
+    assert all(isinstance(e, OSError) and e.errno in (13, 101) for e in errors), errors
+
+
+def test_udp_connected_sendto_queued(loop):
+    """A connected endpoint: sendto(data) and sendto(data, its address) are
+    sent (queued) in order; another address is a ValueError at once."""
+    async def main():
+        rx, prx = await loop.create_datagram_endpoint(lambda: Collector(loop, 4),
+                                                      local_addr=("127.0.0.1", 0))
+        dst = rx.get_extra_info("sockname")
+        tx, ptx = await loop.create_datagram_endpoint(lambda: Collector(loop), remote_addr=dst)
+        tx.sendto(b"1")
+        tx.sendto(b"2", dst)
+        with pytest.raises(ValueError):
+            tx.sendto(b"x", ("127.0.0.1", dst[1] + 1))
+        tx.sendto(b"3")
+        tx.sendto(b"4", dst)
+        await asyncio.wait_for(prx.done, 10)
+        tx.close()
+        rx.close()
+        return [d for d, _ in prx.got]
+
+    assert loop.run_until_complete(main()) == [b"1", b"2", b"3", b"4"]
+
+
+def test_udp_queued_write_buffer_size_and_abort(aloop):
+    """asyncloop: a queued datagram counts in get_write_buffer_size until
+    the next poll sends it; abort() drops what is still queued."""
+    loop = aloop
+
+    async def main():
+        rx, prx = await loop.create_datagram_endpoint(lambda: Collector(loop, 10**9),
+                                                      local_addr=("127.0.0.1", 0))
+        dst = rx.get_extra_info("sockname")
+        tx, ptx = await loop.create_datagram_endpoint(lambda: Collector(loop),
+                                                      local_addr=("127.0.0.1", 0))
+        tx.sendto(b"first", dst)  # a new address: sent at once
+        assert tx.get_write_buffer_size() == 0
+        tx.sendto(b"12345", dst)  # known: queued
+        tx.sendto(b"678", dst)
+        assert tx.get_write_buffer_size() == 8
+        await asyncio.sleep(0.01)
+        assert tx.get_write_buffer_size() == 0
+        tx.sendto(b"dropped", dst)
+        assert tx.get_write_buffer_size() == 7
+        tx.abort()
+        assert await asyncio.wait_for(ptx.lost, 10) is None
+        await asyncio.sleep(0.05)
+        rx.close()
+        return [d for d, _ in prx.got]
+
+    assert loop.run_until_complete(main()) == [b"first", b"12345", b"678"]

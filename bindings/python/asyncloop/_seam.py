@@ -20,6 +20,12 @@ queue"):
   (``aloop_loop_flush``) and the write goes straight to the library, which
   calls ``pause_writing`` inside it, as asyncio does.  The loop flushes when
   it stops, so a stopped loop holds no unsent byte.
+* **Datagrams too.**  ``DatagramTransport.sendto`` queues an
+  ``ALOOP_WRITE_SENDTO`` operation: the destination as a struct sockaddr
+  (encoded once per address and cached by the transport), then the datagram.
+  The library sends it in order with the other operations and reports a
+  failed send as an error-received record, as asyncio reports a send that
+  fails after it was buffered.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from __future__ import annotations
 import ctypes
 import mmap
 import struct
+import sys
 from typing import TYPE_CHECKING, Any, List
 
 from . import _bindings as _b
@@ -57,6 +64,9 @@ _DATAGRAM = _b.ALOOP_EVENT_DATAGRAM  # type: ignore[attr-defined]
 _ERROR = _b.ALOOP_EVENT_ERROR_RECEIVED  # type: ignore[attr-defined]
 OP_EOF = _b.ALOOP_WRITE_EOF << 32  # type: ignore[attr-defined]
 OP_CLOSE = _b.ALOOP_WRITE_CLOSE << 32  # type: ignore[attr-defined]
+OP_SENDTO = _b.ALOOP_WRITE_SENDTO << 32  # type: ignore[attr-defined]
+_SENDTO = _b.ALOOP_WRITE_SENDTO  # type: ignore[attr-defined]
+_NATIVE = sys.byteorder
 
 _get = _t.objects.get
 #: One event record (aloop_event_t): kind, error, transport, userdata,
@@ -218,14 +228,23 @@ class Seam:
             self.wn = wn - nw
             self.woff = woff - nb
             transports = self._loop._transports
+            warena = self.warena
+            off = 0
             for i in range(0, rest, 2):
                 v = ops[i + 1]
-                if v >> 32 == 0:
+                kind = v >> 32
+                if kind == 0 or kind == _SENDTO:
+                    n = v & 0xFFFFFFFF
+                    if kind:  # a queued datagram: its bytes, not the address
+                        hdr = int.from_bytes(warena[off:off + 4], _NATIVE)
+                        off, n = off + n, n - 4 - hdr
+                    else:
+                        off += n
                     tr = transports.get(ops[i])
-                    if tr is not None:
+                    if tr is not None and n:
                         if not tr._wq:
                             trs.append(tr)
-                        tr._wq += v
+                        tr._wq += n
         later = self.later
         if later and not self.busy:
             self.later = []
@@ -256,6 +275,20 @@ class Seam:
         ops = self.ops
         ops[2 * j] = tr._handle
         ops[2 * j + 1] = op
+        self.wn = j + 1
+
+    def queue_dgram_close(self, tr: Any) -> None:
+        """Queues a datagram endpoint's close behind its queued sends."""
+        j = self.wn
+        if j >= self.wcap:
+            self.flush()
+            j = self.wn
+            if j >= self.wcap:  # debug mode, or inside a flush
+                self._lib.aloop_datagram_close(tr._handle)
+                return
+        ops = self.ops
+        ops[2 * j] = tr._handle
+        ops[2 * j + 1] = OP_CLOSE
         self.wn = j + 1
 
     def close(self) -> None:

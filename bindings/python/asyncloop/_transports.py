@@ -1047,6 +1047,40 @@ def _sockaddr(raw: bytes, family: int) -> Any:
     return _py_addr(family, None, 0)
 
 
+_NATIVE = sys.byteorder
+#: An ALOOP_WRITE_SENDTO header without an address (the remote address).
+_NO_DEST = bytes(4)
+_V4_HEAD = (16).to_bytes(4, _NATIVE) + socket.AF_INET.to_bytes(2, _NATIVE)
+_V6_HEAD = (28).to_bytes(4, _NATIVE) + socket.AF_INET6.to_bytes(2, _NATIVE)
+_inet_pton = socket.inet_pton
+#: Python < 3.13 drops an empty datagram in sendto(); 3.13 sends it.
+_SEND_EMPTY = sys.version_info >= (3, 13)
+#: Destinations a transport keeps encoded (then it starts again).
+_DEST_CACHE = 256
+
+
+def _dest(addr: Any) -> Optional[bytes]:
+    """The ALOOP_WRITE_SENDTO header and struct sockaddr of a destination the
+    library accepted (None: not a numeric (host, port) this encodes)."""
+    if addr is None:
+        return _NO_DEST
+    if type(addr) is not tuple or not 2 <= len(addr) <= 4:
+        return None
+    host, port = addr[0], addr[1]
+    if type(host) is not str or type(port) is not int or not 0 <= port <= 65535:
+        return None
+    p = port.to_bytes(2, "big")
+    try:
+        return _V4_HEAD + p + _inet_pton(socket.AF_INET, host) + bytes(8)
+    except (OSError, ValueError):
+        pass
+    try:
+        # (flowinfo and scope_id are not sent: as the library's sendto)
+        return _V6_HEAD + p + bytes(4) + _inet_pton(socket.AF_INET6, host) + bytes(4)
+    except (OSError, ValueError):
+        return None
+
+
 class DatagramTransport(asyncio.DatagramTransport, asyncio.Transport):
     """A datagram endpoint (asyncio.DatagramTransport) driven by libasyncloop."""
 
@@ -1075,6 +1109,11 @@ class DatagramTransport(asyncio.DatagramTransport, asyncio.Transport):
         #: sock= of create_datagram_endpoint: the caller's socket object (the
         #: library has a duplicate of its fd); closed with the transport.
         self._owned_sock: Optional[socket.socket] = None
+        self._seam = loop._seam
+        self._wq = 0  # datagram bytes queued in the loop's write queue (_seam)
+        #: sendto's addresses -> their encoding for the write queue (_dest),
+        #: once the library accepted them
+        self._dests: Dict[Any, bytes] = {}
 
     def __repr__(self) -> str:
         state = " closed" if self._closed else (" closing" if self._closing else "")
@@ -1217,6 +1256,8 @@ class DatagramTransport(asyncio.DatagramTransport, asyncio.Transport):
             self._lost_exc = exc
         self._closing = True
         if self._handle is not None:
+            self._seam.drop(self._handle)
+            self._wq = 0
             self._loop._lib.aloop_datagram_abort(self._handle)
             self._loop._poll_skip = 0
 
@@ -1226,7 +1267,7 @@ class DatagramTransport(asyncio.DatagramTransport, asyncio.Transport):
         if not isinstance(data, _BYTES_LIKE):
             raise TypeError(
                 f"data argument must be a bytes-like object, not {type(data).__name__!r}")
-        if not data:
+        if not data and not _SEND_EMPTY:
             return
         if self._address:
             if addr not in (None, self._address):
@@ -1242,6 +1283,37 @@ class DatagramTransport(asyncio.DatagramTransport, asyncio.Transport):
             return
         if type(data) is not bytes:
             data = bytes(data)
+        seam = self._seam
+        if seam.wcap:
+            # Queued in the loop's write queue, sent by the next poll (_seam),
+            # to an address the library already accepted (so it is valid).
+            try:
+                head = self._dests.get(addr)
+            except TypeError:  # unhashable: never cached
+                head = None
+            if head is not None:
+                n = len(data)
+                q = self._wq + n
+                off = seam.woff
+                mid = off + len(head)
+                end = mid + n
+                j = seam.wn
+                if q <= _QUEUE_MAX and end <= _WRITE_ARENA and j < seam.wcap:
+                    warena = seam.warena
+                    warena[off:mid] = head
+                    warena[mid:end] = data
+                    ops = seam.ops
+                    ops[2 * j] = self._handle
+                    ops[2 * j + 1] = (end - off) | _seam.OP_SENDTO
+                    seam.wn = j + 1
+                    seam.woff = end
+                    if n:
+                        if not self._wq:
+                            seam.wtrs.append(self)
+                        self._wq = q
+                    return
+            if seam.wn:
+                seam.flush()  # order: what is queued goes first
         host, port = _c_addr(self._family, addr)
         lib = self._loop._lib
         rc = lib.aloop_datagram_sendto(self._handle, data, len(data), host, port)
@@ -1252,12 +1324,25 @@ class DatagramTransport(asyncio.DatagramTransport, asyncio.Transport):
                 self._closing = True
                 return
             self._protocol.error_received(make_error(rc, _b.last_error(lib)))
+            return
+        dests = self._dests
+        try:
+            if addr not in dests:
+                head = _dest(addr)
+                if head is not None:
+                    if len(dests) >= _DEST_CACHE:
+                        dests.clear()
+                    dests[addr] = head
+        except TypeError:
+            pass
 
     def abort(self) -> None:
         if self._closed:
             return
         self._closing = True
         if self._handle is not None:
+            self._seam.drop(self._handle)  # queued datagrams are dropped too
+            self._wq = 0
             self._loop._lib.aloop_datagram_abort(self._handle)
             self._loop._poll_skip = 0
 
@@ -1266,7 +1351,13 @@ class DatagramTransport(asyncio.DatagramTransport, asyncio.Transport):
             return
         self._closing = True
         if self._handle is not None:
-            self._loop._lib.aloop_datagram_close(self._handle)
+            seam = self._seam
+            if seam.wn:
+                # After the queued datagrams: as an operation behind them
+                # (or at once when the queue is full or not in use).
+                seam.queue_dgram_close(self)
+            else:
+                self._loop._lib.aloop_datagram_close(self._handle)
             self._loop._poll_skip = 0
 
     def is_closing(self) -> bool:
@@ -1283,8 +1374,8 @@ class DatagramTransport(asyncio.DatagramTransport, asyncio.Transport):
             return 0
         out = c_size_t()
         if self._loop._lib.aloop_datagram_get_write_buffer_size(self._handle, byref(out)) < 0:
-            return 0
-        return out.value
+            return self._wq
+        return out.value + self._wq
 
     def get_write_buffer_limits(self) -> Tuple[int, int]:
         if self._handle is None or self._closed:
