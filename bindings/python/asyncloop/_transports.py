@@ -1055,8 +1055,11 @@ _V6_HEAD = (28).to_bytes(4, _NATIVE) + socket.AF_INET6.to_bytes(2, _NATIVE)
 _inet_pton = socket.inet_pton
 #: Python < 3.13 drops an empty datagram in sendto(); 3.13 sends it.
 _SEND_EMPTY = sys.version_info >= (3, 13)
-#: Destinations a transport keeps encoded (then it starts again).
+#: Destinations a transport keeps encoded, and senders it keeps decoded
+#: (then it starts again).
 _DEST_CACHE = 256
+_ADDR_CACHE = 256
+_NO_ADDR = object()
 
 
 def _dest(addr: Any) -> Optional[bytes]:
@@ -1098,7 +1101,9 @@ class DatagramTransport(asyncio.DatagramTransport, asyncio.Transport):
         self._key: Optional[int] = None
         self._closing = False
         self._closed = False
-        self._addr_cache: Any = None  # (raw sender address, Python address)
+        #: senders' struct sockaddr (as the poll's records carry them) ->
+        #: their Python address
+        self._addrs: Dict[bytes, Any] = {}
         self._conn_lost = 0
         self._sock: Optional[socket.socket] = None
         self._factory_exc: Optional[BaseException] = None
@@ -1161,18 +1166,25 @@ class DatagramTransport(asyncio.DatagramTransport, asyncio.Transport):
     def _on_datagram_raw(self, data: bytes, raw: bytes) -> None:
         """A datagram record of the loop's poll: raw is the sender's struct
         sockaddr (b"" for none)."""
-        cache = self._addr_cache
-        if cache is not None and cache[0] == raw:
-            addr = cache[1]
-        else:
-            addr = _sockaddr(raw, self._family)
-            self._addr_cache = (raw, addr)
+        addr = self._addrs.get(raw, _NO_ADDR)
+        if addr is _NO_ADDR:
+            addr = self._sender(raw)
         try:
             self._context.run(self._protocol.datagram_received, data, addr)
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:  # noqa: BLE001
             self._fatal_error(exc, "Fatal error: protocol.datagram_received() call failed.")
+
+    def _sender(self, raw: bytes) -> Any:
+        """Decodes a sender's struct sockaddr, and keeps it: the peers of an
+        endpoint take turns, so each is decoded once (while they are at
+        most _ADDR_CACHE)."""
+        addrs = self._addrs
+        if len(addrs) >= _ADDR_CACHE:
+            addrs.clear()
+        addr = addrs[raw] = _sockaddr(raw, self._family)
+        return addr
 
     def _on_datagram(self, data: bytes, host: Optional[bytes], port: int) -> None:
         try:
