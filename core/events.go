@@ -500,6 +500,31 @@ func (p *QueuedDatagramProtocol) ConnectionMade(t *DatagramTransport) {
 	p.Fallback.ConnectionMade(t)
 }
 
+// datagramReceivedRaw queues a datagram inside Poll with its sender's
+// struct sockaddr as received (the record's bytes); false outside Poll, or
+// for a datagram larger than the arena (DatagramReceived then runs).
+func (p *QueuedDatagramProtocol) datagramReceivedRaw(t *DatagramTransport, data, raw []byte) bool {
+	q := p.queue(t)
+	if q == nil {
+		return false
+	}
+	ev := p.event(t, EventDatagram)
+	ev.Length = uint64(len(data))
+	ev.Err = int32(len(raw))
+	if len(q.overflow) == 0 && q.n < len(q.events) && len(data)+len(raw) <= len(q.arena)-q.used {
+		// Straight into the arena.
+		ev.Offset = uint64(q.used)
+		q.used += copy(q.arena[q.used:], data)
+		q.used += copy(q.arena[q.used:], raw)
+		q.events[q.n] = ev
+		q.n++
+		return true
+	}
+	payload := append(append(p.scratch[:0], data...), raw...)
+	p.scratch = payload[:0]
+	return q.pushWhole(ev, payload)
+}
+
 func (p *QueuedDatagramProtocol) DatagramReceived(t *DatagramTransport, data []byte, addr unix.Sockaddr) {
 	if q := p.queue(t); q != nil {
 		raw := t.senderRaw(addr)

@@ -1,6 +1,7 @@
 package core
 
 import (
+	"encoding/binary"
 	"fmt"
 	"net/netip"
 	"unsafe"
@@ -376,9 +377,14 @@ func (t *DatagramTransport) SetProtocol(p DatagramProtocol) {
 	t.deferrer, _ = p.(datagramDeferrer)
 }
 
-// datagramDeferrer is readDeferrer for datagram endpoints.
+// datagramDeferrer is readDeferrer for datagram endpoints. A protocol that
+// holds reads back may also take a datagram with its sender as the kernel
+// gave it (a struct sockaddr of the socket's family; nil: none), before a
+// unix.Sockaddr is made of it: false when it did not take it (then
+// DatagramReceived follows).
 type datagramDeferrer interface {
 	datagramDeferred(*DatagramTransport) bool
+	datagramReceivedRaw(t *DatagramTransport, data, raw []byte) bool
 }
 
 // Address is the remote_addr given at creation (the default destination),
@@ -540,6 +546,18 @@ func (t *DatagramTransport) onReadable() {
 			return
 		}
 		t.rlen = n
+		if q := t.deferrer; q != nil && n <= unix.SizeofSockaddrAny && (n > 0 || t.address == nil) {
+			// A queued protocol inside Poll copies the sender's bytes into
+			// its record: no unix.Sockaddr to make (peers that take turns
+			// would make one per datagram).
+			var raw []byte
+			if n > 0 {
+				raw = unsafe.Slice((*byte)(unsafe.Pointer(&t.rsa)), n)
+			}
+			if q.datagramReceivedRaw(t, buf[:nr], raw) {
+				continue
+			}
+		}
 		sa := t.senderAddr(n)
 		if !t.guard("datagram_received", func() { t.proto.DatagramReceived(t, buf[:nr], sa) }) {
 			return
@@ -729,7 +747,7 @@ func SplitQueuedSend(b []byte) (raw, data []byte, ok bool) {
 	if len(b) < QueuedSendHeader {
 		return nil, nil, false
 	}
-	n := *(*uint32)(unsafe.Pointer(&b[0]))
+	n := binary.NativeEndian.Uint32(b)
 	if n > unix.SizeofSockaddrAny || int(n) > len(b)-QueuedSendHeader {
 		return nil, nil, false
 	}
@@ -754,6 +772,25 @@ func (t *DatagramTransport) SendQueued(b []byte) {
 		t.errorReceived(&OpError{Op: "sendto", Addr: "malformed queued send", Err: ErrInvalid})
 		return
 	}
+	if len(raw) > 0 && t.address == nil && t.wqHead == len(t.wq) && rawIPOf(raw, t.family) {
+		// The common case, an IP address of the socket's family while
+		// nothing is buffered: the host's bytes go to the kernel as they
+		// are (peers that take turns would parse one address per send).
+		var p unsafe.Pointer
+		if len(data) > 0 {
+			p = unsafe.Pointer(&data[0])
+		}
+		_, _, errno := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(t.fd), uintptr(p), uintptr(len(data)),
+			unix.MSG_NOSIGNAL, uintptr(unsafe.Pointer(&raw[0])), uintptr(len(raw)))
+		switch errno {
+		case 0:
+			return
+		case unix.EAGAIN, unix.EINTR: // SendTo tries again, then buffers it
+		default:
+			t.errorReceived(&OpError{Op: "sendto", Err: errno})
+			return
+		}
+	}
 	var sa unix.Sockaddr
 	if len(raw) > 0 {
 		if sa = t.queuedDest(raw); sa == nil {
@@ -764,6 +801,24 @@ func (t *DatagramTransport) SendQueued(b []byte) {
 	if err := t.SendTo(data, sa); err != nil && err != ErrClosed {
 		t.errorReceived(err)
 	}
+}
+
+// rawIPOf reports whether raw is a whole struct sockaddr_in (family
+// AF_INET) or sockaddr_in6 (AF_INET6) of the given family.
+func rawIPOf(raw []byte, family int) bool {
+	if len(raw) < 2 {
+		return false
+	}
+	f := int(binary.NativeEndian.Uint16(raw))
+	switch {
+	case f != family:
+		return false
+	case f == unix.AF_INET:
+		return len(raw) >= unix.SizeofSockaddrInet4
+	case f == unix.AF_INET6:
+		return len(raw) >= unix.SizeofSockaddrInet6
+	}
+	return false
 }
 
 // queuedDest parses a struct sockaddr of a queued send; the last one is kept
