@@ -1060,6 +1060,7 @@ _SEND_EMPTY = sys.version_info >= (3, 13)
 _DEST_CACHE = 256
 _ADDR_CACHE = 256
 _NO_ADDR = object()
+_OP_SENDTO = _seam.OP_SENDTO
 
 
 def _dest(addr: Any) -> Optional[bytes]:
@@ -1116,6 +1117,9 @@ class DatagramTransport(asyncio.DatagramTransport, asyncio.Transport):
         self._owned_sock: Optional[socket.socket] = None
         self._seam = loop._seam
         self._wq = 0  # datagram bytes queued in the loop's write queue (_seam)
+        #: connected (remote_addr, or a connected sock=): sendto goes to the
+        #: peer (address given: must be remote_addr, if any)
+        self._peer = bool(address)
         #: sendto's addresses -> their encoding for the write queue (_dest),
         #: once the library accepted them
         self._dests: Dict[Any, bytes] = {}
@@ -1146,6 +1150,7 @@ class DatagramTransport(asyncio.DatagramTransport, asyncio.Transport):
                 extra["peername"] = sock.getpeername()
             except OSError:
                 extra["peername"] = None
+            self._peer = bool(self._address or extra["peername"])
         ctx = self._context
         try:
             protocol = _run_in(ctx, self._factory)
@@ -1276,25 +1281,23 @@ class DatagramTransport(asyncio.DatagramTransport, asyncio.Transport):
     # -- asyncio.DatagramTransport ---------------------------------------------
 
     def sendto(self, data: Any, addr: Any = None) -> None:
-        if not isinstance(data, _BYTES_LIKE):
-            raise TypeError(
-                f"data argument must be a bytes-like object, not {type(data).__name__!r}")
+        if type(data) is not bytes:
+            if not isinstance(data, _BYTES_LIKE):
+                raise TypeError(
+                    f"data argument must be a bytes-like object, not {type(data).__name__!r}")
+            data = bytes(data)
         if not data and not _SEND_EMPTY:
             return
-        if self._address:
-            if addr not in (None, self._address):
+        if self._peer:  # a connected socket: send() to its peer, as asyncio
+            if self._address and addr not in (None, self._address):
                 raise ValueError(f"Invalid address: must be None or {self._address}")
             addr = None
-        elif addr is not None and self._extra.get("peername"):
-            addr = None  # a connected socket (sock=): send() to its peer, as asyncio
         if self._closing:
             if self._address:
                 if self._conn_lost >= _LOG_THRESHOLD_FOR_CONNLOST_WRITES:
                     logger.warning("socket.send() raised exception.")
                 self._conn_lost += 1
             return
-        if type(data) is not bytes:
-            data = bytes(data)
         seam = self._seam
         if seam.wcap:
             # Queued in the loop's write queue, sent by the next poll (_seam),
@@ -1305,22 +1308,22 @@ class DatagramTransport(asyncio.DatagramTransport, asyncio.Transport):
                 head = None
             if head is not None:
                 n = len(data)
-                q = self._wq + n
+                j = seam.wn
                 off = seam.woff
                 mid = off + len(head)
                 end = mid + n
-                j = seam.wn
-                if q <= _QUEUE_MAX and end <= _WRITE_ARENA and j < seam.wcap:
+                q = self._wq + n
+                if j < seam.wcap and end <= _WRITE_ARENA and q <= _QUEUE_MAX:
                     warena = seam.warena
                     warena[off:mid] = head
                     warena[mid:end] = data
                     ops = seam.ops
                     ops[2 * j] = self._handle
-                    ops[2 * j + 1] = (end - off) | _seam.OP_SENDTO
+                    ops[2 * j + 1] = (end - off) | _OP_SENDTO
                     seam.wn = j + 1
                     seam.woff = end
                     if n:
-                        if not self._wq:
+                        if not q - n:
                             seam.wtrs.append(self)
                         self._wq = q
                     return
