@@ -22,6 +22,8 @@ var _ = [1]struct{}{}[unsafe.Sizeof(C.aloop_write_op_t{})-16]
 type writeQueue struct {
 	ops   []C.aloop_write_op_t
 	arena []byte
+	// frames: a run of ALOOP_WRITE_SENDTO on one endpoint (reused)
+	frames [][]byte
 }
 
 // cQueued is a queued protocol whose fallback is the C protocol.
@@ -150,12 +152,28 @@ func (lo *loopObj) flush(n int) {
 		// The handle is read as an integer: it is never a Go pointer.
 		h := *(*uintptr)(unsafe.Pointer(op))
 		if op.kind == C.ALOOP_WRITE_SENDTO {
-			// A datagram endpoint's handle (a stream's: skipped).
-			ln := int(op.length)
-			if do := datagrams.get(h); do != nil && do.t.Loop() == lo.l {
-				do.t.SendQueued(lo.wq.arena[off : off+ln : off+ln])
+			// A datagram endpoint's handle (a stream's: skipped); the sends
+			// that follow on the same endpoint go with it (one sendmmsg).
+			frames := lo.wq.frames[:0]
+			lo.wq.frames = nil // a flush from a callback inside makes its own
+			for {
+				ln := int(ops[i].length)
+				frames = append(frames, lo.wq.arena[off:off+ln:off+ln])
+				off += ln
+				if i+1 == n || ops[i+1].kind != C.ALOOP_WRITE_SENDTO || *(*uintptr)(unsafe.Pointer(&ops[i+1])) != h {
+					break
+				}
+				i++
 			}
-			off += ln
+			if do := datagrams.get(h); do != nil && do.t.Loop() == lo.l {
+				if len(frames) == 1 {
+					do.t.SendQueued(frames[0])
+				} else {
+					do.t.SendQueuedBatch(frames)
+				}
+			}
+			clear(frames)
+			lo.wq.frames = frames[:0]
 			continue
 		}
 		t := transports.get(h)

@@ -107,6 +107,7 @@ type DatagramTransport struct {
 	qRaw [unix.SizeofSockaddrAny]byte
 	qLen uint32
 	qSa  unix.Sockaddr
+	mm   *mmsgScratch // SendQueuedBatch's
 
 	// Tag is free for the host (the C layer keeps its handle here).
 	Tag any
@@ -800,6 +801,70 @@ func (t *DatagramTransport) SendQueued(b []byte) {
 	}
 	if err := t.SendTo(data, sa); err != nil && err != ErrClosed {
 		t.errorReceived(err)
+	}
+}
+
+// maxMmsg is the number of queued sends one sendmmsg takes at most.
+const maxMmsg = 32
+
+// mmsgScratch is the memory of SendQueuedBatch's sendmmsg (per endpoint,
+// made on first use).
+type mmsgScratch struct {
+	hdrs [maxMmsg]unix.Mmsghdr
+	iovs [maxMmsg]unix.Iovec
+}
+
+// SendQueuedBatch performs queued sends in order, as SendQueued each: a
+// run of sends to IP addresses of the socket's family, while nothing is
+// buffered, goes to the kernel with one sendmmsg (several datagrams, one
+// system call). A send the kernel does not take stops the run; SendQueued
+// then performs it (it buffers it, or reports its error) and the rest
+// follows.
+func (t *DatagramTransport) SendQueuedBatch(frames [][]byte) {
+	for i := 0; i < len(frames); {
+		if t.closing || t.lost {
+			return
+		}
+		run := 0
+		if t.address == nil && t.wqHead == len(t.wq) && len(frames)-i > 1 {
+			if t.mm == nil {
+				t.mm = &mmsgScratch{}
+			}
+			mm := t.mm
+			for run < maxMmsg && i+run < len(frames) {
+				raw, data, ok := SplitQueuedSend(frames[i+run])
+				if !ok || !rawIPOf(raw, t.family) {
+					break
+				}
+				h := &mm.hdrs[run]
+				*h = unix.Mmsghdr{}
+				h.Hdr.Name = &raw[0]
+				h.Hdr.Namelen = uint32(len(raw))
+				if len(data) > 0 {
+					mm.iovs[run].Base = &data[0]
+					mm.iovs[run].SetLen(len(data))
+					h.Hdr.Iov = &mm.iovs[run]
+					h.Hdr.SetIovlen(1)
+				}
+				run++
+			}
+			if run > 1 {
+				r, _, errno := unix.RawSyscall6(unix.SYS_SENDMMSG, uintptr(t.fd), uintptr(unsafe.Pointer(&mm.hdrs[0])),
+					uintptr(run), unix.MSG_NOSIGNAL, 0, 0)
+				sent := 0
+				if errno == 0 {
+					sent = int(r)
+				}
+				clear(mm.hdrs[:run]) // no pointers into the host's memory kept
+				clear(mm.iovs[:run])
+				i += sent
+				if sent == run {
+					continue
+				}
+			}
+		}
+		t.SendQueued(frames[i]) // one send (the one the kernel refused: its error)
+		i++
 	}
 }
 

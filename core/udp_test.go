@@ -605,3 +605,44 @@ func TestUDPSendQueued(t *testing.T) {
 		t.Fatalf("after close: errs %v %v, server got %d", con.errs, cli.errs, len(srv.rx))
 	}
 }
+
+// SendQueuedBatch: runs of sends go out with sendmmsg, in order; a send the
+// kernel refuses in the middle of a run (EACCES: a broadcast address without
+// SO_BROADCAST, nothing leaves the machine) and one SendQueued must handle
+// (another family) each give one ErrorReceived, and the rest still follows.
+func TestUDPSendQueuedBatch(t *testing.T) {
+	h := newHarness(t)
+	srv := &dgRec{h: h, name: "server"}
+	st := h.endpoint(srv, &DatagramOptions{Local: &DatagramAddr{"127.0.0.1", 0}})
+	ssa, _ := st.Sockname()
+	cli := &dgRec{h: h, name: "client"}
+	ct := h.endpoint(cli, &DatagramOptions{Family: unix.AF_INET})
+	bcast := &unix.SockaddrInet4{Addr: [4]byte{255, 255, 255, 255}, Port: 9}
+	v6 := &unix.SockaddrInet6{Addr: [16]byte{15: 1}, Port: 9}
+	var frames [][]byte
+	var want []string
+	for i := 0; i < 3*maxMmsg; i++ {
+		m := fmt.Sprintf("m%d", i)
+		switch i {
+		case 5, maxMmsg + 3:
+			frames = append(frames, queuedSend(t, bcast, []byte("refused")))
+		case 40:
+			frames = append(frames, queuedSend(t, v6, []byte("v6")))
+		}
+		frames = append(frames, queuedSend(t, ssa, []byte(m)))
+		want = append(want, m)
+	}
+	ct.SendQueuedBatch(frames)
+	if len(cli.errs) != 3 || Errno(cli.errs[0]) != unix.EACCES || Errno(cli.errs[1]) != unix.EACCES ||
+		!errors.Is(cli.errs[2], ErrInvalid) {
+		t.Fatalf("errors: %v", cli.errs)
+	}
+	h.runUntil("datagrams", 5*time.Second, func() bool { return len(srv.rx) == len(want) })
+	for i, w := range want {
+		if string(srv.rx[i].data) != w {
+			t.Fatalf("datagram %d: %q, want %q", i, srv.rx[i].data, w)
+		}
+	}
+	h.closeDatagram(ct, cli)
+	h.closeDatagram(st, srv)
+}
