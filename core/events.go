@@ -525,6 +525,94 @@ func (p *QueuedDatagramProtocol) datagramReceivedRaw(t *DatagramTransport, data,
 	return q.pushWhole(ev, payload)
 }
 
+// ipSlot is the arena room recvmmsg gives one datagram of an IP socket:
+// the largest UDP payload fits (65,507 bytes over IPv4, 65,527 over IPv6),
+// and its sender's address after it.
+const (
+	ipDatagramMax = 65536
+	ipSlot        = ipDatagramMax + unix.SizeofSockaddrAny
+)
+
+// recvScratch is the memory of datagramRecvBatch's recvmmsg (per
+// endpoint, made on first use).
+type recvScratch struct {
+	hdrs  [datagramBatch]unix.Mmsghdr
+	iovs  [datagramBatch]unix.Iovec
+	names [datagramBatch]unix.RawSockaddrAny
+}
+
+// datagramRecvBatch: inside Poll, with room for at least two datagrams in
+// the arena and the array, one recvmmsg reads up to datagramBatch
+// datagrams of an IP socket straight into the arena (each in a slot large
+// enough for any UDP datagram); each is then moved down behind the one
+// before, with its sender's address, as the records want them. False when
+// it did not read (outside Poll, little room, an interrupted call): the
+// caller reads as usual.
+func (p *QueuedDatagramProtocol) datagramRecvBatch(t *DatagramTransport) bool {
+	q := p.queue(t)
+	if q == nil || len(q.overflow) > 0 {
+		return false
+	}
+	k := datagramBatch
+	if r := len(q.events) - q.n; r < k {
+		k = r
+	}
+	if r := (len(q.arena) - q.used) / ipSlot; r < k {
+		k = r
+	}
+	if k < 2 {
+		return false
+	}
+	if t.rmm == nil {
+		t.rmm = &recvScratch{}
+	}
+	m := t.rmm
+	base := q.used
+	for i := 0; i < k; i++ {
+		m.iovs[i].Base = &q.arena[base+i*ipSlot]
+		m.iovs[i].SetLen(ipDatagramMax)
+		m.hdrs[i] = unix.Mmsghdr{}
+		h := &m.hdrs[i].Hdr
+		h.Name = (*byte)(unsafe.Pointer(&m.names[i]))
+		h.Namelen = unix.SizeofSockaddrAny
+		h.Iov = &m.iovs[i]
+		h.SetIovlen(1)
+	}
+	r, _, errno := unix.RawSyscall6(unix.SYS_RECVMMSG, uintptr(t.fd), uintptr(unsafe.Pointer(&m.hdrs[0])), uintptr(k), 0, 0, 0)
+	clear(m.iovs[:k]) // no pointers into the host's memory kept
+	switch {
+	case errno == unix.EAGAIN:
+		return true
+	case errno == unix.EINTR:
+		return false
+	case errno != 0:
+		t.errorReceived(&OpError{Op: "recvfrom", Err: errno})
+		return true
+	}
+	for i := 0; i < int(r); i++ {
+		n := int(m.hdrs[i].Len)
+		alen := int(m.hdrs[i].Hdr.Namelen)
+		if alen > unix.SizeofSockaddrAny {
+			alen = unix.SizeofSockaddrAny
+		}
+		raw := unsafe.Slice((*byte)(unsafe.Pointer(&m.names[i])), alen)
+		if alen == 0 && t.address != nil {
+			raw = t.senderRaw(t.address) // as DatagramReceived is given it
+		}
+		// Down behind the record before (never over a slot not yet moved).
+		src := base + i*ipSlot
+		ev := p.event(t, EventDatagram)
+		ev.Offset = uint64(q.used)
+		ev.Length = uint64(n)
+		ev.Err = int32(len(raw))
+		q.used += copy(q.arena[q.used:], q.arena[src:src+n])
+		q.used += copy(q.arena[q.used:], raw)
+		q.events[q.n] = ev
+		q.n++
+	}
+	return true
+}
+
 func (p *QueuedDatagramProtocol) DatagramReceived(t *DatagramTransport, data []byte, addr unix.Sockaddr) {
 	if q := p.queue(t); q != nil {
 		raw := t.senderRaw(addr)

@@ -2,6 +2,7 @@ package core
 
 import (
 	"bytes"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -347,10 +348,21 @@ func TestEventQueueReleaseBetweenPolls(t *testing.T) {
 type nopDg struct{ BaseDatagramProtocol }
 
 // Datagrams inside Poll are records: the data, then the sender's address as
-// a struct sockaddr of Err bytes; an endpoint closed is a last record.
+// a struct sockaddr of Err bytes; an endpoint closed is a last record. A
+// 64 KiB arena is read one datagram a recvfrom; a 1 MiB one with recvmmsg
+// (several a call, moved down behind each other), also when the event
+// array takes only a few records a poll.
 func TestQueuedDatagramProtocolRecords(t *testing.T) {
+	for _, c := range []struct{ nev, arena int }{{64, 64 << 10}, {64, 1 << 20}, {3, 1 << 20}} {
+		t.Run(fmt.Sprintf("%d-records-%d-KiB", c.nev, c.arena>>10), func(t *testing.T) {
+			queuedDatagramRecords(t, c.nev, c.arena)
+		})
+	}
+}
+
+func queuedDatagramRecords(t *testing.T, nev, arena int) {
 	h := newHarness(t)
-	q := newQHost(h, 64, 64*1024)
+	q := newQHost(h, nev, arena)
 	var got [][]byte
 	var addrs [][]byte
 	q.onEv = func(ev Event) {
@@ -379,13 +391,21 @@ func TestQueuedDatagramProtocolRecords(t *testing.T) {
 	defer unix.Close(c)
 	unix.Bind(c, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}})
 	ca, _ := unix.Getsockname(c)
+	size := func(i int) int {
+		if i%7 == 6 {
+			return 60000 + i
+		}
+		return 100 + i
+	}
 	for i := 0; i < 20; i++ {
-		unix.Sendto(c, pattern(100+i, uint32(i)), 0, &unix.SockaddrInet4{Port: port, Addr: [4]byte{127, 0, 0, 1}})
+		if err := unix.Sendto(c, pattern(size(i), uint32(i)), 0, &unix.SockaddrInet4{Port: port, Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	q.pollUntil("20 datagrams", func() bool { return len(got) == 20 })
 	cport := ca.(*unix.SockaddrInet4).Port
 	for i, d := range got {
-		if !bytes.Equal(d, pattern(100+i, uint32(i))) {
+		if !bytes.Equal(d, pattern(size(i), uint32(i))) {
 			t.Fatalf("datagram %d differs", i)
 		}
 		a := addrs[i]

@@ -108,6 +108,7 @@ type DatagramTransport struct {
 	qLen uint32
 	qSa  unix.Sockaddr
 	mm   *mmsgScratch // SendQueuedBatch's
+	rmm  *recvScratch // the event queue's recvmmsg (events.go)
 
 	// Tag is free for the host (the C layer keeps its handle here).
 	Tag any
@@ -386,6 +387,9 @@ func (t *DatagramTransport) SetProtocol(p DatagramProtocol) {
 type datagramDeferrer interface {
 	datagramDeferred(*DatagramTransport) bool
 	datagramReceivedRaw(t *DatagramTransport, data, raw []byte) bool
+	// datagramRecvBatch reads the socket (an IP one) itself, several
+	// datagrams a system call; false when it did not (onReadable reads).
+	datagramRecvBatch(t *DatagramTransport) bool
 }
 
 // Address is the remote_addr given at creation (the default destination),
@@ -525,6 +529,10 @@ func (t *DatagramTransport) senderRaw(addr unix.Sockaddr) []byte {
 func (t *DatagramTransport) onReadable() {
 	if q := t.deferrer; q != nil && q.datagramDeferred(t) {
 		return // the event queue is full: the next Poll reads (level-triggered)
+	}
+	if q := t.deferrer; q != nil && (t.family == unix.AF_INET || t.family == unix.AF_INET6) &&
+		!t.closing && !t.lostScheduled && q.datagramRecvBatch(t) {
+		return
 	}
 	l := t.loop
 	if l.readBuf == nil {
