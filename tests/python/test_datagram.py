@@ -64,6 +64,26 @@ def test_udp_echo(loop):
     assert exc is None
 
 
+def test_datagram_sent_before_abort_is_sent(loop):
+    """asyncio's sendto() sends at once: an abort() right after it does not
+    take the datagram back."""
+    async def main():
+        rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        rx.bind(("127.0.0.1", 0))
+        rx.settimeout(10)
+        tr, _ = await loop.create_datagram_endpoint(asyncio.DatagramProtocol, local_addr=("127.0.0.1", 0))
+        for i in range(3):
+            tr.sendto(b"d%d" % i, rx.getsockname())
+        tr.abort()
+        await asyncio.sleep(0)
+        try:
+            return [await loop.run_in_executor(None, rx.recv, 100) for _ in range(3)]
+        finally:
+            rx.close()
+
+    assert loop.run_until_complete(main()) == [b"d0", b"d1", b"d2"]
+
+
 def test_udp_unconnected_sendto(loop):
     async def main():
         a, pa = await loop.create_datagram_endpoint(lambda: Collector(loop), local_addr=("127.0.0.1", 0))
@@ -271,7 +291,8 @@ def test_udp_connected_sendto_queued(loop):
 
 def test_udp_queued_write_buffer_size_and_abort(aloop):
     """asyncloop: a queued datagram counts in get_write_buffer_size until
-    the next poll sends it; abort() drops what is still queued."""
+    the next poll sends it; abort() sends what is still queued first (asyncio's
+    sendto would have sent it at once)."""
     loop = aloop
 
     async def main():
@@ -287,12 +308,12 @@ def test_udp_queued_write_buffer_size_and_abort(aloop):
         assert tx.get_write_buffer_size() == 8
         await asyncio.sleep(0.01)
         assert tx.get_write_buffer_size() == 0
-        tx.sendto(b"dropped", dst)
-        assert tx.get_write_buffer_size() == 7
+        tx.sendto(b"queued", dst)
+        assert tx.get_write_buffer_size() == 6
         tx.abort()
         assert await asyncio.wait_for(ptx.lost, 10) is None
         await asyncio.sleep(0.05)
         rx.close()
         return [d for d, _ in prx.got]
 
-    assert loop.run_until_complete(main()) == [b"first", b"12345", b"678"]
+    assert loop.run_until_complete(main()) == [b"first", b"12345", b"678", b"queued"]

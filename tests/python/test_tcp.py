@@ -496,6 +496,44 @@ def test_abort_and_connection_lost_on_peer_close(loop):
     assert exc is None or isinstance(exc, ConnectionResetError)
 
 
+def test_bytes_written_before_abort_are_sent(loop):
+    """asyncio's write() hands the bytes to the socket at once, so an abort()
+    right after it drops nothing the socket took: the peer gets them."""
+    reply = b"r" * 50000
+
+    async def main():
+        got = bytearray()
+        lost = loop.create_future()
+
+        class S(asyncio.Protocol):
+            def connection_made(self, tr):
+                self.tr = tr
+
+            def data_received(self, data):
+                self.tr.write(reply[:20000])
+                self.tr.writelines([reply[20000:]])
+                self.tr.abort()
+
+        class C(asyncio.Protocol):
+            def connection_made(self, tr):
+                tr.write(b"go")
+
+            def data_received(self, data):
+                got.extend(data)
+
+            def connection_lost(self, exc):
+                lost.set_result(exc)
+
+        server = await loop.create_server(S, "127.0.0.1", 0)
+        await loop.create_connection(C, "127.0.0.1", _port(server))
+        await asyncio.wait_for(lost, 10)
+        server.close()
+        await server.wait_closed()
+        return bytes(got)
+
+    assert loop.run_until_complete(main()) == reply
+
+
 def test_data_received_error_goes_to_handler(loop):
     contexts = []
     loop.set_exception_handler(lambda lp, ctx: contexts.append(ctx))

@@ -251,8 +251,18 @@ class Seam:
             for tr, data in later:
                 tr.write(data)
 
+    def settle(self, handle: int) -> None:
+        """Before an abort (or a fatal error) of a transport: its queued
+        operations are performed first, since asyncio's write()/sendto()
+        would have handed those bytes to the socket when they were written
+        (an abort drops only what the socket did not take).  Inside a flush
+        or a poll they cannot be, and are dropped."""
+        if self.wn and not self.busy:
+            self.flush()
+        self.drop(handle)
+
     def drop(self, handle: int) -> None:
-        """Forgets the queued operations of a transport (abort)."""
+        """Forgets the queued operations of a transport."""
         ops = self.ops
         for i in range(0, 2 * self.wn, 2):
             if ops[i] == handle:

@@ -407,7 +407,7 @@ class Transport(transports._FlowControlMixin):
         handle = self._handle
         if handle is not None:
             loop = self._loop
-            self._seam.drop(handle)
+            self._seam.settle(handle)
             loop._lib.aloop_transport_abort(handle)
             loop._poll_skip = 0  # the library closes the socket at the next poll
             # As asyncio: connection_lost is scheduled now (the library's
@@ -1273,7 +1273,7 @@ class DatagramTransport(asyncio.DatagramTransport, asyncio.Transport):
             self._lost_exc = exc
         self._closing = True
         if self._handle is not None:
-            self._seam.drop(self._handle)
+            self._seam.settle(self._handle)
             self._wq = 0
             self._loop._lib.aloop_datagram_abort(self._handle)
             self._loop._poll_skip = 0
@@ -1356,7 +1356,7 @@ class DatagramTransport(asyncio.DatagramTransport, asyncio.Transport):
             return
         self._closing = True
         if self._handle is not None:
-            self._seam.drop(self._handle)  # queued datagrams are dropped too
+            self._seam.settle(self._handle)
             self._wq = 0
             self._loop._lib.aloop_datagram_abort(self._handle)
             self._loop._poll_skip = 0
