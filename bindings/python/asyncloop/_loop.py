@@ -46,6 +46,7 @@ from . import _errors as asyncloop_errors
 from . import _trampolines as _t
 from ._errors import make_error
 from . import _seam
+from . import _tls
 from ._seam import Seam
 from ._subprocess import SubprocessStdin, SubprocessTransport, _StdinProtocol
 from ._transports import (DatagramTransport, ReadPipeTransport, Server, Transport,
@@ -966,7 +967,7 @@ class EventLoop(asyncio.BaseEventLoop):
             def factory() -> Any:
                 app_protocol = protocol_factory()
                 made.append(app_protocol)
-                ssl_protocol = sslproto.SSLProtocol(
+                ssl_protocol = _tls.Protocol(
                     self, app_protocol, sslcontext, waiter, server_side, server_hostname,
                     ssl_handshake_timeout=ssl_handshake_timeout,
                     ssl_shutdown_timeout=ssl_shutdown_timeout)
