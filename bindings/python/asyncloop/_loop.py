@@ -278,7 +278,7 @@ class EventLoop(asyncio.BaseEventLoop):
     tasks (asyncio's own), executors, DNS, TCP and Unix stream transports and
     servers (so asyncio streams), TLS (``ssl=`` and ``start_tls`` with a
     Python :class:`ssl.SSLContext`, done by asyncio's ``sslproto`` over the
-    library's transports, as asyncio does), accepted sockets, pipes,
+    library's transports, as asyncio does; ``_tls`` makes its steady state lean), accepted sockets, pipes,
     datagram endpoints, subprocesses, sendfile, add_reader/add_writer, the
     sock_* coroutines and signal handlers.
 
@@ -950,7 +950,7 @@ class EventLoop(asyncio.BaseEventLoop):
 
         ssl (an ssl.SSLContext, or True for a default one): as asyncio's
         _make_ssl_transport, the transport's protocol is asyncio's
-        sslproto.SSLProtocol wrapping the user's protocol (TLS by Python's
+        sslproto.SSLProtocol (_tls's subclass) wrapping the user's protocol (TLS by Python's
         ssl module over the library's transport); this returns once the
         handshake is done, with the SSL transport."""
         self._check_closed()
@@ -1181,6 +1181,20 @@ class EventLoop(asyncio.BaseEventLoop):
         if sock.family != socket.AF_UNIX or sock.type != socket.SOCK_STREAM:
             raise ValueError(f"A UNIX Domain Stream Socket was expected, got {sock!r}")
         return await self._adopt_socket(protocol_factory, sock, **ssl_args)
+
+    async def start_tls(self, transport: Any, protocol: Any, sslcontext: Any, *,
+                        server_side: bool = False, server_hostname: Any = None,
+                        ssl_handshake_timeout: Any = None,
+                        ssl_shutdown_timeout: Any = None) -> Any:
+        """Upgrades transport to TLS (asyncio's start_tls): the same steps
+        and errors, with the binding's TLS protocol (_tls: asyncio's
+        SSLProtocol with a lean steady state); returns the TLS transport."""
+        if _ssl is None:
+            raise RuntimeError("Python ssl module is not available")
+        return await _tls.start_tls(
+            self, transport, protocol, sslcontext, server_side=server_side,
+            server_hostname=server_hostname, ssl_handshake_timeout=ssl_handshake_timeout,
+            ssl_shutdown_timeout=ssl_shutdown_timeout)
 
     async def connect_accepted_socket(
             self, protocol_factory: Callable[[], asyncio.BaseProtocol],

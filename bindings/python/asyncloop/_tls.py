@@ -6,7 +6,8 @@ BufferedProtocol apps and ``get_extra_info`` are the ones this binding runs.
 What this module changes is the cost of the one state a connection spends
 its life in, ``WRAPPED`` (after the handshake, before the shutdown), where a
 request cost 16 Python-level calls inside sslproto (a profile of
-``tls_echo_1k_c10``: docs/architecture.md, "TLS"):
+``tls_echo_1k_c10``: docs/architecture.md, "Python: asyncio's SSLProtocol
+with a lean steady state"):
 
 * **Reads.**  The transport hands the records of the loop's read arena
   straight to :meth:`SSLProtocol._tls_feed` (one call, no
@@ -29,13 +30,12 @@ order, with the same results as sslproto's general ones.
 from __future__ import annotations
 
 import ssl
-from asyncio import constants, sslproto
+from asyncio import sslproto
 from typing import Any
 
 _WRAPPED = sslproto.SSLProtocolState.WRAPPED
 _AGAIN = sslproto.SSLAgainErrors
 _BYTES_LIKE = (bytes, bytearray, memoryview)
-_logger = sslproto.logger
 
 
 class SSLTransport(sslproto._SSLProtocolTransport):
@@ -154,6 +154,37 @@ class SSLProtocol(sslproto.SSLProtocol):
             self._do_shutdown()
 
 
+async def start_tls(loop: Any, transport: Any, protocol: Any, sslcontext: Any, *,
+                    server_side: bool = False, server_hostname: Any = None,
+                    ssl_handshake_timeout: Any = None,
+                    ssl_shutdown_timeout: Any = None) -> Any:
+    """loop.start_tls with this module's protocol: asyncio's steps and
+    errors (base_events.BaseEventLoop.start_tls)."""
+    if not isinstance(sslcontext, ssl.SSLContext):
+        raise TypeError(f"sslcontext is expected to be an instance of ssl.SSLContext, "
+                        f"got {sslcontext!r}")
+    if not getattr(transport, "_start_tls_compatible", False):
+        raise TypeError(f"transport {transport!r} is not supported by start_tls()")
+    waiter = loop.create_future()
+    tls = Protocol(loop, protocol, sslcontext, waiter, server_side, server_hostname,
+                   ssl_handshake_timeout=ssl_handshake_timeout,
+                   ssl_shutdown_timeout=ssl_shutdown_timeout, call_connection_made=False)
+    # Reading stays paused until the TLS protocol is connected: no record
+    # reaches it before connection_made.
+    transport.pause_reading()
+    transport.set_protocol(tls)
+    made = loop.call_soon(tls.connection_made, transport)
+    resumed = loop.call_soon(transport.resume_reading)
+    try:
+        await waiter
+    except BaseException:
+        transport.close()
+        made.cancel()
+        resumed.cancel()
+        raise
+    return tls._app_transport
+
+
 #: The fast paths use sslproto's internals (the Python 3.11+ sslproto, from
 #: uvloop); when they are not there, the binding uses SSLProtocol as is.
 SUPPORTED = all(hasattr(sslproto.SSLProtocol, a) for a in (
@@ -164,5 +195,4 @@ SUPPORTED = all(hasattr(sslproto.SSLProtocol, a) for a in (
 
 Protocol = SSLProtocol if SUPPORTED else sslproto.SSLProtocol
 
-__all__ = ["Protocol", "SSLProtocol", "SSLTransport", "SUPPORTED"]
-del constants
+__all__ = ["Protocol", "SSLProtocol", "SSLTransport", "SUPPORTED", "start_tls"]

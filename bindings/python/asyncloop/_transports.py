@@ -663,7 +663,8 @@ class Server(asyncio.AbstractServer):
 
     The library does the listening and accepting; with ``ssl=`` every
     accepted connection is wrapped in asyncio's ``sslproto.SSLProtocol``
-    (TLS by Python's ssl module over the library's transport).
+    (``_tls``'s subclass; TLS by Python's ssl module over the library's
+    transport).
     """
 
     def __init__(self, loop: "EventLoop", protocol_factory: Any, ssl_context: Any = None,
