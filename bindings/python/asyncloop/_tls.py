@@ -36,6 +36,11 @@ from typing import Any
 _WRAPPED = sslproto.SSLProtocolState.WRAPPED
 _AGAIN = sslproto.SSLAgainErrors
 _BYTES_LIKE = (bytes, bytearray, memoryview)
+#: Bytes asked of one SSLObject.read: a record's plaintext at most (2**14).
+#: sslproto asks for max_size (256 KiB), which costs a 256 KiB allocation
+#: per read (about 1 us, far more while malloc serves it by mmap); what a
+#: read leaves is read by the next turn of the loop (SSLObject.pending).
+_RECORD = 16384
 
 
 class SSLTransport(sslproto._SSLProtocolTransport):
@@ -113,7 +118,7 @@ class SSLProtocol(sslproto.SSLProtocol):
         try:
             try:
                 while incoming.pending or self._tls_sslpending():
-                    chunk = read(self.max_size)
+                    chunk = read(_RECORD)
                     if not chunk:
                         break
                     if data is None:
