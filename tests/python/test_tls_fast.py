@@ -417,3 +417,47 @@ def test_start_tls_uses_the_same_protocol_and_checks(loop, server_ctx, client_ct
 
 class _NoTLS:
     """A transport without _start_tls_compatible."""
+
+
+def test_tls_write_buffer_limits_zero(server_ctx, client_ctx):
+    """A high-water mark of 0: sslproto checks the marks after every write
+    and every read, and with 0/0 each check flips pause/resume -- the lean
+    paths make the same checks: the same calls, in the same order, as on
+    asyncio's loop."""
+
+    class Zero(Recorder):
+        def connection_made(self, tr):
+            super().connection_made(tr)
+            tr.set_write_buffer_limits(high=0)
+
+        def pause_writing(self):
+            self.events.append("pause")
+
+        def resume_writing(self):
+            self.events.append("resume")
+
+    async def main(loop):
+        server, sp, ctr, cp = await _pair(loop, server_ctx, client_ctx,
+                                          lambda: Zero(loop, echo=True), lambda: Recorder(loop))
+        for msg in (b"a", b"bc" * 500):
+            ctr.write(msg)
+            await asyncio.wait_for(cp.wait_for(loop, len(msg)), 10)
+            cp.data.clear()
+            await asyncio.sleep(0.05)
+            sp.events.append("|")
+        events = list(sp.events)
+        ctr.close()
+        await asyncio.wait_for(sp.lost, 10)
+        server.close()
+        await server.wait_closed()
+        return events
+
+    got = {}
+    for kind, new in (("asyncio", asyncio.new_event_loop), ("asyncloop", asyncloop.new_event_loop)):
+        loop = new()
+        try:
+            got[kind] = loop.run_until_complete(main(loop))
+        finally:
+            loop.close()
+    assert got["asyncloop"] == got["asyncio"]
+    assert got["asyncio"].count("pause") >= 2, got

@@ -63,7 +63,7 @@ class SSLTransport(sslproto._SSLProtocolTransport):
             n = p._tls_write(data)
             if n != len(data):
                 # (a partial write: sslproto keeps the rest)
-                rest = memoryview(data)[n:] if n else data
+                rest = data[n:] if n else data
                 p._write_backlog.append(rest)
                 p._write_buffer_size += len(rest)
                 p._do_write()
@@ -71,7 +71,9 @@ class SSLTransport(sslproto._SSLProtocolTransport):
             out = p._outgoing.read()
             if out:
                 p._transport.write(out)
-            if p._app_writing_paused:
+            # (nothing is buffered now: only a resume, or a pause with a
+            # high-water mark of 0, can follow)
+            if p._app_writing_paused or p._outgoing_high_water <= 0:
                 p._control_app_writing()
         except _AGAIN:
             p._write_backlog.append(data)
@@ -138,7 +140,8 @@ class SSLProtocol(sslproto.SSLProtocol):
                 self._start_shutdown()
             if self._write_backlog:
                 self._do_write()
-            elif self._outgoing.pending or self._app_writing_paused:
+            elif (self._outgoing.pending or self._app_writing_paused
+                  or self._outgoing_high_water <= 0):
                 self._process_outgoing()
             if (self._ssl_reading_paused
                     or incoming.pending >= self._incoming_high_water):
