@@ -182,6 +182,13 @@ class Transport(transports._FlowControlMixin):
             server, self._server = self._server, None
             if server is not None:
                 server._detach(self)
+            if self._tls_feed is not None:
+                # A TLS protocol (its SSLContext, SSLObject and 256 KiB
+                # buffer) is let go once told, as asyncio's transports let
+                # their protocol go: this transport lives on until the
+                # library frees its handle.
+                self._protocol = None
+                self._tls_feed = None
 
     @property
     def _start_tls_compatible(self) -> bool:
