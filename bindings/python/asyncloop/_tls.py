@@ -94,6 +94,11 @@ class SSLProtocol(sslproto.SSLProtocol):
         self._tls_read = c.read
         self._tls_write = c.write
         self._tls_sslpending = c.pending
+        # sslproto's read buffer (max_size, 256 KiB, an mmap per connection)
+        # is not used when the transport feeds _tls_feed; get_buffer makes
+        # it on first use otherwise.
+        self._ssl_buffer = bytearray()
+        self._ssl_buffer_view = memoryview(self._ssl_buffer)
 
     def _get_app_transport(self) -> Any:
         if self._app_transport is None:
