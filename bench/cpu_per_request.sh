@@ -14,6 +14,7 @@
 #     libuv=build/bench/uv_echo_server asyncloop=build/bench/aloop_echo_server
 #
 # The servers are built by `python3 bench/run.py --suites c` (build/bench).
+# CLIENT_ARGS: more load-client arguments (TLS: "-t build/bench/tls/ca.pem").
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 client=${CLIENT:-$here/build/bench/echo_client}
@@ -40,7 +41,7 @@ for r in $(seq "$reps"); do
   for kv in "$@"; do
     k=${kv%%=*}
     t0=$(ticks "${pid[$k]}")
-    out=$("$client" echo -p "${port[$k]}" -c "${CONNS:-10}" -s "${SIZE:-1024}" -d "${DURATION:-1.5}" -w 0.2)
+    out=$("$client" echo -p "${port[$k]}" -c "${CONNS:-10}" -s "${SIZE:-1024}" -d "${DURATION:-1.5}" -w 0.2 ${CLIENT_ARGS:-})
     t1=$(ticks "${pid[$k]}")
     echo "$k $out $((t1 - t0))" >> "$tmp/results"
   done

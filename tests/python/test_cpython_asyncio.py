@@ -12,7 +12,8 @@ concrete class) and only replaces the loop factory.
   test_sock_lowlevel, test_sendfile, test_buffered_proto.
 - With ``asyncloop.EventLoopPolicy()`` set, so that every loop asyncio
   creates (``asyncio.new_event_loop()``, ``asyncio.run()``) is asyncloop's:
-  test_streams, test_subprocess (SubprocessMixin), test_server, and every
+  test_streams, test_ssl (TestSSL: TLS over the loop, sslproto's tests
+  from uvloop), test_subprocess (SubprocessMixin), test_server, and every
   test class of test_tasks, test_futures, test_futures2, test_locks,
   test_queues, test_context, test_pep492, test_threads, test_waitfor,
   test_timeouts, test_taskgroups and, where the running Python has them,
@@ -164,6 +165,13 @@ TestCPythonBufferedProto = _apply(
 # -- with asyncloop's policy set -------------------------------------------------------
 
 TestCPythonStreams = _with_policy(test_streams.StreamTests, "TestCPythonStreams")
+try:  # TLS over the loop (sslproto's algorithm, from uvloop): absent without ssl
+    from test.test_asyncio import test_ssl
+except (ImportError, unittest.SkipTest):  # pragma: no cover - Python built without ssl
+    test_ssl = None
+if test_ssl is not None:
+    TestCPythonSSL = _with_policy(test_ssl.TestSSL, "TestCPythonSSL")
+del test_ssl
 TestCPythonSubprocess = _apply(
     "TestCPythonSubprocess", (test_subprocess.SubprocessMixin, test_utils.TestCase),
     setUp=_policy_loop_setup)

@@ -46,6 +46,7 @@ from . import _errors as asyncloop_errors
 from . import _trampolines as _t
 from ._errors import make_error
 from . import _seam
+from . import _tls
 from ._seam import Seam
 from ._subprocess import SubprocessStdin, SubprocessTransport, _StdinProtocol
 from ._transports import (DatagramTransport, ReadPipeTransport, Server, Transport,
@@ -277,7 +278,7 @@ class EventLoop(asyncio.BaseEventLoop):
     tasks (asyncio's own), executors, DNS, TCP and Unix stream transports and
     servers (so asyncio streams), TLS (``ssl=`` and ``start_tls`` with a
     Python :class:`ssl.SSLContext`, done by asyncio's ``sslproto`` over the
-    library's transports, as asyncio does), accepted sockets, pipes,
+    library's transports, as asyncio does; ``_tls`` makes its steady state lean), accepted sockets, pipes,
     datagram endpoints, subprocesses, sendfile, add_reader/add_writer, the
     sock_* coroutines and signal handlers.
 
@@ -949,7 +950,7 @@ class EventLoop(asyncio.BaseEventLoop):
 
         ssl (an ssl.SSLContext, or True for a default one): as asyncio's
         _make_ssl_transport, the transport's protocol is asyncio's
-        sslproto.SSLProtocol wrapping the user's protocol (TLS by Python's
+        sslproto.SSLProtocol (_tls's subclass) wrapping the user's protocol (TLS by Python's
         ssl module over the library's transport); this returns once the
         handshake is done, with the SSL transport."""
         self._check_closed()
@@ -966,7 +967,7 @@ class EventLoop(asyncio.BaseEventLoop):
             def factory() -> Any:
                 app_protocol = protocol_factory()
                 made.append(app_protocol)
-                ssl_protocol = sslproto.SSLProtocol(
+                ssl_protocol = _tls.Protocol(
                     self, app_protocol, sslcontext, waiter, server_side, server_hostname,
                     ssl_handshake_timeout=ssl_handshake_timeout,
                     ssl_shutdown_timeout=ssl_shutdown_timeout)
@@ -1180,6 +1181,20 @@ class EventLoop(asyncio.BaseEventLoop):
         if sock.family != socket.AF_UNIX or sock.type != socket.SOCK_STREAM:
             raise ValueError(f"A UNIX Domain Stream Socket was expected, got {sock!r}")
         return await self._adopt_socket(protocol_factory, sock, **ssl_args)
+
+    async def start_tls(self, transport: Any, protocol: Any, sslcontext: Any, *,
+                        server_side: bool = False, server_hostname: Any = None,
+                        ssl_handshake_timeout: Any = None,
+                        ssl_shutdown_timeout: Any = None) -> Any:
+        """Upgrades transport to TLS (asyncio's start_tls): the same steps
+        and errors, with the binding's TLS protocol (_tls: asyncio's
+        SSLProtocol with a lean steady state); returns the TLS transport."""
+        if _ssl is None:
+            raise RuntimeError("Python ssl module is not available")
+        return await _tls.start_tls(
+            self, transport, protocol, sslcontext, server_side=server_side,
+            server_hostname=server_hostname, ssl_handshake_timeout=ssl_handshake_timeout,
+            ssl_shutdown_timeout=ssl_shutdown_timeout)
 
     async def connect_accepted_socket(
             self, protocol_factory: Callable[[], asyncio.BaseProtocol],

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 from . import _bindings as _b
 from . import _seam
+from . import _tls
 from . import _trampolines as _t
 from ._trampolines import _run_in
 from ._seam import QUEUE_MAX as _QUEUE_MAX
@@ -57,7 +58,7 @@ class Transport(transports._FlowControlMixin):
         "_protocol", "_factory", "_server", "_handle", "_key",
         "_closing", "_closed", "_eof", "_paused", "_conn_lost", "_buffered",
         "_sock", "_names_read", "_lost_exc", "_factory_exc", "_pipe",
-        "_owned", "_seam", "_wq", "_held", "_context",
+        "_owned", "_seam", "_wq", "_held", "_context", "_tls_feed",
         "__weakref__",
     )
 
@@ -79,6 +80,8 @@ class Transport(transports._FlowControlMixin):
         self._paused = False
         self._conn_lost = 0
         self._buffered = isinstance(protocol, asyncio.BufferedProtocol)
+        #: a TLS protocol's (_tls.SSLProtocol) reader of the read arena
+        self._tls_feed = getattr(protocol, "_tls_feed", None)
         self._sock: Optional[socket.socket] = None
         self._names_read = False
         self._lost_exc: Optional[BaseException] = None
@@ -123,6 +126,7 @@ class Transport(transports._FlowControlMixin):
             self._protocol = protocol
             self._factory = None
             self._buffered = isinstance(protocol, asyncio.BufferedProtocol)
+            self._tls_feed = getattr(protocol, "_tls_feed", None)
         else:
             connection_made = protocol.connection_made
         # As asyncio's loop.call_soon(protocol.connection_made, transport): an
@@ -178,6 +182,13 @@ class Transport(transports._FlowControlMixin):
             server, self._server = self._server, None
             if server is not None:
                 server._detach(self)
+            if self._tls_feed is not None:
+                # A TLS protocol (its SSLContext, SSLObject and 256 KiB
+                # buffer) is let go once told, as asyncio's transports let
+                # their protocol go: this transport lives on until the
+                # library frees its handle.
+                self._protocol = None
+                self._tls_feed = None
 
     @property
     def _start_tls_compatible(self) -> bool:
@@ -250,6 +261,16 @@ class Transport(transports._FlowControlMixin):
                 raise
             except BaseException as exc:  # noqa: BLE001
                 self._fatal_error(exc, "Fatal error: protocol.data_received() call failed.")
+            return
+        feed = self._tls_feed
+        if feed is not None:
+            # TLS (_tls): the records go from the arena into the BIO.
+            try:
+                self._context.run(feed, data)
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:  # noqa: BLE001
+                self._fatal_error(exc, "Fatal error: protocol.buffer_updated() call failed.")
             return
         self._context.run(self._buffered_data, data)
 
@@ -449,6 +470,7 @@ class Transport(transports._FlowControlMixin):
 
     def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
         self._buffered = isinstance(protocol, asyncio.BufferedProtocol)
+        self._tls_feed = getattr(protocol, "_tls_feed", None)
         self._protocol = protocol
 
     def get_protocol(self) -> asyncio.BaseProtocol:
@@ -648,7 +670,8 @@ class Server(asyncio.AbstractServer):
 
     The library does the listening and accepting; with ``ssl=`` every
     accepted connection is wrapped in asyncio's ``sslproto.SSLProtocol``
-    (TLS by Python's ssl module over the library's transport).
+    (``_tls``'s subclass; TLS by Python's ssl module over the library's
+    transport).
     """
 
     def __init__(self, loop: "EventLoop", protocol_factory: Any, ssl_context: Any = None,
@@ -712,7 +735,7 @@ class Server(asyncio.AbstractServer):
         if self._ssl_context is not None:
             waiter = loop.create_future()
             try:
-                protocol = sslproto.SSLProtocol(
+                protocol = _tls.Protocol(
                     loop, app_protocol, self._ssl_context, waiter, server_side=True,
                     ssl_handshake_timeout=self._ssl_handshake_timeout,
                     ssl_shutdown_timeout=self._ssl_shutdown_timeout)
