@@ -123,6 +123,10 @@ func (lo *loopObj) checkWrites(n int) C.int {
 		case C.ALOOP_WRITE_DATA:
 			total += int(op.length)
 		case C.ALOOP_WRITE_EOF, C.ALOOP_WRITE_CLOSE:
+		case C.ALOOP_WRITE_REMOVE_READER, C.ALOOP_WRITE_REMOVE_WRITER, C.ALOOP_WRITE_ADD_READER, C.ALOOP_WRITE_ADD_WRITER:
+			if fd := *(*uint64)(unsafe.Pointer(op)); fd > 1<<31-1 {
+				return fail(C.ALOOP_EINVAL, "write operation %d: fd %d", i, fd)
+			}
 		default:
 			return fail(C.ALOOP_EINVAL, "write operation %d has kind %d", i, int(op.kind))
 		}
@@ -139,6 +143,21 @@ func (lo *loopObj) flush(n int) {
 	off := 0
 	for i := 0; i < n; i++ {
 		op := &ops[i]
+		if op.kind >= C.ALOOP_WRITE_REMOVE_READER {
+			// An fd watcher's operation: the first field is the fd.
+			fd := int(*(*uint64)(unsafe.Pointer(op)))
+			switch op.kind {
+			case C.ALOOP_WRITE_REMOVE_READER:
+				lo.l.RemoveReader(fd)
+			case C.ALOOP_WRITE_REMOVE_WRITER:
+				lo.l.RemoveWriter(fd)
+			case C.ALOOP_WRITE_ADD_READER:
+				lo.l.ReaddQueued(fd, false)
+			case C.ALOOP_WRITE_ADD_WRITER:
+				lo.l.ReaddQueued(fd, true)
+			}
+			continue
+		}
 		// The handle is read as an integer: it is never a Go pointer.
 		t := transports.get(*(*uintptr)(unsafe.Pointer(op)))
 		if t != nil && t.Loop() != lo.l {

@@ -177,18 +177,14 @@ class _CoreSelector:
 
 
 class _FdWatch:
-    """A user reader/writer: queues its asyncio Handle when the fd is ready."""
+    """A user reader/writer: its asyncio Handle, run when a record of a poll
+    after seq (Seam.seq when it was added) says the fd is ready."""
 
-    __slots__ = ("_loop", "handle")
+    __slots__ = ("handle", "seq")
 
-    def __init__(self, loop: "EventLoop", handle: events.Handle) -> None:
-        self._loop = loop
+    def __init__(self, handle: events.Handle, seq: int) -> None:
         self.handle = handle
-
-    def __call__(self) -> None:
-        h = self.handle
-        if not h._cancelled:
-            self._loop._ready.append(h)
+        self.seq = seq
 
 
 class _CoreCallback:
@@ -378,7 +374,7 @@ class EventLoop(asyncio.BaseEventLoop):
         seam = self._seam
         if self._ready:
             skip = self._poll_skip
-            if skip > 0 and not seam.wn:
+            if skip > 0 and seam.wn == len(seam.wpend):  # no write queued
                 now = _monotonic()
                 if now < self._poll_deadline:
                     self._poll_skip = skip - 1
@@ -1129,6 +1125,7 @@ class EventLoop(asyncio.BaseEventLoop):
         opts = _b.aloop_connect_options_t()
         opts.size = sizeof(_b.aloop_connect_options_t)
         opts.has_sock = 1
+        self._seam.flush()  # queued watcher removals first: the fd number may be theirs
         opts.sock = dup_fd = os.dup(sock.fileno())
         lib = self._lib
         handle = self._handle
@@ -1204,6 +1201,7 @@ class EventLoop(asyncio.BaseEventLoop):
                             sock: socket.socket, **ssl_args: Any) -> tuple:
         lib, handle = self._lib, self._handle
         self._check_closed()
+        self._seam.flush()  # queued watcher removals first: the fd number may be theirs
         fd = os.dup(sock.fileno())
 
         def start(key: int, ref: Any, out: Any) -> int:
@@ -1231,6 +1229,7 @@ class EventLoop(asyncio.BaseEventLoop):
         lib, handle = self._lib, self._handle
         # The library owns (and closes) a duplicate; the file object is
         # closed when the connection is lost, as asyncio does.
+        self._seam.flush()  # queued watcher removals first: the fd number may be theirs
         fd = os.dup(self._fileno(pipe))
         fn = lib.aloop_connect_read_pipe if read else lib.aloop_connect_write_pipe
 
@@ -1319,6 +1318,7 @@ class EventLoop(asyncio.BaseEventLoop):
             if sock.type != socket.SOCK_STREAM:
                 raise ValueError(f"A Stream Socket was expected, got {sock!r}")
             opts.has_sock = 1
+            self._seam.flush()  # queued watcher removals first: the fd number may be theirs
             opts.sock = dup_fd = os.dup(sock.fileno())
         lib, handle = self._lib, self._handle
 
@@ -1446,6 +1446,7 @@ class EventLoop(asyncio.BaseEventLoop):
             return 0  # an empty file (asyncio sends nothing either)
         lib = self._lib
         out = c_void_p()
+        self._seam.flush()  # queued watcher removals first: the fd number may be theirs
         rc = lib.aloop_sock_sendfile(self._handle, sock.fileno(), fileno, int(offset),
                                      int(count or 0), 0, byref(out))
         if rc == _b.ALOOP_ENOSYS:  # type: ignore[attr-defined]
@@ -1522,6 +1523,7 @@ class EventLoop(asyncio.BaseEventLoop):
             sock.setblocking(False)
             family = sock.family
             opts.has_sock = 1
+            self._seam.flush()  # queued watcher removals first: the fd number may be theirs
             opts.sock = dup_fd = os.dup(sock.fileno())
         elif family == socket.AF_UNIX:
             for addr in (local_addr, remote_addr):
@@ -1817,24 +1819,41 @@ class EventLoop(asyncio.BaseEventLoop):
         except (AttributeError, TypeError, ValueError):
             raise ValueError(f"Invalid file object: {fd!r}") from None
 
+    # The library's watchers are queued ones (aloop_add_reader_queued):
+    # readiness comes as records of the poll (Seam._watch_ready), not as
+    # callbacks. While the loop runs (outside debug mode) a removal is a
+    # queued operation (ALOOP_WRITE_REMOVE_*), and adding the fd back before
+    # the next poll rewrites that operation into ALOOP_WRITE_ADD_*: a
+    # sock_recv that waits once per request crosses into the library for
+    # neither. Replacing a watcher is a queued re-add too (the library's
+    # watcher carries no callback). The first add is a call, so that its
+    # errors are raised here, as asyncio's.
+
     def _add_watch(self, fd: Any, callback: Callable[..., Any], args: tuple, writer: bool) -> events.Handle:
         self._check_closed()
         fileno = self._fileno(fd)
         handle = events.Handle(callback, args, self, None)
-        watch = _FdWatch(self, handle)
-        key = _t.register(watch)
-        lib = self._lib
-        add = lib.aloop_add_writer if writer else lib.aloop_add_reader
-        rc = add(self._handle, fileno, _t.fd_cb, key, _t.free_cb)
-        if rc < 0:
-            if rc == _b.ALOOP_EBUSY:  # type: ignore[attr-defined]
-                # As asyncio: the fd belongs to a transport (or a server).
-                raise RuntimeError(f"File descriptor {fd!r} is used by transport "
-                                   f"{self._transport_of_fd(fileno)!r}")
-            raise make_error(rc, _b.last_error(lib))
         table = self._writers if writer else self._readers
+        seam = self._seam
+        key = 2 * fileno + writer
         old = table.get(fileno)
-        table[fileno] = watch
+        # Added back before the next poll, or replaced: a queued re-add,
+        # which also has the library check that the fd still names the file
+        # it registered (else the re-add's record carries the error).
+        if not (seam.wcap and (old is not None or key in seam.wpend)
+                and seam.queue_watch(key, _seam.OP_ADD_WATCH[writer])):
+            lib = self._lib
+            add = lib.aloop_add_writer_queued if writer else lib.aloop_add_reader_queued
+            rc = add(self._handle, fileno, None)
+            if rc < 0:
+                if rc == _b.ALOOP_EBUSY:  # type: ignore[attr-defined]
+                    # As asyncio: the fd belongs to a transport (or a server).
+                    raise RuntimeError(f"File descriptor {fd!r} is used by transport "
+                                       f"{self._transport_of_fd(fileno)!r}")
+                raise make_error(rc, _b.last_error(lib))
+            if key in seam.wpend:  # (not while the loop runs: flushed when it stops)
+                seam.queue_watch(key, _seam.OP_ADD_WATCH[writer])
+        table[fileno] = _FdWatch(handle, seam.seq)
         if old is not None:
             old.handle.cancel()
         return handle
@@ -1857,9 +1876,10 @@ class EventLoop(asyncio.BaseEventLoop):
         watch = table.pop(fileno, None)
         if watch is None:
             return False
-        lib = self._lib
-        (lib.aloop_remove_writer if writer else lib.aloop_remove_reader)(self._handle, fileno)
         watch.handle.cancel()
+        if not self._seam.queue_watch(2 * fileno + writer, _seam.OP_REMOVE_WATCH[writer]):
+            lib = self._lib
+            (lib.aloop_remove_writer if writer else lib.aloop_remove_reader)(self._handle, fileno)
         return True
 
     def _add_reader(self, fd: Any, callback: Callable[..., Any], *args: Any) -> events.Handle:
