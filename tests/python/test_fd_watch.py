@@ -242,3 +242,82 @@ def test_many_sock_recv_waiters_and_reconnects(loop):
         lsock.close()
 
     loop.run_until_complete(main())
+
+
+def test_sock_recv_cancelled_removes_its_reader(loop):
+    a, b = _pair()
+
+    async def main():
+        t = loop.create_task(loop.sock_recv(a, 10))
+        await asyncio.sleep(0.01)
+        t.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await t
+        # the wait's reader is gone, so the fd can be watched afresh
+        assert loop.remove_reader(a) is False
+        b.send(b"x")
+        assert await asyncio.wait_for(loop.sock_recv(a, 10), 5) == b"x"
+        assert loop.remove_reader(a) is False
+
+    loop.run_until_complete(main())
+    a.close()
+    b.close()
+
+
+def test_sock_recv_into_and_replaced_waiter(loop):
+    # A second waiter on one socket replaces the first one's reader (as
+    # asyncio): when the second ends, it removes its own reader only once.
+    a, b = _pair()
+
+    async def main():
+        buf = bytearray(10)
+        t1 = loop.create_task(loop.sock_recv(a, 10))
+        await asyncio.sleep(0.01)
+        t2 = loop.create_task(loop.sock_recv_into(a, buf))
+        await asyncio.sleep(0.01)
+        b.send(b"abc")
+        assert await asyncio.wait_for(t2, 5) == 3
+        assert bytes(buf[:3]) == b"abc"
+        assert not t1.done()
+        t1.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await t1
+        assert loop.remove_reader(a) is False
+
+    loop.run_until_complete(main())
+    a.close()
+    b.close()
+
+
+def test_sock_sendall_waits_then_finishes_and_errors(loop):
+    a, b = _pair()
+    a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    data = bytes(range(256)) * 4096  # 1 MiB: sendall has to wait
+
+    async def main():
+        t = loop.create_task(loop.sock_sendall(a, data))
+        got = bytearray()
+        while len(got) < len(data):
+            got += await loop.sock_recv(b, 65536)
+        await asyncio.wait_for(t, 5)
+        assert got == data
+        assert loop.remove_writer(a) is False
+        # an error of the socket reaches the waiter
+        b.close()
+        with pytest.raises(OSError):
+            for _ in range(100):
+                await loop.sock_sendall(a, data)
+
+    loop.run_until_complete(main())
+    a.close()
+
+
+@pytest.mark.parametrize("fn", ["sock_recv", "sock_recv_into", "sock_sendall"])
+def test_sock_blocking_socket_refused_in_debug(loop, fn):
+    a, b = socket.socketpair()
+    loop.set_debug(True)
+    arg = {"sock_recv": 10, "sock_recv_into": bytearray(10), "sock_sendall": b"x"}[fn]
+    with pytest.raises(ValueError, match="the socket must be non-blocking"):
+        loop.run_until_complete(getattr(loop, fn)(a, arg))
+    a.close()
+    b.close()

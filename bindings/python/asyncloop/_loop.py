@@ -74,6 +74,7 @@ def _sighandler_noop(signum: int, frame: Any) -> None:
     """Dummy handler: Python writes the signal number to the wakeup fd."""
 
 
+_check_ssl_socket = base_events._check_ssl_socket
 _copy_context = contextvars.copy_context
 
 
@@ -1832,7 +1833,10 @@ class EventLoop(asyncio.BaseEventLoop):
     def _add_watch(self, fd: Any, callback: Callable[..., Any], args: tuple, writer: bool) -> events.Handle:
         self._check_closed()
         fileno = self._fileno(fd)
-        handle = events.Handle(callback, args, self, None)
+        if self._debug:  # (with its source traceback)
+            handle = events.Handle(callback, args, self, None)
+        else:
+            handle = _new_handle(callback, args, self, None)
         table = self._writers if writer else self._readers
         seam = self._seam
         key = 2 * fileno + writer
@@ -1908,14 +1912,82 @@ class EventLoop(asyncio.BaseEventLoop):
     def remove_writer(self, fd: Any) -> bool:
         return self._remove_writer(fd)
 
+    # asyncio's sock_recv, sock_recv_into and sock_sendall, with one change:
+    # the watcher of a wait is removed by the coroutine itself when the wait
+    # ends (result, error or cancellation), where asyncio adds a done
+    # callback (a functools.partial, then one more scheduled Handle per
+    # wait). The removal comes at the same point of the loop (right before
+    # the coroutine resumes), and only if the watcher is still this wait's
+    # (a later add_reader on the fd replaced it: asyncio's handle check).
 
-# The sock_* coroutines of asyncio's selector loop only need _add_reader /
-# _remove_reader / _add_writer / _remove_writer with asyncio's semantics,
-# which EventLoop provides over the core: reuse them.
+    async def sock_recv(self, sock: socket.socket, n: int) -> bytes:
+        """Receive up to n bytes from sock (asyncio's sock_recv)."""
+        _check_ssl_socket(sock)
+        if self._debug and sock.gettimeout() != 0:
+            raise ValueError("the socket must be non-blocking")
+        try:
+            return sock.recv(n)
+        except (BlockingIOError, InterruptedError):
+            pass
+        fut = self.create_future()
+        fd = sock.fileno()
+        self._ensure_fd_no_transport(fd)
+        handle = self._add_reader(fd, self._sock_recv, fut, sock, n)
+        try:
+            return await fut
+        finally:
+            if not handle._cancelled:
+                self.remove_reader(fd)
+
+    async def sock_recv_into(self, sock: socket.socket, buf: Any) -> int:
+        """Receive into buf (asyncio's sock_recv_into)."""
+        _check_ssl_socket(sock)
+        if self._debug and sock.gettimeout() != 0:
+            raise ValueError("the socket must be non-blocking")
+        try:
+            return sock.recv_into(buf)
+        except (BlockingIOError, InterruptedError):
+            pass
+        fut = self.create_future()
+        fd = sock.fileno()
+        self._ensure_fd_no_transport(fd)
+        handle = self._add_reader(fd, self._sock_recv_into, fut, sock, buf)
+        try:
+            return await fut
+        finally:
+            if not handle._cancelled:
+                self.remove_reader(fd)
+
+    async def sock_sendall(self, sock: socket.socket, data: Any) -> None:
+        """Send all of data (asyncio's sock_sendall)."""
+        _check_ssl_socket(sock)
+        if self._debug and sock.gettimeout() != 0:
+            raise ValueError("the socket must be non-blocking")
+        try:
+            n = sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            n = 0
+        if n == len(data):
+            return
+        fut = self.create_future()
+        fd = sock.fileno()
+        self._ensure_fd_no_transport(fd)
+        handle = self._add_writer(fd, self._sock_sendall, fut, sock, memoryview(data), [n])
+        try:
+            return await fut
+        finally:
+            if not handle._cancelled:
+                self.remove_writer(fd)
+
+
+# The other sock_* coroutines of asyncio's selector loop (and the watcher
+# callbacks of all) only need _add_reader / _remove_reader / _add_writer /
+# _remove_writer with asyncio's semantics, which EventLoop provides over the
+# core: reuse them.
 for _name in (
-    "sock_recv", "_sock_read_done", "_sock_recv", "sock_recv_into", "_sock_recv_into",
+    "_sock_read_done", "_sock_recv", "_sock_recv_into",
     "sock_recvfrom", "_sock_recvfrom", "sock_recvfrom_into", "_sock_recvfrom_into",
-    "sock_sendall", "_sock_sendall", "sock_sendto", "_sock_sendto",
+    "_sock_sendall", "sock_sendto", "_sock_sendto",
     "sock_connect", "_sock_connect", "_sock_write_done", "_sock_connect_cb",
     "sock_accept", "_sock_accept",
 ):
