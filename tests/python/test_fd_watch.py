@@ -321,3 +321,40 @@ def test_sock_blocking_socket_refused_in_debug(loop, fn):
         loop.run_until_complete(getattr(loop, fn)(a, arg))
     a.close()
     b.close()
+
+
+def test_sock_recv_does_not_starve_other_sockets():
+    # asyncloop only (asyncio's sock_recv never yields while data is ready,
+    # so asyncio starves here): a task whose socket always has data ready
+    # yields to the loop every few sock_recv calls, so another socket's
+    # waiter runs long before the flood ends.
+    import asyncloop
+
+    loop = asyncloop.new_event_loop()
+    (a, a2), (b, b2) = _pair(), _pair()
+    a2.sendall(b"x" * 20000)
+    order = []
+
+    async def other():
+        assert await loop.sock_recv(b, 10) == b"y"
+        order.append("other")
+
+    async def main():
+        t = loop.create_task(other())
+        await asyncio.sleep(0)  # other waits on b
+        b2.send(b"y")
+        n = 0
+        while n < 20000:
+            n += len(await loop.sock_recv(a, 10))
+            if n == 1000:
+                order.append("flood 1000")
+        order.append("flood done")
+        await t
+
+    try:
+        loop.run_until_complete(main())
+    finally:
+        loop.close()
+    assert order.index("other") < order.index("flood 1000"), order
+    for s in (a, a2, b, b2):
+        s.close()

@@ -68,6 +68,10 @@ _iscoroutinefunction = getattr(coroutines, "_iscoroutinefunction", None) or coro
 #: _POLL_EVERY loop iterations and every _POLL_INTERVAL seconds.
 _POLL_EVERY = 16
 _POLL_INTERVAL = 0.001
+#: sock_recv / sock_recv_into calls between two polls before one yields to
+#: the loop first: a task whose peer always has the next request ready
+#: never waits, so it would starve every other socket until the loop polls.
+_SOCK_RUN = 16
 
 
 def _sighandler_noop(signum: int, frame: Any) -> None:
@@ -75,6 +79,7 @@ def _sighandler_noop(signum: int, frame: Any) -> None:
 
 
 _check_ssl_socket = base_events._check_ssl_socket
+_sleep0 = asyncio.sleep  # (0): one turn of the loop
 _copy_context = contextvars.copy_context
 
 
@@ -299,6 +304,7 @@ class EventLoop(asyncio.BaseEventLoop):
         self._wake_sent = False
         self._poll_skip = 0
         self._poll_deadline = 0.0
+        self._sock_run = 0  # sock_recv calls since the last poll
         self._pending_exc: Optional[BaseException] = None
         self._transports: Dict[int, Transport] = {}
         self._servers: Dict[int, Server] = {}
@@ -398,6 +404,7 @@ class EventLoop(asyncio.BaseEventLoop):
                 self._polling = False
             self._poll_skip = _POLL_EVERY
             self._poll_deadline = _monotonic() + _POLL_INTERVAL
+        self._sock_run = 0
         if self._pending_exc is not None:
             self._raise_pending()
         if rc < 0:
@@ -1925,6 +1932,13 @@ class EventLoop(asyncio.BaseEventLoop):
         _check_ssl_socket(sock)
         if self._debug and sock.gettimeout() != 0:
             raise ValueError("the socket must be non-blocking")
+        if self._sock_run >= _SOCK_RUN:
+            # Fairness: let the loop poll (and run what is ready) first.
+            # Before the read, so that a cancellation loses no data.
+            self._sock_run = 0
+            self._poll_skip = 0
+            await _sleep0(0)
+        self._sock_run += 1
         try:
             return sock.recv(n)
         except (BlockingIOError, InterruptedError):
@@ -1944,6 +1958,13 @@ class EventLoop(asyncio.BaseEventLoop):
         _check_ssl_socket(sock)
         if self._debug and sock.gettimeout() != 0:
             raise ValueError("the socket must be non-blocking")
+        if self._sock_run >= _SOCK_RUN:
+            # Fairness: let the loop poll (and run what is ready) first.
+            # Before the read, so that a cancellation loses no data.
+            self._sock_run = 0
+            self._poll_skip = 0
+            await _sleep0(0)
+        self._sock_run += 1
         try:
             return sock.recv_into(buf)
         except (BlockingIOError, InterruptedError):
