@@ -133,6 +133,10 @@ func (lo *loopObj) checkWrites(n int) C.int {
 			}
 			total += ln
 		case C.ALOOP_WRITE_EOF, C.ALOOP_WRITE_CLOSE:
+		case C.ALOOP_WRITE_REMOVE_READER, C.ALOOP_WRITE_REMOVE_WRITER, C.ALOOP_WRITE_ADD_READER, C.ALOOP_WRITE_ADD_WRITER:
+			if fd := *(*uint64)(unsafe.Pointer(op)); fd > 1<<31-1 {
+				return fail(C.ALOOP_EINVAL, "write operation %d: fd %d", i, fd)
+			}
 		default:
 			return fail(C.ALOOP_EINVAL, "write operation %d has kind %d", i, int(op.kind))
 		}
@@ -149,6 +153,21 @@ func (lo *loopObj) flush(n int) {
 	off := 0
 	for i := 0; i < n; i++ {
 		op := &ops[i]
+		if op.kind >= C.ALOOP_WRITE_REMOVE_READER {
+			// An fd watcher's operation: the first field is the fd.
+			fd := int(*(*uint64)(unsafe.Pointer(op)))
+			switch op.kind {
+			case C.ALOOP_WRITE_REMOVE_READER:
+				lo.l.RemoveReader(fd)
+			case C.ALOOP_WRITE_REMOVE_WRITER:
+				lo.l.RemoveWriter(fd)
+			case C.ALOOP_WRITE_ADD_READER:
+				lo.l.ReaddQueued(fd, false)
+			case C.ALOOP_WRITE_ADD_WRITER:
+				lo.l.ReaddQueued(fd, true)
+			}
+			continue
+		}
 		// The handle is read as an integer: it is never a Go pointer.
 		h := *(*uintptr)(unsafe.Pointer(op))
 		if op.kind == C.ALOOP_WRITE_SENDTO {

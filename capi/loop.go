@@ -704,6 +704,31 @@ func aloop_add_writer(loop C.uintptr_t, fd C.int, cb, ud, free C.uintptr_t) (rc 
 	return watch(loop, fd, cb, ud, free, (*core.Loop).AddWriter)
 }
 
+//export aloop_add_reader_queued
+func aloop_add_reader_queued(loop C.uintptr_t, fd C.int, ud C.uintptr_t) (rc C.int) {
+	defer guard(&rc)
+	return watchQueued(loop, fd, ud, (*core.Loop).AddReaderQueued)
+}
+
+//export aloop_add_writer_queued
+func aloop_add_writer_queued(loop C.uintptr_t, fd C.int, ud C.uintptr_t) (rc C.int) {
+	defer guard(&rc)
+	return watchQueued(loop, fd, ud, (*core.Loop).AddWriterQueued)
+}
+
+func watchQueued(loop C.uintptr_t, fd C.int, ud C.uintptr_t, add func(l *core.Loop, fd int, ud uint64) error) C.int {
+	return with(loop, getLoopT, func(lo *loopObj) C.int {
+		if fd < 0 {
+			return fail(C.ALOOP_EBADF, "invalid fd %d", int(fd))
+		}
+		inject()
+		if err := add(lo.l, int(fd), uint64(ud)); err != nil {
+			return failErr(err)
+		}
+		return 0
+	})
+}
+
 //export aloop_remove_reader
 func aloop_remove_reader(loop C.uintptr_t, fd C.int) (rc C.int) {
 	defer guard(&rc)

@@ -50,6 +50,12 @@ const (
 	// (0: none).
 	EventDatagram
 	EventErrorReceived // Err: the error code
+	// EventReadable / EventWritable: a queued fd watcher's fd is ready
+	// (AddReaderQueued / AddWriterQueued). Transport is the fd, Userdata the
+	// watcher's; Err is 0, or the error of a queued re-add that failed (the
+	// watcher is gone: the host runs its callback once, as for an fd error).
+	EventReadable
+	EventWritable
 )
 
 // Event is one protocol event. Its layout is the C ABI's aloop_event_t

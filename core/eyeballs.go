@@ -112,7 +112,7 @@ func (c *eyeballs) dial(sa unix.Sockaddr) (fd int, connected bool, err error) {
 func (c *eyeballs) wait(fd int, sa unix.Sockaddr) error {
 	l := c.loop
 	a := &attempt{c: c, fd: fd, sa: sa}
-	a.e = l.entry(fd, true)
+	a.e = l.claimEntry(fd)
 	a.e.owner = a
 	a.e.writer = a.onWritable
 	if err := l.update(a.e); err != nil {

@@ -16,6 +16,10 @@ type fdEntry struct {
 	registered    uint32 // events currently in epoll; 0 = not in epoll
 	watchers      int    // user watchers (0..2), counted in Loop.nfds
 	owner         any    // the transport or server owning fd, if any
+	// queued[w]: the reader (0) or writer (1) is a queued watcher (its
+	// readiness is an Event record) with userdata qud[w].
+	queued [2]bool
+	qud    [2]uint64
 }
 
 // entry returns fd's entry (nil if none), creating it when create is set.
@@ -70,6 +74,12 @@ func (l *Loop) update(e *fdEntry) error {
 		}
 	default:
 		err = l.poller.Mod(e.fd, want)
+		if err == unix.ENOENT {
+			// The file registered was closed (the kernel dropped it) and
+			// the number now names another one: a queued watcher whose
+			// removal the host has not flushed yet.
+			err = l.poller.Add(e.fd, want)
+		}
 		if err == nil {
 			e.registered = want
 		}
@@ -149,15 +159,28 @@ func (e *fdEntry) handler(write bool) (fn, release *func()) {
 // AddReader calls fn every iteration while fd is readable (level-triggered).
 // A previous reader of fd is replaced (its release hook runs).
 func (l *Loop) AddReader(fd int, fn func(), release func()) error {
-	return l.addWatcher(fd, false, fn, release)
+	if fn == nil {
+		return ErrInvalid
+	}
+	return l.addWatcher(fd, false, fn, release, nil, 0)
 }
 
 // AddWriter calls fn every iteration while fd is writable.
 func (l *Loop) AddWriter(fd int, fn func(), release func()) error {
-	return l.addWatcher(fd, true, fn, release)
+	if fn == nil {
+		return ErrInvalid
+	}
+	return l.addWatcher(fd, true, fn, release, nil, 0)
 }
 
-func (l *Loop) addWatcher(fd int, write bool, fn func(), release func()) error {
+func dir(write bool) int {
+	if write {
+		return 1
+	}
+	return 0
+}
+
+func (l *Loop) addWatcher(fd int, write bool, fn func(), release func(), fnQueued func(), qud uint64) error {
 	op := "add_reader"
 	if write {
 		op = "add_writer"
@@ -168,7 +191,14 @@ func (l *Loop) addWatcher(fd int, write bool, fn func(), release func()) error {
 	}
 	h, rel := e.handler(write)
 	old, oldRel := *h, *rel
-	*h = func() { l.protect(nil, fn) }
+	w := dir(write)
+	oldQ, oldUD := e.queued[w], e.qud[w]
+	if fn == nil { // a queued watcher (addQueued)
+		*h = fnQueued
+	} else {
+		*h = func() { l.protect(nil, fn) }
+	}
+	e.queued[w], e.qud[w] = fn == nil, qud
 	*rel = release
 	if old == nil {
 		e.watchers++
@@ -176,6 +206,7 @@ func (l *Loop) addWatcher(fd int, write bool, fn func(), release func()) error {
 	}
 	if err := l.update(e); err != nil {
 		*h, *rel = old, oldRel
+		e.queued[w], e.qud[w] = oldQ, oldUD
 		if old == nil {
 			e.watchers--
 			l.nfds--
@@ -206,6 +237,7 @@ func (l *Loop) removeWatcher(fd int, write bool) bool {
 	}
 	release := *rel
 	*h, *rel = nil, nil
+	e.queued[dir(write)], e.qud[dir(write)] = false, 0
 	e.watchers--
 	l.nfds--
 	if err := l.update(e); err != nil {
@@ -219,4 +251,109 @@ func (l *Loop) removeWatcher(fd int, write bool) bool {
 		release()
 	}
 	return true
+}
+
+// Queued fd watchers: for a host whose callbacks are expensive (see Poll),
+// readiness becomes an EventReadable / EventWritable record instead of a
+// call. Level-triggered as AddReader: a ready fd gives a record at every
+// Poll until it is removed. A run of the loop other than Poll does not
+// report it (the fd stays ready, so the next Poll does).
+
+// AddReaderQueued watches fd for reading; inside Poll, each iteration in
+// which fd is readable leaves an EventReadable record (Transport: fd,
+// Userdata: userdata). It replaces fd's reader, as AddReader.
+func (l *Loop) AddReaderQueued(fd int, userdata uint64) error {
+	return l.addQueued(fd, false, userdata)
+}
+
+// AddWriterQueued is AddReaderQueued for writing (EventWritable).
+func (l *Loop) AddWriterQueued(fd int, userdata uint64) error {
+	return l.addQueued(fd, true, userdata)
+}
+
+func (l *Loop) addQueued(fd int, write bool, userdata uint64) error {
+	kind := EventReadable
+	if write {
+		kind = EventWritable
+	}
+	return l.addWatcher(fd, write, nil, nil, func() {
+		if q := l.evq; q != nil && q.open {
+			q.push(Event{Kind: kind, Transport: uint64(fd), Userdata: userdata}, nil)
+		}
+	}, userdata)
+}
+
+// ReaddQueued is the host's queued re-add of a queued watcher it removed
+// since the last Poll without telling the loop (the write queue's
+// ALOOP_WRITE_ADD_READER / _WRITER): the watcher of fd stays (or becomes,
+// with the userdata it had, else 0) a queued one, and its registration is
+// checked with the kernel, since fd may have been closed and its number
+// reused meanwhile (epoll forgets a closed file). A failure removes the
+// watcher and is reported as its record with Err set (inside Poll), or to
+// the exception handler.
+func (l *Loop) ReaddQueued(fd int, write bool) {
+	e, err := l.readdQueued(fd, write)
+	if err == nil {
+		return
+	}
+	w := dir(write)
+	var ud uint64
+	if e != nil && e.queued[w] {
+		ud = e.qud[w]
+		l.removeWatcher(fd, write)
+	}
+	kind := EventReadable
+	if write {
+		kind = EventWritable
+	}
+	if q := l.evq; q != nil && q.open {
+		ev := Event{Kind: kind, Transport: uint64(fd), Userdata: ud, Err: -int32(unix.EIO)}
+		if q.ErrorCode != nil {
+			ev.Err = q.ErrorCode(err)
+		}
+		q.push(ev, nil)
+		return
+	}
+	l.CallExceptionHandler(&ExceptionContext{Message: "queued add_reader/add_writer failed", Err: err})
+}
+
+func (l *Loop) readdQueued(fd int, write bool) (*fdEntry, error) {
+	op := "add_reader"
+	if write {
+		op = "add_writer"
+	}
+	e, err := l.checkWatchFd(fd, op)
+	if err != nil {
+		return e, err
+	}
+	w := dir(write)
+	if h, _ := e.handler(write); *h == nil || !e.queued[w] {
+		return e, l.addQueued(fd, write, e.qud[w])
+	}
+	// Registered: is it still this fd's file?
+	if e.registered != 0 {
+		err := l.poller.Mod(fd, e.registered)
+		if err == unix.ENOENT {
+			err = l.poller.Add(fd, e.registered)
+		}
+		if err != nil {
+			return e, &OpError{Op: op, Err: err}
+		}
+	}
+	return e, nil
+}
+
+// claimEntry returns fd's entry for an owner (a transport, a connection
+// attempt, a datagram endpoint) on an fd that the loop made or that was
+// checked to be unused: watchers still found there belong to a file that
+// was closed and whose number came back (a queued watcher whose removal
+// the host has not flushed yet, or a watcher never removed); they are
+// dropped, as the kernel dropped their registration.
+func (l *Loop) claimEntry(fd int) *fdEntry {
+	if e := l.entry(fd, false); e != nil && e.owner == nil && e.watchers > 0 {
+		for _, w := range [2]bool{false, true} {
+			l.removeWatcher(fd, w)
+		}
+	}
+	return l.entry(fd, true)
 }

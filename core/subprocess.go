@@ -383,7 +383,7 @@ func (p *Subprocess) watchExit() {
 		return
 	}
 	l := p.loop
-	e := l.entry(p.pidfd, true)
+	e := l.claimEntry(p.pidfd)
 	e.owner = p
 	e.reader = p.onPidfdReadable
 	p.pe = e

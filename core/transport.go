@@ -113,7 +113,7 @@ type Transport struct {
 func (l *Loop) newTransport(fd int) *Transport {
 	t := &Transport{loop: l, fd: fd, high: DefaultWriteBufferHigh, low: DefaultWriteBufferLow}
 	t.readFn, t.writeFn = t.onReadable, t.onWritable
-	e := l.entry(fd, true)
+	e := l.claimEntry(fd)
 	e.owner = t
 	t.e = e
 	l.objects++

@@ -354,7 +354,7 @@ func (l *Loop) startDatagram(fut *Future, proto DatagramProtocol, fd, fam int, r
 	t := &DatagramTransport{loop: l, fd: fd, family: fam, proto: proto, address: remote,
 		connected: connected, high: DefaultWriteBufferHigh, low: DefaultWriteBufferLow}
 	t.deferrer, _ = proto.(datagramDeferrer)
-	e := l.entry(fd, true)
+	e := l.claimEntry(fd)
 	e.owner = t
 	t.e = e
 	l.objects++

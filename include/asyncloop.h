@@ -661,6 +661,15 @@ typedef enum aloop_tls_verify_e {
  *    larger than the whole arena is given to datagram_received instead.
  *    ALOOP_EVENT_ERROR_RECEIVED: `error` is the code. CONNECTION_MADE,
  *    CONNECTION_LOST, PAUSE/RESUME_WRITING as for streams.
+ *  - Queued fd watchers (aloop_add_reader_queued / _writer_queued):
+ *    ALOOP_EVENT_READABLE / ALOOP_EVENT_WRITABLE, one record per watcher
+ *    and poll while its fd is ready (level-triggered; a watcher with both
+ *    ready gives READABLE then WRITABLE, as asyncio calls the reader first).
+ *    `transport` holds the fd (an integer, not a handle), `userdata` the
+ *    watcher's. `error` is 0, or the ALOOP_E* code of a queued
+ *    ALOOP_WRITE_ADD_READER/_WRITER that failed: that watcher is removed,
+ *    and the host runs its callback once (its I/O on the fd then sees the
+ *    error, as for an fd that epoll reports in error).
  *
  * Nothing is dropped: a transport is not read while the arena has less than
  * 4 KiB free (it stays readable), and a record that does not fit is kept in
@@ -674,7 +683,9 @@ typedef enum aloop_event_kind_e {
   ALOOP_EVENT_PAUSE_WRITING = 5,
   ALOOP_EVENT_RESUME_WRITING = 6,
   ALOOP_EVENT_DATAGRAM = 7,      /* datagram endpoints, see below */
-  ALOOP_EVENT_ERROR_RECEIVED = 8 /* datagram endpoints: `error` is the code */
+  ALOOP_EVENT_ERROR_RECEIVED = 8, /* datagram endpoints: `error` is the code */
+  ALOOP_EVENT_READABLE = 9,       /* queued fd watchers: `transport` is the fd */
+  ALOOP_EVENT_WRITABLE = 10
 } aloop_event_kind_t;
 
 typedef struct aloop_event_s {
@@ -717,12 +728,32 @@ typedef struct aloop_event_s {
  * ALOOP_WRITE_CLOSE on a datagram endpoint is aloop_datagram_close() after
  * the sends queued before it; ALOOP_WRITE_DATA and ALOOP_WRITE_EOF on a
  * datagram endpoint, and ALOOP_WRITE_SENDTO on a stream transport, are
- * skipped. */
+ * skipped.
+ *
+ * Fd watcher operations, so that a host adds and removes a queued watcher
+ * (aloop_add_reader_queued) without a call each; `transport` holds the fd
+ * (an integer, at most INT_MAX, else the poll fails with ALOOP_EINVAL),
+ * `length` is unused:
+ *  - ALOOP_WRITE_REMOVE_READER / _WRITER: aloop_remove_reader / _writer.
+ *  - ALOOP_WRITE_ADD_READER / _WRITER: the fd's reader / writer becomes (or
+ *    stays) a queued watcher, with the userdata of the queued watcher it
+ *    had (else NULL). Meant for a host that removed a queued watcher in its
+ *    own tables and adds it back before telling the library: the fd's
+ *    registration with the kernel is checked again (the fd may have been
+ *    closed and its number reused meanwhile; the kernel forgets a closed
+ *    file). A failure is reported as the watcher's record with `error` set
+ *    (inside aloop_loop_poll), or to the exception handler (inside
+ *    aloop_loop_flush); the watcher is then removed.
+ */
 typedef enum aloop_write_kind_e {
   ALOOP_WRITE_DATA = 0,
   ALOOP_WRITE_EOF = 1,
   ALOOP_WRITE_CLOSE = 2,
-  ALOOP_WRITE_SENDTO = 3 /* datagram endpoints: see above */
+  ALOOP_WRITE_SENDTO = 3, /* datagram endpoints: see above */
+  ALOOP_WRITE_REMOVE_READER = 4,
+  ALOOP_WRITE_REMOVE_WRITER = 5,
+  ALOOP_WRITE_ADD_READER = 6,
+  ALOOP_WRITE_ADD_WRITER = 7
 } aloop_write_kind_t;
 
 typedef struct aloop_write_op_s {
@@ -1110,6 +1141,20 @@ int aloop_add_reader(aloop_loop_t *loop, int fd, aloop_fd_cb cb,
                      void *userdata, aloop_free_cb free_cb);
 int aloop_add_writer(aloop_loop_t *loop, int fd, aloop_fd_cb cb,
                      void *userdata, aloop_free_cb free_cb);
+/* Queued watchers, for hosts that poll with aloop_loop_poll() (see "Event
+ * queue records"): instead of calling a callback, each aloop_loop_poll()
+ * in which fd is readable / writable leaves an ALOOP_EVENT_READABLE /
+ * ALOOP_EVENT_WRITABLE record whose `transport` is fd and `userdata` the
+ * one given here (borrowed: no free_cb, the library never dereferences
+ * it). Level-triggered; a run of the loop other than aloop_loop_poll()
+ * does not report it (a ready fd makes aloop_loop_run* return at once and
+ * spin: drive such a loop with aloop_loop_poll()). Replaces fd's reader /
+ * writer, queued or not, as aloop_add_reader does; removed with
+ * aloop_remove_reader / _writer, or with the queued operations
+ * ALOOP_WRITE_REMOVE_READER / _WRITER. Errors as aloop_add_reader (an fd
+ * owned by a transport or a server is ALOOP_EBUSY). Loop thread only. */
+int aloop_add_reader_queued(aloop_loop_t *loop, int fd, void *userdata);
+int aloop_add_writer_queued(aloop_loop_t *loop, int fd, void *userdata);
 /* Returns 1 if a callback was registered and removed, 0 if none was. */
 int aloop_remove_reader(aloop_loop_t *loop, int fd);
 int aloop_remove_writer(aloop_loop_t *loop, int fd);

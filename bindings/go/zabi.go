@@ -211,6 +211,8 @@ type abi struct {
 	loopDefaultExceptionHandler   func(loop uintptr, context unsafe.Pointer) int32
 	addReader                     func(loop uintptr, fd int32, cb uintptr, userdata uintptr, freeCb uintptr) int32
 	addWriter                     func(loop uintptr, fd int32, cb uintptr, userdata uintptr, freeCb uintptr) int32
+	addReaderQueued               func(loop uintptr, fd int32, userdata uintptr) int32
+	addWriterQueued               func(loop uintptr, fd int32, userdata uintptr) int32
 	removeReader                  func(loop uintptr, fd int32) int32
 	removeWriter                  func(loop uintptr, fd int32) int32
 	createConnection              func(loop uintptr, host *byte, port int32, protocol unsafe.Pointer, userdata uintptr, freeCb uintptr, options unsafe.Pointer, outFuture *uintptr) int32
@@ -381,6 +383,8 @@ func (a *abi) symbols() []abiSymbol {
 		{"aloop_loop_default_exception_handler", &a.loopDefaultExceptionHandler},
 		{"aloop_add_reader", &a.addReader},
 		{"aloop_add_writer", &a.addWriter},
+		{"aloop_add_reader_queued", &a.addReaderQueued},
+		{"aloop_add_writer_queued", &a.addWriterQueued},
 		{"aloop_remove_reader", &a.removeReader},
 		{"aloop_remove_writer", &a.removeWriter},
 		{"aloop_create_connection", &a.createConnection},
@@ -729,8 +733,14 @@ const (
 	eventResumeWriting  = 6
 	eventDatagram       = 7
 	eventErrorReceived  = 8
+	eventReadable       = 9
+	eventWritable       = 10
 	writeData           = 0
 	writeEof            = 1
 	writeClose          = 2
 	writeSendto         = 3
+	writeRemoveReader   = 4
+	writeRemoveWriter   = 5
+	writeAddReader      = 6
+	writeAddWriter      = 7
 )

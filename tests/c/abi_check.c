@@ -77,6 +77,8 @@ ALOOP_SAME_TYPE(aloop_loop_call_exception_handler, int(aloop_loop_t *, const cha
 ALOOP_SAME_TYPE(aloop_loop_default_exception_handler, int(aloop_loop_t *, const aloop_exception_context_t *));
 ALOOP_SAME_TYPE(aloop_add_reader, int(aloop_loop_t *, int, aloop_fd_cb, void *, aloop_free_cb));
 ALOOP_SAME_TYPE(aloop_add_writer, int(aloop_loop_t *, int, aloop_fd_cb, void *, aloop_free_cb));
+ALOOP_SAME_TYPE(aloop_add_reader_queued, int(aloop_loop_t *, int, void *));
+ALOOP_SAME_TYPE(aloop_add_writer_queued, int(aloop_loop_t *, int, void *));
 ALOOP_SAME_TYPE(aloop_remove_reader, int(aloop_loop_t *, int));
 ALOOP_SAME_TYPE(aloop_remove_writer, int(aloop_loop_t *, int));
 ALOOP_SAME_TYPE(aloop_create_connection, int(aloop_loop_t *, const char *, int, const aloop_protocol_t *, void *, aloop_free_cb, const aloop_connect_options_t *, aloop_future_t **));
@@ -241,6 +243,8 @@ ALOOP_SAME_TYPE(aloop_set_event_loop, int(aloop_loop_t *));
 #define aloop_loop_default_exception_handler cgo_aloop_loop_default_exception_handler
 #define aloop_add_reader cgo_aloop_add_reader
 #define aloop_add_writer cgo_aloop_add_writer
+#define aloop_add_reader_queued cgo_aloop_add_reader_queued
+#define aloop_add_writer_queued cgo_aloop_add_writer_queued
 #define aloop_remove_reader cgo_aloop_remove_reader
 #define aloop_remove_writer cgo_aloop_remove_writer
 #define aloop_create_connection cgo_aloop_create_connection
@@ -405,6 +409,8 @@ ALOOP_SAME_TYPE(aloop_set_event_loop, int(aloop_loop_t *));
 #undef aloop_loop_default_exception_handler
 #undef aloop_add_reader
 #undef aloop_add_writer
+#undef aloop_add_reader_queued
+#undef aloop_add_writer_queued
 #undef aloop_remove_reader
 #undef aloop_remove_writer
 #undef aloop_create_connection
@@ -567,6 +573,8 @@ ALOOP_SAME_TYPE(cgo_aloop_loop_call_exception_handler, int(uintptr_t, char*, int
 ALOOP_SAME_TYPE(cgo_aloop_loop_default_exception_handler, int(uintptr_t, aloop_exception_context_t*));
 ALOOP_SAME_TYPE(cgo_aloop_add_reader, int(uintptr_t, int, uintptr_t, uintptr_t, uintptr_t));
 ALOOP_SAME_TYPE(cgo_aloop_add_writer, int(uintptr_t, int, uintptr_t, uintptr_t, uintptr_t));
+ALOOP_SAME_TYPE(cgo_aloop_add_reader_queued, int(uintptr_t, int, uintptr_t));
+ALOOP_SAME_TYPE(cgo_aloop_add_writer_queued, int(uintptr_t, int, uintptr_t));
 ALOOP_SAME_TYPE(cgo_aloop_remove_reader, int(uintptr_t, int));
 ALOOP_SAME_TYPE(cgo_aloop_remove_writer, int(uintptr_t, int));
 ALOOP_SAME_TYPE(cgo_aloop_create_connection, int(uintptr_t, char*, int, aloop_protocol_t*, uintptr_t, uintptr_t, aloop_connect_options_t*, uintptr_t*));

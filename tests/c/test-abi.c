@@ -269,6 +269,8 @@ static void bad_loop(aloop_loop_t *l) {
                                         test_count_free));
   EXPECT_FREED(EBADF_, aloop_add_writer(l, W.pipefd[1], never_fd_cb, &frees,
                                         test_count_free));
+  ASSERT_EQ(aloop_add_reader_queued(l, W.pipefd[0], NULL), EBADF_);
+  ASSERT_EQ(aloop_add_writer_queued(l, W.pipefd[1], NULL), EBADF_);
   ASSERT_EQ(aloop_remove_reader(l, W.pipefd[0]), EBADF_);
   ASSERT_EQ(aloop_remove_writer(l, W.pipefd[1]), EBADF_);
   EXPECT_FREED(EBADF_, aloop_create_connection(l, "127.0.0.1", W.port, &proto,
@@ -1019,6 +1021,8 @@ TEST(invalid_arguments) {
   ASSERT_CMP(aloop_add_reader(W.loop, -1, never_fd_cb, &frees, test_count_free),
              <, 0);
   ASSERT_EQ(frees, 1);
+  ASSERT_EQ(aloop_add_reader_queued(W.loop, -1, NULL), ALOOP_EBADF);
+  ASSERT_EQ(aloop_add_writer_queued(W.loop, -1, NULL), ALOOP_EBADF);
   (void)set_nothing;
   world_still_works();
 }

@@ -1272,3 +1272,102 @@ TEST(poll_busy_and_rejected_batch) {
   pump(0);
   finish();
 }
+
+/* ======================================================================== */
+/* Queued fd watchers: records instead of callbacks, ops instead of calls   */
+/* ======================================================================== */
+
+static void watch_op(int fd, aloop_write_kind_t kind) {
+  ASSERT_CMP(H.nwrites, <, H.nops);
+  H.ops[H.nwrites++] =
+      (aloop_write_op_t){(aloop_transport_t *)(uintptr_t)fd, 0, (uint32_t)kind};
+}
+
+/* Polls once; returns how many records are of the watcher (kind, fd) and
+ * stores the last one's userdata and error. */
+static int watch_poll(uint32_t kind, int fd, void **ud, int *err) {
+  int n = host_poll(0.05), seen = 0;
+  for (int i = 0; i < n; i++) {
+    aloop_event_t *e = &H.ev[i];
+    ASSERT(e->kind == ALOOP_EVENT_READABLE || e->kind == ALOOP_EVENT_WRITABLE);
+    if (e->kind == kind && (uintptr_t)e->transport == (uintptr_t)fd) {
+      seen++;
+      if (ud)
+        *ud = e->userdata;
+      if (err)
+        *err = e->error;
+    }
+  }
+  return seen;
+}
+
+TEST(queued_fd_watchers) {
+  loop_up();
+  host_init(16, 64 << 10, 32, 64 << 10);
+  int sp[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sp), 0);
+  ASSERT_EQ(aloop_add_reader_queued(NULL, sp[0], NULL), ALOOP_EBADF);
+  ASSERT_EQ(aloop_add_reader_queued(loop, -1, NULL), ALOOP_EBADF);
+  ASSERT_EQ(aloop_add_writer_queued(loop, 1 << 30, NULL), ALOOP_EBADF);
+  OK(aloop_add_reader_queued(loop, sp[0], (void *)0x11));
+  void *ud = NULL;
+  int err = 1;
+  ASSERT_EQ(watch_poll(ALOOP_EVENT_READABLE, sp[0], NULL, NULL), 0);
+  send_all(sp[1], "x", 1);
+  for (int i = 0; i < 2; i++) { /* level-triggered */
+    ASSERT_EQ(watch_poll(ALOOP_EVENT_READABLE, sp[0], &ud, &err), 1);
+    ASSERT(ud == (void *)0x11);
+    ASSERT_EQ(err, 0);
+  }
+  /* a run other than aloop_loop_poll calls nothing and reports nothing */
+  OK(aloop_loop_run_once(loop, 0));
+  /* removed by a queued operation */
+  watch_op(sp[0], ALOOP_WRITE_REMOVE_READER);
+  ASSERT_EQ(watch_poll(ALOOP_EVENT_READABLE, sp[0], NULL, NULL), 0);
+  ASSERT_EQ(aloop_remove_reader(loop, sp[0]), 0);
+  /* added back by one: a queued reader with no userdata */
+  watch_op(sp[0], ALOOP_WRITE_ADD_READER);
+  ASSERT_EQ(watch_poll(ALOOP_EVENT_READABLE, sp[0], &ud, &err), 1);
+  ASSERT(ud == NULL);
+  /* a writer too: READABLE before WRITABLE */
+  OK(aloop_add_writer_queued(loop, sp[0], (void *)0x22));
+  int n = host_poll(0.05);
+  ASSERT_EQ(n, 2);
+  ASSERT_EQ(H.ev[0].kind, ALOOP_EVENT_READABLE);
+  ASSERT_EQ(H.ev[1].kind, ALOOP_EVENT_WRITABLE);
+  ASSERT(H.ev[1].userdata == (void *)0x22);
+  watch_op(sp[0], ALOOP_WRITE_REMOVE_WRITER);
+  ASSERT_EQ(watch_poll(ALOOP_EVENT_WRITABLE, sp[0], NULL, NULL), 0);
+
+  /* The fd closed and its number reused by another socket while the host
+   * had the reader removed in its own tables only: the queued re-add
+   * registers the new file (epoll forgot the closed one). */
+  int sp2[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sp2), 0);
+  ASSERT_EQ(dup2(sp2[0], sp[0]), sp[0]);
+  close(sp2[0]);
+  close(sp[1]);
+  ASSERT_EQ(watch_poll(ALOOP_EVENT_READABLE, sp[0], NULL, NULL), 0);
+  send_all(sp2[1], "y", 1);
+  ASSERT_EQ(watch_poll(ALOOP_EVENT_READABLE, sp[0], NULL, NULL), 0);
+  watch_op(sp[0], ALOOP_WRITE_ADD_READER);
+  ASSERT_EQ(watch_poll(ALOOP_EVENT_READABLE, sp[0], &ud, &err), 1);
+  ASSERT_EQ(err, 0);
+
+  /* closed and not reused: the re-add fails, its record says why, and the
+   * watcher is gone */
+  close(sp[0]);
+  watch_op(sp[0], ALOOP_WRITE_ADD_READER);
+  ASSERT_EQ(watch_poll(ALOOP_EVENT_READABLE, sp[0], &ud, &err), 1);
+  ASSERT_EQ(err, ALOOP_EBADF);
+  ASSERT_EQ(aloop_remove_reader(loop, sp[0]), 0);
+
+  /* an fd beyond INT_MAX is refused before anything is done */
+  H.ops[H.nwrites++] =
+      (aloop_write_op_t){(aloop_transport_t *)(uintptr_t)0x100000000ull, 0, ALOOP_WRITE_REMOVE_READER};
+  ASSERT_EQ(aloop_loop_poll(loop, 0, H.nwrites), ALOOP_EINVAL);
+  ASSERT_EQ(aloop_loop_flush(loop, H.nwrites), ALOOP_EINVAL);
+  H.nwrites = 0;
+  close(sp2[1]);
+  finish();
+}

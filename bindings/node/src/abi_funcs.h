@@ -62,6 +62,8 @@
   X(aloop_loop_default_exception_handler) \
   X(aloop_add_reader) \
   X(aloop_add_writer) \
+  X(aloop_add_reader_queued) \
+  X(aloop_add_writer_queued) \
   X(aloop_remove_reader) \
   X(aloop_remove_writer) \
   X(aloop_create_connection) \

@@ -179,12 +179,18 @@ ALOOP_EVENT_PAUSE_WRITING = 5
 ALOOP_EVENT_RESUME_WRITING = 6
 ALOOP_EVENT_DATAGRAM = 7
 ALOOP_EVENT_ERROR_RECEIVED = 8
+ALOOP_EVENT_READABLE = 9
+ALOOP_EVENT_WRITABLE = 10
 
 # aloop_write_kind_t
 ALOOP_WRITE_DATA = 0
 ALOOP_WRITE_EOF = 1
 ALOOP_WRITE_CLOSE = 2
 ALOOP_WRITE_SENDTO = 3
+ALOOP_WRITE_REMOVE_READER = 4
+ALOOP_WRITE_REMOVE_WRITER = 5
+ALOOP_WRITE_ADD_READER = 6
+ALOOP_WRITE_ADD_WRITER = 7
 
 class aloop_exception_context_t(Structure):
     pass
@@ -467,6 +473,8 @@ SIGNATURES = {
     'aloop_loop_default_exception_handler': (c_int, [c_void_p, POINTER(aloop_exception_context_t)], False),
     'aloop_add_reader': (c_int, [c_void_p, c_int, aloop_fd_cb, c_void_p, aloop_free_cb], False),
     'aloop_add_writer': (c_int, [c_void_p, c_int, aloop_fd_cb, c_void_p, aloop_free_cb], False),
+    'aloop_add_reader_queued': (c_int, [c_void_p, c_int, c_void_p], False),
+    'aloop_add_writer_queued': (c_int, [c_void_p, c_int, c_void_p], False),
     'aloop_remove_reader': (c_int, [c_void_p, c_int], False),
     'aloop_remove_writer': (c_int, [c_void_p, c_int], False),
     'aloop_create_connection': (c_int, [c_void_p, c_char_p, c_int, POINTER(aloop_protocol_t), c_void_p, aloop_free_cb, POINTER(aloop_connect_options_t), POINTER(c_void_p)], False),

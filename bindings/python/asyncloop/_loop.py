@@ -69,12 +69,18 @@ _iscoroutinefunction = getattr(coroutines, "_iscoroutinefunction", None) or coro
 #: _POLL_EVERY loop iterations and every _POLL_INTERVAL seconds.
 _POLL_EVERY = 16
 _POLL_INTERVAL = 0.001
+#: sock_recv / sock_recv_into calls between two polls before one yields to
+#: the loop first: a task whose peer always has the next request ready
+#: never waits, so it would starve every other socket until the loop polls.
+_SOCK_RUN = 16
 
 
 def _sighandler_noop(signum: int, frame: Any) -> None:
     """Dummy handler: Python writes the signal number to the wakeup fd."""
 
 
+_check_ssl_socket = base_events._check_ssl_socket
+_sleep0 = asyncio.sleep  # (0): one turn of the loop
 _copy_context = contextvars.copy_context
 
 
@@ -178,18 +184,14 @@ class _CoreSelector:
 
 
 class _FdWatch:
-    """A user reader/writer: queues its asyncio Handle when the fd is ready."""
+    """A user reader/writer: its asyncio Handle, run when a record of a poll
+    after seq (Seam.seq when it was added) says the fd is ready."""
 
-    __slots__ = ("_loop", "handle")
+    __slots__ = ("handle", "seq")
 
-    def __init__(self, loop: "EventLoop", handle: events.Handle) -> None:
-        self._loop = loop
+    def __init__(self, handle: events.Handle, seq: int) -> None:
         self.handle = handle
-
-    def __call__(self) -> None:
-        h = self.handle
-        if not h._cancelled:
-            self._loop._ready.append(h)
+        self.seq = seq
 
 
 class _CoreCallback:
@@ -303,6 +305,7 @@ class EventLoop(asyncio.BaseEventLoop):
         self._wake_sent = False
         self._poll_skip = 0
         self._poll_deadline = 0.0
+        self._sock_run = 0  # sock_recv calls since the last poll
         self._pending_exc: Optional[BaseException] = None
         self._transports: Dict[int, Transport] = {}
         self._servers: Dict[int, Server] = {}
@@ -379,7 +382,7 @@ class EventLoop(asyncio.BaseEventLoop):
         seam = self._seam
         if self._ready:
             skip = self._poll_skip
-            if skip > 0 and not seam.wn:
+            if skip > 0 and seam.wn == len(seam.wpend):  # no write queued
                 now = _monotonic()
                 if now < self._poll_deadline:
                     self._poll_skip = skip - 1
@@ -402,6 +405,7 @@ class EventLoop(asyncio.BaseEventLoop):
                 self._polling = False
             self._poll_skip = _POLL_EVERY
             self._poll_deadline = _monotonic() + _POLL_INTERVAL
+        self._sock_run = 0
         if self._pending_exc is not None:
             self._raise_pending()
         if rc < 0:
@@ -1130,6 +1134,7 @@ class EventLoop(asyncio.BaseEventLoop):
         opts = _b.aloop_connect_options_t()
         opts.size = sizeof(_b.aloop_connect_options_t)
         opts.has_sock = 1
+        self._seam.flush()  # queued watcher removals first: the fd number may be theirs
         opts.sock = dup_fd = os.dup(sock.fileno())
         lib = self._lib
         handle = self._handle
@@ -1219,6 +1224,7 @@ class EventLoop(asyncio.BaseEventLoop):
                             sock: socket.socket, **ssl_args: Any) -> tuple:
         lib, handle = self._lib, self._handle
         self._check_closed()
+        self._seam.flush()  # queued watcher removals first: the fd number may be theirs
         fd = os.dup(sock.fileno())
 
         def start(key: int, ref: Any, out: Any) -> int:
@@ -1246,6 +1252,7 @@ class EventLoop(asyncio.BaseEventLoop):
         lib, handle = self._lib, self._handle
         # The library owns (and closes) a duplicate; the file object is
         # closed when the connection is lost, as asyncio does.
+        self._seam.flush()  # queued watcher removals first: the fd number may be theirs
         fd = os.dup(self._fileno(pipe))
         fn = lib.aloop_connect_read_pipe if read else lib.aloop_connect_write_pipe
 
@@ -1334,6 +1341,7 @@ class EventLoop(asyncio.BaseEventLoop):
             if sock.type != socket.SOCK_STREAM:
                 raise ValueError(f"A Stream Socket was expected, got {sock!r}")
             opts.has_sock = 1
+            self._seam.flush()  # queued watcher removals first: the fd number may be theirs
             opts.sock = dup_fd = os.dup(sock.fileno())
         lib, handle = self._lib, self._handle
 
@@ -1461,6 +1469,7 @@ class EventLoop(asyncio.BaseEventLoop):
             return 0  # an empty file (asyncio sends nothing either)
         lib = self._lib
         out = c_void_p()
+        self._seam.flush()  # queued watcher removals first: the fd number may be theirs
         rc = lib.aloop_sock_sendfile(self._handle, sock.fileno(), fileno, int(offset),
                                      int(count or 0), 0, byref(out))
         if rc == _b.ALOOP_ENOSYS:  # type: ignore[attr-defined]
@@ -1537,6 +1546,7 @@ class EventLoop(asyncio.BaseEventLoop):
             sock.setblocking(False)
             family = sock.family
             opts.has_sock = 1
+            self._seam.flush()  # queued watcher removals first: the fd number may be theirs
             opts.sock = dup_fd = os.dup(sock.fileno())
         elif family == socket.AF_UNIX:
             for addr in (local_addr, remote_addr):
@@ -1832,24 +1842,44 @@ class EventLoop(asyncio.BaseEventLoop):
         except (AttributeError, TypeError, ValueError):
             raise ValueError(f"Invalid file object: {fd!r}") from None
 
+    # The library's watchers are queued ones (aloop_add_reader_queued):
+    # readiness comes as records of the poll (Seam._watch_ready), not as
+    # callbacks. While the loop runs (outside debug mode) a removal is a
+    # queued operation (ALOOP_WRITE_REMOVE_*), and adding the fd back before
+    # the next poll rewrites that operation into ALOOP_WRITE_ADD_*: a
+    # sock_recv that waits once per request crosses into the library for
+    # neither. Replacing a watcher is a queued re-add too (the library's
+    # watcher carries no callback). The first add is a call, so that its
+    # errors are raised here, as asyncio's.
+
     def _add_watch(self, fd: Any, callback: Callable[..., Any], args: tuple, writer: bool) -> events.Handle:
         self._check_closed()
         fileno = self._fileno(fd)
-        handle = events.Handle(callback, args, self, None)
-        watch = _FdWatch(self, handle)
-        key = _t.register(watch)
-        lib = self._lib
-        add = lib.aloop_add_writer if writer else lib.aloop_add_reader
-        rc = add(self._handle, fileno, _t.fd_cb, key, _t.free_cb)
-        if rc < 0:
-            if rc == _b.ALOOP_EBUSY:  # type: ignore[attr-defined]
-                # As asyncio: the fd belongs to a transport (or a server).
-                raise RuntimeError(f"File descriptor {fd!r} is used by transport "
-                                   f"{self._transport_of_fd(fileno)!r}")
-            raise make_error(rc, _b.last_error(lib))
+        if self._debug:  # (with its source traceback)
+            handle = events.Handle(callback, args, self, None)
+        else:
+            handle = _new_handle(callback, args, self, None)
         table = self._writers if writer else self._readers
+        seam = self._seam
+        key = 2 * fileno + writer
         old = table.get(fileno)
-        table[fileno] = watch
+        # Added back before the next poll, or replaced: a queued re-add,
+        # which also has the library check that the fd still names the file
+        # it registered (else the re-add's record carries the error).
+        if not (seam.wcap and (old is not None or key in seam.wpend)
+                and seam.queue_watch(key, _seam.OP_ADD_WATCH[writer])):
+            lib = self._lib
+            add = lib.aloop_add_writer_queued if writer else lib.aloop_add_reader_queued
+            rc = add(self._handle, fileno, None)
+            if rc < 0:
+                if rc == _b.ALOOP_EBUSY:  # type: ignore[attr-defined]
+                    # As asyncio: the fd belongs to a transport (or a server).
+                    raise RuntimeError(f"File descriptor {fd!r} is used by transport "
+                                       f"{self._transport_of_fd(fileno)!r}")
+                raise make_error(rc, _b.last_error(lib))
+            if key in seam.wpend:  # (not while the loop runs: flushed when it stops)
+                seam.queue_watch(key, _seam.OP_ADD_WATCH[writer])
+        table[fileno] = _FdWatch(handle, seam.seq)
         if old is not None:
             old.handle.cancel()
         return handle
@@ -1872,9 +1902,10 @@ class EventLoop(asyncio.BaseEventLoop):
         watch = table.pop(fileno, None)
         if watch is None:
             return False
-        lib = self._lib
-        (lib.aloop_remove_writer if writer else lib.aloop_remove_reader)(self._handle, fileno)
         watch.handle.cancel()
+        if not self._seam.queue_watch(2 * fileno + writer, _seam.OP_REMOVE_WATCH[writer]):
+            lib = self._lib
+            (lib.aloop_remove_writer if writer else lib.aloop_remove_reader)(self._handle, fileno)
         return True
 
     def _add_reader(self, fd: Any, callback: Callable[..., Any], *args: Any) -> events.Handle:
@@ -1903,14 +1934,96 @@ class EventLoop(asyncio.BaseEventLoop):
     def remove_writer(self, fd: Any) -> bool:
         return self._remove_writer(fd)
 
+    # asyncio's sock_recv, sock_recv_into and sock_sendall, with one change:
+    # the watcher of a wait is removed by the coroutine itself when the wait
+    # ends (result, error or cancellation), where asyncio adds a done
+    # callback (a functools.partial, then one more scheduled Handle per
+    # wait). The removal comes at the same point of the loop (right before
+    # the coroutine resumes), and only if the watcher is still this wait's
+    # (a later add_reader on the fd replaced it: asyncio's handle check).
 
-# The sock_* coroutines of asyncio's selector loop only need _add_reader /
-# _remove_reader / _add_writer / _remove_writer with asyncio's semantics,
-# which EventLoop provides over the core: reuse them.
+    async def sock_recv(self, sock: socket.socket, n: int) -> bytes:
+        """Receive up to n bytes from sock (asyncio's sock_recv)."""
+        _check_ssl_socket(sock)
+        if self._debug and sock.gettimeout() != 0:
+            raise ValueError("the socket must be non-blocking")
+        if self._sock_run >= _SOCK_RUN:
+            # Fairness: let the loop poll (and run what is ready) first.
+            # Before the read, so that a cancellation loses no data.
+            self._sock_run = 0
+            self._poll_skip = 0
+            await _sleep0(0)
+        self._sock_run += 1
+        try:
+            return sock.recv(n)
+        except (BlockingIOError, InterruptedError):
+            pass
+        fut = self.create_future()
+        fd = sock.fileno()
+        self._ensure_fd_no_transport(fd)
+        handle = self._add_reader(fd, self._sock_recv, fut, sock, n)
+        try:
+            return await fut
+        finally:
+            if not handle._cancelled:
+                self.remove_reader(fd)
+
+    async def sock_recv_into(self, sock: socket.socket, buf: Any) -> int:
+        """Receive into buf (asyncio's sock_recv_into)."""
+        _check_ssl_socket(sock)
+        if self._debug and sock.gettimeout() != 0:
+            raise ValueError("the socket must be non-blocking")
+        if self._sock_run >= _SOCK_RUN:
+            # Fairness: let the loop poll (and run what is ready) first.
+            # Before the read, so that a cancellation loses no data.
+            self._sock_run = 0
+            self._poll_skip = 0
+            await _sleep0(0)
+        self._sock_run += 1
+        try:
+            return sock.recv_into(buf)
+        except (BlockingIOError, InterruptedError):
+            pass
+        fut = self.create_future()
+        fd = sock.fileno()
+        self._ensure_fd_no_transport(fd)
+        handle = self._add_reader(fd, self._sock_recv_into, fut, sock, buf)
+        try:
+            return await fut
+        finally:
+            if not handle._cancelled:
+                self.remove_reader(fd)
+
+    async def sock_sendall(self, sock: socket.socket, data: Any) -> None:
+        """Send all of data (asyncio's sock_sendall)."""
+        _check_ssl_socket(sock)
+        if self._debug and sock.gettimeout() != 0:
+            raise ValueError("the socket must be non-blocking")
+        try:
+            n = sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            n = 0
+        if n == len(data):
+            return
+        fut = self.create_future()
+        fd = sock.fileno()
+        self._ensure_fd_no_transport(fd)
+        handle = self._add_writer(fd, self._sock_sendall, fut, sock, memoryview(data), [n])
+        try:
+            return await fut
+        finally:
+            if not handle._cancelled:
+                self.remove_writer(fd)
+
+
+# The other sock_* coroutines of asyncio's selector loop (and the watcher
+# callbacks of all) only need _add_reader / _remove_reader / _add_writer /
+# _remove_writer with asyncio's semantics, which EventLoop provides over the
+# core: reuse them.
 for _name in (
-    "sock_recv", "_sock_read_done", "_sock_recv", "sock_recv_into", "_sock_recv_into",
+    "_sock_read_done", "_sock_recv", "_sock_recv_into",
     "sock_recvfrom", "_sock_recvfrom", "sock_recvfrom_into", "_sock_recvfrom_into",
-    "sock_sendall", "_sock_sendall", "sock_sendto", "_sock_sendto",
+    "_sock_sendall", "sock_sendto", "_sock_sendto",
     "sock_connect", "_sock_connect", "_sock_write_done", "_sock_connect_cb",
     "sock_accept", "_sock_accept",
 ):

@@ -34,7 +34,7 @@ import ctypes
 import mmap
 import struct
 import sys
-from typing import TYPE_CHECKING, Any, List
+from typing import TYPE_CHECKING, Any, Dict, List
 
 from . import _bindings as _b
 from . import _trampolines as _t
@@ -62,6 +62,12 @@ _PAUSE = _b.ALOOP_EVENT_PAUSE_WRITING  # type: ignore[attr-defined]
 _RESUME = _b.ALOOP_EVENT_RESUME_WRITING  # type: ignore[attr-defined]
 _DATAGRAM = _b.ALOOP_EVENT_DATAGRAM  # type: ignore[attr-defined]
 _ERROR = _b.ALOOP_EVENT_ERROR_RECEIVED  # type: ignore[attr-defined]
+_READABLE = _b.ALOOP_EVENT_READABLE  # type: ignore[attr-defined]
+_WRITABLE = _b.ALOOP_EVENT_WRITABLE  # type: ignore[attr-defined]
+#: fd watcher operations, indexed by writer (0 reader, 1 writer)
+OP_REMOVE_WATCH = (_b.ALOOP_WRITE_REMOVE_READER << 32, _b.ALOOP_WRITE_REMOVE_WRITER << 32)  # type: ignore[attr-defined]
+OP_ADD_WATCH = (_b.ALOOP_WRITE_ADD_READER << 32, _b.ALOOP_WRITE_ADD_WRITER << 32)  # type: ignore[attr-defined]
+_OP_WATCH = _b.ALOOP_WRITE_REMOVE_READER  # type: ignore[attr-defined]
 OP_EOF = _b.ALOOP_WRITE_EOF << 32  # type: ignore[attr-defined]
 OP_CLOSE = _b.ALOOP_WRITE_CLOSE << 32  # type: ignore[attr-defined]
 OP_SENDTO = _b.ALOOP_WRITE_SENDTO << 32  # type: ignore[attr-defined]
@@ -113,6 +119,7 @@ class Seam:
         "_loop", "_lib", "_handle", "_ev_mem", "ev", "evb", "nev", "rarena", "rmv",
         "_ops_mem", "ops", "wn", "woff", "wtrs", "warena", "busy", "later",
         "_arena_refs", "handle", "wcap", "_args", "_args_addr", "_args_q", "_args_d",
+        "wpend", "seq",
     )
 
     def __init__(self, loop: "EventLoop", lib: Any, handle: int) -> None:
@@ -137,6 +144,14 @@ class Seam:
         self.warena = mmap.mmap(-1, WRITE_ARENA)
         self.busy = False  # inside a flush or a poll
         self.later: List[Any] = []  # (transport, data) written during a flush, queue full
+        #: fd watcher operations in the write queue: 2 * fd + writer -> the
+        #: operation's index (at most one per fd and direction: re-adding
+        #: or removing again rewrites it in place)
+        self.wpend: Dict[int, int] = {}
+        #: polls so far: a record of poll number seq runs only watchers
+        #: added before that poll (asyncio's selector hands out the
+        #: handles registered when it was polled)
+        self.seq = 0
         # addresses for C (the ctypes views pin the mmaps)
         rref = ctypes.c_char.from_buffer(self.rarena)
         wref = ctypes.c_char.from_buffer(self.warena)
@@ -176,6 +191,7 @@ class Seam:
             self.nev = 0
         self._args_q[3] = nw
         self._args_d[2] = timeout
+        self.seq += 1
         self.busy = True
         try:
             if nowait:
@@ -214,6 +230,9 @@ class Seam:
         for tr in trs:
             tr._wq = 0
         trs.clear()
+        wpend = self.wpend
+        if wpend:
+            self.wpend = {k: j - nw for k, j in wpend.items() if j >= nw} if wn != nw else {}
         if wn == nw:
             self.wn = 0
             self.woff = 0
@@ -265,7 +284,7 @@ class Seam:
         """Forgets the queued operations of a transport."""
         ops = self.ops
         for i in range(0, 2 * self.wn, 2):
-            if ops[i] == handle:
+            if ops[i] == handle and ops[i + 1] >> 32 < _OP_WATCH:
                 ops[i] = 0  # a write to no transport: its bytes are skipped
         self.later = [(tr, d) for tr, d in self.later if tr._handle != handle]
 
@@ -301,8 +320,23 @@ class Seam:
         ops[2 * j + 1] = OP_CLOSE
         self.wn = j + 1
 
+    def queue_watch(self, key: int, op: int) -> bool:
+        """Queues an fd watcher operation (key: 2 * fd + writer); False
+        when it must be a call (no room, or the loop does not queue)."""
+        j = self.wpend.get(key)
+        if j is None:
+            j = self.wn
+            if j >= self.wcap:
+                return False
+            self.ops[2 * j] = key >> 1
+            self.wn = j + 1
+            self.wpend[key] = j
+        self.ops[2 * j + 1] = op
+        return True
+
     def close(self) -> None:
         """Loop close: drop what is queued and give the memory back."""
+        self.wpend = {}
         self.wn = self.woff = 0
         self.nev = 0
         for tr in self.wtrs:
@@ -327,6 +361,8 @@ class Seam:
                 i += 1
                 tr = _get(ud)
                 if tr is None:
+                    if kind >= _READABLE:  # an fd watcher's (userdata 0)
+                        self._watch_ready(kind, th, self.seq)
                     continue
                 if kind == _DATA:
                     if tr._closing or tr._paused or tr._buffered:
@@ -370,13 +406,31 @@ class Seam:
                 data = self.rarena[off:end]
             elif kind == _DATAGRAM:
                 data = (self.rarena[off:end], self.rarena[end:end + (ev[b] >> 32)])
+            elif kind >= _READABLE:
+                data = self.seq
             rest.append((ev[b], ev[b + 1], ev[b + 2], data))
         return rest
+
+    def _watch_ready(self, kind: int, fd: int, seq: int) -> None:
+        """A watcher's fd is ready (a record of poll number seq): its
+        handle runs now, as asyncio runs the handles of one select() in
+        order, unless it was removed, replaced or added since that poll.
+        A record with an error (a queued re-add the library could not
+        make) runs it too: its I/O on the fd sees the error."""
+        loop = self._loop
+        w = (loop._writers if kind == _WRITABLE else loop._readers).get(fd)
+        if w is not None and w.seq < seq:
+            h = w.handle
+            if not h._cancelled:
+                h._run()
 
     def dispatch_saved(self, rest: List[Any]) -> None:
         try:
             while rest:
                 w, th, ud, data = rest.pop(0)
+                if w & 0xFFFFFFFF >= _READABLE:
+                    self._watch_ready(w & 0xFFFFFFFF, th, data)
+                    continue
                 tr = _get(ud)
                 if tr is None:
                     continue
