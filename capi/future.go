@@ -13,10 +13,10 @@ import (
 // the caller holds it (until aloop_future_free) or done-callbacks of the C
 // side are pending, so that those callbacks receive a live handle.
 type futureObj struct {
-	f        *core.Future
-	h        uintptr
-	refs     int
-	holders  int // references the host holds (1 + aloop_future_ref - aloop_future_free)
+	f       *core.Future
+	h       uintptr
+	refs    int
+	holders int // references the host holds (1 + aloop_future_ref - aloop_future_free)
 }
 
 // hostResult is a result set by the host (a pointer-sized value).
