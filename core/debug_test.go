@@ -58,7 +58,9 @@ func TestDebugSlowCallbackDuration(t *testing.T) {
 	hd, _ := h.l.CallSoon(slow, nil)
 	h.l.CallSoon(func() {}, nil) // fast: not reported
 	h.runFor(20 * time.Millisecond)
-	if len(log.ctxs) != 1 || log.ctxs[0].Handle != hd || !strings.Contains(log.ctxs[0].Message, "took 0.0") {
+	// (The duration is not checked: a loaded machine can stretch the sleep
+	// past 0.1 s.)
+	if len(log.ctxs) != 1 || log.ctxs[0].Handle != hd || !strings.Contains(log.ctxs[0].Message, " took ") {
 		t.Fatalf("slow callback reports: %d %+v", len(log.ctxs), log.ctxs)
 	}
 	if log.ctxs[0].Err != nil {
