@@ -14,7 +14,9 @@ func sendtoRaw(fd int, data, raw []byte) bool {
 	if len(data) > 0 {
 		p = unsafe.Pointer(&data[0])
 	}
-	n, _, errno := syscall.Syscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(p), uintptr(len(data)),
+	// A raw system call (no hand-off to the scheduler): MSG_DONTWAIT, it
+	// does not block.
+	n, _, errno := syscall.RawSyscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(p), uintptr(len(data)),
 		unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL, uintptr(unsafe.Pointer(&raw[0])), uintptr(len(raw)))
 	return errno == 0 && int(n) == len(data)
 }
