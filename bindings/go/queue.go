@@ -16,7 +16,8 @@ import (
 // callback costs about 0.5 us (purego builds the Go call with reflection),
 // so the datagram endpoints of a loop this binding owns are registered with
 // ALOOP_PROTOCOL_QUEUED and their events come back as records. Once a loop
-// has such an endpoint, its run calls drive it with aloop_loop_poll, one
+// has such an endpoint, its run calls drive it with aloop_loop_poll (as
+// aloop_loop_poll_args: one pointer, no reflection in purego), one
 // call per iteration, and dispatch the records here, in order, right after
 // the poll: behind the callbacks that were ready before it, ahead of those
 // of the next iteration, which is where asyncio runs its I/O callbacks.
@@ -36,6 +37,7 @@ const (
 type evQueue struct {
 	events []cEvent
 	arena  []byte
+	args   cPollArgs // aloop_loop_poll_args's block: no reflection per call
 }
 
 // queued returns the loop's event queue, giving it to the library the first
@@ -51,6 +53,7 @@ func (l *Loop) queued() *evQueue {
 	if rc < 0 {
 		return nil
 	}
+	q.args = cPollArgs{size: unsafe.Sizeof(cPollArgs{}), loop: l.h}
 	l.q = q
 	return q
 }
@@ -107,7 +110,8 @@ func (l *Loop) pollRun(mode RunMode, timeout float64, until func() bool) int32 {
 		timeout = 0
 	}
 	for {
-		n := lib.loopPoll(l.h, timeout, 0)
+		l.q.args.timeout = timeout
+		n := rawLoopPollArgs(&l.q.args)
 		if n < 0 {
 			return n
 		}
