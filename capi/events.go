@@ -269,6 +269,19 @@ func aloop_loop_poll_args(args *C.aloop_poll_args_t) (rc C.int) {
 	return aloop_loop_poll(C.uintptr_t(uintptr(unsafe.Pointer(args.loop))), args.timeout, C.size_t(args.nwrites))
 }
 
+//export aloop_loop_take_stop
+func aloop_loop_take_stop(loop C.uintptr_t) (rc C.int) {
+	defer guard(&rc)
+	lo, rc := getLoop(loop)
+	if lo == nil {
+		return rc
+	}
+	if lo.l.TakeStop() {
+		return 1
+	}
+	return 0
+}
+
 //export aloop_loop_flush
 func aloop_loop_flush(loop C.uintptr_t, nwrites C.size_t) (rc C.int) {
 	defer guard(&rc)

@@ -371,6 +371,11 @@ func (l *Loop) Stop() {
 	}
 }
 
+// TakeStop reports whether Stop was called since a RunDefault last
+// returned, and clears it: a host that drives the loop with Poll and runs
+// its own run_forever asks after each Poll. Thread-safe.
+func (l *Loop) TakeStop() bool { return l.stopping.Swap(false) }
+
 // Wakeup makes a waiting loop return from its wait. Thread-safe.
 func (l *Loop) Wakeup() { l.poller.Wake() }
 

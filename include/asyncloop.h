@@ -924,6 +924,13 @@ int aloop_loop_flush(aloop_loop_t *loop, size_t nwrites);
  * results and errors; ALOOP_EINVAL for a NULL `args` or a `size` that is
  * not set. */
 int aloop_loop_poll_args(const aloop_poll_args_t *args);
+/* THREAD-SAFE. Returns 1 if aloop_loop_stop() was called since a DEFAULT
+ * run last returned, and clears that request; 0 if not. For a host that
+ * runs its own run_forever over aloop_loop_poll(): a poll, as a
+ * single-iteration run, leaves the request in place (it would make every
+ * later poll return without waiting), so the host asks after each poll and
+ * stops when it reads 1. */
+int aloop_loop_take_stop(aloop_loop_t *loop);
 
 /* Runs the loop until the future is done (asyncio's run_until_complete).
  * Returns 0 when it is done (read it with the future getters),

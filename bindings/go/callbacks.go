@@ -125,10 +125,12 @@ var cb struct {
 	signal     uintptr // aloop_signal_cb
 	executor   uintptr // aloop_executor_fn
 
-	protocol           cProtocol // data_received variant
-	bufferedProtocol   cProtocol // get_buffer/buffer_updated variant
-	datagramProtocol   cDatagramProtocol
-	subprocessProtocol cSubprocessProtocol
+	protocol         cProtocol // data_received variant
+	bufferedProtocol cProtocol // get_buffer/buffer_updated variant
+	datagramProtocol cDatagramProtocol
+	// datagramProtocol with ALOOP_PROTOCOL_QUEUED (queue.go)
+	queuedDatagramProtocol cDatagramProtocol
+	subprocessProtocol     cSubprocessProtocol
 }
 
 func initCallbacks() {
@@ -163,6 +165,8 @@ func initCallbacks() {
 			pauseWriting:     purego.NewCallback(onDatagramPauseWriting),
 			resumeWriting:    purego.NewCallback(onDatagramResumeWriting),
 		}
+		cb.queuedDatagramProtocol = cb.datagramProtocol
+		cb.queuedDatagramProtocol.flags = protocolQueued
 		cb.subprocessProtocol = cSubprocessProtocol{
 			size:               unsafe.Sizeof(cSubprocessProtocol{}),
 			connectionMade:     purego.NewCallback(onSubprocessConnectionMade),

@@ -24,6 +24,14 @@ type DatagramTransport struct {
 	network string // "udp" or "unixgram"
 	local   net.Addr
 	remote  net.Addr
+
+	// A reply to a recent sender of a queued endpoint goes straight to
+	// the socket (sendReply) unless one of these says the library's
+	// SendTo could act otherwise. Loop thread only.
+	fd       int  // the socket, once asked for (0: not yet)
+	noDirect bool // connected, not UDP, or given as a socket
+	closing  bool // Close or Abort was called
+	viaLib   bool // a datagram went through the library since the last check that its buffer is empty
 }
 
 // dgramConn is the userdata of a datagram protocol registration.
@@ -48,6 +56,7 @@ type peer struct {
 	zone string       // notice an address changed by its user
 	host []byte       // NUL-terminated numeric host, as the library gave it
 	port int
+	raw  []byte // the struct sockaddr the kernel gave (queued endpoints)
 }
 
 // maxPeers bounds the senders remembered per endpoint; when full, they
@@ -68,18 +77,24 @@ func (c *dgramConn) senderAddr(host *byte, port int) net.Addr {
 		}
 		delete(c.byAddr, p.udp) // changed by its user: make a new one
 	}
+	return c.remember(string(c.key), string(h), port).addr
+}
+
+// remember makes the address of a new sender (host, port) and keeps it
+// under key.
+func (c *dgramConn) remember(key, h string, port int) *peer {
 	if c.peers == nil || len(c.peers) >= maxPeers {
 		c.peers = make(map[string]*peer)
 		c.byAddr = make(map[*net.UDPAddr]*peer)
 	}
-	p := &peer{addr: makeAddr(c.transport.network, string(h), port), port: port}
+	p := &peer{addr: makeAddr(c.transport.network, h, port), port: port}
 	p.host = append(append(make([]byte, 0, len(h)+1), h...), 0)
 	if u, ok := p.addr.(*net.UDPAddr); ok {
 		p.udp, p.ip, p.zone = u, append(net.IP(nil), u.IP...), u.Zone
 		c.byAddr[u] = p
 	}
-	c.peers[string(c.key)] = p
-	return p.addr
+	c.peers[key] = p
+	return p
 }
 
 // intact reports whether the user left the address as it was made.
@@ -90,16 +105,46 @@ func (p *peer) intact() bool {
 
 // replyHost returns the library's host string and the port for an address
 // that is one of the recent senders, unchanged (nil otherwise).
-func (c *dgramConn) replyHost(addr net.Addr) (*byte, int) {
+func (c *dgramConn) replyHost(addr net.Addr) (*byte, int, []byte) {
 	u, ok := addr.(*net.UDPAddr)
 	if !ok || u == nil {
-		return nil, 0
+		return nil, 0, nil
 	}
 	p := c.byAddr[u]
 	if p == nil || !p.intact() {
-		return nil, 0
+		return nil, 0, nil
 	}
-	return &p.host[0], p.port
+	return &p.host[0], p.port, p.raw
+}
+
+// sendReply sends a datagram to a recent sender of a queued endpoint
+// (raw: its address as the kernel gave it) with one sendto from here, as
+// the library's aloop_datagram_sendto does from C for a reply inside
+// datagram_received (capi/dgsend.c): only while the library's SendTo
+// would send it at once in the same way (an open, unconnected UDP
+// endpoint with nothing buffered; not in debug mode, where the library
+// checks the thread). It reports false when the library must send it
+// (a failed sendto, EAGAIN included, sent nothing).
+func (t *DatagramTransport) sendReply(data []byte, raw []byte) bool {
+	if t.noDirect || t.closing || t.lost.Load() || t.loop.debug.Load() || len(data) > 65507 {
+		return false
+	}
+	if t.viaLib {
+		// What went through the library may wait in its buffer.
+		if n, err := t.WriteBufferSize(); err != nil || n > 0 {
+			return false
+		}
+		t.viaLib = false
+	}
+	if t.fd <= 0 {
+		fd, err := t.Fd()
+		if err != nil || fd <= 0 {
+			t.noDirect = true
+			return false
+		}
+		t.fd = fd
+	}
+	return sendtoRaw(t.fd, data, raw)
 }
 
 // CreateDatagramEndpoint creates a datagram endpoint with protocol p
@@ -154,7 +199,8 @@ func (l *Loop) CreateDatagramEndpoint(ctx context.Context, p DatagramProtocol, o
 		remote = makeAddr(network, *o.remoteHost, o.remotePort)
 	}
 	c := &dgramConn{loop: l, proto: p}
-	c.transport = &DatagramTransport{loop: l, conn: c, network: network}
+	c.transport = &DatagramTransport{loop: l, conn: c, network: network,
+		noDirect: network != "udp" || o.remoteHost != nil || o.sock != nil}
 	key := reg.add(c)
 	get := func(h uintptr) (*DatagramTransport, error) {
 		var dh uintptr
@@ -170,7 +216,7 @@ func (l *Loop) CreateDatagramEndpoint(ctx context.Context, p DatagramProtocol, o
 	lh, rh := cStringOrNil(o.localHost), cStringOrNil(o.remoteHost)
 	f, err := newOpFuture(l, ctx, opWrapper("listen", network, local, remote), get, func(out *uintptr) int32 {
 		return lib.createDatagramEndpoint(l.handle(), lh, int32(o.localPort), rh, int32(o.remotePort),
-			unsafe.Pointer(&cb.datagramProtocol), key, cb.free, unsafe.Pointer(&dopt), out)
+			l.datagramProto(), key, cb.free, unsafe.Pointer(&dopt), out)
 	})
 	runtime.KeepAlive(&dopt)
 	if err != nil && dopt.hasSock != 0 {
@@ -229,7 +275,12 @@ func (t *DatagramTransport) SendTo(data []byte, addr net.Addr) error {
 	port := 0
 	if addr != nil {
 		// A reply to a recent sender reuses the host the library gave.
-		if host, port = t.conn.replyHost(addr); host == nil {
+		var raw []byte
+		if host, port, raw = t.conn.replyHost(addr); raw != nil && t.sendReply(data, raw) {
+			return nil
+		}
+		t.viaLib = true
+		if host == nil {
 			h, p, err := splitAddr(addr)
 			if err != nil {
 				return err
@@ -261,6 +312,9 @@ func (t *DatagramTransport) Close() error {
 	if lib == nil {
 		return ErrBadHandle
 	}
+	if t != nil {
+		t.closing = true
+	}
 	_, err := t.call(lib.datagramClose)
 	return err
 }
@@ -269,6 +323,9 @@ func (t *DatagramTransport) Close() error {
 func (t *DatagramTransport) Abort() error {
 	if lib == nil {
 		return ErrBadHandle
+	}
+	if t != nil {
+		t.closing = true
 	}
 	_, err := t.call(lib.datagramAbort)
 	return err
@@ -294,7 +351,7 @@ func (t *DatagramTransport) SetProtocol(p DatagramProtocol) error {
 	c := &dgramConn{loop: t.loop, proto: p, transport: t}
 	key := reg.add(c)
 	_, err := t.call(func(h uintptr) int32 {
-		return lib.datagramSetProtocol(h, unsafe.Pointer(&cb.datagramProtocol), key, cb.free)
+		return lib.datagramSetProtocol(h, t.loop.datagramProto(), key, cb.free)
 	})
 	if err == nil {
 		t.conn = c

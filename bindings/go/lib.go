@@ -34,7 +34,7 @@ type library struct {
 
 	// Raw entry points for the few hot paths that skip purego's reflection
 	// (see raw.go).
-	rawCallSoon, rawCallSoonThreadsafe, rawTransportWrite, rawLoopTime, rawDatagramSendto uintptr
+	rawCallSoon, rawCallSoonThreadsafe, rawTransportWrite, rawLoopTime, rawDatagramSendto, rawLoopTakeStop, rawLoopPollArgs uintptr
 }
 
 var (
@@ -177,6 +177,8 @@ func openLocked(path string) (l *library, err error) {
 	l.rawTransportWrite = mustSym(h, "aloop_transport_write")
 	l.rawLoopTime = mustSym(h, "aloop_loop_time")
 	l.rawDatagramSendto = mustSym(h, "aloop_datagram_sendto")
+	l.rawLoopTakeStop = mustSym(h, "aloop_loop_take_stop")
+	l.rawLoopPollArgs = mustSym(h, "aloop_loop_poll_args")
 	initCallbacks()
 	return l, nil
 }

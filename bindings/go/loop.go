@@ -59,6 +59,12 @@ type Loop struct {
 	// does not free it and a panic goes to its exception handler.
 	borrowed bool
 
+	// The event queue (queue.go): set once the loop has a queued datagram
+	// endpoint; pollTid: the thread inside a run over aloop_loop_poll
+	// (-1 where unknown), 0 when none. Loop thread only.
+	q       *evQueue
+	pollTid int
+
 	cleanup runtime.Cleanup
 
 	// Servers whose Go wrapper was garbage collected while open (they
@@ -276,7 +282,12 @@ func (l *Loop) Run(mode RunMode) error {
 	}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	rc := lib.loopRun(l.handle(), int32(mode))
+	var rc int32
+	if l != nil && l.q != nil {
+		rc = l.pollRun(mode, -1, nil)
+	} else {
+		rc = lib.loopRun(l.handle(), int32(mode))
+	}
 	err := lib.errorOf(rc)
 	l.rethrow()
 	return err
@@ -293,13 +304,15 @@ func (l *Loop) RunOnce(timeout time.Duration) error {
 	if err := l.check(); err != nil {
 		return err
 	}
-	secs := timeout.Seconds()
-	if timeout < 0 {
-		secs = -1
-	}
+	secs := runTimeout(timeout)
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	rc := lib.loopRunOnce(l.handle(), secs)
+	var rc int32
+	if l != nil && l.q != nil {
+		rc = l.pollRun(RunModeOnce, secs, nil)
+	} else {
+		rc = lib.loopRunOnce(l.handle(), secs)
+	}
 	err := lib.errorOf(rc)
 	l.rethrow()
 	return err
@@ -334,7 +347,14 @@ func (l *Loop) RunUntilComplete(f Awaitable) error {
 		}
 		return st.err
 	}
-	rc := lib.loopRunUntilComplete(l.handle(), st.h)
+	var rc int32
+	if l != nil && l.q != nil {
+		rc = l.pollRun(RunModeDefault, -1, func() bool {
+			return st.settled || st.h == 0 || lib.futureDone(st.h) == 1
+		})
+	} else {
+		rc = lib.loopRunUntilComplete(l.handle(), st.h)
+	}
 	err := lib.errorOf(rc)
 	l.rethrow()
 	if err != nil {
@@ -371,6 +391,9 @@ func (l *Loop) Close() error {
 	}
 	if l == nil || l.closed.Load() {
 		return nil
+	}
+	if l.pollTid != 0 {
+		return newError(EBUSY, "the loop is running")
 	}
 	runtime.LockOSThread()
 	for _, h := range l.orphans {
@@ -410,6 +433,9 @@ func (l *Loop) Close() error {
 
 // IsRunning reports whether the loop is running.
 func (l *Loop) IsRunning() bool {
+	if l != nil && l.pollTid != 0 {
+		return true
+	}
 	rc, err := l.call(func(h uintptr) int32 { return lib.loopIsRunning(h) })
 	return err == nil && rc > 0
 }
@@ -781,6 +807,14 @@ func GetEventLoop() (*Loop, error) {
 func currentLoop(get func(*uintptr) int32) (*Loop, error) {
 	if err := ensureLoaded(); err != nil {
 		return nil, err
+	}
+	// A loop dispatching its event records runs, though not in the
+	// library (queue.go).
+	runtime.LockOSThread()
+	l := pollingLoop()
+	runtime.UnlockOSThread()
+	if l != nil {
+		return l, nil
 	}
 	var h uintptr
 	if _, err := do(func() int32 { return get(&h) }); err != nil {

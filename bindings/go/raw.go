@@ -31,6 +31,16 @@ func rawLoopTime(loop uintptr, out *float64) int32 {
 	return int32(r1)
 }
 
+func rawLoopPollArgs(a *cPollArgs) int32 {
+	r1, _, _ := purego.SyscallN(lib.rawLoopPollArgs, uintptr(unsafe.Pointer(a)))
+	return int32(r1)
+}
+
+func rawLoopTakeStop(loop uintptr) int32 {
+	r1, _, _ := purego.SyscallN(lib.rawLoopTakeStop, loop)
+	return int32(r1)
+}
+
 func rawDatagramSendto(d uintptr, p unsafe.Pointer, n uintptr, host *byte, port int32) int32 {
 	r1, _, _ := purego.SyscallN(lib.rawDatagramSendto, d, uintptr(p), n, uintptr(unsafe.Pointer(host)), uintptr(port))
 	return int32(r1)

@@ -33,7 +33,7 @@ type Accepted struct {
 
 // sockNetwork tells the net.Addr kind of fd's addresses.
 func sockNetwork(fd int) string {
-	domain, _ := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_DOMAIN)
+	domain := sockDomain(fd)
 	typ, _ := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
 	switch {
 	case domain == unix.AF_UNIX && typ == unix.SOCK_DGRAM:

@@ -1,5 +1,13 @@
 package asyncloop
 
+import "golang.org/x/sys/unix"
+
+// sockDomain is fd's address family (0 if unknown).
+func sockDomain(fd int) int {
+	d, _ := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_DOMAIN)
+	return d
+}
+
 // getaddrinfo and getnameinfo flags (glibc's <netdb.h> values), for
 // GetAddrInfo and GetNameInfo.
 const (

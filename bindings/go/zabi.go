@@ -172,6 +172,7 @@ type abi struct {
 	loopPoll                      func(loop uintptr, timeout float64, nwrites uintptr) int32
 	loopFlush                     func(loop uintptr, nwrites uintptr) int32
 	loopPollArgs                  func(args unsafe.Pointer) int32
+	loopTakeStop                  func(loop uintptr) int32
 	loopRunUntilComplete          func(loop uintptr, future uintptr) int32
 	loopStop                      func(loop uintptr) int32
 	loopWakeup                    func(loop uintptr) int32
@@ -344,6 +345,7 @@ func (a *abi) symbols() []abiSymbol {
 		{"aloop_loop_poll", &a.loopPoll},
 		{"aloop_loop_flush", &a.loopFlush},
 		{"aloop_loop_poll_args", &a.loopPollArgs},
+		{"aloop_loop_take_stop", &a.loopTakeStop},
 		{"aloop_loop_run_until_complete", &a.loopRunUntilComplete},
 		{"aloop_loop_stop", &a.loopStop},
 		{"aloop_loop_wakeup", &a.loopWakeup},

@@ -38,6 +38,7 @@ ALOOP_SAME_TYPE(aloop_loop_set_write_queue, int(aloop_loop_t *, const aloop_writ
 ALOOP_SAME_TYPE(aloop_loop_poll, int(aloop_loop_t *, double, size_t));
 ALOOP_SAME_TYPE(aloop_loop_flush, int(aloop_loop_t *, size_t));
 ALOOP_SAME_TYPE(aloop_loop_poll_args, int(const aloop_poll_args_t *));
+ALOOP_SAME_TYPE(aloop_loop_take_stop, int(aloop_loop_t *));
 ALOOP_SAME_TYPE(aloop_loop_run_until_complete, int(aloop_loop_t *, aloop_future_t *));
 ALOOP_SAME_TYPE(aloop_loop_stop, int(aloop_loop_t *));
 ALOOP_SAME_TYPE(aloop_loop_wakeup, int(aloop_loop_t *));
@@ -204,6 +205,7 @@ ALOOP_SAME_TYPE(aloop_set_event_loop, int(aloop_loop_t *));
 #define aloop_loop_poll cgo_aloop_loop_poll
 #define aloop_loop_flush cgo_aloop_loop_flush
 #define aloop_loop_poll_args cgo_aloop_loop_poll_args
+#define aloop_loop_take_stop cgo_aloop_loop_take_stop
 #define aloop_loop_run_until_complete cgo_aloop_loop_run_until_complete
 #define aloop_loop_stop cgo_aloop_loop_stop
 #define aloop_loop_wakeup cgo_aloop_loop_wakeup
@@ -370,6 +372,7 @@ ALOOP_SAME_TYPE(aloop_set_event_loop, int(aloop_loop_t *));
 #undef aloop_loop_poll
 #undef aloop_loop_flush
 #undef aloop_loop_poll_args
+#undef aloop_loop_take_stop
 #undef aloop_loop_run_until_complete
 #undef aloop_loop_stop
 #undef aloop_loop_wakeup
@@ -534,6 +537,7 @@ ALOOP_SAME_TYPE(cgo_aloop_loop_set_write_queue, int(uintptr_t, aloop_write_op_t*
 ALOOP_SAME_TYPE(cgo_aloop_loop_poll, int(uintptr_t, double, size_t));
 ALOOP_SAME_TYPE(cgo_aloop_loop_flush, int(uintptr_t, size_t));
 ALOOP_SAME_TYPE(cgo_aloop_loop_poll_args, int(aloop_poll_args_t*));
+ALOOP_SAME_TYPE(cgo_aloop_loop_take_stop, int(uintptr_t));
 ALOOP_SAME_TYPE(cgo_aloop_loop_run_until_complete, int(uintptr_t, uintptr_t));
 ALOOP_SAME_TYPE(cgo_aloop_loop_stop, int(uintptr_t));
 ALOOP_SAME_TYPE(cgo_aloop_loop_wakeup, int(uintptr_t));

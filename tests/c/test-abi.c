@@ -237,6 +237,7 @@ static void bad_loop(aloop_loop_t *l) {
     aloop_poll_args_t pa = {sizeof pa, l, 0.0, 0};
     ASSERT_EQ(aloop_loop_poll_args(&pa), EBADF_);
     ASSERT_EQ(aloop_loop_flush(l, 0), EBADF_);
+    ASSERT_EQ(aloop_loop_take_stop(l), EBADF_);
   }
   ASSERT_EQ(aloop_loop_run_until_complete(l, W.done_future), EBADF_);
   ASSERT_EQ(aloop_loop_stop(l), EBADF_);

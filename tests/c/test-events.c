@@ -1371,3 +1371,41 @@ TEST(queued_fd_watchers) {
   close(sp2[1]);
   finish();
 }
+
+/* ======================================================================== */
+/* aloop_loop_take_stop: a host's own run_forever over polls                */
+/* ======================================================================== */
+
+static void stop_cb(aloop_loop_t *l, void *ud) {
+  (void)ud;
+  OK(aloop_loop_stop(l));
+}
+
+TEST(take_stop) {
+  loop_up();
+  host_init(4, 4096, 4, 4096);
+  ASSERT_EQ(aloop_loop_take_stop(loop), 0);
+  /* a stop before the poll: the poll does not wait, the request stays
+     until taken, then it is gone (the next poll waits its timeout) */
+  OK(aloop_loop_stop(loop));
+  double t0 = test_now();
+  ASSERT_EQ(aloop_loop_poll(loop, 5.0, 0), 0);
+  ASSERT_DBL(test_now() - t0, <, 1.0);
+  ASSERT_EQ(aloop_loop_poll(loop, 5.0, 0), 0);
+  ASSERT_DBL(test_now() - t0, <, 1.0);
+  ASSERT_EQ(aloop_loop_take_stop(loop), 1);
+  ASSERT_EQ(aloop_loop_take_stop(loop), 0);
+  t0 = test_now();
+  ASSERT_EQ(aloop_loop_poll(loop, 0.05, 0), 0);
+  ASSERT_DBL(test_now() - t0, >=, 0.04);
+  /* a stop from a callback inside a poll */
+  OK(aloop_call_soon(loop, stop_cb, NULL, NULL, NULL));
+  ASSERT_EQ(aloop_loop_poll(loop, 0, 0), 0);
+  ASSERT_EQ(aloop_loop_take_stop(loop), 1);
+  /* a DEFAULT run consumes its own stop */
+  OK(aloop_call_soon(loop, stop_cb, NULL, NULL, NULL));
+  OK(aloop_loop_run(loop, ALOOP_RUN_DEFAULT));
+  ASSERT_EQ(aloop_loop_take_stop(loop), 0);
+  ASSERT_EQ(aloop_loop_take_stop(NULL), ALOOP_EBADF);
+  finish();
+}

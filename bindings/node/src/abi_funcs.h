@@ -23,6 +23,7 @@
   X(aloop_loop_poll) \
   X(aloop_loop_flush) \
   X(aloop_loop_poll_args) \
+  X(aloop_loop_take_stop) \
   X(aloop_loop_run_until_complete) \
   X(aloop_loop_stop) \
   X(aloop_loop_wakeup) \

@@ -434,6 +434,7 @@ SIGNATURES = {
     'aloop_loop_poll': (c_int, [c_void_p, c_double, c_size_t], True),
     'aloop_loop_flush': (c_int, [c_void_p, c_size_t], False),
     'aloop_loop_poll_args': (c_int, [POINTER(aloop_poll_args_t)], True),
+    'aloop_loop_take_stop': (c_int, [c_void_p], True),
     'aloop_loop_run_until_complete': (c_int, [c_void_p, c_void_p], True),
     'aloop_loop_stop': (c_int, [c_void_p], True),
     'aloop_loop_wakeup': (c_int, [c_void_p], True),
