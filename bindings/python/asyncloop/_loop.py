@@ -1944,32 +1944,16 @@ class EventLoop(asyncio.BaseEventLoop):
 
     async def sock_recv(self, sock: socket.socket, n: int) -> bytes:
         """Receive up to n bytes from sock (asyncio's sock_recv)."""
-        _check_ssl_socket(sock)
-        if self._debug and sock.gettimeout() != 0:
-            raise ValueError("the socket must be non-blocking")
-        if self._sock_run >= _SOCK_RUN:
-            # Fairness: let the loop poll (and run what is ready) first.
-            # Before the read, so that a cancellation loses no data.
-            self._sock_run = 0
-            self._poll_skip = 0
-            await _sleep0(0)
-        self._sock_run += 1
-        try:
-            return sock.recv(n)
-        except (BlockingIOError, InterruptedError):
-            pass
-        fut = self.create_future()
-        fd = sock.fileno()
-        self._ensure_fd_no_transport(fd)
-        handle = self._add_reader(fd, self._sock_recv, fut, sock, n)
-        try:
-            return await fut
-        finally:
-            if not handle._cancelled:
-                self.remove_reader(fd)
+        return await self._sock_read(sock, sock.recv, self._sock_recv, n)
 
     async def sock_recv_into(self, sock: socket.socket, buf: Any) -> int:
         """Receive into buf (asyncio's sock_recv_into)."""
+        return await self._sock_read(sock, sock.recv_into, self._sock_recv_into, buf)
+
+    async def _sock_read(self, sock: socket.socket, read: Callable[[Any], Any],
+                         on_ready: Callable[..., Any], arg: Any) -> Any:
+        """sock_recv / sock_recv_into: read(arg) now, else when sock is
+        readable (on_ready(fut, sock, arg), asyncio's _sock_recv*)."""
         _check_ssl_socket(sock)
         if self._debug and sock.gettimeout() != 0:
             raise ValueError("the socket must be non-blocking")
@@ -1981,13 +1965,13 @@ class EventLoop(asyncio.BaseEventLoop):
             await _sleep0(0)
         self._sock_run += 1
         try:
-            return sock.recv_into(buf)
+            return read(arg)
         except (BlockingIOError, InterruptedError):
             pass
         fut = self.create_future()
         fd = sock.fileno()
         self._ensure_fd_no_transport(fd)
-        handle = self._add_reader(fd, self._sock_recv_into, fut, sock, buf)
+        handle = self._add_reader(fd, on_ready, fut, sock, arg)
         try:
             return await fut
         finally:
