@@ -106,3 +106,21 @@ def certs(tmp_path_factory):
     run("x509", "-req", "-in", "req.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
         "-CAcreateserial", "-days", "2", "-extfile", "ext.cnf", "-out", "cert.pem")
     return {"ca": str(d / "ca.pem"), "cert": str(d / "cert.pem"), "key": str(d / "key.pem")}
+
+
+@pytest.fixture
+def server_ctx(certs):
+    """A server SSLContext with the certificate of ``certs``."""
+    import ssl
+
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(certs["cert"], certs["key"])
+    return ctx
+
+
+@pytest.fixture
+def client_ctx(certs):
+    """A client SSLContext that trusts the CA of ``certs``."""
+    import ssl
+
+    return ssl.create_default_context(cafile=certs["ca"])

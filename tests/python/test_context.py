@@ -10,7 +10,6 @@ import asyncio
 import contextvars
 import os
 import socket
-import ssl
 import sys
 
 import pytest
@@ -294,18 +293,6 @@ def test_flow_control_callbacks(loop):
 
     run(loop, main)
     check(seen, ("connection_made", "pause_writing", "resume_writing"))
-
-
-@pytest.fixture
-def server_ctx(certs):
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(certs["cert"], certs["key"])
-    return ctx
-
-
-@pytest.fixture
-def client_ctx(certs):
-    return ssl.create_default_context(cafile=certs["ca"])
 
 
 def test_tls_server_and_client(loop, server_ctx, client_ctx):

@@ -16,19 +16,6 @@ from asyncloop import _trampolines
 MiB = 1024 * 1024
 
 
-@pytest.fixture
-def server_ctx(certs):
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(certs["cert"], certs["key"])
-    return ctx
-
-
-@pytest.fixture
-def client_ctx(certs):
-    ctx = ssl.create_default_context(cafile=certs["ca"])
-    return ctx
-
-
 class Echo(asyncio.Protocol):
     def connection_made(self, transport):
         self.transport = transport

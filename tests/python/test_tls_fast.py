@@ -17,18 +17,6 @@ from asyncloop import _tls
 MiB = 1024 * 1024
 
 
-@pytest.fixture
-def server_ctx(certs):
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(certs["cert"], certs["key"])
-    return ctx
-
-
-@pytest.fixture
-def client_ctx(certs):
-    return ssl.create_default_context(cafile=certs["ca"])
-
-
 class Recorder(asyncio.Protocol):
     """Records its callbacks; echoes when echo is set."""
 
