@@ -439,11 +439,7 @@ func (p *QueuedProtocol) GetBuffer(t *Transport, sizehint int) []byte {
 		return b.GetBuffer(t, sizehint)
 	}
 	p.pending = bufScratch
-	l := t.loop
-	if l.readBuf == nil {
-		l.readBuf = make([]byte, readSize)
-	}
-	return l.readBuf
+	return t.loop.readBuffer()
 }
 
 func (p *QueuedProtocol) BufferUpdated(t *Transport, n int) {

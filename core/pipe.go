@@ -115,10 +115,7 @@ func (t *Transport) pipeReadable() {
 			return
 		}
 	} else {
-		if l.readBuf == nil {
-			l.readBuf = make([]byte, readSize)
-		}
-		buf = l.readBuf
+		buf = l.readBuffer()
 	}
 	n, errno := rawRead(t.fd, buf)
 	switch {

@@ -433,10 +433,8 @@ func (L *tlsLayer) flush() {
 func (L *tlsLayer) readable() {
 	t := L.t
 	l := t.loop
-	if l.readBuf == nil {
-		l.readBuf = make([]byte, readSize)
-	}
-	n, errno := rawRead(t.fd, l.readBuf)
+	buf := l.readBuffer()
+	n, errno := rawRead(t.fd, buf)
 	switch {
 	case errno == unix.EAGAIN || errno == unix.EINTR:
 		return
@@ -448,7 +446,7 @@ func (L *tlsLayer) readable() {
 		t.readEOF = true
 		t.updateReading()
 	default:
-		L.mc.feed(l.readBuf[:n])
+		L.mc.feed(buf[:n])
 	}
 	if L.hs {
 		L.step()

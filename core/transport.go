@@ -236,27 +236,18 @@ func (t *Transport) onReadable() {
 		t.readBuffered()
 		return
 	}
-	l := t.loop
-	if l.readBuf == nil {
-		l.readBuf = make([]byte, readSize)
-	}
+	buf := t.loop.readBuffer()
 	for i := 1; ; i++ {
-		n, errno := rawRead(t.fd, l.readBuf)
-		switch {
-		case errno == unix.EAGAIN || errno == unix.EINTR:
-		case errno != 0:
-			t.fatal(&OpError{Op: "read", Err: errno}, "Fatal read error on socket transport")
-		case n == 0:
-			t.onEOF()
-		default:
-			t.guard("data_received", func() { t.proto.DataReceived(t, l.readBuf[:n]) })
-			// A full buffer: more is likely waiting; read on while the
-			// protocol still reads (not paused, closed or lost).
-			if n == len(l.readBuf) && i < readsPerEvent && !t.lost && t.fd >= 0 && t.e.reader != nil {
-				continue
-			}
+		n, errno := rawRead(t.fd, buf)
+		if t.readEnded(n, errno) {
+			return
 		}
-		return
+		t.guard("data_received", func() { t.proto.DataReceived(t, buf[:n]) })
+		// A full buffer: more is likely waiting; read on while the
+		// protocol still reads (not paused, closed or lost).
+		if n < len(buf) || i >= readsPerEvent || t.lost || t.fd < 0 || t.e.reader == nil {
+			return
+		}
 	}
 }
 
@@ -270,13 +261,7 @@ func (t *Transport) readBuffered() {
 		return
 	}
 	n, errno := rawRead(t.fd, buf)
-	switch {
-	case errno == unix.EAGAIN || errno == unix.EINTR:
-	case errno != 0:
-		t.fatal(&OpError{Op: "read", Err: errno}, "Fatal read error on socket transport")
-	case n == 0:
-		t.onEOF()
-	default:
+	if !t.readEnded(n, errno) {
 		t.guard("buffer_updated", func() { t.buffered.BufferUpdated(t, n) })
 	}
 }
@@ -291,6 +276,31 @@ func (t *Transport) onEOF() {
 	if !keep {
 		t.Close()
 	}
+}
+
+// readBuffer is the loop thread's read buffer (readSize bytes), made on
+// first use: every read that hands its bytes on before the next one (to a
+// protocol, the TLS record layer, a datagram, a draining close) shares it.
+func (l *Loop) readBuffer() []byte {
+	if l.readBuf == nil {
+		l.readBuf = make([]byte, readSize)
+	}
+	return l.readBuf
+}
+
+// readEnded handles what a socket transport's read returned when it is not
+// data (would-block, an error, EOF) and reports whether it was so.
+func (t *Transport) readEnded(n int, errno unix.Errno) bool {
+	switch {
+	case errno == unix.EAGAIN || errno == unix.EINTR:
+	case errno != 0:
+		t.fatal(&OpError{Op: "read", Err: errno}, "Fatal read error on socket transport")
+	case n == 0:
+		t.onEOF()
+	default:
+		return false
+	}
+	return true
 }
 
 func rawRead(fd int, b []byte) (int, unix.Errno) {
@@ -710,10 +720,7 @@ func (t *Transport) connectionLost(err error) {
 		if t.forced || err != nil || t.pipe != pipeNone {
 			unix.Close(t.fd)
 		} else {
-			if t.loop.readBuf == nil {
-				t.loop.readBuf = make([]byte, readSize)
-			}
-			closeGracefully(t.fd, t.loop.readBuf, t.tls != nil && t.tls.notified) // linger.go
+			closeGracefully(t.fd, t.loop.readBuffer(), t.tls != nil && t.tls.notified) // linger.go
 		}
 		t.fd = -1
 	}

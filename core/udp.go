@@ -534,11 +534,7 @@ func (t *DatagramTransport) onReadable() {
 		!t.closing && !t.lostScheduled && q.datagramRecvBatch(t) {
 		return
 	}
-	l := t.loop
-	if l.readBuf == nil {
-		l.readBuf = make([]byte, readSize)
-	}
-	buf := l.readBuf
+	buf := t.loop.readBuffer()
 	if len(buf) > maxDatagram {
 		buf = buf[:maxDatagram]
 	}
