@@ -3,6 +3,7 @@ package core
 import (
 	"bytes"
 	"fmt"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -225,6 +226,106 @@ func TestQueuedProtocolOverflowInOrder(t *testing.T) {
 		(*tr).Abort()
 	}
 	q.pollUntil("all lost", func() bool { return len(q.lost) == 5 })
+}
+
+// Transports that always have data (peers that write without pause) share
+// the Polls: one that a Poll holds back (its budget spent) is read first by
+// the next. epoll reports ready fds in the same order every time, so
+// without that the first few would be read by every Poll and the others
+// never (asyncio's selector loop reads each ready socket once an
+// iteration).
+func TestQueuedProtocolHeldTransportsReadFirst(t *testing.T) {
+	h := newHarness(t)
+	// An arena that takes one to three reads: which transports get them?
+	q := newQHost(h, 256, 320*1024)
+	const conns = 6
+	var trs []**Transport
+	stop := make(chan struct{})
+	defer close(stop)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	for i := 0; i < conns; i++ {
+		// TCP over loopback: its receive buffer grows to megabytes, so
+		// every read could fill the arena (a socketpair holds too little).
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		s, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := s.(*net.TCPConn).File() // a dup: the loop's own fd
+		s.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		fd, err := unix.Dup(int(f.Fd()))
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		fut, err := h.l.ConnectAcceptedSocket(fd, &QueuedProtocol{Fallback: newRec(h, "fb"), Userdata: uint64(i + 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr := new(*Transport)
+		fut.AddDoneCallback(func(f *Future) {
+			if v, err := f.Result(); err == nil {
+				*tr = v.(*Transport)
+			}
+		}, nil, nil)
+		trs = append(trs, tr)
+		go func() { // the socket is kept full
+			chunk := make([]byte, 256*1024)
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if _, err := c.Write(chunk); err != nil {
+					return
+				}
+			}
+		}()
+	}
+	q.pollUntil("connections", func() bool {
+		for _, tr := range trs {
+			if *tr == nil {
+				return false
+			}
+		}
+		return true
+	})
+	time.Sleep(50 * time.Millisecond) // every socket full
+	reads := map[uint64]int{}
+	q.onEv = func(ev Event) {
+		if ev.Kind == EventData {
+			reads[ev.Userdata]++
+		}
+	}
+	const polls = 6 * conns
+	for i := 0; i < polls; i++ {
+		q.poll(0.1)
+		for k := range q.data {
+			delete(q.data, k) // only the counts matter
+		}
+	}
+	for i := 1; i <= conns; i++ {
+		if reads[uint64(i)] < polls/conns/2 {
+			t.Fatalf("in %d Polls with %d always-readable transports, transport %d was read %d times (reads %v)",
+				polls, conns, i, reads[uint64(i)], reads)
+		}
+	}
+	for _, tr := range trs {
+		(*tr).Abort()
+	}
+	q.pollUntil("all lost", func() bool { return len(q.lost) == conns })
 }
 
 // Outside Poll (a host that drives the loop with Run), a QueuedProtocol is

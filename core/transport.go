@@ -64,6 +64,7 @@ type Transport struct {
 	proto    Protocol
 	buffered BufferedProtocol
 	deferrer readDeferrer // proto, if it may hold reads back
+	heldPoll uint64       // the last Poll that read or held it (EventQueue.hold)
 	server   *Server
 
 	// The write buffer (writeq.go): chunks, the first with pending bytes,
@@ -218,6 +219,14 @@ func (t *Transport) guard(name string, fn func()) (ok bool) {
 	}()
 	fn()
 	return true
+}
+
+// readHeld: a Poll held this transport back; the next one reads it first,
+// if it still reads.
+func (t *Transport) readHeld() {
+	if t.fd >= 0 && !t.lost && t.e != nil && t.e.reader != nil {
+		t.onReadable()
+	}
 }
 
 func (t *Transport) onReadable() {

@@ -77,6 +77,7 @@ type DatagramTransport struct {
 	family    int
 	proto     DatagramProtocol
 	deferrer  datagramDeferrer // proto, if it may hold reads back
+	heldPoll  uint64           // the last Poll that read or held it (EventQueue.hold)
 	address   unix.Sockaddr    // remote_addr: the default (and only) destination
 	connected bool             // connected socket: send() instead of sendto()
 
@@ -524,6 +525,14 @@ func (t *DatagramTransport) senderRaw(addr unix.Sockaddr) []byte {
 		return nil
 	}
 	return append([]byte(nil), unsafe.Slice((*byte)(unsafe.Pointer(&rsa)), n)...)
+}
+
+// readHeld: a Poll held this endpoint back; the next one reads it first,
+// if it still reads.
+func (t *DatagramTransport) readHeld() {
+	if t.fd >= 0 && !t.closing && !t.lostScheduled && t.e != nil && t.e.reader != nil {
+		t.onReadable()
+	}
 }
 
 func (t *DatagramTransport) onReadable() {
