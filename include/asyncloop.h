@@ -674,6 +674,10 @@ typedef enum aloop_tls_verify_e {
  * Nothing is dropped: a transport is not read while the arena has less than
  * 4 KiB free (it stays readable), and a record that does not fit is kept in
  * order and delivered first by the next poll, which then does not wait.
+ * One poll reads each transport at most once and starts no read once it has
+ * put 128 KiB in the arena (the host copies the bytes out while they are
+ * still in the cache); the transports it held back are read first by the
+ * next poll, so every ready transport gets its turn.
  * Layout: 40 bytes, little- or big-endian as the platform. */
 typedef enum aloop_event_kind_e {
   ALOOP_EVENT_CONNECTION_MADE = 1,
