@@ -97,7 +97,15 @@ func accepted(h *harness, proto Protocol) (**Transport, int) {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	f, err := h.l.ConnectAcceptedSocket(fds[0], proto)
+	h.t.Cleanup(func() { unix.Close(fds[1]) })
+	return acceptFd(h, fds[0], proto), fds[1]
+}
+
+// acceptFd connects fd to the loop with proto; *tr is set once the
+// connection is made.
+func acceptFd(h *harness, fd int, proto Protocol) **Transport {
+	h.t.Helper()
+	f, err := h.l.ConnectAcceptedSocket(fd, proto)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -107,8 +115,7 @@ func accepted(h *harness, proto Protocol) (**Transport, int) {
 			*tr = v.(*Transport)
 		}
 	}, nil, nil)
-	h.t.Cleanup(func() { unix.Close(fds[1]) })
-	return tr, fds[1]
+	return tr
 }
 
 func TestQueuedProtocolEventsInOrder(t *testing.T) {
@@ -269,17 +276,7 @@ func TestQueuedProtocolHeldTransportsReadFirst(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		fut, err := h.l.ConnectAcceptedSocket(fd, &QueuedProtocol{Fallback: newRec(h, "fb"), Userdata: uint64(i + 1)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		tr := new(*Transport)
-		fut.AddDoneCallback(func(f *Future) {
-			if v, err := f.Result(); err == nil {
-				*tr = v.(*Transport)
-			}
-		}, nil, nil)
-		trs = append(trs, tr)
+		trs = append(trs, acceptFd(h, fd, &QueuedProtocol{Fallback: newRec(h, "fb"), Userdata: uint64(i + 1)}))
 		go func() { // the socket is kept full
 			chunk := make([]byte, 256*1024)
 			for {
