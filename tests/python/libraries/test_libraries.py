@@ -531,6 +531,83 @@ def test_anyio_tcp(loop):
     run(loop, main)
 
 
+def test_anyio_more_sockets(loop, tmp_path):
+    """Unix listener and stream, TCP to "localhost" (getaddrinfo, happy
+    eyeballs), UDP, wait_readable (add_reader), a signal receiver
+    (add_signal_handler); then a server started right after a closed anyio
+    listener, on the same fd number (test_fd_reuse.py: it never accepted)."""
+    import signal
+    import socket
+
+    async def reverse(stream):
+        async with stream:
+            async for chunk in stream:
+                await stream.send(chunk[::-1])
+
+    async def main():
+        path = str(tmp_path / "a.sock")
+        async with await anyio.create_unix_listener(path) as ul, \
+                await anyio.create_tcp_listener(local_host="localhost") as tl, \
+                anyio.create_task_group() as tg:
+            tg.start_soon(ul.serve, reverse)
+            tg.start_soon(tl.serve, reverse)
+            async with await anyio.connect_unix(path) as c:
+                await c.send(b"abc")
+                assert await c.receive() == b"cba"
+            port = tl.extra(anyio.abc.SocketAttribute.local_port)
+            async with await anyio.connect_tcp("localhost", port) as c:
+                await c.send(b"xyz")
+                assert await c.receive() == b"zyx"
+
+            async with await anyio.create_udp_socket(local_host="127.0.0.1") as u1, \
+                    await anyio.create_udp_socket(local_host="127.0.0.1") as u2:
+                p1 = u1.extra(anyio.abc.SocketAttribute.local_port)
+                await u2.sendto(b"dgram", "127.0.0.1", p1)
+                data, addr = await u1.receive()
+                assert data == b"dgram"
+                assert addr[1] == u2.extra(anyio.abc.SocketAttribute.local_port)
+
+            a, b = socket.socketpair()
+            with a, b:
+                async def later():
+                    await anyio.sleep(0.05)
+                    b.send(b"!")
+                tg.start_soon(later)
+                with anyio.fail_after(5):
+                    await anyio.wait_readable(a)
+                assert a.recv(1) == b"!"
+
+            with anyio.open_signal_receiver(signal.SIGUSR1) as sigs:
+                os.kill(os.getpid(), signal.SIGUSR1)
+                with anyio.fail_after(5):
+                    async for signum in sigs:
+                        assert signum == signal.SIGUSR1
+                        break
+            tg.cancel_scope.cancel()
+
+        # A listener's serve() cancelled (its sock_accept with it), then a
+        # server at once: on the listener's fd number, it must accept.
+        async with await anyio.create_tcp_listener(local_host="127.0.0.1") as tl, \
+                anyio.create_task_group() as tg:
+            fd = tl.extra(anyio.abc.SocketAttribute.raw_socket).fileno()
+            tg.start_soon(tl.serve, reverse)
+            await anyio.sleep(0.01)
+            tg.cancel_scope.cancel()
+        srv = await asyncio.start_server(
+            lambda r, w: w.close(), "127.0.0.1", 0)
+        try:
+            assert srv.sockets[0].fileno() == fd
+            r, w = await asyncio.open_connection(
+                "127.0.0.1", srv.sockets[0].getsockname()[1])
+            assert await asyncio.wait_for(r.read(), 5) == b""
+            w.close()
+        finally:
+            srv.close()
+            await srv.wait_closed()
+
+    run(loop, main)
+
+
 def test_anyio_processes_and_threads(loop):
     async def main():
         r = await anyio.run_process(["echo", "hi"])
