@@ -266,6 +266,80 @@ def test_aiohttp_unix_sockets(loop, tmp_path):
     run(loop, main)
 
 
+def test_aiohttp_files_timeouts_and_errors(loop, tmp_path, server_ctx, client_ctx):
+    """FileResponse (loop.sendfile; over TLS its fallback), Range, a client
+    download dropped half-way, ClientTimeout, a host name, a server that
+    aborts the connection, a refused port: on aiohttp's and httpx's
+    clients."""
+    import socket
+
+    data = os.urandom(3 << 20)
+    path = tmp_path / "big.bin"
+    path.write_bytes(data)
+    release = asyncio.Event()
+
+    async def file(req):
+        return web.FileResponse(path)
+
+    async def hang(req):
+        await release.wait()
+        return web.Response(text="late")
+
+    async def abort(req):
+        req.transport.abort()
+        await asyncio.sleep(0.1)
+        return web.Response()
+
+    async def main():
+        app = web.Application()
+        app.add_routes([web.get("/f", file),
+                        web.get("/hang", hang), web.get("/abort", abort)])
+        runner, port = await start_site(app)
+        tls_runner, tls_port = await start_site(app, ssl_context=server_ctx)
+        try:
+            async with aiohttp.ClientSession() as s:
+                base = f"http://localhost:{port}"
+                async with s.get(f"{base}/f") as r:
+                    assert await r.read() == data
+                async with s.get(f"{base}/f", headers={"Range": "bytes=100-199"}) as r:
+                    assert r.status == 206 and await r.read() == data[100:200]
+                for _ in range(3):
+                    r = await s.get(f"{base}/f")
+                    assert len(await r.content.readexactly(1000)) == 1000
+                    r.close()
+                got = await asyncio.gather(*[s.get(f"{base}/f") for _ in range(5)])
+                for r in got:
+                    assert await r.read() == data
+                with pytest.raises(asyncio.TimeoutError):
+                    await s.get(f"{base}/hang", timeout=aiohttp.ClientTimeout(total=0.2))
+                with pytest.raises(aiohttp.ServerDisconnectedError):
+                    await s.get(f"{base}/abort")
+            async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=client_ctx)) as s:
+                async with s.get(f"https://localhost:{tls_port}/f") as r:
+                    assert await r.read() == data
+            async with httpx.AsyncClient() as c:
+                with pytest.raises(httpx.ReadTimeout):
+                    await c.get(f"http://127.0.0.1:{port}/hang", timeout=0.2)
+                with pytest.raises(httpx.RemoteProtocolError):
+                    await c.get(f"http://127.0.0.1:{port}/abort")
+            free = socket.socket()
+            free.bind(("127.0.0.1", 0))
+            closed_port = free.getsockname()[1]
+            free.close()
+            async with aiohttp.ClientSession() as s:
+                with pytest.raises(aiohttp.ClientConnectorError):
+                    await s.get(f"http://127.0.0.1:{closed_port}/")
+            async with httpx.AsyncClient() as c:
+                with pytest.raises(httpx.ConnectError):
+                    await c.get(f"http://127.0.0.1:{closed_port}/")
+        finally:
+            release.set()
+            await runner.cleanup()
+            await tls_runner.cleanup()
+
+    run(loop, main)
+
+
 # ------------------------------------------------------------- websockets
 
 def test_websockets(loop):
@@ -300,6 +374,33 @@ def test_websockets(loop):
             async with websockets.asyncio.client.connect(uri) as ws:
                 await ws.close(code=4002, reason="done")
                 assert ws.close_code == 4002
+
+    run(loop, main)
+
+
+def test_websockets_tls_and_keepalive(loop, server_ctx, client_ctx):
+    async def echo(ws):
+        async for m in ws:
+            await ws.send(m)
+
+    async def main():
+        async with websockets.asyncio.server.serve(echo, "127.0.0.1", 0, ssl=server_ctx,
+                                                   max_size=None, ping_interval=0.05,
+                                                   ping_timeout=2) as server:
+            port = server.sockets[0].getsockname()[1]
+            async with websockets.asyncio.client.connect(
+                    f"wss://localhost:{port}", ssl=client_ctx, max_size=None,
+                    ping_interval=0.05) as ws:
+                for i in range(50):
+                    await ws.send(f"{i}")
+                    assert await ws.recv() == f"{i}"
+                big = os.urandom(4 << 20)
+                await ws.send(big)
+                assert await ws.recv() == big
+                await asyncio.sleep(0.3)  # keepalive pings answered meanwhile
+                assert ws.latency > 0
+                await ws.send("still")
+                assert await ws.recv() == "still"
 
     run(loop, main)
 
@@ -604,6 +705,32 @@ def test_anyio_more_sockets(loop, tmp_path):
         finally:
             srv.close()
             await srv.wait_closed()
+
+    run(loop, main)
+
+
+def test_anyio_tls(loop, server_ctx, client_ctx):
+    from anyio.streams.tls import TLSListener
+
+    async def echo(stream):
+        async with stream:
+            async for chunk in stream:
+                await stream.send(chunk)
+
+    async def main():
+        tcp = await anyio.create_tcp_listener(local_host="127.0.0.1")
+        port = tcp.extra(anyio.abc.SocketAttribute.local_port)
+        async with TLSListener(tcp, server_ctx) as tl, anyio.create_task_group() as tg:
+            tg.start_soon(tl.serve, echo)
+            async with await anyio.connect_tcp("127.0.0.1", port, ssl_context=client_ctx,
+                                               tls_hostname="localhost") as c:
+                payload = os.urandom(1 << 20)
+                await c.send(payload)
+                got = b""
+                while len(got) < len(payload):
+                    got += await c.receive()
+                assert got == payload
+            tg.cancel_scope.cancel()
 
     run(loop, main)
 
