@@ -542,6 +542,73 @@ def test_uvicorn_tls(loop, certs, client_ctx):
     run(loop, main)
 
 
+def test_uvicorn_socket_keepalive_and_pipelining(loop):
+    """uvicorn on a socket the caller bound (create_server(sock=)), its
+    keep-alive timeout (call_later per connection) and pipelined requests,
+    with a raw asyncio client."""
+    import socket
+    import time
+
+    async def app(scope, receive, send):
+        assert scope["type"] == "http"
+        await receive()
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-length", b"2")]})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    async def main():
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        config = uvicorn.Config(app, log_level="warning", loop="none", http="h11",
+                                lifespan="off", timeout_keep_alive=0.2)
+        server = uvicorn.Server(config)
+        task = asyncio.ensure_future(server.serve(sockets=[sock]))
+        while not server.started:
+            await asyncio.sleep(0.01)
+        try:
+            r, w = await asyncio.open_connection("127.0.0.1", port)
+            w.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            t0 = time.monotonic()
+            data = await asyncio.wait_for(r.read(), 5)  # the server closes when idle
+            assert 0.15 < time.monotonic() - t0 < 4
+            assert data.startswith(b"HTTP/1.1 200") and data.endswith(b"\r\n\r\nok")
+            w.close()
+
+            r, w = await asyncio.open_connection("127.0.0.1", port)
+            w.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" * 10)
+            got = b""
+            while got.count(b"\r\n\r\nok") < 10:
+                chunk = await asyncio.wait_for(r.read(4096), 5)
+                assert chunk
+                got += chunk
+            assert got.count(b"HTTP/1.1 200") == 10
+            w.close()
+        finally:
+            server.should_exit = True
+            await asyncio.wait_for(task, 10)
+
+    run(loop, main)
+
+
+def test_websockets_server_close_with_clients(loop):
+    async def hold(ws):
+        await ws.wait_closed()
+
+    async def main():
+        async with websockets.asyncio.server.serve(hold, "127.0.0.1", 0) as server:
+            port = server.sockets[0].getsockname()[1]
+            clients = [await websockets.asyncio.client.connect(f"ws://127.0.0.1:{port}")
+                       for _ in range(5)]
+            server.close()
+            await asyncio.wait_for(server.wait_closed(), 5)
+            for ws in clients:
+                await asyncio.wait_for(ws.wait_closed(), 5)
+                assert ws.close_code == 1001  # going away
+
+    run(loop, main)
+
+
 # ------------------------------------------------------------------ anyio
 
 def test_anyio_task_groups(loop):
