@@ -80,7 +80,10 @@ demo: deps build
 # (a venv under $(BUILD_DIR)/python-venvs, from PyPI) to each CPython of
 # PYTHON_VERSIONS that lacks it; CPython 3.12 and 3.13 come from pyenv (no
 # registry serves interpreters): one that is missing is reported here, and
-# its CTest entries as not run.
+# its CTest entries as not run. The asyncio libraries that python-libraries
+# runs on asyncloop get a venv $(BUILD_DIR)/libs-venv (pinned versions of
+# tests/python/libraries/requirements.txt, from PyPI); without it that entry
+# is reported as not run.
 deps:
 	@set -e; \
 	missing=""; \
@@ -115,6 +118,8 @@ deps:
 	  bash tests/python/with_python.sh $$v $(abspath $(BUILD_DIR))/python-venvs --setup | sed 's/^/deps: /'; \
 	  rc=$${PIPESTATUS[0]}; [ $$rc = 0 ] || [ $$rc = 77 ] || exit 1; \
 	done; \
+	bash tests/python/libraries/run.sh $(abspath $(BUILD_DIR))/libs-venv --setup | sed 's/^/deps: /'; \
+	rc=$${PIPESTATUS[0]}; [ $$rc = 0 ] || [ $$rc = 77 ] || exit 1; \
 	go mod download; \
 	echo "deps: ok ($$(go version | cut -d' ' -f3), cmake $$(cmake --version | head -1 | cut -d' ' -f3), node $$(node --version), $$(python3 --version))"
 

@@ -264,7 +264,10 @@ func (s *Server) StartServing() error {
 func (s *Server) watch(ln *listener) {
 	l := s.loop
 	if ln.e == nil {
-		ln.e = l.entry(ln.fd, true)
+		// claimEntry: a watcher still found on the number belongs to a
+		// closed file (its queued removal not flushed yet); kept, its
+		// registration would stand for the listener's, never made.
+		ln.e = l.claimEntry(ln.fd)
 		ln.e.owner = s
 	}
 	ln.e.reader = func() { s.accept(ln) }
