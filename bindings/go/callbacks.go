@@ -421,10 +421,9 @@ func onGetBuffer(transport uintptr, sizehint uintptr, n *uintptr, ud uintptr) un
 	}()
 	if len(buf) == 0 {
 		*n = 0
-		c.buf = nil
 		return nil
 	}
-	c.buf = buf // keeps the memory alive while the library reads into it
+	c.pinBuf(buf)
 	*n = uintptr(len(buf))
 	return unsafe.Pointer(unsafe.SliceData(buf))
 }
@@ -434,7 +433,6 @@ func onBufferUpdated(transport uintptr, nbytes uintptr, ud uintptr) {
 	if c == nil || c.buffered == nil {
 		return
 	}
-	c.buf = nil
 	defer guard(c.loop)
 	c.buffered.BufferUpdated(int(nbytes))
 }

@@ -23,6 +23,11 @@
 // adapters may be called from any goroutine. Call runtime.LockOSThread in
 // the goroutine that owns the loop when the library's debug mode is on.
 //
+// Memory: the library keeps no Go memory beyond a call unless it is pinned;
+// what it keeps for a loop's life (the event queue) is mapped outside the
+// Go heap and unmapped once the loop is freed (README.md, "Memory the
+// library keeps").
+//
 // Two Go runtimes share the process; see README.md ("Two Go runtimes in one
 // process") for SIGURG, which the library gives back to the host at load,
 // and SIGURGMode for what was found.

@@ -50,8 +50,8 @@ type futureState struct {
 	wrap      func(error) error // the operation's error wrapper (*net.OpError, ...)
 	ctxErr    error             // the context's error when the context cancelled it
 	stopCtx   func() bool       // stops watching the context
-	pinner    runtime.Pinner    // pins a caller's buffer the library writes into
-	keep      any               // memory the library reads until done
+	pinner    runtime.Pinner    // pins a caller's buffer the library writes into until done (cmem.go)
+	keep      any               // that buffer
 	cleanup   runtime.Cleanup
 	hasClean  bool
 }
@@ -99,6 +99,15 @@ func releaseDropped(d droppedFuture) {
 // (first, so it runs before the user's) that settles it, and watches ctx.
 func newOpFuture[T any](l *Loop, ctx context.Context, wrap func(error) error,
 	get func(uintptr) (T, error), call func(out *uintptr) int32) (*Future[T], error) {
+	return newOpFutureInto(l, ctx, wrap, get, nil, call)
+}
+
+// newOpFutureInto is newOpFuture for an operation that writes into buf
+// until it is done or cancelled (sock_recv_into, sock_recvfrom_into): buf
+// is pinned before the library gets it (cmem.go) and unpinned when the
+// future settles (or at once if the call fails).
+func newOpFutureInto[T any](l *Loop, ctx context.Context, wrap func(error) error,
+	get func(uintptr) (T, error), buf []byte, call func(out *uintptr) int32) (*Future[T], error) {
 	if err := l.check(); err != nil {
 		return nil, err
 	}
@@ -111,6 +120,10 @@ func newOpFuture[T any](l *Loop, ctx context.Context, wrap func(error) error,
 		}
 	}
 	f := &Future[T]{st: futureState{loop: l, wrap: wrap}, get: get}
+	if len(buf) > 0 {
+		f.st.pinner.Pin(unsafe.SliceData(buf))
+		f.st.keep = buf
+	}
 	runtime.LockOSThread()
 	rc := call(&f.st.h)
 	err := lib.errorOf(rc)
@@ -122,6 +135,7 @@ func newOpFuture[T any](l *Loop, ctx context.Context, wrap func(error) error,
 	}
 	runtime.UnlockOSThread()
 	if err != nil {
+		f.st.release() // the library did not take buf
 		if wrap != nil {
 			err = wrap(err)
 		}

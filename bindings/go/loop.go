@@ -64,6 +64,9 @@ type Loop struct {
 	// (-1 where unknown), 0 when none. Loop thread only.
 	q       *evQueue
 	pollTid int
+	// mem: the C memory the library keeps for this loop (cmem.go), shared
+	// with the cleanup, which unmaps it when the loop is dropped unclosed.
+	mem *loopMem
 
 	cleanup runtime.Cleanup
 
@@ -103,7 +106,7 @@ func NewLoop() (*Loop, error) {
 	loopsMu.Lock()
 	loops[h] = weak.Make(l)
 	loopsMu.Unlock()
-	l.cleanup = runtime.AddCleanup(l, closeDroppedLoop, droppedLoop{h: h, debug: l.debug, created: l.created})
+	l.cleanup = runtime.AddCleanup(l, closeDroppedLoop, droppedLoop{h: h, debug: l.debug, created: l.created, mem: l.mem})
 	return l, nil
 }
 
@@ -114,6 +117,7 @@ func newLoopValue(h uintptr, borrowed bool) *Loop {
 		h:            h,
 		borrowed:     borrowed,
 		debug:        new(atomic.Bool),
+		mem:          new(loopMem),
 		transports:   map[uintptr]*Transport{},
 		servers:      map[uintptr]weak.Pointer[Server]{},
 		datagrams:    map[uintptr]*DatagramTransport{},
@@ -172,6 +176,7 @@ type droppedLoop struct {
 	h       uintptr
 	debug   *atomic.Bool
 	created string
+	mem     *loopMem
 }
 
 // closeDroppedLoop closes a loop nobody can reach any more (nothing of it
@@ -187,7 +192,10 @@ func closeDroppedLoop(d droppedLoop) {
 	delete(loops, d.h)
 	loopsMu.Unlock()
 	lib.loopCloseForce(d.h)
-	lib.loopFree(d.h)
+	dropped := dropQueue(d.h, d.mem)
+	if lib.loopFree(d.h) >= 0 || dropped {
+		d.mem.release() // the library no longer holds it
+	}
 }
 
 func loopOf(h uintptr) *Loop {
@@ -414,7 +422,13 @@ func (l *Loop) Close() error {
 	if err == nil {
 		l.closed.Store(true)
 		l.cleanup.Stop()
+		dropped := dropQueue(l.h, l.mem)
 		err = lib.errorOf(lib.loopFree(l.h))
+		if err == nil || dropped {
+			// The library no longer holds the event queue.
+			l.q = nil
+			l.mem.release()
+		}
 		loopsMu.Lock()
 		delete(loops, l.h)
 		loopsMu.Unlock()
@@ -425,7 +439,13 @@ func (l *Loop) Close() error {
 		// library did not release (see owned).
 		reg.sweep(func(v any) bool {
 			o, ok := v.(owned)
-			return ok && o.owner() == l
+			if !ok || o.owner() != l {
+				return false
+			}
+			if f, ok := v.(freer); ok {
+				f.freed()
+			}
+			return true
 		})
 	}
 	return err

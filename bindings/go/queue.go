@@ -32,30 +32,74 @@ const (
 	queueArena  = 1 << 20 // read arena: datagrams and their senders' addresses
 )
 
-// evQueue is a loop's event queue: memory the library fills during a poll
-// (Go heap memory, which does not move, kept alive by the Loop).
+// evQueue is a loop's event queue: one block of C memory (cmem.go: the
+// library keeps it from aloop_loop_set_event_queue until the loop is freed,
+// so it must not be Go memory) that holds aloop_loop_poll_args's block, the
+// records and the read arena. The library fills it during a poll; the
+// binding reads it between polls. It is unmapped by loopMem.release once
+// the library dropped it: data handed to DatagramReceived from the arena is
+// valid only during the call.
 type evQueue struct {
-	events []cEvent
-	arena  []byte
-	args   cPollArgs // aloop_loop_poll_args's block: no reflection per call
+	mem    []byte     // the mapping (nil once unmapped)
+	args   *cPollArgs // aloop_loop_poll_args's block: no reflection per call
+	events []cEvent   // queueEvents records
+	arena  []byte     // queueArena bytes
+}
+
+// newEvQueue maps an event queue for loop h.
+func newEvQueue(h uintptr) (*evQueue, error) {
+	argsSize := (int(unsafe.Sizeof(cPollArgs{})) + 63) &^ 63
+	eventsSize := queueEvents * int(unsafe.Sizeof(cEvent{}))
+	arenaOff := (argsSize + eventsSize + 4095) &^ 4095
+	mem, err := mapC(arenaOff + queueArena)
+	if err != nil {
+		return nil, err
+	}
+	q := &evQueue{mem: mem}
+	q.args = &cArray[cPollArgs](mem, 0, 1)[0]
+	q.events = cArray[cEvent](mem, argsSize, queueEvents)
+	q.arena = mem[arenaOff : arenaOff+queueArena : arenaOff+queueArena]
+	*q.args = cPollArgs{size: unsafe.Sizeof(cPollArgs{}), loop: h}
+	return q, nil
+}
+
+// unmap unmaps the queue and drops every Go view of it (a slice into an
+// unmapped range must not survive: the range may become Go heap).
+func (q *evQueue) unmap() {
+	unmapC(q.mem)
+	q.mem, q.args, q.events, q.arena = nil, nil, nil, nil
 }
 
 // queued returns the loop's event queue, giving it to the library the first
-// time; nil for a borrowed loop or when the library refuses it.
+// time; nil for a borrowed or closed loop or when the library refuses it.
 func (l *Loop) queued() *evQueue {
-	if l.q != nil || l.borrowed {
+	if l.q != nil || l.borrowed || l.closed.Load() {
 		return l.q
 	}
-	q := &evQueue{events: make([]cEvent, queueEvents), arena: make([]byte, queueArena)}
+	q, err := newEvQueue(l.h)
+	if err != nil {
+		return nil
+	}
 	runtime.LockOSThread()
 	rc := lib.loopSetEventQueue(l.h, unsafe.Pointer(&q.events[0]), queueEvents, unsafe.Pointer(&q.arena[0]), queueArena)
 	runtime.UnlockOSThread()
 	if rc < 0 {
+		q.unmap() // refused: the library did not keep it
 		return nil
 	}
-	q.args = cPollArgs{size: unsafe.Sizeof(cPollArgs{}), loop: l.h}
 	l.q = q
+	l.mem.q.Store(q)
 	return q
+}
+
+// dropQueue takes the event queue back from loop h, which is closed and
+// about to be freed (aloop_loop_free drops it too): true when the library
+// no longer holds it (or never had one).
+func dropQueue(h uintptr, m *loopMem) bool {
+	if m == nil || m.q.Load() == nil {
+		return true
+	}
+	return lib.loopSetEventQueue(h, nil, 0, nil, 0) >= 0
 }
 
 // datagramProto is the C protocol of a datagram endpoint on l.
@@ -111,7 +155,7 @@ func (l *Loop) pollRun(mode RunMode, timeout float64, until func() bool) int32 {
 	}
 	for {
 		l.q.args.timeout = timeout
-		n := rawLoopPollArgs(&l.q.args)
+		n := rawLoopPollArgs(l.q.args)
 		if n < 0 {
 			return n
 		}

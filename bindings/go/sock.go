@@ -88,11 +88,9 @@ func (l *Loop) SockRecv(ctx context.Context, fd, n int) (*Future[[]byte], error)
 func (l *Loop) SockRecvInto(ctx context.Context, fd int, buf []byte) (*Future[int], error) {
 	_, wrap := l.sockOp("read", fd, nil)
 	p := bufPointer(buf)
-	f, err := newOpFuture(l, ctx, wrap, resultSize, func(out *uintptr) int32 {
+	return newOpFutureInto(l, ctx, wrap, resultSize, buf, func(out *uintptr) int32 {
 		return lib.sockRecvInto(l.handle(), int32(fd), p, uintptr(len(buf)), out)
 	})
-	f.hold(buf)
-	return f, err
 }
 
 // bufPointer returns a non-nil pointer for buf (a 1-byte dummy when empty).
@@ -101,18 +99,6 @@ func bufPointer(buf []byte) unsafe.Pointer {
 		return unsafe.Pointer(new(byte))
 	}
 	return unsafe.Pointer(unsafe.SliceData(buf))
-}
-
-// hold pins buf until the future is done (the library writes into it).
-func (f *Future[T]) hold(buf []byte) {
-	if f == nil || len(buf) == 0 {
-		return
-	}
-	if f.st.settled {
-		return
-	}
-	f.st.pinner.Pin(unsafe.SliceData(buf))
-	f.st.keep = buf
 }
 
 // SockRecvFrom receives one datagram of up to n bytes (asyncio's
@@ -139,18 +125,16 @@ func (l *Loop) SockRecvFrom(ctx context.Context, fd, n int) (*Future[Packet], er
 func (l *Loop) SockRecvFromInto(ctx context.Context, fd int, buf []byte) (*Future[Packet], error) {
 	network, wrap := l.sockOp("read", fd, nil)
 	p := bufPointer(buf)
-	f, err := newOpFuture(l, ctx, wrap, func(h uintptr) (Packet, error) {
+	return newOpFutureInto(l, ctx, wrap, func(h uintptr) (Packet, error) {
 		n, err := resultSize(h)
 		if err != nil {
 			return Packet{}, err
 		}
 		a, _ := resultAddr(network, h)
 		return Packet{Data: buf[:n], Addr: a}, nil
-	}, func(out *uintptr) int32 {
+	}, buf, func(out *uintptr) int32 {
 		return lib.sockRecvfromInto(l.handle(), int32(fd), p, uintptr(len(buf)), out)
 	})
-	f.hold(buf)
-	return f, err
 }
 
 // SockSendAll sends all of data (copied; asyncio's sock_sendall); the

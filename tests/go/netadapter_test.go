@@ -161,6 +161,7 @@ func TestNetConnSemantics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer c.Close() // a failure below must not leave the echo goroutine (and wg.Wait) hanging
 	if c.RemoteAddr().String() != ln.Addr().String() || c.LocalAddr() == nil {
 		t.Fatalf("addresses %v -> %v", c.LocalAddr(), c.RemoteAddr())
 	}
@@ -186,8 +187,11 @@ func TestNetConnSemantics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d.SetReadDeadline(time.Now().Add(30 * time.Millisecond))
+	defer d.Close()
+	// The deadline from start (a deadline set from an earlier time.Now
+	// can expire less than 30 ms after a later start: it failed so under load).
 	start := time.Now()
+	d.SetReadDeadline(start.Add(30 * time.Millisecond))
 	_, err = d.Read(make([]byte, 10))
 	var ne net.Error
 	if !errors.Is(err, os.ErrDeadlineExceeded) || !errors.As(err, &ne) || !ne.Timeout() || time.Since(start) < 30*time.Millisecond {
