@@ -317,3 +317,72 @@ def test_udp_queued_write_buffer_size_and_abort(aloop):
         return [d for d, _ in prx.got]
 
     assert loop.run_until_complete(main()) == [b"first", b"12345", b"678", b"queued"]
+
+
+@pytest.mark.parametrize("close_in_callback", [False, True])
+def test_sendto_from_callback_inside_flush_keeps_order(loop, close_in_callback):
+    """Datagrams go out in the order of the sendto() calls, also when the
+    sendto() is made by a callback that runs while queued writes are being
+    performed and the write queue has no room for it (asyncloop: a stream's
+    pause_writing(), which runs inside the flush that performs its queued
+    write, the flush started by datagrams filling the queue); a close()
+    made there after them sends them first."""
+    async def main():
+        rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        rx.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        rx.bind(("127.0.0.1", 0))
+        rx.setblocking(False)
+        dst = rx.getsockname()
+        order = []  # what was given to sendto(), in call order
+        tx, ptx = await loop.create_datagram_endpoint(lambda: Collector(loop),
+                                                      local_addr=("127.0.0.1", 0))
+
+        def send(m):
+            order.append(m)
+            tx.sendto(m, dst)
+
+        class Sink(asyncio.Protocol):
+            def connection_made(self, tr):
+                tr.pause_reading()  # the client's writes pile up
+
+        class Client(asyncio.Protocol):
+            paused = 0
+
+            def pause_writing(self):
+                self.paused += 1
+                send(b"p1")
+                send(b"p2" * 600)
+                if close_in_callback:
+                    tx.close()
+
+        server = await loop.create_server(Sink, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        tr, client = await loop.create_connection(Client, "127.0.0.1", port)
+        tr.set_write_buffer_limits(high=1 << 30)
+        tr.write(b"x" * (32 << 20))  # more than the sockets take
+        await asyncio.sleep(0.1)
+        tr.set_write_buffer_limits(high=tr.get_write_buffer_size() + 10)
+        send(b"warm")
+        tr.write(b"y" * 100)  # above the high water mark: pause_writing()
+        for i in range(80):
+            if tx.is_closing():
+                break
+            send(b"%d-" % i + b"d" * 1200)
+        await asyncio.sleep(0.05)
+        tx.close()
+        await asyncio.wait_for(ptx.lost, 10)
+        tr.abort()
+        server.close()
+        got = []
+        deadline = loop.time() + 5
+        while len(got) < len(order) and loop.time() < deadline:
+            try:
+                got.append(rx.recv(65536))
+            except BlockingIOError:
+                await asyncio.sleep(0.01)
+        rx.close()
+        return order, got, client.paused, ptx.errors
+
+    order, got, paused, errors = loop.run_until_complete(main())
+    assert paused == 1 and errors == []
+    assert [m[:6] for m in got] == [m[:6] for m in order]

@@ -143,7 +143,9 @@ class Seam:
         self.wtrs: List[Any] = []  # transports with queued bytes
         self.warena = mmap.mmap(-1, WRITE_ARENA)
         self.busy = False  # inside a flush or a poll
-        self.later: List[Any] = []  # (transport, data) written during a flush, queue full
+        #: (transport, data) written during a flush or a poll, queue full
+        #: (a datagram endpoint's: (data, addr), or None for its close())
+        self.later: List[Any] = []
         #: fd watcher operations in the write queue: 2 * fd + writer -> the
         #: operation's index (at most one per fd and direction: re-adding
         #: or removing again rewrites it in place)
@@ -268,7 +270,7 @@ class Seam:
         if later and not self.busy:
             self.later = []
             for tr, data in later:
-                tr.write(data)
+                tr._write_later(data)
 
     def settle(self, handle: int) -> None:
         """Before an abort (or a fatal error) of a transport: its queued

@@ -551,6 +551,11 @@ class Transport(transports._FlowControlMixin):
         if loop._pending_exc is not None:  # pause_writing() runs inside write
             loop._raise_pending()
 
+    def _write_later(self, data: Any) -> None:
+        """A write made inside a flush, now behind what was queued then
+        (Seam._consumed)."""
+        self.write(data)
+
     def _write_failed(self, rc: int) -> None:
         if rc in (_b.ALOOP_ECLOSED, _b.ALOOP_EBADF):  # type: ignore[attr-defined]
             self._closing = True
@@ -1336,7 +1341,7 @@ class DatagramTransport(asyncio.DatagramTransport, asyncio.Transport):
                 mid = off + len(head)
                 end = mid + n
                 q = self._wq + n
-                if j < seam.wcap and end <= _WRITE_ARENA and q <= _QUEUE_MAX:
+                if j < seam.wcap and end <= _WRITE_ARENA and q <= _QUEUE_MAX and not seam.later:
                     warena = seam.warena
                     warena[off:mid] = head
                     warena[mid:end] = data
@@ -1350,6 +1355,13 @@ class DatagramTransport(asyncio.DatagramTransport, asyncio.Transport):
                             seam.wtrs.append(self)
                         self._wq = q
                     return
+            if seam.busy:
+                # Sent by a callback that runs inside a flush or a poll (a
+                # stream's pause_writing(), a subprocess protocol's): the
+                # queue cannot be flushed now, and sending at once would
+                # overtake what is queued. It goes behind it (_seam.later).
+                seam.later.append((self, (data, addr)))
+                return
             if seam.wn:
                 seam.flush()  # order: what is queued goes first
         host, port = _c_addr(self._family, addr)
@@ -1374,6 +1386,32 @@ class DatagramTransport(asyncio.DatagramTransport, asyncio.Transport):
         except TypeError:
             pass
 
+    def _write_later(self, item: Any) -> None:
+        """A sendto() (item: (data, addr)) or close() (item: None) made while
+        the write queue could not be flushed, now that what was queued
+        before it is done (Seam._consumed)."""
+        if self._handle is None or self._closed:
+            return
+        if item is None:
+            self._close_now()
+            return
+        closing = self._closing  # a close() after it waits behind it
+        self._closing = False
+        try:
+            self.sendto(*item)
+        except ValueError as exc:  # an address the library refused
+            self._on_error_value(exc)
+        finally:
+            self._closing = closing
+
+    def _on_error_value(self, exc: BaseException) -> None:
+        try:
+            _run_in(self._context, self._protocol.error_received, exc)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as e:  # noqa: BLE001
+            self._fatal_error(e, "Fatal error: protocol.error_received() call failed.")
+
     def abort(self) -> None:
         if self._closed:
             return
@@ -1388,6 +1426,14 @@ class DatagramTransport(asyncio.DatagramTransport, asyncio.Transport):
         if self._closing:
             return
         self._closing = True
+        if self._handle is not None:
+            seam = self._seam
+            if seam.busy and any(tr is self for tr, _ in seam.later):
+                seam.later.append((self, None))  # behind its sends (sendto)
+                return
+            self._close_now()
+
+    def _close_now(self) -> None:
         if self._handle is not None:
             seam = self._seam
             if seam.wn:
