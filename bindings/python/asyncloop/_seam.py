@@ -30,6 +30,7 @@ queue"):
 
 from __future__ import annotations
 
+import asyncio.selector_events
 import ctypes
 import mmap
 import struct
@@ -53,6 +54,12 @@ WRITE_OPS = 4096
 WRITE_ARENA = 1 << 20
 #: Bytes one transport may have queued here before a write is sent at once.
 QUEUE_MAX = 64 * 1024
+#: What the running Python's asyncio counts in a datagram transport's write
+#: buffer per datagram it holds, besides its bytes: 8 on CPython >= 3.13
+#: (_SelectorDatagramTransport: "include header bytes"; _header_size once
+#: gh-135444 is fixed), 0 before.  A datagram queued here counts so too.
+DGRAM_HEADER = getattr(asyncio.selector_events._SelectorDatagramTransport, "_header_size",
+                       8 if sys.version_info >= (3, 13) else 0)
 
 _DATA = _b.ALOOP_EVENT_DATA  # type: ignore[attr-defined]
 _MADE = _b.ALOOP_EVENT_CONNECTION_MADE  # type: ignore[attr-defined]
@@ -258,7 +265,7 @@ class Seam:
                     n = v & 0xFFFFFFFF
                     if kind:  # a queued datagram: its bytes, not the address
                         hdr = int.from_bytes(warena[off:off + 4], _NATIVE)
-                        off, n = off + n, n - 4 - hdr
+                        off, n = off + n, n - 4 - hdr + DGRAM_HEADER
                     else:
                         off += n
                     tr = transports.get(ops[i])

@@ -18,6 +18,7 @@ from . import _seam
 from . import _tls
 from . import _trampolines as _t
 from ._trampolines import _run_in
+from ._seam import DGRAM_HEADER as _DGRAM_HEADER
 from ._seam import QUEUE_MAX as _QUEUE_MAX
 from ._seam import WRITE_ARENA as _WRITE_ARENA
 from ._errors import make_error
@@ -1340,7 +1341,8 @@ class DatagramTransport(asyncio.DatagramTransport, asyncio.Transport):
                 off = seam.woff
                 mid = off + len(head)
                 end = mid + n
-                q = self._wq + n
+                m = n + _DGRAM_HEADER  # what asyncio counts for it
+                q = self._wq + m
                 if j < seam.wcap and end <= _WRITE_ARENA and q <= _QUEUE_MAX and not seam.later:
                     warena = seam.warena
                     warena[off:mid] = head
@@ -1350,8 +1352,8 @@ class DatagramTransport(asyncio.DatagramTransport, asyncio.Transport):
                     ops[2 * j + 1] = (end - off) | _OP_SENDTO
                     seam.wn = j + 1
                     seam.woff = end
-                    if n:
-                        if not q - n:
+                    if m:
+                        if not q - m:
                             seam.wtrs.append(self)
                         self._wq = q
                     return
