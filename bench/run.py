@@ -1284,7 +1284,7 @@ def main():
     ap.add_argument("--no-readme", action="store_true", help="do not update the README(s)")
     ap.add_argument("--write-latest", action="store_true",
                     help="a partial run (--suites / --only) writes bench/results/latest.* "
-                         "too (by default it writes partial.*, leaving latest.* as it is)")
+                         "(by default it writes partial.*, leaving latest.* as it is)")
     args = ap.parse_args()
 
     reexec_in_venv()
