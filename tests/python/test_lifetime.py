@@ -5,6 +5,7 @@ import gc
 import os
 import subprocess
 import sys
+import time
 import weakref
 
 import asyncloop
@@ -192,6 +193,12 @@ def test_closing_with_live_stdin_pipe_and_tls_releases_everything(certs):
     del loop
     gc.collect()
     assert len(_trampolines.objects) == keys_before
+    # The child is killed by the close and reaped in the background: its
+    # pidfd is closed once it has exited (core closeSubprocesses), which a
+    # loaded machine may take a moment to get to.
+    deadline = time.monotonic() + 10
+    while _open_fds() != fds_before and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert _open_fds() == fds_before
 
 
