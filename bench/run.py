@@ -3,6 +3,7 @@
 
     python3 bench/run.py [--quick] [--suites python,c,node,go] [--only REGEX]
                          [--reps N] [--duration SECONDS] [--no-readme]
+                         [--write-latest]
 
 (`make bench` runs it; `BENCH_QUICK=1 make bench` is the short run.)
 
@@ -31,7 +32,11 @@ NotImplementedError, or its package / binding is missing) is reported with
 
 Writes bench/results/latest.json, latest.md (tables), latest.png (chart of
 asyncloop's ratio to each peer) and fills the results section of
-bench/README.md (and of README.md, if it has the same markers).
+bench/README.md (and of README.md, if it has the same markers). A partial
+run (--suites without every suite, or --only) leaves the committed results
+and the READMEs as they are: it writes bench/results/partial.json,
+partial.md and partial.png (git-ignored) instead, unless --write-latest
+asks for latest.* (the READMEs still only change after a complete run).
 Benchmarks never decide whether `make test` passes: this script exits 0
 whenever it could measure, whatever the numbers are.
 
@@ -1277,6 +1282,9 @@ def main():
     ap.add_argument("--reps", type=int, default=int(os.environ.get("BENCH_REPS", "0")))
     ap.add_argument("--duration", type=float, default=float(os.environ.get("BENCH_DURATION", "0")))
     ap.add_argument("--no-readme", action="store_true", help="do not update the README(s)")
+    ap.add_argument("--write-latest", action="store_true",
+                    help="a partial run (--suites / --only) writes bench/results/latest.* "
+                         "(by default it writes partial.*, leaving latest.* as it is)")
     args = ap.parse_args()
 
     reexec_in_venv()
@@ -1309,14 +1317,16 @@ def main():
 
     finished = datetime.datetime.now(datetime.timezone.utc)
     report = build_report(runner.res, runner, setup, suites, started, finished)
+    complete = set(suites) == set(SUITES) and not args.only
+    # A partial run must not replace the committed results of a full one.
+    stem = "latest" if complete or args.write_latest else "partial"
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "latest.json").write_text(json.dumps(report, indent=1) + "\n")
-    err = draw_chart(report, RESULTS / "latest.png")
+    (RESULTS / f"{stem}.json").write_text(json.dumps(report, indent=1) + "\n")
+    err = draw_chart(report, RESULTS / f"{stem}.png")
     if err:
         log(err)
-    md = markdown(report, image="latest.png" if err is None else None)
-    (RESULTS / "latest.md").write_text("# asyncloop benchmarks\n\n" + md)
-    complete = set(suites) == set(SUITES) and not args.only
+    md = markdown(report, image=f"{stem}.png" if err is None else None)
+    (RESULTS / f"{stem}.md").write_text("# asyncloop benchmarks\n\n" + md)
     if not complete and not args.no_readme:
         log("a partial run (--suites / --only): the README section is left as it is")
     if complete and not args.no_readme:
@@ -1325,7 +1335,7 @@ def main():
             if update_readme(readme, report, rel if err is None else None):
                 log(f"updated {readme.relative_to(ROOT)}")
     print(md)
-    log(f"done in {time.monotonic() - t0:.0f} s: bench/results/latest.json, latest.md, latest.png")
+    log(f"done in {time.monotonic() - t0:.0f} s: bench/results/{stem}.json, {stem}.md, {stem}.png")
     return 0
 
 

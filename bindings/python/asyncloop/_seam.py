@@ -30,6 +30,7 @@ queue"):
 
 from __future__ import annotations
 
+import asyncio.selector_events
 import ctypes
 import mmap
 import struct
@@ -53,6 +54,12 @@ WRITE_OPS = 4096
 WRITE_ARENA = 1 << 20
 #: Bytes one transport may have queued here before a write is sent at once.
 QUEUE_MAX = 64 * 1024
+#: What the running Python's asyncio counts in a datagram transport's write
+#: buffer per datagram it holds, besides its bytes: 8 on CPython >= 3.13
+#: (_SelectorDatagramTransport: "include header bytes"; _header_size once
+#: gh-135444 is fixed), 0 before.  A datagram queued here counts so too.
+DGRAM_HEADER = getattr(asyncio.selector_events._SelectorDatagramTransport, "_header_size",
+                       8 if sys.version_info >= (3, 13) else 0)
 
 _DATA = _b.ALOOP_EVENT_DATA  # type: ignore[attr-defined]
 _MADE = _b.ALOOP_EVENT_CONNECTION_MADE  # type: ignore[attr-defined]
@@ -143,7 +150,9 @@ class Seam:
         self.wtrs: List[Any] = []  # transports with queued bytes
         self.warena = mmap.mmap(-1, WRITE_ARENA)
         self.busy = False  # inside a flush or a poll
-        self.later: List[Any] = []  # (transport, data) written during a flush, queue full
+        #: (transport, data) written during a flush or a poll, queue full
+        #: (a datagram endpoint's: (data, addr), or None for its close())
+        self.later: List[Any] = []
         #: fd watcher operations in the write queue: 2 * fd + writer -> the
         #: operation's index (at most one per fd and direction: re-adding
         #: or removing again rewrites it in place)
@@ -256,7 +265,7 @@ class Seam:
                     n = v & 0xFFFFFFFF
                     if kind:  # a queued datagram: its bytes, not the address
                         hdr = int.from_bytes(warena[off:off + 4], _NATIVE)
-                        off, n = off + n, n - 4 - hdr
+                        off, n = off + n, n - 4 - hdr + DGRAM_HEADER
                     else:
                         off += n
                     tr = transports.get(ops[i])
@@ -268,7 +277,7 @@ class Seam:
         if later and not self.busy:
             self.later = []
             for tr, data in later:
-                tr.write(data)
+                tr._write_later(data)
 
     def settle(self, handle: int) -> None:
         """Before an abort (or a fatal error) of a transport: its queued

@@ -18,6 +18,7 @@ from . import _seam
 from . import _tls
 from . import _trampolines as _t
 from ._trampolines import _run_in
+from ._seam import DGRAM_HEADER as _DGRAM_HEADER
 from ._seam import QUEUE_MAX as _QUEUE_MAX
 from ._seam import WRITE_ARENA as _WRITE_ARENA
 from ._errors import make_error
@@ -550,6 +551,11 @@ class Transport(transports._FlowControlMixin):
             self._write_failed(rc)
         if loop._pending_exc is not None:  # pause_writing() runs inside write
             loop._raise_pending()
+
+    def _write_later(self, data: Any) -> None:
+        """A write made inside a flush, now behind what was queued then
+        (Seam._consumed)."""
+        self.write(data)
 
     def _write_failed(self, rc: int) -> None:
         if rc in (_b.ALOOP_ECLOSED, _b.ALOOP_EBADF):  # type: ignore[attr-defined]
@@ -1335,8 +1341,9 @@ class DatagramTransport(asyncio.DatagramTransport, asyncio.Transport):
                 off = seam.woff
                 mid = off + len(head)
                 end = mid + n
-                q = self._wq + n
-                if j < seam.wcap and end <= _WRITE_ARENA and q <= _QUEUE_MAX:
+                m = n + _DGRAM_HEADER  # what asyncio counts for it
+                q = self._wq + m
+                if j < seam.wcap and end <= _WRITE_ARENA and q <= _QUEUE_MAX and not seam.later:
                     warena = seam.warena
                     warena[off:mid] = head
                     warena[mid:end] = data
@@ -1345,11 +1352,18 @@ class DatagramTransport(asyncio.DatagramTransport, asyncio.Transport):
                     ops[2 * j + 1] = (end - off) | _OP_SENDTO
                     seam.wn = j + 1
                     seam.woff = end
-                    if n:
-                        if not q - n:
+                    if m:
+                        if not q - m:
                             seam.wtrs.append(self)
                         self._wq = q
                     return
+            if seam.busy:
+                # Sent by a callback that runs inside a flush or a poll (a
+                # stream's pause_writing(), a subprocess protocol's): the
+                # queue cannot be flushed now, and sending at once would
+                # overtake what is queued. It goes behind it (_seam.later).
+                seam.later.append((self, (data, addr)))
+                return
             if seam.wn:
                 seam.flush()  # order: what is queued goes first
         host, port = _c_addr(self._family, addr)
@@ -1374,6 +1388,32 @@ class DatagramTransport(asyncio.DatagramTransport, asyncio.Transport):
         except TypeError:
             pass
 
+    def _write_later(self, item: Any) -> None:
+        """A sendto() (item: (data, addr)) or close() (item: None) made while
+        the write queue could not be flushed, now that what was queued
+        before it is done (Seam._consumed)."""
+        if self._handle is None or self._closed:
+            return
+        if item is None:
+            self._close_now()
+            return
+        closing = self._closing  # a close() after it waits behind it
+        self._closing = False
+        try:
+            self.sendto(*item)
+        except ValueError as exc:  # an address the library refused
+            self._on_error_value(exc)
+        finally:
+            self._closing = closing
+
+    def _on_error_value(self, exc: BaseException) -> None:
+        try:
+            _run_in(self._context, self._protocol.error_received, exc)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as e:  # noqa: BLE001
+            self._fatal_error(e, "Fatal error: protocol.error_received() call failed.")
+
     def abort(self) -> None:
         if self._closed:
             return
@@ -1388,6 +1428,14 @@ class DatagramTransport(asyncio.DatagramTransport, asyncio.Transport):
         if self._closing:
             return
         self._closing = True
+        if self._handle is not None:
+            seam = self._seam
+            if seam.busy and any(tr is self for tr, _ in seam.later):
+                seam.later.append((self, None))  # behind its sends (sendto)
+                return
+            self._close_now()
+
+    def _close_now(self) -> None:
         if self._handle is not None:
             seam = self._seam
             if seam.wn:
