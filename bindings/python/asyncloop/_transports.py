@@ -529,7 +529,7 @@ class Transport(transports._FlowControlMixin):
         off = seam.woff
         end = off + n
         q = self._wq + n
-        if q <= _QUEUE_MAX and end <= _WRITE_ARENA and seam.wn < seam.wcap:
+        if q <= _QUEUE_MAX and end <= _WRITE_ARENA and seam.wn < seam.wcap and not seam.later:
             seam.warena[off:end] = data
             j = seam.wn
             ops = seam.ops
@@ -541,10 +541,17 @@ class Transport(transports._FlowControlMixin):
                 seam.wtrs.append(self)
             self._wq = q
             return
-        if seam.busy and seam.wcap:  # written by a callback of a flush: after it
+        if seam.busy and seam.wcap:
+            # Written by a callback inside a flush (or behind such a write):
+            # after what is queued, and after the writes waiting before it.
             seam.later.append((self, data))
             return
-        seam.flush()  # order: what is queued goes first
+        # Order: what is queued goes first, then what callbacks of that
+        # flush wrote (Seam.later, queued again when the flush is done).
+        for _ in range(16):
+            seam.flush()
+            if not seam.wn or seam.busy:
+                break
         loop = self._loop
         rc = loop._lib.aloop_transport_write(self._handle, data, len(data))
         if rc < 0:
