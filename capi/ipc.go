@@ -599,6 +599,17 @@ func aloop_datagram_get_write_buffer_size(h C.uintptr_t, out *C.size_t) (rc C.in
 	})
 }
 
+//export aloop_datagram_set_write_overhead
+func aloop_datagram_set_write_overhead(h C.uintptr_t, perDatagram C.size_t) (rc C.int) {
+	defer guard(&rc)
+	return datagramOp(h, func(do *datagramObj) C.int {
+		if perDatagram > 1<<16 {
+			return fail(C.ALOOP_EINVAL, "per_datagram is larger than 65536")
+		}
+		return failErrOrZero(do.t.SetWriteOverhead(int(perDatagram)))
+	})
+}
+
 //export aloop_datagram_set_write_buffer_limits
 func aloop_datagram_set_write_buffer_limits(h C.uintptr_t, high, low C.size_t) (rc C.int) {
 	defer guard(&rc)

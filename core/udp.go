@@ -81,11 +81,12 @@ type DatagramTransport struct {
 	address   unix.Sockaddr    // remote_addr: the default (and only) destination
 	connected bool             // connected socket: send() instead of sendto()
 
-	wq     []dgram
-	wqHead int
-	wsize  int
-	high   int
-	low    int
+	wq       []dgram
+	wqHead   int
+	wsize    int // bytes of wq, plus overhead for each of its datagrams
+	overhead int // SetWriteOverhead
+	high     int
+	low      int
 
 	protoPaused   bool
 	started       bool
@@ -744,7 +745,7 @@ func (t *DatagramTransport) SendTo(data []byte, addr unix.Sockaddr) error {
 	buf := make([]byte, len(data))
 	copy(buf, data)
 	t.wq = append(t.wq, dgram{buf, addr})
-	t.wsize += len(buf)
+	t.wsize += len(buf) + t.overhead
 	t.maybePauseProtocol()
 	return nil
 }
@@ -955,7 +956,7 @@ func (t *DatagramTransport) popFront() dgram {
 	d := t.wq[t.wqHead]
 	t.wq[t.wqHead] = dgram{}
 	t.wqHead++
-	t.wsize -= len(d.data)
+	t.wsize -= len(d.data) + t.overhead
 	if t.wqHead == len(t.wq) {
 		t.wq = t.wq[:0]
 		t.wqHead = 0
@@ -1012,8 +1013,30 @@ func (t *DatagramTransport) Abort() { t.forceClose(nil) }
 // happened).
 func (t *DatagramTransport) IsClosing() bool { return t.closing }
 
-// WriteBufferSize is the number of bytes of buffered, unsent datagrams.
+// WriteBufferSize is the number of bytes of buffered, unsent datagrams
+// (plus the overhead of each: SetWriteOverhead).
 func (t *DatagramTransport) WriteBufferSize() int { return t.wsize }
+
+// maxWriteOverhead bounds SetWriteOverhead.
+const maxWriteOverhead = 1 << 16
+
+// SetWriteOverhead makes each buffered datagram count n bytes more than its
+// own in WriteBufferSize and against the water marks (default 0). asyncio
+// on CPython 3.13 counts an 8-byte header per datagram it holds; a host
+// that mirrors it sets 8. The datagrams buffered now are counted again.
+func (t *DatagramTransport) SetWriteOverhead(n int) error {
+	if n < 0 || n > maxWriteOverhead {
+		return ErrInvalid
+	}
+	t.wsize += (n - t.overhead) * (len(t.wq) - t.wqHead)
+	t.overhead = n
+	t.maybePauseProtocol()
+	t.maybeResumeProtocol()
+	return nil
+}
+
+// WriteOverhead returns what SetWriteOverhead set.
+func (t *DatagramTransport) WriteOverhead() int { return t.overhead }
 
 // SetWriteBufferLimits sets the water marks, as Transport.SetWriteBufferLimits.
 func (t *DatagramTransport) SetWriteBufferLimits(high, low int) error {

@@ -390,6 +390,56 @@ func TestUnixDatagramEchoAndBuffering(t *testing.T) {
 	}
 }
 
+// SetWriteOverhead: each buffered datagram counts its bytes plus the
+// overhead, in WriteBufferSize and against the water marks; a change counts
+// the datagrams buffered then again; an empty datagram counts too.
+func TestDatagramWriteOverhead(t *testing.T) {
+	h := newHarness(t)
+	rpath := filepath.Join(t.TempDir(), "slow.sock")
+	rfd, _ := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	defer unix.Close(rfd)
+	if err := unix.Bind(rfd, &unix.SockaddrUnix{Name: rpath}); err != nil {
+		t.Fatal(err)
+	}
+	snd := &dgRec{h: h, name: "sender"}
+	sn := h.endpoint(snd, &DatagramOptions{Family: unix.AF_UNIX, Remote: &DatagramAddr{Host: rpath}})
+	if err := sn.SetWriteOverhead(-1); err != ErrInvalid {
+		t.Fatalf("SetWriteOverhead(-1): %v", err)
+	}
+	if err := sn.SetWriteOverhead(8); err != nil {
+		t.Fatal(err)
+	}
+	sn.SetWriteBufferLimits(1<<20, 0)
+	// Fill the receiver until the sender buffers.
+	for i := 0; i < 100000 && sn.WriteBufferSize() == 0; i++ {
+		sn.SendTo(make([]byte, 100), nil)
+	}
+	if sn.WriteBufferSize() != 108 {
+		t.Fatalf("one buffered 100-byte datagram counts %d, want 108", sn.WriteBufferSize())
+	}
+	sn.SendTo(nil, nil) // an empty datagram: its header
+	sn.SendTo(make([]byte, 50), nil)
+	if got := sn.WriteBufferSize(); got != 108+8+58 {
+		t.Fatalf("three buffered datagrams count %d, want %d", got, 108+8+58)
+	}
+	// The water mark compares that figure: high 170 < 174 pauses.
+	sn.SetWriteBufferLimits(170, 0)
+	if snd.pauses != 1 {
+		t.Fatalf("pauses %d above the high water mark, want 1", snd.pauses)
+	}
+	if err := sn.SetWriteOverhead(0); err != nil {
+		t.Fatal(err)
+	}
+	if got := sn.WriteBufferSize(); got != 150 {
+		t.Fatalf("without the overhead the three count %d, want 150", got)
+	}
+	sn.Abort()
+	if sn.WriteBufferSize() != 0 {
+		t.Fatalf("after Abort: %d", sn.WriteBufferSize())
+	}
+	h.runUntil("connection_lost", 5*time.Second, func() bool { return snd.losts == 1 })
+}
+
 func TestUnixDatagramAbortDropsBuffer(t *testing.T) {
 	h := newHarness(t)
 	name := abstractName()

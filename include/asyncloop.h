@@ -1375,9 +1375,17 @@ int aloop_datagram_set_protocol(aloop_datagram_t *dgram,
                                 void *userdata, aloop_free_cb free_cb);
 /* The userdata of the current protocol. */
 int aloop_datagram_get_protocol(aloop_datagram_t *dgram, void **out_userdata);
-/* Bytes of buffered, unsent datagrams. */
+/* Bytes of buffered, unsent datagrams (plus their overhead, below). */
 int aloop_datagram_get_write_buffer_size(aloop_datagram_t *dgram,
                                          size_t *out_size);
+/* Each buffered datagram counts `per_datagram` bytes more than its own, in
+ * aloop_datagram_get_write_buffer_size and against the water marks (default
+ * 0). asyncio on CPython 3.13 counts an 8-byte header per datagram it holds;
+ * a binding that mirrors it sets 8. The datagrams buffered now are counted
+ * again (pause_writing / resume_writing may run inside this call).
+ * ALOOP_EINVAL above 65536. */
+int aloop_datagram_set_write_overhead(aloop_datagram_t *dgram,
+                                      size_t per_datagram);
 /* As aloop_transport_set/get_write_buffer_limits. */
 int aloop_datagram_set_write_buffer_limits(aloop_datagram_t *dgram,
                                            size_t high, size_t low);

@@ -255,6 +255,7 @@ type abi struct {
 	datagramSetProtocol           func(dgram uintptr, protocol unsafe.Pointer, userdata uintptr, freeCb uintptr) int32
 	datagramGetProtocol           func(dgram uintptr, outUserdata *uintptr) int32
 	datagramGetWriteBufferSize    func(dgram uintptr, outSize *uintptr) int32
+	datagramSetWriteOverhead      func(dgram uintptr, perDatagram uintptr) int32
 	datagramSetWriteBufferLimits  func(dgram uintptr, high uintptr, low uintptr) int32
 	datagramGetWriteBufferLimits  func(dgram uintptr, outHigh *uintptr, outLow *uintptr) int32
 	datagramGetFd                 func(dgram uintptr) int32
@@ -428,6 +429,7 @@ func (a *abi) symbols() []abiSymbol {
 		{"aloop_datagram_set_protocol", &a.datagramSetProtocol},
 		{"aloop_datagram_get_protocol", &a.datagramGetProtocol},
 		{"aloop_datagram_get_write_buffer_size", &a.datagramGetWriteBufferSize},
+		{"aloop_datagram_set_write_overhead", &a.datagramSetWriteOverhead},
 		{"aloop_datagram_set_write_buffer_limits", &a.datagramSetWriteBufferLimits},
 		{"aloop_datagram_get_write_buffer_limits", &a.datagramGetWriteBufferLimits},
 		{"aloop_datagram_get_fd", &a.datagramGetFd},

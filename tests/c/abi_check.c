@@ -121,6 +121,7 @@ ALOOP_SAME_TYPE(aloop_datagram_is_closing, int(aloop_datagram_t *));
 ALOOP_SAME_TYPE(aloop_datagram_set_protocol, int(aloop_datagram_t *, const aloop_datagram_protocol_t *, void *, aloop_free_cb));
 ALOOP_SAME_TYPE(aloop_datagram_get_protocol, int(aloop_datagram_t *, void **));
 ALOOP_SAME_TYPE(aloop_datagram_get_write_buffer_size, int(aloop_datagram_t *, size_t *));
+ALOOP_SAME_TYPE(aloop_datagram_set_write_overhead, int(aloop_datagram_t *, size_t));
 ALOOP_SAME_TYPE(aloop_datagram_set_write_buffer_limits, int(aloop_datagram_t *, size_t, size_t));
 ALOOP_SAME_TYPE(aloop_datagram_get_write_buffer_limits, int(aloop_datagram_t *, size_t *, size_t *));
 ALOOP_SAME_TYPE(aloop_datagram_get_fd, int(aloop_datagram_t *));
@@ -286,6 +287,7 @@ ALOOP_SAME_TYPE(aloop_set_event_loop, int(aloop_loop_t *));
 #define aloop_datagram_set_protocol cgo_aloop_datagram_set_protocol
 #define aloop_datagram_get_protocol cgo_aloop_datagram_get_protocol
 #define aloop_datagram_get_write_buffer_size cgo_aloop_datagram_get_write_buffer_size
+#define aloop_datagram_set_write_overhead cgo_aloop_datagram_set_write_overhead
 #define aloop_datagram_set_write_buffer_limits cgo_aloop_datagram_set_write_buffer_limits
 #define aloop_datagram_get_write_buffer_limits cgo_aloop_datagram_get_write_buffer_limits
 #define aloop_datagram_get_fd cgo_aloop_datagram_get_fd
@@ -453,6 +455,7 @@ ALOOP_SAME_TYPE(aloop_set_event_loop, int(aloop_loop_t *));
 #undef aloop_datagram_set_protocol
 #undef aloop_datagram_get_protocol
 #undef aloop_datagram_get_write_buffer_size
+#undef aloop_datagram_set_write_overhead
 #undef aloop_datagram_set_write_buffer_limits
 #undef aloop_datagram_get_write_buffer_limits
 #undef aloop_datagram_get_fd
@@ -618,6 +621,7 @@ ALOOP_SAME_TYPE(cgo_aloop_datagram_is_closing, int(uintptr_t));
 ALOOP_SAME_TYPE(cgo_aloop_datagram_set_protocol, int(uintptr_t, aloop_datagram_protocol_t*, uintptr_t, uintptr_t));
 ALOOP_SAME_TYPE(cgo_aloop_datagram_get_protocol, int(uintptr_t, uintptr_t*));
 ALOOP_SAME_TYPE(cgo_aloop_datagram_get_write_buffer_size, int(uintptr_t, size_t*));
+ALOOP_SAME_TYPE(cgo_aloop_datagram_set_write_overhead, int(uintptr_t, size_t));
 ALOOP_SAME_TYPE(cgo_aloop_datagram_set_write_buffer_limits, int(uintptr_t, size_t, size_t));
 ALOOP_SAME_TYPE(cgo_aloop_datagram_get_write_buffer_limits, int(uintptr_t, size_t*, size_t*));
 ALOOP_SAME_TYPE(cgo_aloop_datagram_get_fd, int(uintptr_t));

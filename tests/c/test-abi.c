@@ -487,6 +487,7 @@ static void bad_datagram(aloop_datagram_t *d) {
   ASSERT_EQ(aloop_datagram_is_closing(d), EBADF_);
   ASSERT_EQ(aloop_datagram_get_write_buffer_size(d, &n), EBADF_);
   ASSERT_EQ(aloop_datagram_set_write_buffer_limits(d, 0, 0), EBADF_);
+  ASSERT_EQ(aloop_datagram_set_write_overhead(d, 8), EBADF_);
   ASSERT_EQ(aloop_datagram_get_write_buffer_limits(d, &hi, &lo), EBADF_);
   ASSERT_EQ(aloop_datagram_get_fd(d), EBADF_);
   ASSERT_EQ(aloop_datagram_get_sockname(d, host, sizeof host, &port), EBADF_);
@@ -1057,6 +1058,10 @@ TEST(huge_lengths) {
   /* write-buffer limits beyond what a buffer can hold */
   ASSERT_EQ(aloop_transport_set_write_buffer_limits(W.client, huge, 0), ALOOP_EINVAL);
   ASSERT_EQ(aloop_datagram_set_write_buffer_limits(W.dgram, huge, 0), ALOOP_EINVAL);
+  ASSERT_EQ(aloop_datagram_set_write_overhead(W.dgram, huge), ALOOP_EINVAL);
+  ASSERT_EQ(aloop_datagram_set_write_overhead(W.dgram, 65537), ALOOP_EINVAL);
+  OK(aloop_datagram_set_write_overhead(W.dgram, 8));
+  OK(aloop_datagram_set_write_overhead(W.dgram, 0));
   /* output buffers: the length is an upper bound */
   ASSERT_EQ(aloop_loop_run((aloop_loop_t *)(uintptr_t)0x99, ALOOP_RUN_NOWAIT), ALOOP_EBADF);
   ASSERT_CMP(aloop_last_error(buf, huge), >, 0);

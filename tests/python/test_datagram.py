@@ -405,11 +405,6 @@ def test_write_buffer_size_counts_what_asyncio_counts(loop, request):
     what the running Python's asyncio reports: per datagram not yet sent,
     its bytes plus _HEADER; and the protocol is paused above the high water
     mark by that figure."""
-    if "asyncloop" in request.node.name and _HEADER:
-        request.applymarker(pytest.mark.xfail(
-            strict=True, reason="the library's datagram buffer counts bytes only: the "
-            "header of the datagrams it holds needs a per-datagram size in core/udp.go"))
-
     class P(Collector):
         paused_at = None
 

@@ -106,6 +106,7 @@
   X(aloop_datagram_set_protocol) \
   X(aloop_datagram_get_protocol) \
   X(aloop_datagram_get_write_buffer_size) \
+  X(aloop_datagram_set_write_overhead) \
   X(aloop_datagram_set_write_buffer_limits) \
   X(aloop_datagram_get_write_buffer_limits) \
   X(aloop_datagram_get_fd) \

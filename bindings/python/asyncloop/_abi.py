@@ -517,6 +517,7 @@ SIGNATURES = {
     'aloop_datagram_set_protocol': (c_int, [c_void_p, POINTER(aloop_datagram_protocol_t), c_void_p, aloop_free_cb], False),
     'aloop_datagram_get_protocol': (c_int, [c_void_p, POINTER(c_void_p)], False),
     'aloop_datagram_get_write_buffer_size': (c_int, [c_void_p, POINTER(c_size_t)], False),
+    'aloop_datagram_set_write_overhead': (c_int, [c_void_p, c_size_t], False),
     'aloop_datagram_set_write_buffer_limits': (c_int, [c_void_p, c_size_t, c_size_t], False),
     'aloop_datagram_get_write_buffer_limits': (c_int, [c_void_p, POINTER(c_size_t), POINTER(c_size_t)], False),
     'aloop_datagram_get_fd': (c_int, [c_void_p], False),

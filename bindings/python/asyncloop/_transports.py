@@ -1170,6 +1170,9 @@ class DatagramTransport(asyncio.DatagramTransport, asyncio.Transport):
         self._handle = handle
         loop = self._loop
         loop._transports[handle] = self  # type: ignore[assignment]
+        if _DGRAM_HEADER:
+            # The datagrams the library holds count as asyncio counts them.
+            loop._lib.aloop_datagram_set_write_overhead(handle, _DGRAM_HEADER)
         sock = self._owned_sock
         if sock is None:
             sock = _borrowed_socket(loop._lib.aloop_datagram_get_fd(handle))
