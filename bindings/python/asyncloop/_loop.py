@@ -69,10 +69,6 @@ _iscoroutinefunction = getattr(coroutines, "_iscoroutinefunction", None) or coro
 #: _POLL_EVERY loop iterations and every _POLL_INTERVAL seconds.
 _POLL_EVERY = 16
 _POLL_INTERVAL = 0.001
-#: sock_recv / sock_recv_into calls between two polls before one yields to
-#: the loop first: a task whose peer always has the next request ready
-#: never waits, so it would starve every other socket until the loop polls.
-_SOCK_RUN = 16
 
 
 def _sighandler_noop(signum: int, frame: Any) -> None:
@@ -305,7 +301,6 @@ class EventLoop(asyncio.BaseEventLoop):
         self._wake_sent = False
         self._poll_skip = 0
         self._poll_deadline = 0.0
-        self._sock_run = 0  # sock_recv calls since the last poll
         self._pending_exc: Optional[BaseException] = None
         self._transports: Dict[int, Transport] = {}
         self._servers: Dict[int, Server] = {}
@@ -405,7 +400,6 @@ class EventLoop(asyncio.BaseEventLoop):
                 self._polling = False
             self._poll_skip = _POLL_EVERY
             self._poll_deadline = _monotonic() + _POLL_INTERVAL
-        self._sock_run = 0
         if self._pending_exc is not None:
             self._raise_pending()
         if rc < 0:
@@ -1957,13 +1951,16 @@ class EventLoop(asyncio.BaseEventLoop):
         _check_ssl_socket(sock)
         if self._debug and sock.gettimeout() != 0:
             raise ValueError("the socket must be non-blocking")
-        if self._sock_run >= _SOCK_RUN:
-            # Fairness: let the loop poll (and run what is ready) first.
-            # Before the read, so that a cancellation loses no data.
-            self._sock_run = 0
-            self._poll_skip = 0
-            await _sleep0(0)
-        self._sock_run += 1
+        # Yield to the loop once, and make its next iteration poll, before
+        # the read (as uvloop's sock_recv waits for the loop to report the
+        # socket readable): every socket gets its turn (asyncio's never
+        # yields while data is ready, so a task whose peer always has the
+        # next request ready starves the others), and the peer's next
+        # request has usually arrived by then, so the read finds it instead
+        # of paying for a wait. Before the read: a cancellation there loses
+        # no data.
+        self._poll_skip = 0
+        await _sleep0(0)
         try:
             return read(arg)
         except (BlockingIOError, InterruptedError):
