@@ -78,13 +78,19 @@ const minQueuedRead = 4096
 // queuedReadBudget: a Poll starts no more reads once it has put this much
 // in the arena. The host copies the bytes out of the arena after the Poll;
 // while one Poll's reads stay near the size of a core's cache, they are
-// still in the cache when it does. Measured (Python echo server, 10
-// connections, 100 KB messages, bench/cpu_per_request.sh): 35.8k requests/s
-// with only the arena's 1 MiB as the limit, 45.2k with 128 KiB, 44.3k with
-// 192 KiB, 43.3k with 256 KiB, 39.2k with 64 KiB (one read a Poll); 1 KiB
-// and 16 KiB messages do not reach it. The transports it holds back are
+// still in the cache when it does. Measured (Python echo servers, 10
+// connections, bench/cpu_per_request.sh, 5 runs, requests/s):
+//
+//	budget       100 KB echo   64 KiB TLS echo   16 KiB echo
+//	128 KiB      45.8k         10.9k             143.6k
+//	256 KiB      46.6k/46.1k   11.8k/11.6k       141.7k
+//	512 KiB      40.4k         12.1k
+//	1 MiB arena  37.5k/38.5k   12.2k/12.0k       141.2k
+//
+// 256 KiB keeps the 100 KB gain and loses 4% on TLS (whose p99 is lower
+// with it: 1.10 ms against 1.40-1.48 ms). The transports it holds back are
 // read first by the next Poll (held).
-const queuedReadBudget = 128 * 1024
+const queuedReadBudget = 256 * 1024
 
 // heldReader is a transport a Poll held back (arena, array or budget): the
 // next Poll reads it before it waits, so a few busy transports cannot keep

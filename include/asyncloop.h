@@ -675,7 +675,7 @@ typedef enum aloop_tls_verify_e {
  * 4 KiB free (it stays readable), and a record that does not fit is kept in
  * order and delivered first by the next poll, which then does not wait.
  * One poll reads each transport at most once and starts no read once it has
- * put 128 KiB in the arena (the host copies the bytes out while they are
+ * put 256 KiB in the arena (the host copies the bytes out while they are
  * still in the cache); the transports it held back are read first by the
  * next poll, so every ready transport gets its turn.
  * Layout: 40 bytes, little- or big-endian as the platform. */
