@@ -3,8 +3,6 @@ package core
 import (
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // A queued watcher left on a closed fd number (its removal not flushed yet:
@@ -15,15 +13,7 @@ import (
 func TestServerOnStaleWatcherFd(t *testing.T) {
 	h := newHarness(t)
 	l := h.l
-	var p [2]int
-	if err := unix.Pipe2(p[:], unix.O_NONBLOCK|unix.O_CLOEXEC); err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(p[1])
-	if err := l.AddReaderQueued(p[0], 1); err != nil {
-		t.Fatal(err)
-	}
-	unix.Close(p[0])
+	p := staleQueuedWatcher(h)
 	accepted := 0
 	s, port := h.serve(func() Protocol { accepted++; return BaseProtocol{} })
 	if fd := s.listeners[0].fd; fd != p[0] {

@@ -338,14 +338,7 @@ func TestUnixDatagramEchoAndBuffering(t *testing.T) {
 	// Buffering: a receiver that does not read fills up; the sender
 	// buffers, pauses the protocol, and delivers everything in order once
 	// the receiver drains.
-	rpath := filepath.Join(dir, "slow.sock")
-	rfd, _ := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	defer unix.Close(rfd)
-	if err := unix.Bind(rfd, &unix.SockaddrUnix{Name: rpath}); err != nil {
-		t.Fatal(err)
-	}
-	snd := &dgRec{h: h, name: "sender"}
-	sn := h.endpoint(snd, &DatagramOptions{Family: unix.AF_UNIX, Remote: &DatagramAddr{Host: rpath}})
+	rfd, snd, sn := slowUnixReceiver(h, dir)
 	sn.SetWriteBufferLimits(8192, 1024)
 	const n = 2000
 	for i := 0; i < n; i++ {
@@ -395,14 +388,7 @@ func TestUnixDatagramEchoAndBuffering(t *testing.T) {
 // the datagrams buffered then again; an empty datagram counts too.
 func TestDatagramWriteOverhead(t *testing.T) {
 	h := newHarness(t)
-	rpath := filepath.Join(t.TempDir(), "slow.sock")
-	rfd, _ := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	defer unix.Close(rfd)
-	if err := unix.Bind(rfd, &unix.SockaddrUnix{Name: rpath}); err != nil {
-		t.Fatal(err)
-	}
-	snd := &dgRec{h: h, name: "sender"}
-	sn := h.endpoint(snd, &DatagramOptions{Family: unix.AF_UNIX, Remote: &DatagramAddr{Host: rpath}})
+	_, snd, sn := slowUnixReceiver(h, t.TempDir())
 	if err := sn.SetWriteOverhead(-1); err != ErrInvalid {
 		t.Fatalf("SetWriteOverhead(-1): %v", err)
 	}
@@ -695,4 +681,21 @@ func TestUDPSendQueuedBatch(t *testing.T) {
 	}
 	h.closeDatagram(ct, cli)
 	h.closeDatagram(st, srv)
+}
+
+// slowUnixReceiver binds a Unix datagram socket in dir that nobody reads
+// (closed at the end of the test) and connects a sender endpoint to it.
+func slowUnixReceiver(h *harness, dir string) (int, *dgRec, *DatagramTransport) {
+	h.t.Helper()
+	rpath := filepath.Join(dir, "slow.sock")
+	rfd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.t.Cleanup(func() { unix.Close(rfd) })
+	if err := unix.Bind(rfd, &unix.SockaddrUnix{Name: rpath}); err != nil {
+		h.t.Fatal(err)
+	}
+	snd := &dgRec{h: h, name: "sender"}
+	return rfd, snd, h.endpoint(snd, &DatagramOptions{Family: unix.AF_UNIX, Remote: &DatagramAddr{Host: rpath}})
 }

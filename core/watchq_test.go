@@ -156,15 +156,7 @@ func TestReaddQueuedClosedFd(t *testing.T) {
 func TestClaimEntryDropsStaleWatcher(t *testing.T) {
 	h := newHarness(t)
 	l := h.l
-	var p [2]int
-	if err := unix.Pipe2(p[:], unix.O_NONBLOCK|unix.O_CLOEXEC); err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(p[1])
-	if err := l.AddReaderQueued(p[0], 1); err != nil {
-		t.Fatal(err)
-	}
-	unix.Close(p[0])
+	p := staleQueuedWatcher(h)
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -185,4 +177,22 @@ func TestClaimEntryDropsStaleWatcher(t *testing.T) {
 	l.forget(tr.e)
 	l.objects--
 	unix.Close(fds[0])
+}
+
+// staleQueuedWatcher leaves a queued reader on a closed fd number (its
+// removal not flushed: no Poll since) and returns the pipe's two numbers:
+// p[0] is the closed one, free for the next socket; p[1] is closed at the
+// end of the test.
+func staleQueuedWatcher(h *harness) [2]int {
+	h.t.Helper()
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_NONBLOCK|unix.O_CLOEXEC); err != nil {
+		h.t.Fatal(err)
+	}
+	h.t.Cleanup(func() { unix.Close(p[1]) })
+	if err := h.l.AddReaderQueued(p[0], 1); err != nil {
+		h.t.Fatal(err)
+	}
+	unix.Close(p[0])
+	return p
 }

@@ -664,11 +664,15 @@ def test_anyio_task_groups(loop):
     run(loop, main)
 
 
+async def _anyio_echo(stream):
+    """An anyio stream echo handler."""
+    async with stream:
+        async for chunk in stream:
+            await stream.send(chunk)
+
+
 def test_anyio_tcp(loop):
-    async def handle(stream):
-        async with stream:
-            async for chunk in stream:
-                await stream.send(chunk)
+    handle = _anyio_echo
 
     async def main():
         listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
@@ -779,10 +783,7 @@ def test_anyio_more_sockets(loop, tmp_path):
 def test_anyio_tls(loop, server_ctx, client_ctx):
     from anyio.streams.tls import TLSListener
 
-    async def echo(stream):
-        async with stream:
-            async for chunk in stream:
-                await stream.send(chunk)
+    echo = _anyio_echo
 
     async def main():
         tcp = await anyio.create_tcp_listener(local_host="127.0.0.1")
