@@ -1128,8 +1128,7 @@ class EventLoop(asyncio.BaseEventLoop):
         opts = _b.aloop_connect_options_t()
         opts.size = sizeof(_b.aloop_connect_options_t)
         opts.has_sock = 1
-        self._seam.flush()  # queued watcher removals first: the fd number may be theirs
-        opts.sock = dup_fd = os.dup(sock.fileno())
+        opts.sock = dup_fd = self._dup(sock.fileno())
         lib = self._lib
         handle = self._handle
 
@@ -1218,8 +1217,7 @@ class EventLoop(asyncio.BaseEventLoop):
                             sock: socket.socket, **ssl_args: Any) -> tuple:
         lib, handle = self._lib, self._handle
         self._check_closed()
-        self._seam.flush()  # queued watcher removals first: the fd number may be theirs
-        fd = os.dup(sock.fileno())
+        fd = self._dup(sock.fileno())
 
         def start(key: int, ref: Any, out: Any) -> int:
             rc = lib.aloop_connect_accepted_socket(handle, fd, ref, key, _t.free_cb, out)
@@ -1246,8 +1244,7 @@ class EventLoop(asyncio.BaseEventLoop):
         lib, handle = self._lib, self._handle
         # The library owns (and closes) a duplicate; the file object is
         # closed when the connection is lost, as asyncio does.
-        self._seam.flush()  # queued watcher removals first: the fd number may be theirs
-        fd = os.dup(self._fileno(pipe))
+        fd = self._dup(self._fileno(pipe))
         fn = lib.aloop_connect_read_pipe if read else lib.aloop_connect_write_pipe
 
         def start(key: int, ref: Any, out: Any) -> int:
@@ -1335,8 +1332,7 @@ class EventLoop(asyncio.BaseEventLoop):
             if sock.type != socket.SOCK_STREAM:
                 raise ValueError(f"A Stream Socket was expected, got {sock!r}")
             opts.has_sock = 1
-            self._seam.flush()  # queued watcher removals first: the fd number may be theirs
-            opts.sock = dup_fd = os.dup(sock.fileno())
+            opts.sock = dup_fd = self._dup(sock.fileno())
         lib, handle = self._lib, self._handle
 
         def start(key: int, out: Any) -> int:
@@ -1540,8 +1536,7 @@ class EventLoop(asyncio.BaseEventLoop):
             sock.setblocking(False)
             family = sock.family
             opts.has_sock = 1
-            self._seam.flush()  # queued watcher removals first: the fd number may be theirs
-            opts.sock = dup_fd = os.dup(sock.fileno())
+            opts.sock = dup_fd = self._dup(sock.fileno())
         elif family == socket.AF_UNIX:
             for addr in (local_addr, remote_addr):
                 if addr is not None and not isinstance(addr, (str, bytes, os.PathLike)):
@@ -1836,6 +1831,12 @@ class EventLoop(asyncio.BaseEventLoop):
         except (AttributeError, TypeError, ValueError):
             raise ValueError(f"Invalid file object: {fd!r}") from None
 
+    def _dup(self, fileno: int) -> int:
+        """A duplicate of fileno for the library to own. The queued watcher
+        removals go first: the duplicate's number may be one of theirs."""
+        self._seam.flush()
+        return os.dup(fileno)
+
     # The library's watchers are queued ones (aloop_add_reader_queued):
     # readiness comes as records of the poll (Seam._watch_ready), not as
     # callbacks. While the loop runs (outside debug mode) a removal is a
@@ -1965,15 +1966,7 @@ class EventLoop(asyncio.BaseEventLoop):
             return read(arg)
         except (BlockingIOError, InterruptedError):
             pass
-        fut = self.create_future()
-        fd = sock.fileno()
-        self._ensure_fd_no_transport(fd)
-        handle = self._add_reader(fd, on_ready, fut, sock, arg)
-        try:
-            return await fut
-        finally:
-            if not handle._cancelled:
-                self.remove_reader(fd)
+        return await self._sock_wait(sock, False, on_ready, sock, arg)
 
     async def sock_sendall(self, sock: socket.socket, data: Any) -> None:
         """Send all of data (asyncio's sock_sendall)."""
@@ -1986,15 +1979,22 @@ class EventLoop(asyncio.BaseEventLoop):
             n = 0
         if n == len(data):
             return
+        return await self._sock_wait(sock, True, self._sock_sendall, sock, memoryview(data), [n])
+
+    async def _sock_wait(self, sock: socket.socket, writer: bool,
+                         callback: Callable[..., Any], *args: Any) -> Any:
+        """Waits for a future that callback(fut, *args), sock's reader (or
+        writer), completes; the watcher is removed when the wait ends, if it
+        is still this wait's."""
         fut = self.create_future()
         fd = sock.fileno()
         self._ensure_fd_no_transport(fd)
-        handle = self._add_writer(fd, self._sock_sendall, fut, sock, memoryview(data), [n])
+        handle = (self._add_writer if writer else self._add_reader)(fd, callback, fut, *args)
         try:
             return await fut
         finally:
             if not handle._cancelled:
-                self.remove_writer(fd)
+                (self.remove_writer if writer else self.remove_reader)(fd)
 
 
 # The other sock_* coroutines of asyncio's selector loop (and the watcher

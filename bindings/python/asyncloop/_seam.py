@@ -297,37 +297,22 @@ class Seam:
                 ops[i] = 0  # a write to no transport: its bytes are skipped
         self.later = [(tr, d) for tr, d in self.later if tr._handle != handle]
 
-    def queue_op(self, tr: Any, op: int) -> None:
-        """Queues close / write_eof behind the transport's queued writes."""
+    def queue_op(self, tr: Any, op: int, call: Any) -> int:
+        """Queues an operation without bytes (close / write_eof) behind the
+        transport's queued writes or datagrams. When the queue has no room
+        even after a flush (debug mode, or inside a flush) it is performed
+        now, by call(handle): returns that call's result (0 when queued)."""
         j = self.wn
         if j >= self.wcap:
             self.flush()
             j = self.wn
-            if j >= self.wcap:  # debug mode, or inside a flush
-                lib = self._lib
-                fn = lib.aloop_transport_close if op == OP_CLOSE else lib.aloop_transport_write_eof
-                rc = fn(tr._handle)
-                if rc == _b.ALOOP_ENOTLOOPTHREAD:  # type: ignore[attr-defined]
-                    raise make_error(rc)
-                return
+            if j >= self.wcap:
+                return call(tr._handle)
         ops = self.ops
         ops[2 * j] = tr._handle
         ops[2 * j + 1] = op
         self.wn = j + 1
-
-    def queue_dgram_close(self, tr: Any) -> None:
-        """Queues a datagram endpoint's close behind its queued sends."""
-        j = self.wn
-        if j >= self.wcap:
-            self.flush()
-            j = self.wn
-            if j >= self.wcap:  # debug mode, or inside a flush
-                self._lib.aloop_datagram_close(tr._handle)
-                return
-        ops = self.ops
-        ops[2 * j] = tr._handle
-        ops[2 * j + 1] = OP_CLOSE
-        self.wn = j + 1
+        return 0
 
     def queue_watch(self, key: int, op: int) -> bool:
         """Queues an fd watcher operation (key: 2 * fd + writer); False

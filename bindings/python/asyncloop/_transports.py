@@ -467,7 +467,7 @@ class Transport(transports._FlowControlMixin):
                 loop._poll_skip = 0  # the library closes the socket at the next poll
                 loop.call_soon(self._on_connection_lost, 0)
                 return
-        self._seam.queue_op(self, _seam.OP_CLOSE)  # after the queued writes
+        self._queue_op(_seam.OP_CLOSE, self._loop._lib.aloop_transport_close)
 
     def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
         self._buffered = isinstance(protocol, asyncio.BufferedProtocol)
@@ -583,7 +583,13 @@ class Transport(transports._FlowControlMixin):
             return
         self._eof = True
         if self._handle is not None:
-            self._seam.queue_op(self, _seam.OP_EOF)  # after the queued writes
+            self._queue_op(_seam.OP_EOF, self._loop._lib.aloop_transport_write_eof)
+
+    def _queue_op(self, op: int, call: Any) -> None:
+        """close / write_eof after the queued writes (Seam.queue_op)."""
+        rc = self._seam.queue_op(self, op, call)
+        if rc == _b.ALOOP_ENOTLOOPTHREAD:  # type: ignore[attr-defined]
+            raise make_error(rc)  # debug mode: a call from another thread
 
     def can_write_eof(self) -> bool:
         if self._handle is None or self._closed:
@@ -1311,11 +1317,7 @@ class DatagramTransport(asyncio.DatagramTransport, asyncio.Transport):
         if self._lost_exc is None:
             self._lost_exc = exc
         self._closing = True
-        if self._handle is not None:
-            self._seam.settle(self._handle)
-            self._wq = 0
-            self._loop._lib.aloop_datagram_abort(self._handle)
-            self._loop._poll_skip = 0
+        self._abort_now()
 
     # -- asyncio.DatagramTransport ---------------------------------------------
 
@@ -1428,6 +1430,11 @@ class DatagramTransport(asyncio.DatagramTransport, asyncio.Transport):
         if self._closed:
             return
         self._closing = True
+        self._abort_now()
+
+    def _abort_now(self) -> None:
+        """abort() and fatal errors: what is queued goes first (Seam.settle),
+        the library drops what the socket has not taken."""
         if self._handle is not None:
             self._seam.settle(self._handle)
             self._wq = 0
@@ -1451,7 +1458,7 @@ class DatagramTransport(asyncio.DatagramTransport, asyncio.Transport):
             if seam.wn:
                 # After the queued datagrams: as an operation behind them
                 # (or at once when the queue is full or not in use).
-                seam.queue_dgram_close(self)
+                seam.queue_op(self, _seam.OP_CLOSE, self._loop._lib.aloop_datagram_close)
             else:
                 self._loop._lib.aloop_datagram_close(self._handle)
             self._loop._poll_skip = 0
