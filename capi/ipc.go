@@ -603,7 +603,7 @@ func aloop_datagram_get_write_buffer_size(h C.uintptr_t, out *C.size_t) (rc C.in
 func aloop_datagram_set_write_overhead(h C.uintptr_t, perDatagram C.size_t) (rc C.int) {
 	defer guard(&rc)
 	return datagramOp(h, func(do *datagramObj) C.int {
-		if perDatagram > 1<<16 {
+		if perDatagram > core.MaxWriteOverhead {
 			return fail(C.ALOOP_EINVAL, "per_datagram is larger than 65536")
 		}
 		return failErrOrZero(do.t.SetWriteOverhead(int(perDatagram)))

@@ -73,13 +73,7 @@ func (l *Loop) update(e *fdEntry) error {
 			e.registered = want
 		}
 	default:
-		err = l.poller.Mod(e.fd, want)
-		if err == unix.ENOENT {
-			// The file registered was closed (the kernel dropped it) and
-			// the number now names another one: a queued watcher whose
-			// removal the host has not flushed yet.
-			err = l.poller.Add(e.fd, want)
-		}
+		err = l.modOrAdd(e.fd, want)
 		if err == nil {
 			e.registered = want
 		}
@@ -173,6 +167,34 @@ func (l *Loop) AddWriter(fd int, fn func(), release func()) error {
 	return l.addWatcher(fd, true, fn, release, nil, 0)
 }
 
+// modOrAdd changes fd's registration to want; when the file registered
+// was closed (the kernel dropped it) and the number now names another one
+// (a queued watcher whose removal the host has not flushed yet), it
+// registers the new file.
+func (l *Loop) modOrAdd(fd int, want uint32) error {
+	err := l.poller.Mod(fd, want)
+	if err == unix.ENOENT {
+		err = l.poller.Add(fd, want)
+	}
+	return err
+}
+
+// addOp names the operation of adding a reader or writer (errors).
+func addOp(write bool) string {
+	if write {
+		return "add_writer"
+	}
+	return "add_reader"
+}
+
+// watchKind is the record of a queued reader (EventReadable) or writer.
+func watchKind(write bool) EventKind {
+	if write {
+		return EventWritable
+	}
+	return EventReadable
+}
+
 func dir(write bool) int {
 	if write {
 		return 1
@@ -181,10 +203,7 @@ func dir(write bool) int {
 }
 
 func (l *Loop) addWatcher(fd int, write bool, fn func(), release func(), fnQueued func(), qud uint64) error {
-	op := "add_reader"
-	if write {
-		op = "add_writer"
-	}
+	op := addOp(write)
 	e, err := l.checkWatchFd(fd, op)
 	if err != nil {
 		return err
@@ -272,10 +291,7 @@ func (l *Loop) AddWriterQueued(fd int, userdata uint64) error {
 }
 
 func (l *Loop) addQueued(fd int, write bool, userdata uint64) error {
-	kind := EventReadable
-	if write {
-		kind = EventWritable
-	}
+	kind := watchKind(write)
 	return l.addWatcher(fd, write, nil, nil, func() {
 		if q := l.evq; q != nil && q.open {
 			q.push(Event{Kind: kind, Transport: uint64(fd), Userdata: userdata}, nil)
@@ -302,12 +318,8 @@ func (l *Loop) ReaddQueued(fd int, write bool) {
 		ud = e.qud[w]
 		l.removeWatcher(fd, write)
 	}
-	kind := EventReadable
-	if write {
-		kind = EventWritable
-	}
 	if q := l.evq; q != nil && q.open {
-		ev := Event{Kind: kind, Transport: uint64(fd), Userdata: ud, Err: -int32(unix.EIO)}
+		ev := Event{Kind: watchKind(write), Transport: uint64(fd), Userdata: ud, Err: -int32(unix.EIO)}
 		if q.ErrorCode != nil {
 			ev.Err = q.ErrorCode(err)
 		}
@@ -318,10 +330,7 @@ func (l *Loop) ReaddQueued(fd int, write bool) {
 }
 
 func (l *Loop) readdQueued(fd int, write bool) (*fdEntry, error) {
-	op := "add_reader"
-	if write {
-		op = "add_writer"
-	}
+	op := addOp(write)
 	e, err := l.checkWatchFd(fd, op)
 	if err != nil {
 		return e, err
@@ -332,11 +341,7 @@ func (l *Loop) readdQueued(fd int, write bool) (*fdEntry, error) {
 	}
 	// Registered: is it still this fd's file?
 	if e.registered != 0 {
-		err := l.poller.Mod(fd, e.registered)
-		if err == unix.ENOENT {
-			err = l.poller.Add(fd, e.registered)
-		}
-		if err != nil {
+		if err := l.modOrAdd(fd, e.registered); err != nil {
 			return e, &OpError{Op: op, Err: err}
 		}
 	}

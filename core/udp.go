@@ -911,12 +911,8 @@ func (t *DatagramTransport) queuedDest(raw []byte) unix.Sockaddr {
 	var rsa unix.RawSockaddrAny
 	copy(unsafe.Slice((*byte)(unsafe.Pointer(&rsa)), unix.SizeofSockaddrAny), raw)
 	switch rsa.Addr.Family {
-	case unix.AF_INET:
-		if n < unix.SizeofSockaddrInet4 {
-			return nil
-		}
-	case unix.AF_INET6:
-		if n < unix.SizeofSockaddrInet6 {
+	case unix.AF_INET, unix.AF_INET6:
+		if !rawIPOf(raw, int(rsa.Addr.Family)) {
 			return nil
 		}
 	case unix.AF_UNIX:
@@ -1017,15 +1013,15 @@ func (t *DatagramTransport) IsClosing() bool { return t.closing }
 // (plus the overhead of each: SetWriteOverhead).
 func (t *DatagramTransport) WriteBufferSize() int { return t.wsize }
 
-// maxWriteOverhead bounds SetWriteOverhead.
-const maxWriteOverhead = 1 << 16
+// MaxWriteOverhead bounds SetWriteOverhead.
+const MaxWriteOverhead = 1 << 16
 
 // SetWriteOverhead makes each buffered datagram count n bytes more than its
 // own in WriteBufferSize and against the water marks (default 0). asyncio
 // on CPython 3.13 counts an 8-byte header per datagram it holds; a host
 // that mirrors it sets 8. The datagrams buffered now are counted again.
 func (t *DatagramTransport) SetWriteOverhead(n int) error {
-	if n < 0 || n > maxWriteOverhead {
+	if n < 0 || n > MaxWriteOverhead {
 		return ErrInvalid
 	}
 	t.wsize += (n - t.overhead) * (len(t.wq) - t.wqHead)
@@ -1034,9 +1030,6 @@ func (t *DatagramTransport) SetWriteOverhead(n int) error {
 	t.maybeResumeProtocol()
 	return nil
 }
-
-// WriteOverhead returns what SetWriteOverhead set.
-func (t *DatagramTransport) WriteOverhead() int { return t.overhead }
 
 // SetWriteBufferLimits sets the water marks, as Transport.SetWriteBufferLimits.
 func (t *DatagramTransport) SetWriteBufferLimits(high, low int) error {
