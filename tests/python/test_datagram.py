@@ -38,6 +38,16 @@ class Collector(asyncio.DatagramProtocol):
             self.lost.set_result(exc)
 
 
+async def _receiver_and_sender(loop):
+    """A receiving endpoint that never finishes collecting, its address,
+    and a sending endpoint, both on 127.0.0.1."""
+    rx, prx = await loop.create_datagram_endpoint(lambda: Collector(loop, 10**9),
+                                                  local_addr=("127.0.0.1", 0))
+    tx, ptx = await loop.create_datagram_endpoint(lambda: Collector(loop),
+                                                  local_addr=("127.0.0.1", 0))
+    return rx, prx, rx.get_extra_info("sockname"), tx, ptx
+
+
 class EchoDatagram(asyncio.DatagramProtocol):
     def connection_made(self, tr):
         self.tr = tr
@@ -219,11 +229,7 @@ def test_udp_sendto_order_close_flushes(loop):
     import sys
 
     async def main():
-        rx, prx = await loop.create_datagram_endpoint(lambda: Collector(loop, 10**9),
-                                                      local_addr=("127.0.0.1", 0))
-        dst = rx.get_extra_info("sockname")
-        tx, ptx = await loop.create_datagram_endpoint(lambda: Collector(loop),
-                                                      local_addr=("127.0.0.1", 0))
+        rx, prx, dst, tx, ptx = await _receiver_and_sender(loop)
         dst_v6mapped = ("::ffff:127.0.0.1", dst[1])  # another key, same peer
         want = []
         for i in range(200):
@@ -302,11 +308,7 @@ def test_udp_queued_write_buffer_size_and_abort(aloop):
     loop = aloop
 
     async def main():
-        rx, prx = await loop.create_datagram_endpoint(lambda: Collector(loop, 10**9),
-                                                      local_addr=("127.0.0.1", 0))
-        dst = rx.get_extra_info("sockname")
-        tx, ptx = await loop.create_datagram_endpoint(lambda: Collector(loop),
-                                                      local_addr=("127.0.0.1", 0))
+        rx, prx, dst, tx, ptx = await _receiver_and_sender(loop)
         tx.sendto(b"first", dst)  # a new address: sent at once
         assert tx.get_write_buffer_size() == 0
         tx.sendto(b"12345", dst)  # known: queued
