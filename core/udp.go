@@ -93,6 +93,10 @@ type DatagramTransport struct {
 	closing       bool
 	lostScheduled bool
 	lost          bool
+	// connLost: asyncio's _conn_lost of a datagram transport: set by a
+	// Close that found nothing buffered and by Abort (and fatal errors);
+	// a connected endpoint takes no send after it (takesSends).
+	connLost bool
 
 	// The sender address of the last datagram, reused while it repeats.
 	rsa     unix.RawSockaddrAny
@@ -701,13 +705,29 @@ func (t *DatagramTransport) sendNow(d dgram) unix.Errno {
 	return rawSendto(t.fd, d.data, &rsa, n)
 }
 
+// takesSends reports whether a send is performed now: until
+// connection_lost for an endpoint without a remote address; for a connected
+// one, until Close found nothing buffered, or Abort (asyncio's _conn_lost).
+func (t *DatagramTransport) takesSends() bool {
+	if t.lost || t.fd < 0 {
+		return false
+	}
+	return t.address == nil || !t.connLost
+}
+
 // SendTo sends one datagram to addr (nil: the remote address given at
 // creation). It never blocks: when the socket would block, the datagram is
 // copied into the write buffer and sent in order as the socket drains. A
 // send error is reported to ErrorReceived (asyncio); an invalid argument is
 // returned. Empty datagrams are sent (as Python >= 3.12 does).
+//
+// After Close (or Abort) the socket stays open until connection_lost, and
+// as asyncio's datagram transport does, an endpoint without a remote
+// address still sends until then; a connected one stops taking sends
+// (ErrClosed) unless Close found datagrams still buffered, which go out
+// first, followed by the sends made meanwhile (takesSends).
 func (t *DatagramTransport) SendTo(data []byte, addr unix.Sockaddr) error {
-	if t.closing || t.lost {
+	if !t.takesSends() {
 		return ErrClosed
 	}
 	if t.address != nil {
@@ -734,6 +754,12 @@ func (t *DatagramTransport) SendTo(data []byte, addr unix.Sockaddr) error {
 		case 0:
 			return nil
 		case unix.EAGAIN, unix.EINTR:
+			if t.lostScheduled {
+				// The socket closes before it could drain: said, not
+				// buffered and dropped with it.
+				t.errorReceived(&OpError{Op: "sendto", Err: unix.EAGAIN})
+				return nil
+			}
 			t.e.writer = t.onWritable
 			t.loop.update(t.e)
 		default:
@@ -779,7 +805,7 @@ func SplitQueuedSend(b []byte) (raw, data []byte, ok bool) {
 // that fails after it was buffered; nothing is dropped silently. On a
 // closed endpoint it does nothing (connection_lost said why).
 func (t *DatagramTransport) SendQueued(b []byte) {
-	if t.closing || t.lost {
+	if !t.takesSends() {
 		return
 	}
 	raw, data, ok := SplitQueuedSend(b)
@@ -836,7 +862,7 @@ type mmsgScratch struct {
 // follows.
 func (t *DatagramTransport) SendQueuedBatch(frames [][]byte) {
 	for i := 0; i < len(frames); {
-		if t.closing || t.lost {
+		if !t.takesSends() {
 			return
 		}
 		run := 0
@@ -998,6 +1024,7 @@ func (t *DatagramTransport) Close() {
 		t.loop.update(t.e)
 	}
 	if t.wqHead == len(t.wq) {
+		t.connLost = true
 		t.scheduleLost(nil)
 	}
 }
@@ -1050,6 +1077,7 @@ func (t *DatagramTransport) forceClose(err error) {
 		return
 	}
 	t.closing = true
+	t.connLost = true
 	t.gate = 1
 	t.wq, t.wqHead, t.wsize = nil, 0, 0
 	t.scheduleLost(err)

@@ -444,3 +444,40 @@ def test_write_buffer_size_counts_what_asyncio_counts(loop, request):
     assert 0 < got < n
     assert buffered == (n - got) * (size + _HEADER)
     assert paused_at is not None and paused_at > 3000
+
+
+@pytest.mark.parametrize("connected", [False, True])
+def test_sendto_after_close_before_the_socket_closes_is_sent(loop, connected):
+    """close() closes the socket later (with connection_lost, a callback it
+    schedules). As asyncio's, an endpoint without a remote address still
+    sends until then, in order behind what it sent before; a connected one
+    counts a send after close() as lost (asyncio's _conn_lost)."""
+
+    async def main():
+        rx, prx = await loop.create_datagram_endpoint(lambda: Collector(loop, 1 if connected else 2),
+                                                      local_addr=("127.0.0.1", 0))
+        addr = rx.get_extra_info("sockname")
+        if connected:
+            tx, ptx = await loop.create_datagram_endpoint(lambda: Collector(loop),
+                                                          remote_addr=addr)
+            dest = None
+        else:
+            tx, ptx = await loop.create_datagram_endpoint(lambda: Collector(loop),
+                                                          local_addr=("127.0.0.1", 0))
+            dest = addr
+        sender = tx.get_extra_info("sockname")
+        tx.sendto(b"before", dest)
+        tx.close()
+        assert tx.is_closing()
+        tx.sendto(b"after close", dest)
+        assert await asyncio.wait_for(ptx.lost, 10) is None
+        await asyncio.wait_for(prx.done, 10)
+        await asyncio.sleep(0.05)
+        if connected:
+            assert prx.got == [(b"before", sender)]
+        else:
+            assert prx.got == [(b"before", sender), (b"after close", sender)]
+        assert ptx.errors == []
+        rx.close()
+
+    loop.run_until_complete(main())

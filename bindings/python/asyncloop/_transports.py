@@ -1333,11 +1333,15 @@ class DatagramTransport(asyncio.DatagramTransport, asyncio.Transport):
             if self._address and addr not in (None, self._address):
                 raise ValueError(f"Invalid address: must be None or {self._address}")
             addr = None
-        if self._closing:
-            if self._address:
-                if self._conn_lost >= _LOG_THRESHOLD_FOR_CONNLOST_WRITES:
-                    logger.warning("socket.send() raised exception.")
-                self._conn_lost += 1
+        if self._closing and (self._address or self._closed or self._handle is None):
+            # asyncio's rule: after close() or abort() the socket still
+            # sends until connection_lost, for an endpoint without a remote
+            # address (the library takes those sends); a connected one
+            # counts the send as lost, as does any endpoint after
+            # connection_lost (warned about from the fifth on).
+            if self._conn_lost >= _LOG_THRESHOLD_FOR_CONNLOST_WRITES:
+                logger.warning("socket.send() raised exception.")
+            self._conn_lost += 1
             return
         seam = self._seam
         if seam.wcap:
