@@ -1353,7 +1353,12 @@ int aloop_future_result_datagram(aloop_future_t *future,
  * address. Never blocks: when the socket would block, the datagram is
  * buffered and sent in order later. Send errors go to error_received (asyncio);
  * returns ALOOP_EINVAL for a bad address (or one other than the remote address
- * of an endpoint that has one), ALOOP_ECLOSED after close/abort. Inside
+ * of an endpoint that has one), ALOOP_ECLOSED once the endpoint is closed. As
+ * asyncio's: the socket closes with connection_lost; until then an endpoint
+ * without a remote address still sends after close/abort (a send the socket
+ * refuses then goes to error_received: nothing can be buffered any more),
+ * and a connected one takes no send after close/abort (ALOOP_ECLOSED) unless
+ * close found datagrams buffered (the sends made meanwhile follow them). Inside
  * datagram_received, a datagram to the sender it was given (the same host
  * string and port) on that endpoint is sent from C, without a call into the
  * library's Go, while nothing is buffered: the same result, cheaper. A
