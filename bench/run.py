@@ -287,7 +287,8 @@ class Setup:
         libs = ["-lssl", "-lcrypto"] if tls else []
         if not newer(exe, src):
             log("building the load client (gcc)")
-            err = sh(["gcc", "-O2", "-Wall", *flags, "-o", str(exe), str(src), *libs], "gcc echo_client")
+            err = sh(["gcc", "-O2", "-Wall", "-pthread", *flags, "-o", str(exe), str(src), *libs],
+                     "gcc echo_client")
             if err:
                 raise SystemExit(f"[bench] {err}")
         self.client = exe
