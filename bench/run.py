@@ -95,6 +95,9 @@ IDLE_SETTLED_S = 3.0  # idle_10k_rss_settled: seconds after the connections open
 PY_NET = {
     "tcp_echo_1k_c1": ("protocol", "echo", 1, 1024),
     "tcp_echo_1k_c10": ("protocol", "echo", 10, 1024),
+    # The same requests from a thread per connection with blocking sockets
+    # (echo_client's threads mode): the server sees them spread out.
+    "tcp_echo_1k_c10_threads": ("protocol", "threads", 10, 1024),
     "tcp_echo_1k_c100": ("protocol", "echo", 100, 1024),
     "tcp_echo_16k_c1": ("protocol", "echo", 1, 16 * 1024),
     "tcp_echo_16k_c10": ("protocol", "echo", 10, 16 * 1024),
@@ -112,7 +115,7 @@ PY_MICRO = ["call_soon", "call_soon_threadsafe", "call_later_cancel", "sleep0_ta
             "getaddrinfo_numeric", "spawn_true"]
 # The order of the report (the issue's order).
 PY_ORDER = ["call_soon", "call_soon_threadsafe", "call_later_cancel", "sleep0_tasks",
-            "tcp_echo_1k_c1", "tcp_echo_1k_c10", "tcp_echo_1k_c100", "tcp_echo_16k_c1",
+            "tcp_echo_1k_c1", "tcp_echo_1k_c10", "tcp_echo_1k_c10_threads", "tcp_echo_1k_c100", "tcp_echo_16k_c1",
             "tcp_echo_16k_c10", "tcp_echo_100k_c1", "tcp_echo_100k_c10", "streams_echo_1k_c10",
             "tls_echo_1k_c10", "tls_echo_64k_c10", "sock_echo_1k_c10", "udp_echo_1k",
             "bulk_64k", "http_hello_c50", "getaddrinfo_numeric", "spawn_true", "idle_10k_rss", "idle_10k_rss_settled"]
@@ -123,6 +126,7 @@ HOST_NET = {
 # The C suite also measures the engine where no binding hides it: large
 # messages, bulk transfer and memory per idle connection (issue 18).
 C_NET = {
+    "tcp_echo_1k_c10_threads": ("tcp", "threads", 10, 1024),
     "tcp_echo_100k_c10": ("tcp", "echo", 10, 100 * 1024),
     "bulk_64k": ("tcp", "bulk", 1, 64 * 1024),
 }
