@@ -1,9 +1,10 @@
 /*
  * echo_client - the load client of asyncloop's benchmarks (bench/run.py).
  *
- * One process, one thread, epoll. The same binary drives every echo server
- * of every implementation (Python loops, C, Node, Go), so that the client's
- * cost is the same for all of them. Loopback (127.0.0.0/8) only.
+ * One process, one thread, epoll (except the threads mode). The same binary
+ * drives every echo server of every implementation (Python loops, C, Node,
+ * Go), so that the client's cost is the same for all of them. Loopback
+ * (127.0.0.0/8) only.
  *
  *   echo_client MODE -p PORT [options]
  *
@@ -13,6 +14,16 @@
  *         Reports requests/s and the p50/p99 round-trip latency.
  *         With -t CAFILE the connections use TLS (OpenSSL, SNI "localhost",
  *         the server certificate verified against CAFILE).
+ *   threads  the echo workload the way a first load client is usually
+ *         written: one thread per connection (-c threads), each with its own
+ *         blocking socket, writing the whole request, reading until the
+ *         whole echo came back, and sending the next one. Each thread wakes
+ *         up for its own response, so the server sees the requests spread
+ *         out rather than in bursts. Same options and JSON line as echo
+ *         ("mode":"threads"; no TLS). At the end the sockets are shut down,
+ *         so no thread stays blocked in a read (and every read gives up
+ *         after 10 s, SO_RCVTIMEO); an error in any thread before the end
+ *         fails the run as in echo.
  *   http  as echo, with a fixed HTTP/1.1 keep-alive GET as the request and
  *         the fixed response of bench/servers/py_echo_server.py's http mode
  *         ("Hello, World!", Content-Length 13) checked byte for byte (-s is
@@ -37,6 +48,7 @@
  *   -W N         bulk: chunks in flight (default 4)
  *   -m N         stop after N measured requests (default: no bound)
  *   -t CAFILE    echo: TLS (only when built with -DWITH_TLS)
+ *   (threads takes -H -p -c -s -d -w -m, as echo)
  *
  * Output: one JSON object on stdout, e.g.
  *   {"mode":"echo","conns":10,"size":1024,"tls":false,"seconds":2.000,
@@ -46,7 +58,7 @@
  * Every echoed byte is checked against what was sent on a sample of the
  * requests (the first of each connection, then one in 16).
  *
- * Build: gcc -O2 -o echo_client echo_client.c [-DWITH_TLS -lssl -lcrypto]
+ * Build: gcc -O2 -pthread -o echo_client echo_client.c [-DWITH_TLS -lssl -lcrypto]
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -56,6 +68,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -355,6 +368,22 @@ static void echo_readable(conn_t *c) {
   }
 }
 
+/* echo, http, threads: the result line; t1 is when measuring stopped. */
+static void print_echo_result(uint64_t t1) {
+  double secs = (double)((t1 < t_end ? t1 : t_end) - t_warm_end) / 1e9;
+  if (secs <= 0)
+    secs = 1e-9;
+  qsort(samples, nsamples, sizeof *samples, cmp_u64);
+  printf("{\"mode\":\"%s\",\"conns\":%d,\"size\":%zu,\"tls\":%s,"
+         "\"seconds\":%.3f,\"requests\":%lld,\"req_per_s\":%.1f,"
+         "\"mb_per_s\":%.2f,\"p50_us\":%.1f,\"p99_us\":%.1f,\"lost\":0,"
+         "\"errors\":0}\n",
+         mode, opt_conns, opt_size, opt_cafile ? "true" : "false", secs, measured,
+         (double)measured / secs, (double)measured * (double)opt_size / secs / 1e6,
+         percentile_us(0.50), percentile_us(0.99));
+  fflush(stdout);
+}
+
 static void run_echo(void) {
 #ifdef WITH_TLS
   if (opt_cafile) {
@@ -399,19 +428,7 @@ static void run_echo(void) {
         echo_flush(c);
     }
   }
-  uint64_t t1 = now_ns();
-  double secs = (double)((t1 < t_end ? t1 : t_end) - t_warm_end) / 1e9;
-  if (secs <= 0)
-    secs = 1e-9;
-  qsort(samples, nsamples, sizeof *samples, cmp_u64);
-  printf("{\"mode\":\"%s\",\"conns\":%d,\"size\":%zu,\"tls\":%s,"
-         "\"seconds\":%.3f,\"requests\":%lld,\"req_per_s\":%.1f,"
-         "\"mb_per_s\":%.2f,\"p50_us\":%.1f,\"p99_us\":%.1f,\"lost\":0,"
-         "\"errors\":0}\n",
-         mode, opt_conns, opt_size, opt_cafile ? "true" : "false", secs, measured,
-         (double)measured / secs, (double)measured * (double)opt_size / secs / 1e6,
-         percentile_us(0.50), percentile_us(0.99));
-  fflush(stdout);
+  print_echo_result(now_ns());
   for (int i = 0; i < opt_conns; i++) {
 #ifdef WITH_TLS
     if (conns[i].ssl)
@@ -420,6 +437,166 @@ static void run_echo(void) {
     close(conns[i].fd);
   }
   free(conns);
+}
+
+/* ---- threads: a thread and a blocking socket per connection ---------------- */
+
+#define THR_RBUF_SIZE (64 * 1024)
+#define THR_STACK_SIZE (256 * 1024)
+
+typedef struct worker {
+  pthread_t tid;
+  int fd;
+  unsigned char *buf;
+  uint64_t *samples; /* this thread's latencies, merged at the end */
+  size_t nsamples, capsamples;
+  long long measured;
+} worker_t;
+
+static pthread_mutex_t thr_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t thr_cv; /* signalled when a thread ends the run early */
+static int thr_stop;          /* set (under thr_mu) when the run ends */
+static char thr_err[256];     /* the first error, if the run failed */
+static long long thr_count;   /* -m: measured requests of all threads */
+
+static int thr_stopped(void) { return __atomic_load_n(&thr_stop, __ATOMIC_SEQ_CST); }
+
+/* Ends the run from a thread: with an error (err != NULL), unless the run has
+ * already ended (then a failing read or write is the main thread's shutdown()
+ * of the sockets, not an error), or because -m was reached. */
+static void thr_end(const char *err) {
+  pthread_mutex_lock(&thr_mu);
+  if (!thr_stop) {
+    if (err)
+      snprintf(thr_err, sizeof thr_err, "%s", err);
+    __atomic_store_n(&thr_stop, 1, __ATOMIC_SEQ_CST);
+    pthread_cond_signal(&thr_cv);
+  }
+  pthread_mutex_unlock(&thr_mu);
+}
+
+static void *thr_fail(const char *fmt, ...) {
+  char msg[256];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  thr_end(msg);
+  return NULL;
+}
+
+static void *thr_main(void *arg) {
+  worker_t *w = arg;
+  for (unsigned long long nreq = 0; !thr_stopped(); nreq++) {
+    int verify = (nreq % VERIFY_EVERY) == 0;
+    uint64_t t0 = now_ns();
+    for (size_t sent = 0; sent < opt_size;) {
+      ssize_t r = write(w->fd, wbuf + sent, opt_size - sent);
+      if (r < 0 && errno == EINTR)
+        continue;
+      if (r < 0)
+        return thr_fail("write: %s", errno == EAGAIN ? "no progress within 10 s"
+                                                     : strerror(errno));
+      sent += (size_t)r;
+    }
+    for (size_t recvd = 0; recvd < expect_len;) {
+      ssize_t r = read(w->fd, w->buf, THR_RBUF_SIZE);
+      if (r < 0 && errno == EINTR)
+        continue;
+      if (r < 0)
+        return thr_fail("read: %s", errno == EAGAIN ? "no response within 10 s"
+                                                    : strerror(errno));
+      if (r == 0)
+        return thr_fail("the server closed the connection");
+      if (recvd + (size_t)r > expect_len)
+        return thr_fail("received %zu bytes more than the response",
+                        recvd + (size_t)r - expect_len);
+      if (verify && memcmp(w->buf, expect + recvd, (size_t)r) != 0)
+        return thr_fail("the response differs from what was expected (offset %zu)",
+                        recvd);
+      recvd += (size_t)r;
+    }
+    uint64_t t = now_ns();
+    if (t >= t_end)
+      break;
+    if (t < t_warm_end)
+      continue;
+    if (opt_max > 0) {
+      long long k = __atomic_add_fetch(&thr_count, 1, __ATOMIC_SEQ_CST);
+      if (k > opt_max)
+        break;
+      if (k == opt_max)
+        thr_end(NULL);
+    }
+    if (w->nsamples == w->capsamples) {
+      w->capsamples = w->capsamples ? w->capsamples * 2 : 16384;
+      uint64_t *p = realloc(w->samples, w->capsamples * sizeof *p);
+      if (!p)
+        return thr_fail("out of memory");
+      w->samples = p;
+    }
+    w->samples[w->nsamples++] = t - t0;
+    w->measured++;
+  }
+  return NULL;
+}
+
+static void run_threads(void) {
+  if (opt_cafile)
+    die("threads: no TLS (-t is for echo)");
+  worker_t *ws = calloc((size_t)opt_conns, sizeof *ws);
+  if (!ws)
+    die("out of memory");
+  /* Blocking sockets; connect_blocking's SO_RCVTIMEO/SO_SNDTIMEO (10 s)
+   * bound every read and write. */
+  for (int i = 0; i < opt_conns; i++) {
+    ws[i].fd = connect_blocking();
+    ws[i].buf = malloc(THR_RBUF_SIZE);
+    if (!ws[i].buf)
+      die("out of memory");
+  }
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&thr_cv, &ca);
+  pthread_condattr_destroy(&ca);
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setstacksize(&attr, THR_STACK_SIZE);
+  uint64_t t0 = now_ns();
+  t_warm_end = t0 + (uint64_t)(opt_warmup * 1e9);
+  t_end = t_warm_end + (uint64_t)(opt_duration * 1e9);
+  for (int i = 0; i < opt_conns; i++) {
+    int e = pthread_create(&ws[i].tid, &attr, thr_main, &ws[i]);
+    if (e)
+      die("pthread_create (thread %d): %s", i + 1, strerror(e));
+  }
+  pthread_attr_destroy(&attr);
+  /* Wait for the end of the run, or for a thread to end it (-m, an error). */
+  struct timespec until = {(time_t)(t_end / 1000000000ull), (long)(t_end % 1000000000ull)};
+  pthread_mutex_lock(&thr_mu);
+  while (!thr_stop && now_ns() < t_end)
+    pthread_cond_timedwait(&thr_cv, &thr_mu, &until);
+  __atomic_store_n(&thr_stop, 1, __ATOMIC_SEQ_CST);
+  pthread_mutex_unlock(&thr_mu);
+  uint64_t t1 = now_ns();
+  /* Wake the threads blocked in read or write: they see thr_stop and end. */
+  for (int i = 0; i < opt_conns; i++)
+    shutdown(ws[i].fd, SHUT_RDWR);
+  for (int i = 0; i < opt_conns; i++)
+    pthread_join(ws[i].tid, NULL);
+  if (thr_err[0])
+    die("%s", thr_err);
+  for (int i = 0; i < opt_conns; i++) {
+    for (size_t k = 0; k < ws[i].nsamples; k++)
+      record(ws[i].samples[k]);
+    measured += ws[i].measured;
+    free(ws[i].samples);
+    free(ws[i].buf);
+    close(ws[i].fd);
+  }
+  free(ws);
+  print_echo_result(t1);
 }
 
 /* ---- bulk ------------------------------------------------------------------ */
@@ -688,7 +865,7 @@ static void run_idle(void) {
 
 static void usage(void) {
   fprintf(stderr,
-          "usage: echo_client echo|bulk|udp|idle -p PORT [-H 127.0.0.1] [-c N] "
+          "usage: echo_client echo|threads|http|bulk|udp|idle -p PORT [-H 127.0.0.1] [-c N] "
           "[-s BYTES] [-d SECONDS] [-w SECONDS] [-W N] [-m N] [-t CAFILE]\n");
   exit(2);
 }
@@ -749,6 +926,8 @@ int main(int argc, char **argv) {
   }
   if (strcmp(mode, "echo") == 0 || strcmp(mode, "http") == 0)
     run_echo();
+  else if (strcmp(mode, "threads") == 0)
+    run_threads();
   else if (strcmp(mode, "bulk") == 0)
     run_bulk();
   else if (strcmp(mode, "udp") == 0)
