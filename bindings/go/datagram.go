@@ -266,7 +266,9 @@ func (t *DatagramTransport) Protocol() DatagramProtocol {
 // endpoint's remote address when addr is nil (asyncio's sendto). It never
 // blocks: when the socket would block the datagram is queued. Send errors
 // go to ErrorReceived; SendTo itself fails for a bad address or a closed
-// endpoint.
+// endpoint. As asyncio's: until ConnectionLost, an endpoint without a
+// remote address still sends after Close or Abort; a connected one fails
+// from Close on (unless Close found datagrams buffered).
 func (t *DatagramTransport) SendTo(data []byte, addr net.Addr) error {
 	if lib == nil || t == nil {
 		return ErrBadHandle
