@@ -369,11 +369,16 @@ static void echo_readable(conn_t *c) {
 }
 
 /* echo, http, threads: the result line; t1 is when measuring stopped. */
-static void print_echo_result(uint64_t t1) {
+/* The measured seconds (measuring stopped at t1, or at the end) and the
+ * latency samples sorted for percentile_us. */
+static double finish_measuring(uint64_t t1) {
   double secs = (double)((t1 < t_end ? t1 : t_end) - t_warm_end) / 1e9;
-  if (secs <= 0)
-    secs = 1e-9;
   qsort(samples, nsamples, sizeof *samples, cmp_u64);
+  return secs > 0 ? secs : 1e-9;
+}
+
+static void print_echo_result(uint64_t t1) {
+  double secs = finish_measuring(t1);
   printf("{\"mode\":\"%s\",\"conns\":%d,\"size\":%zu,\"tls\":%s,"
          "\"seconds\":%.3f,\"requests\":%lld,\"req_per_s\":%.1f,"
          "\"mb_per_s\":%.2f,\"p50_us\":%.1f,\"p99_us\":%.1f,\"lost\":0,"
@@ -760,11 +765,7 @@ static void run_udp(void) {
       next_check = t + UDP_RESEND_NS / 4;
     }
   }
-  uint64_t t1 = now_ns();
-  double secs = (double)((t1 < t_end ? t1 : t_end) - t_warm_end) / 1e9;
-  if (secs <= 0)
-    secs = 1e-9;
-  qsort(samples, nsamples, sizeof *samples, cmp_u64);
+  double secs = finish_measuring(now_ns());
   printf("{\"mode\":\"udp\",\"conns\":%d,\"size\":%zu,\"seconds\":%.3f,"
          "\"requests\":%lld,\"req_per_s\":%.1f,\"mb_per_s\":%.2f,"
          "\"p50_us\":%.1f,\"p99_us\":%.1f,\"lost\":%lld,\"errors\":0}\n",
