@@ -807,7 +807,7 @@ class Runner:
             srv.start()
             if srv.port is None:
                 return
-            time.sleep(0.05)
+            self.warm_servers(suite, {impl: srv}, (name, cmode, conns, size))
         args = self.client_args(name, cmode, srv.port, conns, size, self.duration, self.warmup)
         try:
             d = self.client(args, timeout=self.duration + self.warmup + 60)
