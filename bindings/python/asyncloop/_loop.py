@@ -94,7 +94,8 @@ _SOURCE_DEBUG = sys.version_info >= (3, 13)  # _format_callback_source(..., debu
 
 def _new_handle(callback: Any, args: Any, loop: Any, context: Any) -> Handle:
     """Handle(callback, args, loop, context) without the call of __init__
-    (a Python __init__ is not inlined by 3.11's interpreter: ~60 ns)."""
+    (a Python __init__ is not inlined by 3.11's interpreter: ~60 ns).
+    EventLoop.call_soon has this body inline: keep the two in step."""
     handle = _new_object(Handle)
     handle._context = _copy_context() if context is None else context
     handle._loop = loop
@@ -482,7 +483,9 @@ class EventLoop(asyncio.BaseEventLoop):
             return super().call_soon(callback, *args, context=context)
         if self._closed:
             raise RuntimeError("Event loop is closed")
-        # _new_handle, inline: a task pays this at each step.
+        # _new_handle's body, inline (keep the two in step): a task pays
+        # this at each step, and the call of _new_handle measured 4% of
+        # sleep0_tasks (250k against 241k tasks/s, py_micro, 5 runs).
         handle = _new_object(Handle)
         handle._context = _copy_context() if context is None else context
         handle._loop = self
